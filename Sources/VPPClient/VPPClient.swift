@@ -1,0 +1,1 @@
+// VPPClient: the module's code lands here.

@@ -1,0 +1,1 @@
+// VPPDaemon: the module's code lands here.

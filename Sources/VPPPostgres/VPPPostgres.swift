@@ -1,0 +1,1 @@
+// VPPPostgres: the module's code lands here.

@@ -1,0 +1,1 @@
+// VPPProto: the module's code lands here.

@@ -1,0 +1,1 @@
+#include "vpp/rpc/v1/rpc.pb-c.h"

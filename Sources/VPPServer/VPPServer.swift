@@ -1,0 +1,1 @@
+// VPPServer: the module's code lands here.

@@ -1,0 +1,1 @@
+// VPPServices: the module's code lands here.

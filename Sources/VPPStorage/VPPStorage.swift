@@ -1,0 +1,1 @@
+// VPPStorage: the module's code lands here.

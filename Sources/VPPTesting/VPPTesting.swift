@@ -1,0 +1,1 @@
+// VPPTesting: the module's code lands here.

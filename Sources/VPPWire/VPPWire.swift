@@ -1,0 +1,1 @@
+// VPPWire: the module's code lands here.
