@@ -78,6 +78,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -93,6 +94,7 @@ let package = Package(
                 "VPPProto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -162,14 +164,19 @@ let package = Package(
                 "VPPServer",
                 "VPPServices",
                 "VPPClient",
+                "VPPWire",
+                "VPPProto",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VPPProtoTests", dependencies: ["VPPProto"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VPPWireTests",
-            dependencies: ["VPPWire", "VPPProto", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["VPPWire", "VPPProto", "VPPTesting", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, checks the generated protobuf code is fresh, builds, and runs the
+# Swift test suite. The tests start their own throwaway PostgreSQL cluster (as the unprivileged `postgres` user
+# when run as root) on a free port; set VPP_TEST_DATABASE_URL to use an existing server instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash Deploy/lib/install-deps.sh
+
+echo "==> Checking that the generated protobuf code matches Protos/"
+bash Scripts/generate-protos.sh --check
+
+echo "==> Building"
+swift build --build-tests "$@"
+
+echo "==> Testing"
+swift test --skip-build "$@"

@@ -1,0 +1,279 @@
+import NIOCore
+import NIOPosix
+import VPPProto
+import VPPWire
+
+/// One authenticated connection: many calls in flight, answered in any order, matched by call id.
+final class ClientConnection: Sendable {
+    let channel: any Channel
+    let welcome: RpcV1.Welcome
+    private let handler: NIOLoopBound<ClientConnectionHandler>
+
+    private init(channel: any Channel, welcome: RpcV1.Welcome, handler: NIOLoopBound<ClientConnectionHandler>) {
+        self.channel = channel
+        self.welcome = welcome
+        self.handler = handler
+    }
+
+    /// Connects, sends the Hello, and waits for the Welcome (or the GoAway that refuses the key).
+    static func connect(_ configuration: ClientConfiguration) async throws -> ClientConnection {
+        let group = configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+        let maxFrameBytes = configuration.maxFrameBytes
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrameBytes))
+                        )
+                        try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler())
+                    }
+                }
+                .connect(host: configuration.host, port: configuration.port)
+                .get()
+        } catch {
+            throw RPCError.unavailable(
+                "Cannot connect to \(configuration.host):\(configuration.port): \(error). Is the server running there?"
+            )
+        }
+        var hello = RpcV1.Hello()
+        hello.apiKey = configuration.apiKey
+        hello.clientName = configuration.clientName
+        hello.protocolVersion = ServerConnectionStateMachine.protocolVersion
+        var frame = RpcV1.ClientFrame()
+        frame.kind = .hello(hello)
+        let welcomeFuture = channel.eventLoop.flatSubmit { () -> EventLoopFuture<RpcV1.Welcome> in
+            let handler = try! channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
+            return handler.sendHello(frame, channel: channel)
+        }
+        let welcome: RpcV1.Welcome
+        do {
+            welcome = try await welcomeFuture.get()
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        let handler = try await channel.eventLoop.submit {
+            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self), eventLoop: channel.eventLoop)
+        }.get()
+        return ClientConnection(channel: channel, welcome: welcome, handler: handler)
+    }
+
+    /// Whether new calls may go on this connection (not closed, no GoAway received).
+    var isUsable: Bool {
+        get async {
+            let handler = self.handler
+            return (try? await self.channel.eventLoop.submit { handler.value.isUsable }.get()) ?? false
+        }
+    }
+
+    /// Sends a call and returns a stream of its response messages; the stream ends with the call's final status
+    /// (finishing normally for OK, throwing `RPCError` otherwise).
+    func start(
+        method: String,
+        request: [UInt8],
+        timeout: Duration?,
+        metadata: [String: String]
+    ) -> (callID: EventLoopFuture<UInt64>, responses: AsyncThrowingStream<[UInt8], any Error>) {
+        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        let handler = self.handler
+        let callID = self.channel.eventLoop.submit {
+            handler.value.startCall(method: method, request: request, timeout: timeout, metadata: metadata, continuation: continuation)
+        }
+        return (callID, stream)
+    }
+
+    func cancel(callID: UInt64) {
+        let handler = self.handler
+        self.channel.eventLoop.execute {
+            handler.value.cancelCall(callID)
+        }
+    }
+
+    func ping(nonce: UInt64) async throws {
+        let handler = self.handler
+        try await self.channel.eventLoop.flatSubmit {
+            handler.value.ping(nonce: nonce)
+        }.get()
+    }
+
+    func close() async {
+        try? await self.channel.close()
+    }
+}
+
+/// The client side of the protocol on the event loop.
+final class ClientConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var context: ChannelHandlerContext?
+    private var welcomePromise: EventLoopPromise<RpcV1.Welcome>?
+    private var calls: [UInt64: AsyncThrowingStream<[UInt8], any Error>.Continuation] = [:]
+    private var pings: [UInt64: EventLoopPromise<Void>] = [:]
+    private var nextCallID: UInt64 = 1
+    private var goAwayReceived = false
+    private var closed = false
+
+    var isUsable: Bool { !self.closed && !self.goAwayReceived }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func sendHello(_ frame: RpcV1.ClientFrame, channel: any Channel) -> EventLoopFuture<RpcV1.Welcome> {
+        let promise = channel.eventLoop.makePromise(of: RpcV1.Welcome.self)
+        self.welcomePromise = promise
+        self.send(frame)
+        return promise.futureResult
+    }
+
+    func startCall(
+        method: String,
+        request: [UInt8],
+        timeout: Duration?,
+        metadata: [String: String],
+        continuation: AsyncThrowingStream<[UInt8], any Error>.Continuation
+    ) -> UInt64 {
+        let callID = self.nextCallID
+        self.nextCallID += 1
+        guard self.isUsable else {
+            continuation.finish(throwing: RPCError.unavailable("The connection is closed; reconnect and retry."))
+            return callID
+        }
+        var call = RpcV1.Call()
+        call.callId = callID
+        call.method = method
+        call.request = request
+        if let timeout {
+            let (seconds, attoseconds) = timeout.components
+            call.timeoutMs = UInt64(max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
+        }
+        call.metadata = metadata.sorted { $0.key < $1.key }.map { key, value in
+            var entry = RpcV1.KeyValue()
+            entry.key = key
+            entry.value = value
+            return entry
+        }
+        var frame = RpcV1.ClientFrame()
+        frame.kind = .call(call)
+        self.calls[callID] = continuation
+        if !self.send(frame) {
+            self.calls.removeValue(forKey: callID)
+            continuation.finish(throwing: RPCError.resourceExhausted("The request is larger than the frame limit."))
+        }
+        return callID
+    }
+
+    func cancelCall(_ callID: UInt64) {
+        guard let continuation = self.calls.removeValue(forKey: callID) else { return }
+        continuation.finish(throwing: CancellationError())
+        var cancel = RpcV1.Cancel()
+        cancel.callId = callID
+        var frame = RpcV1.ClientFrame()
+        frame.kind = .cancel(cancel)
+        self.send(frame)
+    }
+
+    func ping(nonce: UInt64) -> EventLoopFuture<Void> {
+        guard let context = self.context, self.isUsable else {
+            return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(RPCError.unavailable("The connection is closed."))
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        self.pings[nonce] = promise
+        var ping = RpcV1.Ping()
+        ping.nonce = nonce
+        var frame = RpcV1.ClientFrame()
+        frame.kind = .ping(ping)
+        self.send(frame)
+        return promise.futureResult
+    }
+
+    @discardableResult
+    private func send(_ frame: RpcV1.ClientFrame) -> Bool {
+        guard let context = self.context else { return false }
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        do {
+            try buffer.writeFrame(frame)
+        } catch {
+            return false
+        }
+        context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)
+        return true
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame: RpcV1.ServerFrame
+        do {
+            frame = try RpcV1.ServerFrame(buffer: self.unwrapInboundIn(data))
+        } catch {
+            self.failAll(RPCError.internalError("The server sent a frame that is not a ServerFrame: \(error)."))
+            context.close(promise: nil)
+            return
+        }
+        switch frame.kind {
+        case .welcome(let welcome):
+            self.welcomePromise?.succeed(welcome)
+            self.welcomePromise = nil
+        case .reply(let reply):
+            guard let continuation = self.calls[reply.callId] else { return }
+            if let message = reply.message {
+                continuation.yield(message.data)
+            }
+            if let status = reply.status {
+                self.calls.removeValue(forKey: reply.callId)
+                if status.code == .ok {
+                    continuation.finish()
+                } else {
+                    continuation.finish(throwing: RPCError(status: status))
+                }
+            }
+        case .pong(let pong):
+            self.pings.removeValue(forKey: pong.nonce)?.succeed(())
+        case .goAway(let goAway):
+            self.goAwayReceived = true
+            let status = goAway.status ?? RpcV1.Status(code: .unavailable, message: "The server closed the connection.")
+            if status.code != .unavailable || self.welcomePromise != nil {
+                // Not a drain: the connection is over, and so is every call on it.
+                self.failAll(RPCError(status: status))
+            } else {
+                // Draining: calls above last_call_id were not accepted and may be retried elsewhere.
+                for (callID, continuation) in self.calls where callID > goAway.lastCallId {
+                    self.calls.removeValue(forKey: callID)
+                    continuation.finish(throwing: RPCError(status: status))
+                }
+            }
+        case .none:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.closed = true
+        self.failAll(RPCError.unavailable("The connection to the server was closed."))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.failAll(RPCError.unavailable("The connection failed: \(error)."))
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: RPCError) {
+        self.welcomePromise?.fail(error)
+        self.welcomePromise = nil
+        let calls = self.calls
+        self.calls.removeAll()
+        for continuation in calls.values {
+            continuation.finish(throwing: error)
+        }
+        let pings = self.pings
+        self.pings.removeAll()
+        for promise in pings.values {
+            promise.fail(error)
+        }
+    }
+}

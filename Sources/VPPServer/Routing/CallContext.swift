@@ -1,0 +1,47 @@
+public import Logging
+public import NIOCore
+import VPPWire
+
+/// What a handler knows about the call it serves.
+public struct CallContext: Sendable {
+    /// The client-chosen call id, unique among the connection's calls in flight.
+    public let callID: UInt64
+    /// The full method name, e.g. "/vpp.v1.SystemService/Ping".
+    public let method: String
+    public let principal: Principal
+    /// When the call must be over; the server cancels the handler's task then and answers DEADLINE_EXCEEDED.
+    public let deadline: NIODeadline?
+    /// The call's metadata; keys are lower-case.
+    public let metadata: [String: String]
+    /// A logger with the call's metadata (call id, method, principal, tenant).
+    public let logger: Logger
+    /// The client's address, for logs.
+    public let remoteAddress: String
+
+    public init(
+        callID: UInt64,
+        method: String,
+        principal: Principal,
+        deadline: NIODeadline?,
+        metadata: [String: String],
+        logger: Logger,
+        remoteAddress: String
+    ) {
+        self.callID = callID
+        self.method = method
+        self.principal = principal
+        self.deadline = deadline
+        self.metadata = metadata
+        self.logger = logger
+        self.remoteAddress = remoteAddress
+    }
+
+    /// The tenant a tenant principal acts in; PERMISSION_DENIED for an operator key. Routes registered with
+    /// `.tenant` only ever see tenant principals, so this throws only when a route was registered wrongly.
+    public func requireTenantID() throws -> String {
+        guard self.principal.kind == .tenant, let tenantID = self.principal.tenantID else {
+            throw RPCError.permissionDenied("This call needs a tenant API key.")
+        }
+        return tenantID
+    }
+}

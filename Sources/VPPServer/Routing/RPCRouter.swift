@@ -1,0 +1,115 @@
+public import VPPProto
+public import VPPWire
+
+/// Which principals may call a method.
+public enum PrincipalRequirement: Sendable, Hashable {
+    /// Any authenticated principal (SystemService).
+    case any
+    /// Operator keys only (OperatorService).
+    case `operator`
+    /// Tenant keys only (every tenant-facing service).
+    case tenant
+}
+
+/// The server's dispatch table: one entry per implemented method, found by the full method name.
+///
+/// Methods declared in `Protos/` but not registered answer UNIMPLEMENTED with a message saying so; names that are not
+/// declared at all answer UNIMPLEMENTED as unknown methods.
+public struct RPCRouter: Sendable {
+    /// A registered method, type-erased to bytes in and bytes out.
+    public struct Route: Sendable {
+        public let path: String
+        public let requirement: PrincipalRequirement
+        public let isServerStreaming: Bool
+        /// Runs the method: decodes the request (INVALID_ARGUMENT when it does not decode), calls the handler, and
+        /// returns the encoded response (nil for a streaming method, whose messages went through `stream`).
+        let invoke: @Sendable (_ request: [UInt8], _ context: CallContext, _ stream: StreamSink) async throws -> [UInt8]?
+    }
+
+    /// Writes one encoded stream message of a call.
+    public typealias StreamSink = @Sendable ([UInt8]) async throws -> Void
+
+    private var routes: [String: Route] = [:]
+    private let declared: Set<String>
+
+    public init(declaredMethods: [ProtoMethodInfo] = ProtoRegistry.allMethods) {
+        self.declared = Set(declaredMethods.map(\.path))
+    }
+
+    /// Registers a unary method.
+    public mutating func register<Method: ProtoMethod>(
+        _ method: Method.Type,
+        requires requirement: PrincipalRequirement,
+        _ handler: @escaping @Sendable (Method.Request, CallContext) async throws -> Method.Response
+    ) {
+        precondition(!Method.isServerStreaming, "\(Method.path) is server-streaming; use registerStream")
+        self.add(
+            Route(path: Method.path, requirement: requirement, isServerStreaming: false) { bytes, context, _ in
+                let request = try Self.decode(Method.Request.self, bytes, method: Method.path)
+                return try await handler(request, context).serializedBytes()
+            }
+        )
+    }
+
+    /// Registers a server-streaming method.
+    public mutating func registerStream<Method: ProtoMethod>(
+        _ method: Method.Type,
+        requires requirement: PrincipalRequirement,
+        _ handler: @escaping @Sendable (Method.Request, CallContext, ResponseStream<Method.Response>) async throws -> Void
+    ) {
+        precondition(Method.isServerStreaming, "\(Method.path) is unary; use register")
+        self.add(
+            Route(path: Method.path, requirement: requirement, isServerStreaming: true) { bytes, context, sink in
+                let request = try Self.decode(Method.Request.self, bytes, method: Method.path)
+                try await handler(request, context, ResponseStream(sendBytes: sink))
+                return nil
+            }
+        )
+    }
+
+    private mutating func add(_ route: Route) {
+        precondition(self.routes[route.path] == nil, "\(route.path) registered twice")
+        self.routes[route.path] = route
+    }
+
+    /// The route for a method name, or the error to answer with.
+    public func route(for path: String) -> Result<Route, RPCError> {
+        if let route = self.routes[path] {
+            return .success(route)
+        }
+        if self.declared.contains(path) {
+            return .failure(.unimplemented("\(path) is part of the API but not implemented by this server version yet."))
+        }
+        return .failure(.unimplemented("Unknown method \"\(path.prefix(200))\"; method names look like /vpp.v1.SystemService/Ping."))
+    }
+
+    public var registeredPaths: [String] { self.routes.keys.sorted() }
+
+    private static func decode<Message: ProtoMessage>(
+        _ type: Message.Type,
+        _ bytes: [UInt8],
+        method: String
+    ) throws -> Message {
+        do {
+            return try Message(serializedBytes: bytes)
+        } catch {
+            throw RPCError.invalidArgument(
+                "The request does not decode as \(Message.protoMessageName) (\(method)): \(error)."
+            )
+        }
+    }
+
+    /// Checks that a principal may call a route.
+    public static func authorize(_ principal: Principal, for route: Route) throws(RPCError) {
+        switch (route.requirement, principal.kind) {
+        case (.any, _), (.operator, .operator), (.tenant, .tenant):
+            return
+        case (.operator, .tenant):
+            throw .permissionDenied("\(route.path) needs an operator API key; this connection uses a tenant key.")
+        case (.tenant, .operator):
+            throw .permissionDenied(
+                "\(route.path) acts inside one tenant and needs that tenant's API key; this connection uses an operator key."
+            )
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// VPPServer: the module's code lands here.

@@ -1,1 +1,0 @@
-// VPPWire: the module's code lands here.

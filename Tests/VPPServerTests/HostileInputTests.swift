@@ -1,0 +1,162 @@
+import NIOCore
+import Testing
+import VPPClient
+import VPPProto
+import VPPServer
+import VPPTesting
+import VPPWire
+
+@Suite("Hostile input on the RPC port")
+struct HostileInputTests {
+    private func goAwayCode(_ frames: [RpcV1.ServerFrame]) -> RpcV1.StatusCode? {
+        guard case .goAway(let goAway) = frames.last?.kind else { return nil }
+        return goAway.status?.code
+    }
+
+    private func authenticatedRaw(_ server: TestServer) async throws -> RawConnection {
+        let raw = try await RawConnection.connect(port: server.port)
+        try await raw.hello(apiKey: TestServer.tenantKey)
+        guard case .frame(let frame) = await raw.next(), case .welcome = frame.kind else {
+            Issue.record("expected a Welcome")
+            return raw
+        }
+        return raw
+    }
+
+    private func serverStillServes(_ server: TestServer) async throws {
+        let pong = try await server.client().call(VppV1.SystemService.Ping.self, VppV1.PingRequest("alive"))
+        #expect(pong.payload == Array("alive".utf8))
+    }
+
+    @Test("an oversized length prefix is refused at once with a GoAway, before any body is sent")
+    func oversizedFrame() async throws {
+        let server = try await TestServer.start { $0.maxFrameBytes = 64 * 1024 }
+        let raw = try await self.authenticatedRaw(server)
+        // Announce 1 GiB and send nothing more: the server must not wait for (or allocate) the body.
+        try await raw.send(bytes: [0x40, 0, 0, 0])
+        let frames = await raw.framesUntilClosed()
+        #expect(self.goAwayCode(frames) == .invalidArgument)
+        try await self.serverStillServes(server)
+        await server.stop()
+    }
+
+    @Test("a request of exactly the maximum frame size is served")
+    func maximumSizeFrame() async throws {
+        let limit = 64 * 1024
+        let server = try await TestServer.start { $0.maxFrameBytes = limit }
+        let raw = try await self.authenticatedRaw(server)
+        // Build a Call whose whole ClientFrame is exactly `limit` bytes by sizing the payload.
+        func frame(payloadSize: Int) -> RpcV1.ClientFrame {
+            var request = VppV1.PingRequest()
+            request.payload = [UInt8](repeating: 0x61, count: payloadSize)
+            var call = RpcV1.Call()
+            call.callId = 1
+            call.method = VppV1.SystemService.Ping.path
+            call.request = request.serializedBytes()
+            var frame = RpcV1.ClientFrame()
+            frame.kind = .call(call)
+            return frame
+        }
+        var size = limit - 100
+        while frame(payloadSize: size).serializedBytes().count < limit { size += 1 }
+        let exact = frame(payloadSize: size)
+        #expect(exact.serializedBytes().count == limit)
+        try await raw.send(exact)
+        guard case .frame(let answer) = await raw.next(), case .reply(let reply) = answer.kind else {
+            Issue.record("expected a reply")
+            return
+        }
+        // The echo does not fit in a frame of the limit: the answer says so instead of breaking the connection.
+        #expect(reply.status?.code == .resourceExhausted)
+        await raw.close()
+        await server.stop()
+    }
+
+    @Test("garbage bytes close only that connection; the server keeps serving")
+    func garbage() async throws {
+        let server = try await TestServer.start()
+        var generator = SplitMix64(seed: 7)
+        for round in 0..<20 {
+            let raw = try await (round % 2 == 0 ? self.authenticatedRaw(server) : RawConnection.connect(port: server.port))
+            let count = 5 + Int(generator.next() % 200)
+            let body = (0..<count).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            // A well-formed length prefix around garbage, so the body reaches the protobuf decoder.
+            var bytes: [UInt8] = [0, 0, UInt8(count >> 8), UInt8(count & 0xFF)]
+            bytes += body
+            try await raw.send(bytes: bytes)
+            _ = await raw.framesUntilClosed()
+        }
+        try await self.serverStillServes(server)
+        await server.stop()
+    }
+
+    @Test("a zero-length frame is a frame with no kind: GoAway INVALID_ARGUMENT")
+    func zeroLengthFrame() async throws {
+        let server = try await TestServer.start()
+        let raw = try await self.authenticatedRaw(server)
+        try await raw.send(bytes: [0, 0, 0, 0])
+        #expect(self.goAwayCode(await raw.framesUntilClosed()) == .invalidArgument)
+        await server.stop()
+    }
+
+    @Test("a client that disconnects inside a frame leaves the server unharmed")
+    func truncatedFrame() async throws {
+        let server = try await TestServer.start()
+        let raw = try await self.authenticatedRaw(server)
+        try await raw.send(bytes: [0, 0, 1, 0, 1, 2, 3])
+        await raw.close()
+        try await self.serverStillServes(server)
+        #expect(await eventually { server.server.metrics.openConnectionCount == 0 })
+        await server.stop()
+    }
+
+    @Test("a silent client is closed after the authentication timeout")
+    func authenticationTimeout() async throws {
+        let server = try await TestServer.start { $0.authenticationTimeout = .milliseconds(200) }
+        let raw = try await RawConnection.connect(port: server.port)
+        #expect(self.goAwayCode(await raw.framesUntilClosed()) == .unauthenticated)
+        await server.stop()
+    }
+
+    @Test("a client that stops halfway through a frame is closed after the idle timeout")
+    func slowClient() async throws {
+        let server = try await TestServer.start { $0.idleTimeout = .milliseconds(300) }
+        let raw = try await self.authenticatedRaw(server)
+        try await raw.send(bytes: [0, 0, 0, 50, 1])
+        #expect(self.goAwayCode(await raw.framesUntilClosed()) == .unavailable)
+        await server.stop()
+    }
+
+    @Test("connections beyond the limit are refused with RESOURCE_EXHAUSTED")
+    func connectionLimit() async throws {
+        let server = try await TestServer.start { $0.maxConnections = 2 }
+        let first = try await self.authenticatedRaw(server)
+        let second = try await self.authenticatedRaw(server)
+        let third = try await RawConnection.connect(port: server.port)
+        #expect(self.goAwayCode(await third.framesUntilClosed()) == .resourceExhausted)
+        await first.close()
+        await second.close()
+        await server.stop()
+    }
+
+    @Test("call id 0 and a duplicate call id in flight close the connection")
+    func badCallIDs() async throws {
+        let server = try await TestServer.start()
+        for ids: [UInt64] in [[0], [9, 9]] {
+            let raw = try await self.authenticatedRaw(server)
+            for id in ids {
+                var request = VppV1.PingRequest("sleep:1000")
+                request.payload = Array("sleep:1000".utf8)
+                var call = RpcV1.Call()
+                call.callId = id
+                call.method = VppV1.SystemService.Ping.path
+                call.request = request.serializedBytes()
+                var frame = RpcV1.ClientFrame()
+                frame.kind = .call(call)
+                try await raw.send(frame)
+            }
+            #expect(self.goAwayCode(await raw.framesUntilClosed()) == .invalidArgument)
+        }
+        await server.stop()
+    }
+}
