@@ -236,16 +236,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         case .goAway(let goAway):
             self.goAwayReceived = true
             let status = goAway.status ?? RpcV1.Status(code: .unavailable, message: "The server closed the connection.")
-            if status.code != .unavailable || self.welcomePromise != nil {
+            if status.details.first?.reason != GoAwayReason.draining.rawValue || self.welcomePromise != nil {
                 // Not a drain: the connection is over, and so is every call on it.
                 self.failAll(RPCError(status: status))
-            } else {
-                // Draining: calls above last_call_id were not accepted and may be retried elsewhere.
-                for (callID, continuation) in self.calls where callID > goAway.lastCallId {
-                    self.calls.removeValue(forKey: callID)
-                    continuation.finish(throwing: RPCError(status: status))
-                }
             }
+            // Draining: every call already sent is still answered (possibly with UNAVAILABLE); new calls go to a new
+            // connection, since this one is no longer usable.
         case .none:
             break
         }

@@ -77,7 +77,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.closeWithError(
                 RpcV1.Status(
                     code: .resourceExhausted,
-                    message: "The server has reached its connection limit (\(self.environment.configuration.maxConnections)); retry later."
+                    message: "The server has reached its connection limit (\(self.environment.configuration.maxConnections)); retry later.",
+                    reason: GoAwayReason.connectionLimit.rawValue
                 ),
                 reason: "connection_limit"
             )

@@ -1,5 +1,21 @@
 public import VPPProto
 
+/// The machine-readable reason (`ErrorDetail.reason`) of every status that ends a connection.
+public enum GoAwayReason: String, Sendable, CaseIterable {
+    /// Graceful shutdown: calls already sent are answered, then the server closes.
+    case draining = "DRAINING"
+    case idleTimeout = "IDLE_TIMEOUT"
+    case authenticationTimeout = "AUTHENTICATION_TIMEOUT"
+    case authenticationFailed = "AUTHENTICATION_FAILED"
+    case keyRevoked = "KEY_REVOKED"
+    case unsupportedVersion = "UNSUPPORTED_PROTOCOL_VERSION"
+    /// A frame that breaks the protocol's rules (wrong order, bad call id, no kind).
+    case protocolError = "PROTOCOL_ERROR"
+    /// Bytes that are not a ClientFrame, or a frame over the size limit.
+    case malformedFrame = "MALFORMED_FRAME"
+    case connectionLimit = "CONNECTION_LIMIT"
+}
+
 /// The server side of one connection's protocol, without I/O: authentication first, then many calls in flight,
 /// then draining and closing.
 ///
@@ -80,18 +96,19 @@ public struct ServerConnectionStateMachine: Sendable {
             return .none
         case .awaitingHello:
             guard case .hello(let hello) = frame.kind else {
-                return self.fail(.unauthenticated, "The first frame on a connection must be a Hello with an API key.")
+                return self.fail(.unauthenticated, .protocolError, "The first frame on a connection must be a Hello with an API key.")
             }
             guard hello.protocolVersion == 0 || hello.protocolVersion == Self.protocolVersion else {
                 return self.fail(
                     .failedPrecondition,
+                    .unsupportedVersion,
                     "Protocol version \(hello.protocolVersion) is not supported; this server speaks version \(Self.protocolVersion)."
                 )
             }
             self.state = .authenticating
             return .authenticate(hello)
         case .authenticating:
-            return self.fail(.failedPrecondition, "Wait for the Welcome frame before sending anything after the Hello.")
+            return self.fail(.failedPrecondition, .protocolError, "Wait for the Welcome frame before sending anything after the Hello.")
         case .active, .draining:
             return self.frameReceivedWhileAuthenticated(frame)
         }
@@ -100,9 +117,9 @@ public struct ServerConnectionStateMachine: Sendable {
     private mutating func frameReceivedWhileAuthenticated(_ frame: RpcV1.ClientFrame) -> FrameAction {
         switch frame.kind {
         case .none:
-            return self.fail(.invalidArgument, "A ClientFrame must carry a hello, call, cancel or ping.")
+            return self.fail(.invalidArgument, .protocolError, "A ClientFrame must carry a hello, call, cancel or ping.")
         case .hello:
-            return self.fail(.invalidArgument, "Hello may only be the first frame of a connection.")
+            return self.fail(.invalidArgument, .protocolError, "Hello may only be the first frame of a connection.")
         case .ping(let ping):
             var pong = RpcV1.Pong()
             pong.nonce = ping.nonce
@@ -113,17 +130,21 @@ public struct ServerConnectionStateMachine: Sendable {
             return self.callsInFlight.contains(cancel.callId) ? .cancelCall(callID: cancel.callId) : .none
         case .call(let call):
             guard call.callId != 0 else {
-                return self.fail(.invalidArgument, "Call id 0 is reserved; number calls from 1.")
+                return self.fail(.invalidArgument, .protocolError, "Call id 0 is reserved; number calls from 1.")
             }
             guard !self.callsInFlight.contains(call.callId) else {
-                return self.fail(.invalidArgument, "Call id \(call.callId) is already in flight on this connection.")
+                return self.fail(.invalidArgument, .protocolError, "Call id \(call.callId) is already in flight on this connection.")
             }
             guard self.state == .active else {
                 return .send(
                     Self.finalReply(
                         callID: call.callId,
-                        .unavailable,
-                        "The server is shutting down and accepts no new calls; retry on a new connection."
+                        status: RpcV1.Status(
+                            code: .unavailable,
+                            message: "The server is shutting down and accepts no new calls; retry on a new connection.",
+                            reason: GoAwayReason.draining.rawValue
+                        ),
+                        message: nil
                     )
                 )
             }
@@ -145,7 +166,7 @@ public struct ServerConnectionStateMachine: Sendable {
     /// A frame's bytes were not a ClientFrame: the stream cannot be trusted any more.
     public mutating func undecodableFrame(_ reason: String) -> FrameAction {
         guard self.state != .closed else { return .none }
-        return self.fail(.invalidArgument, "Malformed frame: \(reason). Closing the connection.")
+        return self.fail(.invalidArgument, .malformedFrame, "Malformed frame: \(reason). Closing the connection.")
     }
 
     // MARK: Authentication
@@ -160,13 +181,19 @@ public struct ServerConnectionStateMachine: Sendable {
     public mutating func authenticationFailed(_ status: RpcV1.Status) -> FrameAction {
         guard self.state == .authenticating else { return .none }
         self.state = .closed
+        var status = status
+        if status.details.isEmpty {
+            var detail = RpcV1.ErrorDetail()
+            detail.reason = GoAwayReason.authenticationFailed.rawValue
+            status.details = [detail]
+        }
         return .closeWithError(status)
     }
 
     /// The connection's key was revoked or its tenant deleted: close at once.
     public mutating func principalRevoked(_ message: String) -> FrameAction {
         guard self.state != .closed else { return .none }
-        return self.fail(.unauthenticated, message)
+        return self.fail(.unauthenticated, .keyRevoked, message)
     }
 
     // MARK: Calls
@@ -204,7 +231,11 @@ public struct ServerConnectionStateMachine: Sendable {
             return .close
         case .active:
             var goAway = RpcV1.GoAway()
-            goAway.status = RpcV1.Status(code: .unavailable, message: "The server is shutting down; reconnect for new calls.")
+            goAway.status = RpcV1.Status(
+                code: .unavailable,
+                message: "The server is shutting down; calls already sent are answered; reconnect for new calls.",
+                reason: GoAwayReason.draining.rawValue
+            )
             goAway.lastCallId = self.lastAcceptedCallID
             if self.callsInFlight.isEmpty {
                 self.state = .closed
@@ -220,13 +251,13 @@ public struct ServerConnectionStateMachine: Sendable {
     /// The authentication timeout fired.
     public mutating func authenticationTimedOut() -> FrameAction {
         guard self.state == .awaitingHello || self.state == .authenticating else { return .none }
-        return self.fail(.unauthenticated, "No Hello with an API key arrived in time; closing the connection.")
+        return self.fail(.unauthenticated, .authenticationTimeout, "No Hello with an API key arrived in time; closing the connection.")
     }
 
     /// Nothing was read and no call was in flight for the idle timeout, or a frame stayed incomplete that long.
     public mutating func idleTimedOut() -> FrameAction {
         guard self.state == .active || self.state == .draining else { return .none }
-        return self.fail(.unavailable, "The connection was idle for too long; reconnect when you have calls to make.")
+        return self.fail(.unavailable, .idleTimeout, "The connection was idle for too long; reconnect when you have calls to make.")
     }
 
     /// The connection is gone (closed by the peer or by us). Every call in flight must be cancelled.
@@ -237,9 +268,9 @@ public struct ServerConnectionStateMachine: Sendable {
         return calls
     }
 
-    private mutating func fail(_ code: RpcV1.StatusCode, _ message: String) -> FrameAction {
+    private mutating func fail(_ code: RpcV1.StatusCode, _ reason: GoAwayReason, _ message: String) -> FrameAction {
         self.state = .closed
-        return .closeWithError(RpcV1.Status(code: code, message: message))
+        return .closeWithError(RpcV1.Status(code: code, message: message, reason: reason.rawValue))
     }
 
     // MARK: Frames the server sends

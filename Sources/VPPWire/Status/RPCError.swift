@@ -95,11 +95,16 @@ public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 extension RpcV1.Status {
-    /// A status with a code and a message.
-    public init(code: RpcV1.StatusCode, message: String) {
+    /// A status with a code, a message and, optionally, a machine-readable reason.
+    public init(code: RpcV1.StatusCode, message: String, reason: String? = nil) {
         self.init()
         self.code = code
         self.message = message
+        if let reason {
+            var detail = RpcV1.ErrorDetail()
+            detail.reason = reason
+            self.details = [detail]
+        }
     }
 
     public static let ok = RpcV1.Status(code: .ok, message: "")

@@ -1,1 +1,0 @@
-// VPPDaemon: the module's code lands here.
