@@ -1,1 +1,0 @@
-// VPPProto: the module's code lands here.
