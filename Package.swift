@@ -118,7 +118,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            resources: [.copy("Migrations")],
             swiftSettings: swiftSettings
         ),
 

@@ -176,11 +176,17 @@ struct CallResponses: AsyncSequence, Sendable {
             var base = self.base
             defer { self.base = base }
             return try await withTaskCancellationHandler {
+                let message: [UInt8]?
                 do {
-                    return try await base.next()
+                    message = try await base.next()
                 } catch is CancellationError {
                     throw RPCError.cancelled("The call was cancelled.")
                 }
+                // A cancelled task's stream ends without an error; the call did not end normally.
+                if message == nil, Task.isCancelled {
+                    throw RPCError.cancelled("The call was cancelled.")
+                }
+                return message
             } onCancel: {
                 callID.whenSuccess { connection.cancel(callID: $0) }
             }

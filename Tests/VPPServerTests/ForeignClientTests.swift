@@ -11,23 +11,15 @@ struct ForeignClientTests {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    private func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.repositoryRoot.appendingPathComponent("Scripts/protocol-client-example.py").path] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    private func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        let script = Self.repositoryRoot.appendingPathComponent("Scripts/protocol-client-example.py").path
+        return try await runChildProcess("/usr/bin/env", ["python3", script] + arguments)
     }
 
     @Test("the Python client authenticates, pipelines Ping and WhoAmI, and gets a Pong")
     func pythonClientCalls() async throws {
         let server = try await TestServer.start()
-        let result = try self.run(["--port", "\(server.port)", "--api-key", TestServer.tenantKey])
+        let result = try await self.run(["--port", "\(server.port)", "--api-key", TestServer.tenantKey])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("\"payload_echoed\": true"), "\(result.output)")
         #expect(result.output.contains("\"principal_kind\": \"tenant\""), "\(result.output)")
@@ -37,7 +29,7 @@ struct ForeignClientTests {
     @Test("the Python client is refused with a wrong key (exit 3, UNAUTHENTICATED)")
     func pythonClientWrongKey() async throws {
         let server = try await TestServer.start()
-        let result = try self.run(["--port", "\(server.port)", "--api-key", "wrong"])
+        let result = try await self.run(["--port", "\(server.port)", "--api-key", "wrong"])
         #expect(result.status == 3, "\(result.output)")
         #expect(result.output.contains("UNAUTHENTICATED"), "\(result.output)")
         await server.stop()
@@ -46,7 +38,7 @@ struct ForeignClientTests {
     @Test("the Python client sees UNIMPLEMENTED for an unknown method (exit 4)")
     func pythonClientUnknownMethod() async throws {
         let server = try await TestServer.start()
-        let result = try self.run([
+        let result = try await self.run([
             "raw-method", "--port", "\(server.port)", "--api-key", TestServer.tenantKey, "--method", "/vpp.v1.Nope/Nope",
         ])
         #expect(result.status == 4, "\(result.output)")

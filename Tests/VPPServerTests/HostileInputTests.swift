@@ -66,9 +66,24 @@ struct HostileInputTests {
             Issue.record("expected a reply")
             return
         }
-        // The echo does not fit in a frame of the limit: the answer says so instead of breaking the connection.
-        #expect(reply.status?.code == .resourceExhausted)
+        #expect(reply.status?.code == .ok)
+        let echoed = try VppV1.PingResponse(serializedBytes: try #require(reply.message).data)
+        #expect(echoed.payload.count == size)
         await raw.close()
+        await server.stop()
+    }
+
+    @Test("a response larger than the frame limit answers RESOURCE_EXHAUSTED; the connection stays usable")
+    func oversizedResponse() async throws {
+        let server = try await TestServer.start { $0.maxFrameBytes = 64 * 1024 }
+        let client = server.client()
+        do {
+            _ = try await client.call(VppV1.SystemService.Ping.self, VppV1.PingRequest("big:100000"))
+            Issue.record("expected RESOURCE_EXHAUSTED")
+        } catch let error as RPCError {
+            #expect(error.code == .resourceExhausted)
+        }
+        try await self.serverStillServes(server)
         await server.stop()
     }
 

@@ -294,6 +294,7 @@ struct RPCServerTests {
             try await client.call(VppV1.SystemService.Ping.self, VppV1.PingRequest("sleep:500"))
         }
         #expect(await eventually { server.probe.counts.started == 1 })
+        let port = server.port
         let shutdown = Task { await server.server.shutdown(gracePeriod: .seconds(10)) }
         let answer = try await slow.value
         #expect(answer.payload == Array("sleep:500".utf8))
@@ -304,7 +305,7 @@ struct RPCServerTests {
         #expect(server.server.metrics.openConnectionCount == 0)
         // The port no longer accepts.
         await self.expectStatus(.unavailable) {
-            _ = try await server.client().connect()
+            _ = try await VPPClient(ClientConfiguration(port: port, apiKey: TestServer.tenantKey)).connect()
         }
     }
 

@@ -18,7 +18,7 @@ final class HandlerProbe: Sendable {
 
 /// An RPC server on a free port with test behaviour behind real method names:
 /// - `SystemService/Ping`: echoes; a payload "sleep:<ms>" sleeps that long first (cancellably); "fail" throws an
-///   unexpected error; "bad" returns NOT_FOUND.
+///   unexpected error; "bad" returns NOT_FOUND; "big:<n>" answers with n bytes.
 /// - `SyncService/WatchSyncJob`: streams `job_id`'s number of SyncJob messages, then ends OK; "forever" streams until
 ///   cancelled.
 /// - `OperatorService/GetMigrationStatus`: registered operator-only (to test authorization).
@@ -54,6 +54,10 @@ struct TestServer {
                 throw Unexpected()
             } else if command == "bad" {
                 throw RPCError.notFound("No such thing.")
+            } else if command.hasPrefix("big:"), let size = Int(command.dropFirst(4)) {
+                var response = VppV1.PingResponse()
+                response.payload = [UInt8](repeating: 0x62, count: size)
+                return response
             }
             probe.finished()
             var response = VppV1.PingResponse()

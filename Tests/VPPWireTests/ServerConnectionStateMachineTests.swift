@@ -27,7 +27,8 @@ struct ServerConnectionStateMachineTests {
     private func authenticated(maxCalls: Int = 4) -> Machine {
         var machine = Machine(maxCallsInFlight: maxCalls)
         _ = machine.frameReceived(self.hello())
-        #expect(machine.authenticationSucceeded())
+        let succeeded = machine.authenticationSucceeded()
+        #expect(succeeded)
         return machine
     }
 
@@ -62,7 +63,9 @@ struct ServerConnectionStateMachineTests {
         #expect(machine.frameReceived(self.hello("secret")) == .authenticate(self.helloValue("secret")))
         #expect(machine.state == .authenticating)
         let status = RpcV1.Status(code: .unauthenticated, message: "unknown key")
-        #expect(machine.authenticationFailed(status) == .closeWithError(status))
+        // The authenticator's status goes out as it is, with the machine-readable reason added.
+        let expected = RpcV1.Status(code: .unauthenticated, message: "unknown key", reason: "AUTHENTICATION_FAILED")
+        #expect(machine.authenticationFailed(status) == .closeWithError(expected))
         #expect(machine.state == .closed)
     }
 

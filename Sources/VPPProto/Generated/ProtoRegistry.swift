@@ -4,8 +4,21 @@
 /// The Swift namespace of the protobuf package `vpp.rpc.v1`.
 public enum RpcV1 {}
 
+/// The Swift namespace of the protobuf package `vpp.v1`.
+public enum VppV1 {}
+
 /// Every RPC method in Protos/, for routing tables and listings.
 public enum ProtoRegistry {
     /// Every method of every service, by file name, then in declaration order.
-    public static let allMethods: [ProtoMethodInfo] = []
+    public static let allMethods: [ProtoMethodInfo] = Swift.Array([
+        VppV1.AssignmentService.methods,
+        VppV1.AuditService.methods,
+        VppV1.CatalogService.methods,
+        VppV1.DirectoryService.methods,
+        VppV1.LicenseService.methods,
+        VppV1.OperatorService.methods,
+        VppV1.SyncService.methods,
+        VppV1.SystemService.methods,
+        VppV1.TokenService.methods
+    ].joined())
 }

@@ -23,7 +23,7 @@ public struct RPCRouter: Sendable {
         public let isServerStreaming: Bool
         /// Runs the method: decodes the request (INVALID_ARGUMENT when it does not decode), calls the handler, and
         /// returns the encoded response (nil for a streaming method, whose messages went through `stream`).
-        let invoke: @Sendable (_ request: [UInt8], _ context: CallContext, _ stream: StreamSink) async throws -> [UInt8]?
+        let invoke: @Sendable (_ request: [UInt8], _ context: CallContext, _ stream: @escaping StreamSink) async throws -> [UInt8]?
     }
 
     /// Writes one encoded stream message of a call.
