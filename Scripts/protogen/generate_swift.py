@@ -334,6 +334,11 @@ class Field:
         self.repeated = proto.label == FD.LABEL_REPEATED
         self.in_oneof = proto.HasField("oneof_index")
         self.c_name = c_field_name(proto)
+        if self.c_name in SWIFT_DOT_RESERVED:
+            raise GenerationError(
+                f"{where}: Swift cannot reach a C struct member named `{self.c_name}` (it means something else "
+                "after a dot); rename the field"
+            )
         swift_name = lower_camel(proto.name)
         if swift_name in MESSAGE_RESERVED_MEMBERS:
             raise GenerationError(f"{where}: the Swift property `{swift_name}` would clash with ProtoMessage; rename")
