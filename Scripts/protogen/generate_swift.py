@@ -334,6 +334,11 @@ class Field:
         self.repeated = proto.label == FD.LABEL_REPEATED
         self.in_oneof = proto.HasField("oneof_index")
         self.c_name = c_field_name(proto)
+        if self.c_name in SWIFT_DOT_RESERVED:
+            raise GenerationError(
+                f"{where}: Swift cannot reach a C struct member named `{self.c_name}` (it means something else "
+                "after a dot); rename the field"
+            )
         swift_name = lower_camel(proto.name)
         if swift_name in MESSAGE_RESERVED_MEMBERS:
             raise GenerationError(f"{where}: the Swift property `{swift_name}` would clash with ProtoMessage; rename")
@@ -349,7 +354,8 @@ class Field:
             self.swift_type, self.c_element, self.default = "Swift.Bool", "protobuf_c_boolean", "false"
         elif t == FD.TYPE_STRING:
             self.kind = "string"
-            self.swift_type, self.c_element, self.default = "Swift.String", "Swift.UnsafeMutablePointer<Swift.CChar>?", '""'
+            self.swift_type, self.default = "Swift.String", '""'
+            self.c_element = "Swift.UnsafeMutablePointer<Swift.CChar>?"
         elif t == FD.TYPE_BYTES:
             self.kind = "bytes"
             self.swift_type, self.c_element, self.default = "[Swift.UInt8]", "ProtobufCBinaryData", "[]"
@@ -585,7 +591,9 @@ class FileGenerator:
         w.line("}", ind + 1)
         w.line()
         w.line("public func withSerialized<R>(", ind + 1)
-        w.line("_ body: (_ size: Swift.Int, _ pack: (Swift.UnsafeMutableRawPointer) -> Swift.Void) throws -> R", ind + 2)
+        w.line(
+            "_ body: (_ size: Swift.Int, _ pack: (Swift.UnsafeMutableRawPointer) -> Swift.Void) throws -> R", ind + 2
+        )
         w.line(") rethrows -> R {", ind + 1)
         w.line("try _protoWithSerialized(self, body)", ind + 2)
         w.line("}", ind + 1)
@@ -736,13 +744,14 @@ class FileGenerator:
             w.line(f"public typealias Request = {request.swift_name}", ind + 2)
             w.line(f"public typealias Response = {response.swift_name}", ind + 2)
             w.line(f'public static let path: Swift.String = "/{service_full}/{method.name}"', ind + 2)
-            w.line(f"public static let isServerStreaming: Swift.Bool = {'true' if method.server_streaming else 'false'}", ind + 2)
+            streaming = "true" if method.server_streaming else "false"
+            w.line(f"public static let isServerStreaming: Swift.Bool = {streaming}", ind + 2)
             w.line("public static let info = ProtoMethodInfo(", ind + 2)
             w.line(f'service: "{service_full}",', ind + 3)
             w.line(f'method: "{method.name}",', ind + 3)
             w.line(f'requestMessageName: "{request.full_name}",', ind + 3)
             w.line(f'responseMessageName: "{response.full_name}",', ind + 3)
-            w.line(f"isServerStreaming: {'true' if method.server_streaming else 'false'}", ind + 3)
+            w.line(f"isServerStreaming: {streaming}", ind + 3)
             w.line(")", ind + 2)
             w.line("}", ind + 1)
         w.line()

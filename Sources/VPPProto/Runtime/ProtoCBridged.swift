@@ -84,7 +84,10 @@ func _protoWithSerialized<M: ProtoCBridged, R>(
         let size = M._cPackedSize(c)
         return try body(size) { out in
             let written = M._cPack(c, out.assumingMemoryBound(to: UInt8.self))
-            precondition(written == size, "protobuf-c packed \(written) bytes of \(M.protoMessageName), expected \(size)")
+            precondition(
+                written == size,
+                "protobuf-c packed \(written) bytes of \(M.protoMessageName), expected \(size)"
+            )
         }
     }
 }

@@ -41,7 +41,9 @@ extension ProtoMessage {
     @inlinable
     public init(serializedBytes bytes: some Collection<UInt8>) throws(ProtoDecodingError) {
         let decoded: Result<Self, ProtoDecodingError>? = bytes.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(ProtoDecodingError) -> Self in try Self(serializedBytes: UnsafeRawBufferPointer(buffer)) }
+            Result { () throws(ProtoDecodingError) -> Self in
+                try Self(serializedBytes: UnsafeRawBufferPointer(buffer))
+            }
         }
         if let decoded {
             self = try decoded.get()
