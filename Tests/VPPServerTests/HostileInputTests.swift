@@ -24,8 +24,10 @@ struct HostileInputTests {
     }
 
     private func serverStillServes(_ server: TestServer) async throws {
-        let pong = try await server.client().call(VppV1.SystemService.Ping.self, VppV1.PingRequest("alive"))
+        let client = server.client()
+        let pong = try await client.call(VppV1.SystemService.Ping.self, VppV1.PingRequest("alive"))
         #expect(pong.payload == Array("alive".utf8))
+        await client.close()
     }
 
     @Test("an oversized length prefix is refused at once with a GoAway, before any body is sent")
