@@ -1,0 +1,369 @@
+import CLibPQ
+import Foundation
+
+/// One libpq connection. The only type that touches libpq (with `PostgresListener`'s use of it).
+///
+/// Every method blocks; callers run them on threads that exist for blocking work and use a
+/// connection from one thread at a time (libpq's rule). The pool guarantees this by leasing a
+/// connection to one caller at a time, which is why the type can be `@unchecked Sendable`.
+final class PostgresConnection: @unchecked Sendable {
+    private var conn: OpaquePointer?
+    /// Prepared statements by SQL text and parameter types: `PQprepare` once, then `PQexecPrepared`.
+    private var preparedStatements: [StatementKey: String] = [:]
+    private var statementCounter = 0
+    /// Prepared statements live as long as the session; past this many, the cache starts over.
+    private static let preparedStatementLimit = 512
+
+    private struct StatementKey: Hashable {
+        var sql: String
+        var types: [UInt32]
+    }
+
+    /// The server process serving this session (for logs and `pg_terminate_backend` in tests).
+    let backendPID: Int32
+
+    private init(conn: OpaquePointer) {
+        self.conn = conn
+        self.backendPID = PQbackendPID(conn)
+        // Without this, libpq prints every NOTICE to stderr.
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
+    }
+
+    deinit { close() }
+
+    /// Opens a connection with `PQconnectdbParams`: keywords and values go to libpq as separate
+    /// arrays, so no value is ever parsed as part of a connection string.
+    static func connect(_ configuration: PostgresConfiguration) throws(PostgresError) -> PostgresConnection {
+        let parameters = configuration.connectionParameters
+        let keywords = parameters.map { strdup($0.keyword) }
+        let values = parameters.map { strdup($0.value) }
+        defer {
+            keywords.forEach { free($0) }
+            values.forEach { free($0) }
+        }
+        let keywordArray: [UnsafePointer<CChar>?] = keywords.map { UnsafePointer($0) } + [nil]
+        let valueArray: [UnsafePointer<CChar>?] = values.map { UnsafePointer($0) } + [nil]
+        guard let conn = PQconnectdbParams(keywordArray, valueArray, 0) else {
+            throw .connectionFailure("libpq could not allocate a connection", sqlState: "08001")
+        }
+        guard PQstatus(conn) == CONNECTION_OK else {
+            let message = errorMessage(conn)
+            PQfinish(conn)
+            throw .connectionFailure(message, sqlState: "08001")
+        }
+        return PostgresConnection(conn: conn)
+    }
+
+    /// Closes the connection; later calls fail with `connectionFailure`.
+    func close() {
+        if let conn {
+            PQfinish(conn)
+            self.conn = nil
+        }
+    }
+
+    var isClosed: Bool { conn == nil }
+
+    /// Whether the connection is known to be unusable (closed, or libpq saw it break).
+    var isBroken: Bool {
+        guard let conn else { return true }
+        return PQstatus(conn) == CONNECTION_BAD
+    }
+
+    /// Checks an idle connection before it is leased: if the server closed it (restart,
+    /// `pg_terminate_backend`, idle timeout), the socket is readable, and reading finds the end.
+    /// Costs one `poll` with a zero timeout when the connection is fine.
+    func checkIdleConnection() -> Bool {
+        guard let conn, PQstatus(conn) == CONNECTION_OK else { return false }
+        var descriptor = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, 0)
+        if ready > 0 {
+            // Anything arriving on an idle session is a server-side message (a FATAL before
+            // closing, or a stray notification); consuming it updates the status.
+            if PQconsumeInput(conn) == 0 { return false }
+            while let notification = PQnotifies(conn) { PQfreemem(notification) }
+        }
+        return PQstatus(conn) == CONNECTION_OK
+    }
+
+    enum TransactionStatus { case idle, active, inTransaction, failedTransaction, unknown }
+
+    var transactionStatus: TransactionStatus {
+        guard let conn else { return .unknown }
+        switch PQtransactionStatus(conn) {
+        case PQTRANS_IDLE: return .idle
+        case PQTRANS_ACTIVE: return .active
+        case PQTRANS_INTRANS: return .inTransaction
+        case PQTRANS_INERROR: return .failedTransaction
+        default: return .unknown
+        }
+    }
+
+    // MARK: Queries
+
+    /// Runs one statement with bound parameters as a prepared statement (cached per SQL text).
+    func execute(_ query: PostgresQuery) throws(PostgresError) -> PostgresRows {
+        if let buildError = query.buildError { throw buildError }
+        let conn = try liveConnection()
+        let types = query.binds.map(\.type.oid)
+        let key = StatementKey(sql: query.sql, types: types)
+        let name: String
+        if let cached = preparedStatements[key] {
+            name = cached
+        } else {
+            name = try prepare(query.sql, types: types, conn: conn)
+            preparedStatements[key] = name
+        }
+        let result = try withParameterValues(query.binds) { values in
+            PQexecPrepared(conn, name, Int32(values.count), values, nil, nil, 0)
+        }
+        do {
+            return try consume(result)
+        } catch {
+            // A cached plan can become unusable (a table's columns changed under it): forget it,
+            // so the next call prepares the statement afresh.
+            if error.sqlState == "0A000" || error.sqlState == "26000" {
+                preparedStatements[key] = nil
+            }
+            throw error
+        }
+    }
+
+    /// Runs SQL text without parameters, possibly several statements (a DDL script), with
+    /// `PQexec`. Returns the result of the last statement.
+    @discardableResult
+    func simpleQuery(_ sql: String) throws(PostgresError) -> PostgresRows {
+        let conn = try liveConnection()
+        guard !sql.utf8.contains(0) else {
+            throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
+        }
+        return try consume(PQexec(conn, sql))
+    }
+
+    private func prepare(_ sql: String, types: [UInt32], conn: OpaquePointer) throws(PostgresError) -> String {
+        guard !sql.utf8.contains(0) else {
+            throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
+        }
+        if preparedStatements.count >= Self.preparedStatementLimit, transactionStatus == .idle {
+            _ = try consume(PQexec(conn, "DEALLOCATE ALL"))
+            preparedStatements.removeAll()
+        }
+        statementCounter += 1
+        let name = "vpp_\(statementCounter)"
+        _ = try consume(PQprepare(conn, name, sql, Int32(types.count), types))
+        return name
+    }
+
+    /// Hands libpq one C string per parameter, alive for the duration of `body`.
+    private func withParameterValues(
+        _ binds: [PostgresBind],
+        _ body: ([UnsafePointer<CChar>?]) -> OpaquePointer?
+    ) throws(PostgresError) -> OpaquePointer? {
+        for (index, bind) in binds.enumerated() where bind.text?.utf8.contains(0) == true {
+            // The value itself is not quoted: parameters may be secrets.
+            throw PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
+        }
+        let copies = binds.map { $0.text.map { strdup($0) } ?? nil }
+        defer { copies.forEach { free($0) } }
+        return body(copies.map { $0.map { UnsafePointer($0) } })
+    }
+
+    private func liveConnection() throws(PostgresError) -> OpaquePointer {
+        guard let conn else { throw .connectionFailure("the connection is closed", sqlState: "08003") }
+        return conn
+    }
+
+    /// Copies a result into Swift values and frees it.
+    private func consume(_ result: OpaquePointer?) throws(PostgresError) -> PostgresRows {
+        guard let result else { throw currentConnectionError() }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY, PGRES_SINGLE_TUPLE:
+            return Self.rows(from: result)
+        case PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_COPY_BOTH:
+            throw PostgresError(kind: .invalidArgument, message: "COPY is only supported through copyIn")
+        default:
+            throw error(from: result)
+        }
+    }
+
+    private static func rows(from result: OpaquePointer) -> PostgresRows {
+        let rowCount = Int(PQntuples(result))
+        let columnCount = Int(PQnfields(result))
+        var columns: [PostgresColumn] = []
+        columns.reserveCapacity(columnCount)
+        for column in 0..<columnCount {
+            let name = PQfname(result, Int32(column)).map { String(cString: $0) } ?? ""
+            columns.append(PostgresColumn(name: name, type: PostgresDataType(oid: PQftype(result, Int32(column)))))
+        }
+        var cells: [String?] = []
+        cells.reserveCapacity(rowCount * columnCount)
+        for row in 0..<rowCount {
+            for column in 0..<columnCount {
+                if PQgetisnull(result, Int32(row), Int32(column)) != 0 {
+                    cells.append(nil)
+                } else {
+                    let length = Int(PQgetlength(result, Int32(row), Int32(column)))
+                    let value = PQgetvalue(result, Int32(row), Int32(column))!
+                    let bytes = UnsafeRawBufferPointer(start: value, count: length)
+                    cells.append(String(decoding: bytes, as: UTF8.self))
+                }
+            }
+        }
+        let tag = PQcmdStatus(result).map { String(cString: $0) } ?? ""
+        let tuples = PQcmdTuples(result).map { String(cString: $0) } ?? ""
+        return PostgresRows(columns: columns, cells: cells, commandTag: tag, affectedRows: Int(tuples))
+    }
+
+    /// The error of a failed result. Anything on a connection that libpq now considers broken is
+    /// a connection failure, whatever the server said last.
+    private func error(from result: OpaquePointer) -> PostgresError {
+        func field(_ code: Character) -> String? {
+            PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
+        }
+        let message = field("M") ?? PQresultErrorMessage(result).map { Self.trimmed(String(cString: $0)) } ?? ""
+        var error = PostgresError.server(
+            sqlState: field("C"),
+            severity: field("V") ?? field("S"),
+            message: message.isEmpty ? "unknown error" : message,
+            detail: field("D"),
+            hint: field("H"),
+            constraint: field("n"),
+            schema: field("s"),
+            table: field("t"),
+            column: field("c")
+        )
+        if isBroken {
+            error.kind = .connectionFailure
+            if error.sqlState == nil { error.sqlState = "08006" }
+        }
+        return error
+    }
+
+    private func currentConnectionError() -> PostgresError {
+        guard let conn else { return .connectionFailure("the connection is closed", sqlState: "08003") }
+        let message = Self.errorMessage(conn)
+        if PQstatus(conn) == CONNECTION_BAD {
+            return .connectionFailure(message, sqlState: "08006")
+        }
+        return PostgresError(kind: .other, message: message)
+    }
+
+    private static func errorMessage(_ conn: OpaquePointer) -> String {
+        let message = PQerrorMessage(conn).map { trimmed(String(cString: $0)) } ?? ""
+        return message.isEmpty ? "connection failed" : message
+    }
+
+    private static func trimmed(_ text: String) -> String {
+        text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    // MARK: COPY
+
+    /// Streams rows into `COPY table (columns) FROM STDIN` in text format; returns the row count.
+    func copyIn(
+        table: String,
+        schema: String?,
+        columns: [String],
+        rows: [[PostgresBind]]
+    ) throws(PostgresError) -> Int {
+        let conn = try liveConnection()
+        var target = try quoteIdentifier(table)
+        if let schema { target = try quoteIdentifier(schema) + "." + target }
+        let columnList = try columns.map { (column) throws(PostgresError) in try quoteIdentifier(column) }
+        guard !columnList.isEmpty else {
+            throw PostgresError(kind: .invalidArgument, message: "copyIn needs at least one column")
+        }
+        let sql = "COPY \(target) (\(columnList.joined(separator: ", "))) FROM STDIN"
+        guard let start = PQexec(conn, sql) else { throw currentConnectionError() }
+        guard PQresultStatus(start) == PGRES_COPY_IN else {
+            defer { PQclear(start) }
+            throw error(from: start)
+        }
+        PQclear(start)
+
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 17)
+        var encodingError: PostgresError?
+        func flush() -> Bool {
+            let sent = buffer.withUnsafeBufferPointer { bytes in
+                bytes.withMemoryRebound(to: CChar.self) { PQputCopyData(conn, $0.baseAddress, Int32($0.count)) }
+            }
+            buffer.removeAll(keepingCapacity: true)
+            return sent == 1
+        }
+        rowLoop: for (rowIndex, row) in rows.enumerated() {
+            guard row.count == columns.count else {
+                encodingError = PostgresError(
+                    kind: .invalidArgument,
+                    message: "copyIn row \(rowIndex) has \(row.count) values for \(columns.count) columns"
+                )
+                break
+            }
+            for (columnIndex, value) in row.enumerated() {
+                if columnIndex > 0 { buffer.append(UInt8(ascii: "\t")) }
+                guard let text = value.text else {
+                    buffer.append(UInt8(ascii: "\\"))
+                    buffer.append(UInt8(ascii: "N"))
+                    continue
+                }
+                for byte in text.utf8 {
+                    switch byte {
+                    case UInt8(ascii: "\\"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                    case UInt8(ascii: "\t"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+                    case UInt8(ascii: "\n"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                    case UInt8(ascii: "\r"): buffer.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+                    case 0:
+                        encodingError = PostgresError(
+                            kind: .invalidArgument,
+                            message: "copyIn row \(rowIndex) column \(columnIndex) contains a NUL byte"
+                        )
+                        break rowLoop
+                    default: buffer.append(byte)
+                    }
+                }
+            }
+            buffer.append(UInt8(ascii: "\n"))
+            if buffer.count >= 1 << 16, !flush() { break }
+        }
+        if encodingError == nil, !buffer.isEmpty { _ = flush() }
+        // Ending with an error message makes the server abort the COPY (and roll back its rows).
+        PQputCopyEnd(conn, encodingError == nil ? nil : "copyIn aborted by the client")
+
+        var outcome: Result<Int, PostgresError> = .success(0)
+        while let result = PQgetResult(conn) {
+            defer { PQclear(result) }
+            if PQresultStatus(result) == PGRES_COMMAND_OK {
+                let tuples = PQcmdTuples(result).map { String(cString: $0) } ?? ""
+                outcome = .success(Int(tuples) ?? 0)
+            } else if case .success = outcome {
+                outcome = .failure(error(from: result))
+            }
+        }
+        if let encodingError { throw encodingError }
+        if isBroken, case .success = outcome { throw currentConnectionError() }
+        return try outcome.get()
+    }
+
+    // MARK: Notifications (used by PostgresListener)
+
+    var socket: Int32 {
+        guard let conn else { return -1 }
+        return PQsocket(conn)
+    }
+
+    /// Reads what the server sent and returns the notifications among it.
+    func consumeNotifications() throws(PostgresError) -> [PostgresNotification] {
+        let conn = try liveConnection()
+        guard PQconsumeInput(conn) == 1 else { throw currentConnectionError() }
+        var notifications: [PostgresNotification] = []
+        while let notify = PQnotifies(conn) {
+            let channel = String(cString: notify.pointee.relname)
+            let payload = notify.pointee.extra.map { String(cString: $0) } ?? ""
+            notifications.append(PostgresNotification(channel: channel, payload: payload))
+            PQfreemem(notify)
+        }
+        if PQstatus(conn) == CONNECTION_BAD { throw currentConnectionError() }
+        return notifications
+    }
+}

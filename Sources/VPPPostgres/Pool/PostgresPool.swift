@@ -1,0 +1,367 @@
+public import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+
+/// A pool of libpq connections for async callers.
+///
+/// libpq blocks, so every call into it runs on the pool's own threads (an `NIOThreadPool` with one
+/// thread per connection), never on an event loop or the cooperative pool. A connection is leased
+/// to one caller at a time, so it is used by one thread at a time. Connections open lazily; one
+/// that broke (server restart, `pg_terminate_backend`) is noticed when it is next leased or used,
+/// closed, and replaced by a new connection, after a short backoff if connecting fails.
+public final class PostgresPool: Sendable {
+    public let configuration: PostgresConfiguration
+    let logger: Logger
+    private let threads: NIOThreadPool
+    private let state: NIOLockedValueBox<State>
+
+    private struct State {
+        var machine: PoolStateMachine<PostgresConnection, Int>
+        var waiting: [Int: Waiter] = [:]
+        var nextWaiterID = 0
+        var reconnect = ReconnectBackoff()
+        var drained: CheckedContinuation<Void, Never>?
+        var threadsStopped = false
+    }
+
+    private struct Waiter {
+        var continuation: CheckedContinuation<PostgresConnection?, any Error>
+        /// Fails the waiter with `poolTimeout`; cancelled when the waiter is served.
+        var timer: Task<Void, Never>
+    }
+
+    /// After a failed connection attempt, further attempts fail at once until the delay has
+    /// passed; the delay doubles up to a second and resets on success.
+    private struct ReconnectBackoff {
+        var delay: Duration = .zero
+        var notBefore: ContinuousClock.Instant?
+        var lastError: PostgresError?
+    }
+
+    public init(configuration: PostgresConfiguration, logger: Logger = Logger(label: "vpp.postgres")) {
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "db"] = "\(configuration.database)"
+        self.logger = logger
+        self.threads = NIOThreadPool(numberOfThreads: max(1, configuration.poolSize))
+        self.threads.start()
+        self.state = NIOLockedValueBox(State(machine: PoolStateMachine(size: max(1, configuration.poolSize))))
+    }
+
+    deinit {
+        let stop = state.withLockedValue { state -> Bool in
+            defer { state.threadsStopped = true }
+            return !state.threadsStopped
+        }
+        if stop { threads.shutdownGracefully { _ in } }
+    }
+
+    // MARK: Queries
+
+    /// Runs one statement on a pooled connection, outside any explicit transaction.
+    @discardableResult
+    public func query(_ query: PostgresQuery) async throws -> PostgresRows {
+        try await withConnection { try await $0.query(query) }
+    }
+
+    /// Runs SQL text without parameters, possibly several statements (a DDL script).
+    @discardableResult
+    public func simpleQuery(_ sql: String) async throws -> PostgresRows {
+        try await withConnection { try await $0.simpleQuery(sql) }
+    }
+
+    /// Sends a notification to the listeners of `channel` (`SELECT pg_notify($1, $2)`).
+    public func notify(channel: String, payload: String = "") async throws {
+        try validateChannelName(channel)
+        try await query("SELECT pg_notify(\(channel), \(payload))")
+    }
+
+    /// Inserts many rows fast with `COPY … FROM STDIN`; returns the number of rows copied.
+    @discardableResult
+    public func copyIn(
+        schema: String? = nil,
+        table: String,
+        columns: [String],
+        rows: [[(any PostgresEncodable)?]]
+    ) async throws -> Int {
+        try await withConnection { try await $0.copyIn(schema: schema, table: table, columns: columns, rows: rows) }
+    }
+
+    /// Leases a connection for several statements (not a transaction unless you begin one; any
+    /// transaction left open is rolled back when `body` returns).
+    public func withConnection<Result>(
+        _ body: (PostgresConnectionHandle) async throws -> Result
+    ) async throws -> Result {
+        let connection = try await lease()
+        let handle = PostgresConnectionHandle(connection: connection, pool: self)
+        let result: Result
+        do {
+            result = try await body(handle)
+        } catch {
+            handle.invalidate()
+            await release(connection)
+            throw error
+        }
+        handle.invalidate()
+        await release(connection)
+        return result
+    }
+
+    // MARK: Transactions
+
+    public enum IsolationLevel: String, Sendable {
+        case readCommitted = "READ COMMITTED"
+        case repeatableRead = "REPEATABLE READ"
+        case serializable = "SERIALIZABLE"
+    }
+
+    /// Runs `body` in a transaction: `BEGIN`, then `COMMIT` if it returns or `ROLLBACK` if it
+    /// throws. On a serialization failure or deadlock (from the body or from `COMMIT`), the whole
+    /// body runs again, up to `maxAttempts` times, after a short jittered backoff; so `body` must
+    /// only have effects inside the database, or be safe to repeat.
+    ///
+    /// - Parameter statementTimeout: overrides the pool's default for this transaction only.
+    public func transaction<Result>(
+        isolation: IsolationLevel = .readCommitted,
+        maxAttempts: Int = 5,
+        statementTimeout: Duration? = nil,
+        _ body: (PostgresTransaction) async throws -> Result
+    ) async throws -> Result {
+        var attempt = 1
+        while true {
+            do {
+                return try await withConnection { connection in
+                    try await connection.simpleQuery("BEGIN ISOLATION LEVEL \(isolation.rawValue)")
+                    let transaction = PostgresTransaction(connection: connection, attempt: attempt)
+                    do {
+                        if let statementTimeout {
+                            try await transaction.setLocal("statement_timeout", "\(statementTimeout.wholeMilliseconds)")
+                        }
+                        let result = try await body(transaction)
+                        let commit = try await connection.simpleQuery("COMMIT")
+                        if commit.commandTag == "ROLLBACK" {
+                            // PostgreSQL ends a failed transaction with ROLLBACK even when asked to
+                            // commit: a statement failed and the body carried on.
+                            throw PostgresError(
+                                kind: .other,
+                                sqlState: "25P02",
+                                message: "the transaction was rolled back because a statement in it failed"
+                            )
+                        }
+                        return result
+                    } catch {
+                        if connection.connection.transactionStatus != .idle {
+                            _ = try? await connection.simpleQuery("ROLLBACK")
+                        }
+                        throw error
+                    }
+                }
+            } catch let error as PostgresError where error.isRetryableTransactionFailure && attempt < maxAttempts {
+                logger.debug(
+                    "retrying transaction",
+                    metadata: ["attempt": "\(attempt)", "sqlstate": "\(error.sqlState ?? "")"]
+                )
+                let ceiling = min(200, 5 << min(attempt, 6))
+                try await Task.sleep(for: .milliseconds(Int.random(in: ceiling / 2...ceiling)))
+                attempt += 1
+            }
+        }
+    }
+
+    // MARK: Lifecycle
+
+    /// Stops leasing, fails the waiters, closes idle connections, waits for leased connections
+    /// to come back and closes them, then stops the pool's threads.
+    public func shutdown() async {
+        let (waiters, idle, drained) = state.withLockedValue { state in
+            let (ids, idle, drained) = state.machine.shutDown()
+            return (ids.compactMap { state.waiting.removeValue(forKey: $0) }, idle, drained)
+        }
+        for waiter in waiters {
+            waiter.timer.cancel()
+            waiter.continuation.resume(throwing: PostgresError(kind: .shutdown, message: "the pool was shut down"))
+        }
+        for connection in idle { try? await runBlocking { connection.close() } }
+        if !drained {
+            await withCheckedContinuation { continuation in
+                let alreadyDrained = state.withLockedValue { state -> Bool in
+                    if state.machine.leasedCount == 0 { return true }
+                    state.drained = continuation
+                    return false
+                }
+                if alreadyDrained { continuation.resume() }
+            }
+        }
+        let stop = state.withLockedValue { state -> Bool in
+            defer { state.threadsStopped = true }
+            return !state.threadsStopped
+        }
+        if stop { try? await threads.shutdownGracefully() }
+        logger.debug("pool shut down")
+    }
+
+    // MARK: Leasing
+
+    func lease() async throws -> PostgresConnection {
+        let slot = try await leaseSlot()
+        do {
+            return try await runBlocking { () throws(PostgresError) in try self.prepare(slot) }
+        } catch {
+            await release(nil)
+            throw error
+        }
+    }
+
+    /// Returns a usable connection for a leased slot: the slot's own if it is still alive, else a
+    /// new one. Runs on a pool thread.
+    private func prepare(_ slot: PostgresConnection?) throws(PostgresError) -> PostgresConnection {
+        if let slot {
+            if slot.checkIdleConnection() { return slot }
+            logger.info("replacing a broken connection", metadata: ["pid": "\(slot.backendPID)"])
+            slot.close()
+        }
+        let now = ContinuousClock.now
+        let blocked = state.withLockedValue { state -> PostgresError? in
+            guard let notBefore = state.reconnect.notBefore, now < notBefore else { return nil }
+            return state.reconnect.lastError
+        }
+        if let blocked { throw blocked }
+        do {
+            let connection = try PostgresConnection.connect(configuration)
+            state.withLockedValue { $0.reconnect = ReconnectBackoff() }
+            logger.debug("connected", metadata: ["pid": "\(connection.backendPID)"])
+            return connection
+        } catch {
+            state.withLockedValue { state in
+                let delay = min(max(state.reconnect.delay * 2, .milliseconds(50)), .seconds(1))
+                state.reconnect = ReconnectBackoff(delay: delay, notBefore: .now + delay, lastError: error)
+            }
+            logger.warning("could not connect", metadata: ["error": "\(error.message)"])
+            throw error
+        }
+    }
+
+    private func leaseSlot() async throws -> PostgresConnection? {
+        let id = state.withLockedValue { state in
+            defer { state.nextWaiterID += 1 }
+            return state.nextWaiterID
+        }
+        let timeout = configuration.poolAcquireTimeout
+        let poolSize = configuration.poolSize
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresConnection?, any Error>) in
+                enum Outcome { case leased(PostgresConnection?), waiting, shutDown, cancelled }
+                let outcome = state.withLockedValue { state -> Outcome in
+                    // The cancellation flag is set before the handler runs, so checking it under
+                    // the lock leaves no window where a cancellation is missed.
+                    if Task.isCancelled { return .cancelled }
+                    switch state.machine.lease(id) {
+                    case .use(let slot): return .leased(slot)
+                    case .fail: return .shutDown
+                    case .wait:
+                        let timer = Task { [weak self] in
+                            guard (try? await Task.sleep(for: timeout)) != nil else { return }
+                            self?.abandon(
+                                id,
+                                with: PostgresError(
+                                    kind: .poolTimeout,
+                                    message: "no database connection became free within \(timeout) (pool size \(poolSize))"
+                                )
+                            )
+                        }
+                        state.waiting[id] = Waiter(continuation: continuation, timer: timer)
+                        return .waiting
+                    }
+                }
+                switch outcome {
+                case .leased(let slot): continuation.resume(returning: slot)
+                case .shutDown:
+                    continuation.resume(throwing: PostgresError(kind: .shutdown, message: "the pool is shut down"))
+                case .cancelled: continuation.resume(throwing: CancellationError())
+                case .waiting: break
+                }
+            }
+        } onCancel: {
+            abandon(id, with: CancellationError())
+        }
+    }
+
+    /// A waiter gives up (timeout or cancellation), unless it was served in the meantime.
+    private func abandon(_ id: Int, with error: any Error) {
+        let waiter = state.withLockedValue { state -> Waiter? in
+            guard state.machine.abandon(id) else { return nil }
+            return state.waiting.removeValue(forKey: id)
+        }
+        waiter?.timer.cancel()
+        waiter?.continuation.resume(throwing: error)
+    }
+
+    /// Returns a connection to the pool, first rolling back a transaction left open and closing
+    /// it if it broke.
+    func release(_ connection: PostgresConnection?) async {
+        var slot = connection
+        if let connection {
+            let usable = (try? await runBlocking { () -> Bool in
+                if !connection.isBroken, connection.transactionStatus != .idle {
+                    _ = try? connection.simpleQuery("ROLLBACK")
+                }
+                if connection.isBroken || connection.transactionStatus != .idle {
+                    connection.close()
+                    return false
+                }
+                return true
+            }) ?? false
+            if !usable { slot = nil }
+        }
+        enum Next {
+            case none
+            case handOver(Waiter?, PostgresConnection?)
+            case close(PostgresConnection?, drained: CheckedContinuation<Void, Never>?)
+        }
+        let next = state.withLockedValue { state -> Next in
+            switch state.machine.release(slot) {
+            case .keep:
+                return .none
+            case .handOver(let slot, let id):
+                return .handOver(state.waiting.removeValue(forKey: id), slot)
+            case .close(let connection, let drained):
+                defer { if drained { state.drained = nil } }
+                return .close(connection, drained: drained ? state.drained : nil)
+            }
+        }
+        switch next {
+        case .none:
+            break
+        case .handOver(let waiter, let slot):
+            waiter?.timer.cancel()
+            waiter?.continuation.resume(returning: slot)
+        case .close(let connection, let drained):
+            if let connection { try? await runBlocking { connection.close() } }
+            drained?.resume()
+        }
+    }
+
+    /// Runs blocking libpq work on one of the pool's threads and waits for it without blocking
+    /// the caller's thread. The work always runs to the end, even if the task is cancelled, so a
+    /// connection is never left in the middle of a protocol exchange.
+    func runBlocking<Value: Sendable>(
+        _ body: @escaping @Sendable () throws -> Value
+    ) async throws -> Value {
+        try await withCheckedThrowingContinuation { continuation in
+            threads.submit { state in
+                switch state {
+                case .active: continuation.resume(with: Result(catching: body))
+                case .cancelled:
+                    continuation.resume(throwing: PostgresError(kind: .shutdown, message: "the pool was shut down"))
+                }
+            }
+        }
+    }
+}
+
+/// Channel names are identifiers; they come from code, but are checked anyway.
+func validateChannelName(_ channel: String) throws(PostgresError) {
+    guard !channel.isEmpty, channel.utf8.count < 64, !channel.utf8.contains(0) else {
+        throw PostgresError(kind: .invalidArgument, message: "a channel name must be 1 to 63 bytes without NUL")
+    }
+}

@@ -1,1 +1,0 @@
-// VPPPostgres: the module's code lands here.
