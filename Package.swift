@@ -116,6 +116,7 @@ let package = Package(
             name: "VPPStorage",
             dependencies: [
                 "VPPPostgres",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -128,6 +129,8 @@ let package = Package(
             dependencies: [
                 "VPPServer",
                 "VPPStorage",
+                "VPPPostgres",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "VPPProto",
                 "VPPWire",
                 .product(name: "Logging", package: "swift-log"),

@@ -1,1 +1,3 @@
-print("vppd")
+import VPPDaemon
+
+await VPPDCommand.main()

@@ -1,0 +1,56 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import VPPPostgres
+import VPPServices
+import VPPStorage
+
+/// Listens for changes other servers announce (a key revoked, a tenant suspended or deleted) and drops what this
+/// process cached about them, so that every server sees the change on the next call.
+final class ChangeListener: Service, Sendable {
+    private let configuration: PostgresConfiguration
+    private let storage: Storage
+    private let authenticator: StorageAuthenticator
+    private let logger: Logger
+
+    init(configuration: PostgresConfiguration, storage: Storage, authenticator: StorageAuthenticator, logger: Logger) {
+        self.configuration = configuration
+        self.storage = storage
+        self.authenticator = authenticator
+        self.logger = logger
+    }
+
+    func run() async throws {
+        let listener = try PostgresListener(
+            configuration: self.configuration,
+            channels: [Storage.changesChannel],
+            logger: self.logger
+        )
+        await withGracefulShutdownHandler {
+            for await event in listener.events {
+                switch event {
+                case .listening:
+                    self.logger.debug("Listening for changes from other servers")
+                case .reconnected:
+                    // Notifications may have been missed while the connection was down.
+                    self.authenticator.forgetAll()
+                    self.storage.forgetAllTenants()
+                case .notification(let notification):
+                    self.apply(notification.payload)
+                }
+            }
+        } onGracefulShutdown: {
+            listener.stop()
+        }
+    }
+
+    private func apply(_ payload: String) {
+        let parts = payload.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let id = UUID(uuidString: parts[1]) else { return }
+        switch parts[0] {
+        case "key": self.authenticator.forgetKey(id)
+        case "tenant": self.storage.forgetTenant(id)
+        default: break
+        }
+    }
+}

@@ -1,0 +1,140 @@
+public import ArgumentParser
+import Foundation
+import Logging
+import VPPPostgres
+import VPPStorage
+
+/// `vppd`: the VPP License Server.
+public struct VPPDCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "vppd",
+        abstract: "The VPP License Server: Apple Volume Purchase Program licenses for many organisations, over RPC.",
+        discussion: """
+            Every setting can be a flag, an environment variable (VPP_…) or a line of the config file; flags win over \
+            the environment, which wins over the file. `vppd serve --help` lists them all with their defaults.
+
+            With no database URL, vppd runs its own PostgreSQL cluster in --data-dir (as the `postgres` user when \
+            started as root).
+
+            First start: create an operator key with `vppd admin create-operator-key`, or set \
+            VPP_BOOTSTRAP_OPERATOR_KEY before the first start.
+            """,
+        subcommands: [Serve.self, Migrate.self, Admin.self, Config.self],
+        defaultSubcommand: Serve.self
+    )
+
+    public init() {}
+}
+
+extension VPPDCommand {
+    /// Runs the server until SIGTERM or SIGINT.
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the server (the default command).",
+            discussion: "Example: vppd serve --host 0.0.0.0 --port 7443 --database-url postgres://vpp@db/vpp"
+        )
+
+        @OptionGroup var settings: SettingOptions
+
+        func run() async throws {
+            let resolved = try self.settings.resolve()
+            try await Daemon(settings: resolved).run()
+        }
+    }
+
+    /// Brings the schemas up to date, or shows their versions.
+    struct Migrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bring the control schema and every tenant schema up to date, or show their versions.",
+            discussion: "Example: vppd migrate --status --database-url postgres://vpp@db/vpp"
+        )
+
+        @Flag(help: "Only show the schema versions; change nothing.")
+        var status = false
+
+        @OptionGroup var settings: SettingOptions
+
+        func run() async throws {
+            let resolved = try self.settings.resolve()
+            let logger = Daemon.makeLogger(resolved)
+            let database = try await DatabaseRuntime.start(settings: resolved, logger: logger)
+            let pool = PostgresPool(configuration: database.configuration, logger: logger)
+            let storage = Storage(pool: pool, logger: logger)
+            do {
+                if !self.status {
+                    try await storage.migrate(concurrency: try resolved.int(.migrationConcurrency, in: 1...64))
+                }
+                let state = try await storage.migrator.status()
+                print("control schema: version \(state.controlVersion) of \(state.latestControlVersion)")
+                print("tenant schemas: \(state.tenants.count), \(state.tenantsBehind) behind version \(state.latestTenantVersion)")
+                for tenant in state.tenants where tenant.version < state.latestTenantVersion {
+                    print("  \(tenant.tenantID.uuidString.lowercased())  \(tenant.schemaName)  version \(tenant.version)")
+                }
+            } catch {
+                await pool.shutdown()
+                await database.stop(logger: logger)
+                throw error
+            }
+            await pool.shutdown()
+            await database.stop(logger: logger)
+        }
+    }
+
+    struct Admin: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Administration that needs no running server.",
+            subcommands: [CreateOperatorKey.self]
+        )
+    }
+
+    /// Creates an operator key directly in the database: how the very first key comes to be.
+    struct CreateOperatorKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "create-operator-key",
+            abstract: "Create an operator API key and print it once.",
+            discussion: """
+                The key is printed on standard output and stored only as a hash: keep it. Migrates the schemas first \
+                if needed. Example: vppd admin create-operator-key --name "first operator"
+                """
+        )
+
+        @Option(help: "A name to recognise the key by.")
+        var name: String = "operator"
+
+        @OptionGroup var settings: SettingOptions
+
+        func run() async throws {
+            let resolved = try self.settings.resolve()
+            let logger = Daemon.makeLogger(resolved)
+            let database = try await DatabaseRuntime.start(settings: resolved, logger: logger)
+            let pool = PostgresPool(configuration: database.configuration, logger: logger)
+            let storage = Storage(pool: pool, logger: logger)
+            var failure: (any Error)?
+            do {
+                try await storage.migrate(concurrency: try resolved.int(.migrationConcurrency, in: 1...64))
+                let (key, secret) = try await storage.apiKeys.create(kind: .operator, tenantID: nil, name: self.name)
+                FileHandle.standardError.write(Data("Created operator key \(key.id.uuidString.lowercased()) (\(key.name)). It is shown once:\n".utf8))
+                print(secret)
+            } catch {
+                failure = error
+            }
+            await pool.shutdown()
+            await database.stop(logger: logger)
+            if let failure { throw failure }
+        }
+    }
+
+    /// Prints the settings in force.
+    struct Config: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the settings in force and where each one comes from (secrets hidden).",
+            discussion: "Example: VPP_PORT=9000 vppd config --config /etc/vpp/vppd.env"
+        )
+
+        @OptionGroup var settings: SettingOptions
+
+        func run() async throws {
+            print(try self.settings.resolve().describe())
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Logging
+import Metrics
+import NIOConcurrencyHelpers
+import Prometheus
+import ServiceLifecycle
+import VPPPostgres
+import VPPServer
+import VPPServices
+import VPPStorage
+
+/// Starts everything `vppd serve` runs, in order, and stops it in reverse order on SIGTERM or SIGINT:
+/// database (embedded or not) → migrations → first operator key → RPC server, metrics endpoint, change listener.
+struct Daemon {
+    static let version = "0.1.0"
+    let settings: ResolvedSettings
+
+    private static let loggingBootstrapped = NIOLockedValueBox(false)
+
+    /// Bootstraps swift-log once per process, at the configured level, to standard error.
+    static func makeLogger(_ settings: ResolvedSettings) -> Logger {
+        let level = Logger.Level(rawValue: settings[.logLevel].lowercased()) ?? .info
+        Self.loggingBootstrapped.withLockedValue { done in
+            guard !done else { return }
+            done = true
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        }
+        var logger = Logger(label: "vppd")
+        logger.logLevel = level
+        return logger
+    }
+
+    func serverConfiguration() throws -> ServerConfiguration {
+        let callDuration = try self.settings.duration(.maxCallDuration)
+        let configuration = ServerConfiguration(
+            host: self.settings[.host],
+            port: try self.settings.int(.port, in: 0...65535),
+            maxFrameBytes: try self.settings.int(.maxFrameBytes, in: 1024...(256 * 1024 * 1024)),
+            maxCallsInFlight: try self.settings.int(.maxCallsInFlight, in: 1...65536),
+            maxConnections: try self.settings.int(.maxConnections, in: 1...1_000_000),
+            authenticationTimeout: try self.settings.duration(.authTimeout),
+            idleTimeout: try self.settings.duration(.idleTimeout),
+            maxCallDuration: callDuration == .zero ? nil : callDuration,
+            shutdownGracePeriod: try self.settings.duration(.shutdownGrace),
+            eventLoopThreads: try self.settings.int(.eventLoopThreads, in: 0...256),
+            serverVersion: Self.version
+        )
+        try configuration.validate()
+        return configuration
+    }
+
+    func run() async throws {
+        let logger = Self.makeLogger(self.settings)
+        guard let callLogLevel = Logger.Level(rawValue: self.settings[.callLogLevel].lowercased()) else {
+            throw SettingsError("VPP_CALL_LOG_LEVEL / --call-log-level must be trace, debug, info, notice, warning, error or critical.")
+        }
+        let serverConfiguration = try self.serverConfiguration()
+        let metricsPort = try self.settings.int(.metricsPort, in: 0...65535)
+        let migrationConcurrency = try self.settings.int(.migrationConcurrency, in: 1...64)
+
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let database = try await DatabaseRuntime.start(settings: self.settings, logger: logger)
+        let pool = PostgresPool(configuration: database.configuration, logger: logger)
+        let storage = Storage(pool: pool, logger: logger)
+        do {
+            let started = ContinuousClock.now
+            try await storage.migrate(concurrency: migrationConcurrency)
+            logger.info("Schemas are up to date", metadata: ["took": "\(ContinuousClock.now - started)"])
+            try await self.bootstrapOperatorKey(storage: storage, logger: logger)
+
+            let authenticator = StorageAuthenticator(storage: storage, logger: logger)
+            let router = Services.makeRouter(storage: storage, authenticator: authenticator)
+            let rpcServer = RPCServer(
+                configuration: serverConfiguration,
+                router: router,
+                authenticator: authenticator,
+                logger: Logger(label: "vpp.rpc", level: logger.logLevel),
+                callLogLevel: callLogLevel,
+                errorMapper: ServiceErrorMapper.map
+            )
+            var services: [any Service] = [
+                ChangeListener(configuration: database.configuration, storage: storage, authenticator: authenticator, logger: logger)
+            ]
+            if metricsPort != 0 {
+                services.append(
+                    MetricsHTTPServer(
+                        host: self.settings[.metricsHost],
+                        port: metricsPort,
+                        logger: logger,
+                        render: { registry.emitToBuffer() },
+                        ready: {
+                            do {
+                                try await pool.query("SELECT 1")
+                                return (true, "ready")
+                            } catch {
+                                return (false, "database unreachable")
+                            }
+                        }
+                    )
+                )
+            }
+            services.append(rpcServer)
+            let group = ServiceGroup(
+                services: services,
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                cancellationSignals: [],
+                logger: logger
+            )
+            logger.info(
+                "vppd started",
+                metadata: ["version": "\(Self.version)", "rpc": "\(serverConfiguration.host):\(serverConfiguration.port)"]
+            )
+            try await group.run()
+        } catch {
+            logger.error("vppd stopped with an error", metadata: ["error": "\(error)"])
+            await pool.shutdown()
+            await database.stop(logger: logger)
+            throw error
+        }
+        await pool.shutdown()
+        await database.stop(logger: logger)
+        logger.info("vppd stopped")
+    }
+
+    /// Creates the configured operator key at first start, when no operator key exists yet.
+    private func bootstrapOperatorKey(storage: Storage, logger: Logger) async throws {
+        let secret = self.settings[.bootstrapOperatorKey]
+        guard !secret.isEmpty else {
+            if try await storage.apiKeys.countActiveOperatorKeys() == 0 {
+                logger.notice(
+                    "No operator key exists yet: create one with `vppd admin create-operator-key` (or set VPP_BOOTSTRAP_OPERATOR_KEY)"
+                )
+            }
+            return
+        }
+        if try await storage.apiKeys.find(secret: secret) != nil { return }
+        guard try await storage.apiKeys.countActiveOperatorKeys() == 0 else {
+            logger.notice("VPP_BOOTSTRAP_OPERATOR_KEY is ignored: operator keys exist already")
+            return
+        }
+        let (key, _) = try await storage.apiKeys.create(kind: .operator, tenantID: nil, name: "bootstrap", secret: secret)
+        logger.notice("Created the bootstrap operator key", metadata: ["key_id": "\(key.id.uuidString.lowercased())"])
+    }
+}
+
+extension Logger {
+    init(label: String, level: Logger.Level) {
+        self.init(label: label)
+        self.logLevel = level
+    }
+}

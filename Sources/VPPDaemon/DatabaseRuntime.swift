@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import VPPPostgres
+
+/// The database vppd uses: the one at `--database-url`, or a cluster of its own in `--data-dir` (started before
+/// everything else, stopped after everything else).
+struct DatabaseRuntime {
+    let configuration: PostgresConfiguration
+    let embedded: EmbeddedPostgres?
+
+    static let embeddedDatabase = "vpp"
+
+    static func start(settings: ResolvedSettings, logger: Logger) async throws -> DatabaseRuntime {
+        let poolSize = try settings.int(.databasePoolSize, in: 1...1000)
+        let statementTimeout = try settings.duration(.databaseStatementTimeout)
+        let url = settings[.databaseURL]
+        if !url.isEmpty {
+            var configuration = try PostgresConfiguration(url: url)
+            configuration.poolSize = poolSize
+            configuration.statementTimeout = statementTimeout
+            configuration.applicationName = configuration.applicationName ?? "vppd"
+            return DatabaseRuntime(configuration: configuration, embedded: nil)
+        }
+        let dataDirectory = URL(fileURLWithPath: settings[.dataDir]).standardizedFileURL.appendingPathComponent("postgres").path
+        logger.info(
+            "No database URL set: running an embedded PostgreSQL cluster",
+            metadata: ["data_dir": "\(dataDirectory)"]
+        )
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        let embedded = try EmbeddedPostgres(options: EmbeddedPostgres.Options(dataDirectory: dataDirectory))
+        if await embedded.isRunning() {
+            // Left running by a vppd that did not shut down cleanly: restart it under this process's settings.
+            logger.notice("The embedded cluster was still running; restarting it")
+            try await embedded.stop()
+        }
+        try await embedded.start()
+        var configuration = embedded.configuration(database: "postgres")
+        let exists = try await Self.withAdminPool(configuration) { pool in
+            try await pool.query("SELECT 1 FROM pg_database WHERE datname = \(Self.embeddedDatabase)").count == 1
+        }
+        if !exists {
+            try await Self.withAdminPool(configuration) { pool in
+                try await pool.simpleQuery("CREATE DATABASE \(try quoteIdentifier(Self.embeddedDatabase))")
+            }
+        }
+        configuration = embedded.configuration(database: Self.embeddedDatabase)
+        configuration.poolSize = poolSize
+        configuration.statementTimeout = statementTimeout
+        configuration.applicationName = "vppd"
+        return DatabaseRuntime(configuration: configuration, embedded: embedded)
+    }
+
+    private static func withAdminPool<R>(_ configuration: PostgresConfiguration, _ body: (PostgresPool) async throws -> R)
+        async throws -> R
+    {
+        var admin = configuration
+        admin.poolSize = 1
+        let pool = PostgresPool(configuration: admin)
+        do {
+            let result = try await body(pool)
+            await pool.shutdown()
+            return result
+        } catch {
+            await pool.shutdown()
+            throw error
+        }
+    }
+
+    func stop(logger: Logger) async {
+        guard let embedded else { return }
+        do {
+            try await embedded.stop()
+            logger.info("Embedded PostgreSQL cluster stopped")
+        } catch {
+            logger.error("Could not stop the embedded PostgreSQL cluster", metadata: ["error": "\(error)"])
+        }
+    }
+}

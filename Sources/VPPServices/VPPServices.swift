@@ -1,1 +1,0 @@
-// VPPServices: the module's code lands here.

@@ -1,0 +1,19 @@
+/// One step of a schema's history. Versions start at 1 and never change once released: a change to the schema is a
+/// new migration. The SQL runs in one transaction with the migration's bookkeeping, so a migration is applied
+/// entirely or not at all.
+public struct Migration: Sendable, Hashable {
+    public var version: Int
+    public var name: String
+    public var sql: String
+
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
+}
+
+extension Array where Element == Migration {
+    /// The highest version in the list.
+    var latestVersion: Int { self.map(\.version).max() ?? 0 }
+}

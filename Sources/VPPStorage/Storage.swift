@@ -1,0 +1,147 @@
+public import Foundation
+public import Logging
+import NIOConcurrencyHelpers
+public import VPPPostgres
+
+/// The storage layer's front door: the pool, the stores, tenant-scoped transactions, and the audit logs.
+public final class Storage: Sendable {
+    public let pool: PostgresPool
+    public let tenants: TenantStore
+    public let apiKeys: ApiKeyStore
+    public let migrator: Migrator
+    let logger: Logger
+
+    /// How long a tenant's state read from the database is trusted before it is read again. Changes made by this
+    /// process are seen at once; changes made by another server within this time (or at once, through NOTIFY, once the
+    /// daemon listens).
+    public let tenantStateTTL: Duration
+    private let tenantStates = NIOLockedValueBox<[UUID: (state: TenantRecord.State, checked: ContinuousClock.Instant)]>([:])
+
+    /// NOTIFY channel for changes of tenants and keys, so every server drops what it cached.
+    public static let changesChannel = "vpp_control_changes"
+
+    public init(pool: PostgresPool, logger: Logger, tenantStateTTL: Duration = .seconds(2)) {
+        self.pool = pool
+        self.logger = logger
+        self.tenants = TenantStore(pool: pool, logger: logger)
+        self.apiKeys = ApiKeyStore(pool: pool, logger: logger)
+        self.migrator = Migrator(pool: pool, logger: logger)
+        self.tenantStateTTL = tenantStateTTL
+    }
+
+    // MARK: Tenant scope
+
+    /// Runs `body` in a transaction scoped to one tenant: as the tenant's own role, with `search_path` set to its
+    /// schema, so a query cannot reach another tenant's tables even by mistake (C3). A suspended tenant gets
+    /// FAILED_PRECONDITION; an unknown one NOT_FOUND.
+    public func withTenant<Result: Sendable>(
+        _ tenantID: UUID,
+        isolation: PostgresPool.IsolationLevel = .readCommitted,
+        _ body: (PostgresTransaction) async throws -> Result
+    ) async throws -> Result {
+        try await self.requireActive(tenantID)
+        let schema = TenantSchema(tenantID: tenantID)
+        return try await self.pool.transaction(isolation: isolation) { transaction in
+            try await transaction.simpleQuery(
+                "SET LOCAL ROLE \(schema.quotedRole); SET LOCAL search_path TO \(schema.quotedSchema)"
+            )
+            return try await body(transaction)
+        }
+    }
+
+    /// Throws unless the tenant exists and is active.
+    public func requireActive(_ tenantID: UUID) async throws {
+        let cached = self.tenantStates.withLockedValue { $0[tenantID] }
+        let state: TenantRecord.State
+        if let cached, ContinuousClock.now - cached.checked < self.tenantStateTTL {
+            state = cached.state
+        } else {
+            let rows = try await self.pool.query("SELECT state FROM vpp_control.tenants WHERE id = \(tenantID)")
+            guard let row = rows.first else {
+                self.forgetTenant(tenantID)
+                throw StorageError.notFound("The tenant of this key no longer exists.")
+            }
+            state = TenantRecord.State(rawValue: try row.decode(String.self, at: 0)) ?? .suspended
+            self.tenantStates.withLockedValue { $0[tenantID] = (state, ContinuousClock.now) }
+        }
+        guard state == .active else {
+            throw StorageError.failedPrecondition(
+                "This tenant is suspended by the platform operator; its calls and syncs are stopped until it is resumed.",
+                reason: "TENANT_SUSPENDED"
+            )
+        }
+    }
+
+    /// Drops what this process cached about a tenant (after a change here or a notification from another server).
+    public func forgetTenant(_ tenantID: UUID) {
+        _ = self.tenantStates.withLockedValue { $0.removeValue(forKey: tenantID) }
+    }
+
+    public func forgetAllTenants() {
+        self.tenantStates.withLockedValue { $0.removeAll() }
+    }
+
+    /// Tells every server that a tenant or key changed ("tenant:<id>" or "key:<id>").
+    public func announceChange(_ payload: String) async {
+        do {
+            try await self.pool.notify(channel: Self.changesChannel, payload: payload)
+        } catch {
+            self.logger.warning("Could not announce a change to other servers", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Audit
+
+    public func recordOperatorAudit(_ record: AuditRecord) async throws {
+        try await AuditLog.insert(record, into: .control, on: nil, pool: self.pool)
+    }
+
+    /// Records a tenant's audit event in the tenant's schema (in `transaction` when given, so it commits or rolls back
+    /// with the change it describes).
+    public func recordTenantAudit(_ record: AuditRecord, tenantID: UUID, in transaction: PostgresTransaction? = nil) async throws {
+        if let transaction {
+            try await AuditLog.insert(record, into: .tenant, on: transaction, pool: self.pool)
+        } else {
+            let schema = TenantSchema(tenantID: tenantID)
+            try await self.pool.transaction { transaction in
+                try await transaction.simpleQuery(
+                    "SET LOCAL ROLE \(schema.quotedRole); SET LOCAL search_path TO \(schema.quotedSchema)"
+                )
+                try await AuditLog.insert(record, into: .tenant, on: transaction, pool: self.pool)
+            }
+        }
+    }
+
+    public func listOperatorAudit(
+        target: String?,
+        method: String?,
+        pageSize: Int,
+        after token: PageToken?
+    ) async throws -> (records: [AuditRecord], next: PageToken?) {
+        try await AuditLog.list(from: .control, target: target, method: method, pageSize: pageSize, after: token) {
+            try await self.pool.query($0)
+        }
+    }
+
+    public func listTenantAudit(
+        tenantID: UUID,
+        target: String?,
+        method: String?,
+        pageSize: Int,
+        after token: PageToken?
+    ) async throws -> (records: [AuditRecord], next: PageToken?) {
+        try await self.withTenant(tenantID) { transaction in
+            try await AuditLog.list(from: .tenant, target: target, method: method, pageSize: pageSize, after: token) {
+                try await transaction.query($0)
+            }
+        }
+    }
+
+    // MARK: Start-up
+
+    /// Brings every schema up to date (control first, then the tenants, `concurrency` at a time).
+    public func migrate(concurrency: Int) async throws {
+        try await self.migrator.migrateControl()
+        try await self.migrator.migrateTenants(concurrency: concurrency)
+    }
+}

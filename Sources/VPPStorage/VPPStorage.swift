@@ -1,1 +1,0 @@
-// VPPStorage: the module's code lands here.
