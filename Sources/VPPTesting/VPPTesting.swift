@@ -1,1 +1,0 @@
-// VPPTesting: the module's code lands here.
