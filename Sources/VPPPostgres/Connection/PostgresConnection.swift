@@ -75,13 +75,17 @@ final class PostgresConnection: @unchecked Sendable {
     /// Costs one `poll` with a zero timeout when the connection is fine.
     func checkIdleConnection() -> Bool {
         guard let conn, PQstatus(conn) == CONNECTION_OK else { return false }
-        var descriptor = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
-        let ready = poll(&descriptor, 1, 0)
-        if ready > 0 {
+        // A terminated backend sends a FATAL message and then closes the socket; libpq reads
+        // the message in one call and notices the end of the stream only in the next, so read
+        // until nothing more is waiting.
+        for _ in 0..<8 {
+            var descriptor = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 0) > 0 else { break }
             // Anything arriving on an idle session is a server-side message (a FATAL before
             // closing, or a stray notification); consuming it updates the status.
             if PQconsumeInput(conn) == 0 { return false }
             while let notification = PQnotifies(conn) { PQfreemem(notification) }
+            if PQstatus(conn) != CONNECTION_OK { return false }
         }
         return PQstatus(conn) == CONNECTION_OK
     }

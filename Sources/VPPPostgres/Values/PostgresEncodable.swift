@@ -110,8 +110,11 @@ extension PostgresArrayElement where Self: PostgresDecodable {
         guard let elementType = type.arrayElementType else { throw .typeMismatch }
         var elements: [Self] = []
         for element in try PostgresArrayLiteral.parse(text) {
-            guard let element else { throw .unexpectedNull }
-            elements.append(try Self(postgresText: element[...], type: elementType))
+            if let element {
+                elements.append(try Self(postgresText: element[...], type: elementType))
+            } else {
+                elements.append(try Self.postgresNull())
+            }
         }
         return elements
     }
@@ -145,6 +148,15 @@ extension UUID: PostgresArrayElement {
 }
 extension Date: PostgresArrayElement {
     public static var postgresArrayType: PostgresDataType { .timestamptzArray }
+}
+
+/// Arrays with NULL elements: `[String?]` is a `text[]` that may hold NULL.
+extension Optional: PostgresArrayElement where Wrapped: PostgresArrayElement & PostgresEncodable & PostgresDecodable {
+    public static var postgresArrayType: PostgresDataType { Wrapped.postgresArrayType }
+
+    public static func postgresArrayText(_ elements: [Wrapped?]) -> String {
+        PostgresArrayLiteral.format(elements.map { $0?.postgresText })
+    }
 }
 
 extension UInt8: PostgresArrayElement {
