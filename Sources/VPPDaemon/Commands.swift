@@ -24,11 +24,32 @@ public struct VPPDCommand: AsyncParsableCommand {
     )
 
     public init() {}
+
+    /// Parses the command line and runs the chosen command. (argument-parser's own async `main()` cannot be picked
+    /// from top-level code reliably, and its existential `run()` call may dispatch to the synchronous requirement,
+    /// which only prints help; a protocol of our own with one async entry point leaves no ambiguity.)
+    public static func runMain() async {
+        do {
+            var command = try Self.parseAsRoot()
+            if let subcommand = command as? any VPPDSubcommand {
+                try await subcommand.execute()
+            } else {
+                try command.run()
+            }
+        } catch {
+            Self.exit(withError: error)
+        }
+    }
+}
+
+/// A vppd command with work to do.
+protocol VPPDSubcommand: ParsableCommand {
+    func execute() async throws
 }
 
 extension VPPDCommand {
     /// Runs the server until SIGTERM or SIGINT.
-    struct Serve: AsyncParsableCommand {
+    struct Serve: VPPDSubcommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the server (the default command).",
             discussion: "Example: vppd serve --host 0.0.0.0 --port 7443 --database-url postgres://vpp@db/vpp"
@@ -36,14 +57,14 @@ extension VPPDCommand {
 
         @OptionGroup var settings: SettingOptions
 
-        func run() async throws {
+        func execute() async throws {
             let resolved = try self.settings.resolve()
             try await Daemon(settings: resolved).run()
         }
     }
 
     /// Brings the schemas up to date, or shows their versions.
-    struct Migrate: AsyncParsableCommand {
+    struct Migrate: VPPDSubcommand {
         static let configuration = CommandConfiguration(
             abstract: "Bring the control schema and every tenant schema up to date, or show their versions.",
             discussion: "Example: vppd migrate --status --database-url postgres://vpp@db/vpp"
@@ -54,7 +75,7 @@ extension VPPDCommand {
 
         @OptionGroup var settings: SettingOptions
 
-        func run() async throws {
+        func execute() async throws {
             let resolved = try self.settings.resolve()
             let logger = Daemon.makeLogger(resolved)
             let database = try await DatabaseRuntime.start(settings: resolved, logger: logger)
@@ -88,7 +109,7 @@ extension VPPDCommand {
     }
 
     /// Creates an operator key directly in the database: how the very first key comes to be.
-    struct CreateOperatorKey: AsyncParsableCommand {
+    struct CreateOperatorKey: VPPDSubcommand {
         static let configuration = CommandConfiguration(
             commandName: "create-operator-key",
             abstract: "Create an operator API key and print it once.",
@@ -103,7 +124,7 @@ extension VPPDCommand {
 
         @OptionGroup var settings: SettingOptions
 
-        func run() async throws {
+        func execute() async throws {
             let resolved = try self.settings.resolve()
             let logger = Daemon.makeLogger(resolved)
             let database = try await DatabaseRuntime.start(settings: resolved, logger: logger)
@@ -125,7 +146,7 @@ extension VPPDCommand {
     }
 
     /// Prints the settings in force.
-    struct Config: AsyncParsableCommand {
+    struct Config: VPPDSubcommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the settings in force and where each one comes from (secrets hidden).",
             discussion: "Example: VPP_PORT=9000 vppd config --config /etc/vpp/vppd.env"
@@ -133,7 +154,7 @@ extension VPPDCommand {
 
         @OptionGroup var settings: SettingOptions
 
-        func run() async throws {
+        func execute() async throws {
             print(try self.settings.resolve().describe())
         }
     }

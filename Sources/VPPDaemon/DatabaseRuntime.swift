@@ -27,13 +27,21 @@ struct DatabaseRuntime {
             metadata: ["data_dir": "\(dataDirectory)"]
         )
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        let embedded = try EmbeddedPostgres(options: EmbeddedPostgres.Options(dataDirectory: dataDirectory))
-        if await embedded.isRunning() {
-            // Left running by a vppd that did not shut down cleanly: restart it under this process's settings.
-            logger.notice("The embedded cluster was still running; restarting it")
-            try await embedded.stop()
+        // A cluster already running in the data directory belongs to another vppd process (a server while this is an
+        // admin command, or the reverse) or was left by one that crashed: use it as it is, and leave it running.
+        var runningPort: Int?
+        if let pid = try? String(contentsOfFile: dataDirectory + "/postmaster.pid", encoding: .utf8) {
+            let lines = pid.split(separator: "\n", omittingEmptySubsequences: false)
+            if lines.count > 3 { runningPort = Int(lines[3].trimmingCharacters(in: .whitespaces)) }
         }
-        try await embedded.start()
+        let embedded = try EmbeddedPostgres(options: EmbeddedPostgres.Options(dataDirectory: dataDirectory, port: runningPort))
+        var owned = true
+        if runningPort != nil, await embedded.isRunning() {
+            logger.info("Using the embedded PostgreSQL cluster that is already running", metadata: ["port": "\(embedded.port)"])
+            owned = false
+        } else {
+            try await embedded.start()
+        }
         var configuration = embedded.configuration(database: "postgres")
         let exists = try await Self.withAdminPool(configuration) { pool in
             try await pool.query("SELECT 1 FROM pg_database WHERE datname = \(Self.embeddedDatabase)").count == 1
@@ -47,7 +55,7 @@ struct DatabaseRuntime {
         configuration.poolSize = poolSize
         configuration.statementTimeout = statementTimeout
         configuration.applicationName = "vppd"
-        return DatabaseRuntime(configuration: configuration, embedded: embedded)
+        return DatabaseRuntime(configuration: configuration, embedded: owned ? embedded : nil)
     }
 
     private static func withAdminPool<R>(_ configuration: PostgresConfiguration, _ body: (PostgresPool) async throws -> R)

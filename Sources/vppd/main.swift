@@ -1,3 +1,3 @@
 import VPPDaemon
 
-await VPPDCommand.main()
+await VPPDCommand.runMain()
