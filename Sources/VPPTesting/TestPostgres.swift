@@ -70,9 +70,7 @@ actor TestPostgresServer {
 
     private static func start() async throws -> Server {
         if let url = ProcessInfo.processInfo.environment["VPP_TEST_DATABASE_URL"], !url.isEmpty {
-            var configuration = try PostgresConfiguration(url: url)
-            configuration.poolSize = 2
-            return Server(admin: PostgresPool(configuration: configuration))
+            return Server(admin: PostgresPool(configuration: adminSettings(try PostgresConfiguration(url: url))))
         }
         let directory = try TestPostgres.makeTemporaryDirectory()
         let cluster = try EmbeddedPostgres(
@@ -80,9 +78,17 @@ actor TestPostgresServer {
         )
         ClusterReaper.register(cluster, directory: directory)
         try await cluster.start()
-        var configuration = cluster.configuration()
-        configuration.poolSize = 2
-        return Server(admin: PostgresPool(configuration: configuration))
+        return Server(admin: PostgresPool(configuration: adminSettings(cluster.configuration())))
+    }
+
+    /// Dozens of tests start at once and each creates a database (about 0.3 s each, serialized by
+    /// the server); waiting for the admin pool is part of test setup, so it may take long.
+    private static func adminSettings(_ configuration: PostgresConfiguration) -> PostgresConfiguration {
+        var configuration = configuration
+        configuration.poolSize = 4
+        configuration.poolAcquireTimeout = .seconds(300)
+        configuration.applicationName = "vpp-tests-admin"
+        return configuration
     }
 }
 

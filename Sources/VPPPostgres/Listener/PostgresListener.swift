@@ -29,6 +29,8 @@ public enum PostgresListenerEvent: Sendable, Hashable {
 /// takes effect promptly), reads with `PQconsumeInput` and `PQnotifies`, and delivers events
 /// through `events`. A lost connection is re-opened with backoff and the channels are listened
 /// to again, followed by a `.reconnected` event.
+///
+/// The thread keeps the listener alive: call `stop()` (or stop iterating `events`) to end it.
 public final class PostgresListener: Sendable {
     public let channels: [String]
     /// The events, in order. Ends after `stop()`.
