@@ -63,8 +63,14 @@ struct OperatorService: Sendable {
                         field: "confirm"
                     )
                 }
+                let keys = try await self.storage.apiKeys.ids(ofTenant: id)
                 try await self.storage.tenants.delete(id)
                 await self.tenantChanged(id)
+                // The tenant's keys went with it: refuse them from the next call on, here and on other servers.
+                for key in keys {
+                    self.authenticator.keyRevoked(key)
+                    await self.storage.announceChange("key:\(key.uuidString.lowercased())")
+                }
                 // Tokens arrive with the tokens capability; a tenant holds none until then.
                 return VppV1.DeleteTenantResponse()
             }

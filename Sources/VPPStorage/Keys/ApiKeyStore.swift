@@ -180,6 +180,12 @@ public struct ApiKeyStore: Sendable {
         return try Self.decode(row)
     }
 
+    /// The ids of every key of one tenant, revoked ones included.
+    public func ids(ofTenant tenantID: UUID) async throws -> [UUID] {
+        try await self.pool.query("SELECT id FROM vpp_control.api_keys WHERE tenant_id = \(tenantID)")
+            .map { try $0.decode(UUID.self, at: 0) }
+    }
+
     public func countActiveOperatorKeys() async throws -> Int {
         try await self.pool.query(
             "SELECT count(*) FROM vpp_control.api_keys WHERE kind = 'operator' AND revoked_at IS NULL"

@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+import VPPClient
+import VPPProto
+import VPPWire
+
+/// Runs `body` and checks it fails with `code`; returns the error for further checks.
+@discardableResult
+func expectRPCError(
+    _ code: RpcV1.StatusCode,
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> Void
+) async -> RPCError? {
+    do {
+        try await body()
+        Issue.record("expected \(code.name), but the call succeeded", sourceLocation: sourceLocation)
+        return nil
+    } catch let error as RPCError {
+        #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
+        return error
+    } catch {
+        Issue.record("expected \(code.name), got \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+}
+
+/// Waits until `condition` holds (a state another task or process brings about); false after `timeout`.
+func eventually(timeout: Duration = .seconds(20), _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return await condition()
+}
+
+extension VppV1.GetTenantRequest {
+    init(_ id: String) {
+        self.init()
+        self.tenantId = id
+    }
+}
