@@ -104,7 +104,7 @@ extension VPPDCommand {
     struct Admin: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Administration that needs no running server.",
-            subcommands: [CreateOperatorKey.self]
+            subcommands: [CreateOperatorKey.self, CreateTenant.self]
         )
     }
 
@@ -135,6 +135,53 @@ extension VPPDCommand {
                 try await storage.migrate(concurrency: try resolved.int(.migrationConcurrency, in: 1...64))
                 let (key, secret) = try await storage.apiKeys.create(kind: .operator, tenantID: nil, name: self.name)
                 FileHandle.standardError.write(Data("Created operator key \(key.id.uuidString.lowercased()) (\(key.name)). It is shown once:\n".utf8))
+                print(secret)
+            } catch {
+                failure = error
+            }
+            await pool.shutdown()
+            await database.stop(logger: logger)
+            if let failure { throw failure }
+        }
+    }
+
+    /// Creates a tenant and a key for it directly in the database (the local run's demo tenant; scripts).
+    struct CreateTenant: VPPDSubcommand {
+        static let configuration = CommandConfiguration(
+            commandName: "create-tenant",
+            abstract: "Create a tenant with a tenant API key; print the tenant's id and the key.",
+            discussion: """
+                Prints two lines on standard output: the tenant id, then the key (shown once). Operators normally use \
+                the OperatorService over RPC; this is for scripts and the local run. \
+                Example: vppd admin create-tenant --name "Demo School" --key-name demo
+                """
+        )
+
+        @Option(help: "The tenant's display name.")
+        var name: String
+
+        @Option(help: "A name for the tenant's first API key.")
+        var keyName: String = "admin"
+
+        @OptionGroup var settings: SettingOptions
+
+        func execute() async throws {
+            let resolved = try self.settings.resolve()
+            let logger = Daemon.makeLogger(resolved)
+            let database = try await DatabaseRuntime.start(settings: resolved, logger: logger)
+            let pool = PostgresPool(configuration: database.configuration, logger: logger)
+            let storage = Storage(pool: pool, logger: logger)
+            var failure: (any Error)?
+            do {
+                try await storage.migrate(concurrency: try resolved.int(.migrationConcurrency, in: 1...64))
+                let tenant = try await storage.tenants.create(
+                    displayName: self.name,
+                    tokenLimit: nil,
+                    organizationCreatedAt: nil,
+                    deviceGroupAssignment: false
+                )
+                let (_, secret) = try await storage.apiKeys.create(kind: .tenant, tenantID: tenant.id, name: self.keyName)
+                print(tenant.id.uuidString.lowercased())
                 print(secret)
             } catch {
                 failure = error
