@@ -197,6 +197,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "VPPDaemonTests",
+            dependencies: ["VPPDaemon", "VPPServer", "VPPTesting", "VPPClient", "VPPProto",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "VPPStorageTests",
             dependencies: ["VPPStorage", "VPPPostgres", "VPPTesting", "VPPServices", "VPPClient", "VPPProto"],
             swiftSettings: swiftSettings

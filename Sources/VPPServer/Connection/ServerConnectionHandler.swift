@@ -254,7 +254,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         case .success(let found):
             route = found
         case .failure(let error):
-            self.calls[callID] = RunningCall(task: nil, deadlineTimer: nil, method: "(unknown)", started: started, logger: logger)
+            let name = self.environment.router.knownName(for: call.method)
+            self.calls[callID] = RunningCall(task: nil, deadlineTimer: nil, method: name, started: started, logger: logger)
             self.finishCall(callID, status: error.status, payload: nil)
             return
         }

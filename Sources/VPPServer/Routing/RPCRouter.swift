@@ -85,6 +85,12 @@ public struct RPCRouter: Sendable {
 
     public var registeredPaths: [String] { self.routes.keys.sorted() }
 
+    /// The method name to use in metrics and logs: the path for a declared or registered method, "(unknown)" for
+    /// anything else, so a client cannot create unbounded label values.
+    public func knownName(for path: String) -> String {
+        self.routes[path] != nil || self.declared.contains(path) ? path : "(unknown)"
+    }
+
     private static func decode<Message: ProtoMessage>(
         _ type: Message.Type,
         _ bytes: [UInt8],
