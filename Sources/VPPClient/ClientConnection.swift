@@ -114,6 +114,11 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private var welcomePromise: EventLoopPromise<RpcV1.Welcome>?
     private var calls: [UInt64: AsyncThrowingStream<[UInt8], any Error>.Continuation] = [:]
     private var pings: [UInt64: EventLoopPromise<Void>] = [:]
+    /// Client-side deadline timers: the server enforces deadlines, but a server that stops answering must not leave a
+    /// call waiting forever.
+    private var deadlineTimers: [UInt64: Scheduled<Void>] = [:]
+    /// How long after the deadline the client gives up on its own.
+    static let deadlineGrace: Duration = .seconds(2)
     private var nextCallID: UInt64 = 1
     private var goAwayReceived = false
     private var closed = false
@@ -161,6 +166,14 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         var frame = RpcV1.ClientFrame()
         frame.kind = .call(call)
         self.calls[callID] = continuation
+        if let timeout, let context = self.context {
+            let limit = timeout + Self.deadlineGrace
+            let (seconds, attoseconds) = limit.components
+            let nanoseconds = seconds.multipliedReportingOverflow(by: 1_000_000_000).partialValue + attoseconds / 1_000_000_000
+            self.deadlineTimers[callID] = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
+                self.expire(callID)
+            }
+        }
         if !self.send(frame) {
             self.calls.removeValue(forKey: callID)
             continuation.finish(throwing: RPCError.resourceExhausted("The request is larger than the frame limit."))
@@ -168,9 +181,22 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         return callID
     }
 
+    /// The server did not answer within the deadline and its grace: fail the call here and tell the server.
+    private func expire(_ callID: UInt64) {
+        self.deadlineTimers.removeValue(forKey: callID)
+        guard let continuation = self.calls.removeValue(forKey: callID) else { return }
+        continuation.finish(throwing: RPCError.deadlineExceeded("The server did not answer before the call's deadline."))
+        self.sendCancel(callID)
+    }
+
     func cancelCall(_ callID: UInt64) {
+        self.deadlineTimers.removeValue(forKey: callID)?.cancel()
         guard let continuation = self.calls.removeValue(forKey: callID) else { return }
         continuation.finish(throwing: CancellationError())
+        self.sendCancel(callID)
+    }
+
+    private func sendCancel(_ callID: UInt64) {
         var cancel = RpcV1.Cancel()
         cancel.callId = callID
         var frame = RpcV1.ClientFrame()
@@ -225,6 +251,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             }
             if let status = reply.status {
                 self.calls.removeValue(forKey: reply.callId)
+                self.deadlineTimers.removeValue(forKey: reply.callId)?.cancel()
                 if status.code == .ok {
                     continuation.finish()
                 } else {
@@ -259,6 +286,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     private func failAll(_ error: RPCError) {
+        for timer in self.deadlineTimers.values { timer.cancel() }
+        self.deadlineTimers.removeAll()
         self.welcomePromise?.fail(error)
         self.welcomePromise = nil
         let calls = self.calls
