@@ -16,6 +16,8 @@ public final class RawConnection: Sendable {
         /// Bytes that are not a ServerFrame.
         case undecodable
         case closed
+        /// Nothing happened within the wait's timeout.
+        case timedOut
     }
 
     private final class IteratorBox: @unchecked Sendable {
@@ -70,9 +72,20 @@ public final class RawConnection: Sendable {
         try await self.send(frame)
     }
 
-    /// The next thing the server did: a frame, or closing the connection (then `.closed` forever).
-    public func next() async -> ServerEvent {
-        await self.iterator.iterator.next() ?? .closed
+    /// The next thing the server did: a frame, or closing the connection (then `.closed` forever). After `timeout`
+    /// without either, `.timedOut`: a test waiting for the server fails instead of hanging the whole run.
+    public func next(timeout: Duration = .seconds(30)) async -> ServerEvent {
+        let box = self.iterator
+        return await withTaskGroup(of: ServerEvent.self) { group in
+            group.addTask { await box.iterator.next() ?? .closed }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return .timedOut
+            }
+            let first = await group.next() ?? .timedOut
+            group.cancelAll()
+            return first
+        }
     }
 
     /// Reads events until the connection closes and returns the frames that came before.

@@ -480,8 +480,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         let interval = max(min(idle / 4, 5_000_000_000), 10_000_000)
         self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(interval)) {
             if self.machine.inFlightCount == 0, (NIODeadline.now() - self.lastRead).nanoseconds >= idle {
+                // Before authentication this does nothing (the authentication timeout covers that time).
                 self.perform(self.machine.idleTimedOut(), reason: "idle")
-            } else if !self.closing {
+            }
+            if !self.closing {
                 self.scheduleIdleCheck()
             }
         }
