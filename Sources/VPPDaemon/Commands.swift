@@ -76,28 +76,14 @@ extension VPPDCommand {
         @OptionGroup var settings: SettingOptions
 
         func execute() async throws {
-            let resolved = try self.settings.resolve()
-            let logger = Daemon.makeLogger(resolved)
-            let database = try await DatabaseRuntime.start(settings: resolved, logger: logger)
-            let pool = PostgresPool(configuration: database.configuration, logger: logger)
-            let storage = Storage(pool: pool, logger: logger)
-            do {
-                if !self.status {
-                    try await storage.migrate(concurrency: try resolved.int(.migrationConcurrency, in: 1...64))
-                }
+            try await withAdminStorage(self.settings, migrate: !self.status) { storage in
                 let state = try await storage.migrator.status()
                 print("control schema: version \(state.controlVersion) of \(state.latestControlVersion)")
                 print("tenant schemas: \(state.tenants.count), \(state.tenantsBehind) behind version \(state.latestTenantVersion)")
                 for tenant in state.tenants where tenant.version < state.latestTenantVersion {
                     print("  \(tenant.tenantID.uuidString.lowercased())  \(tenant.schemaName)  version \(tenant.version)")
                 }
-            } catch {
-                await pool.shutdown()
-                await database.stop(logger: logger)
-                throw error
             }
-            await pool.shutdown()
-            await database.stop(logger: logger)
         }
     }
 
@@ -125,23 +111,13 @@ extension VPPDCommand {
         @OptionGroup var settings: SettingOptions
 
         func execute() async throws {
-            let resolved = try self.settings.resolve()
-            let logger = Daemon.makeLogger(resolved)
-            let database = try await DatabaseRuntime.start(settings: resolved, logger: logger)
-            let pool = PostgresPool(configuration: database.configuration, logger: logger)
-            let storage = Storage(pool: pool, logger: logger)
-            var failure: (any Error)?
-            do {
-                try await storage.migrate(concurrency: try resolved.int(.migrationConcurrency, in: 1...64))
+            try await withAdminStorage(self.settings, migrate: true) { storage in
                 let (key, secret) = try await storage.apiKeys.create(kind: .operator, tenantID: nil, name: self.name)
-                FileHandle.standardError.write(Data("Created operator key \(key.id.uuidString.lowercased()) (\(key.name)). It is shown once:\n".utf8))
+                FileHandle.standardError.write(
+                    Data("Created operator key \(key.id.uuidString.lowercased()) (\(key.name)). It is shown once:\n".utf8)
+                )
                 print(secret)
-            } catch {
-                failure = error
             }
-            await pool.shutdown()
-            await database.stop(logger: logger)
-            if let failure { throw failure }
         }
     }
 
@@ -166,14 +142,7 @@ extension VPPDCommand {
         @OptionGroup var settings: SettingOptions
 
         func execute() async throws {
-            let resolved = try self.settings.resolve()
-            let logger = Daemon.makeLogger(resolved)
-            let database = try await DatabaseRuntime.start(settings: resolved, logger: logger)
-            let pool = PostgresPool(configuration: database.configuration, logger: logger)
-            let storage = Storage(pool: pool, logger: logger)
-            var failure: (any Error)?
-            do {
-                try await storage.migrate(concurrency: try resolved.int(.migrationConcurrency, in: 1...64))
+            try await withAdminStorage(self.settings, migrate: true) { storage in
                 let tenant = try await storage.tenants.create(
                     displayName: self.name,
                     tokenLimit: nil,
@@ -183,12 +152,7 @@ extension VPPDCommand {
                 let (_, secret) = try await storage.apiKeys.create(kind: .tenant, tenantID: tenant.id, name: self.keyName)
                 print(tenant.id.uuidString.lowercased())
                 print(secret)
-            } catch {
-                failure = error
             }
-            await pool.shutdown()
-            await database.stop(logger: logger)
-            if let failure { throw failure }
         }
     }
 
@@ -205,4 +169,30 @@ extension VPPDCommand {
             print(try self.settings.resolve().describe())
         }
     }
+}
+
+/// Runs an admin command's work against the database the settings name (starting the embedded cluster if needed),
+/// optionally migrating first, and always releases the pool and the cluster afterwards.
+private func withAdminStorage(
+    _ options: SettingOptions,
+    migrate: Bool,
+    _ body: (Storage) async throws -> Void
+) async throws {
+    let resolved = try options.resolve()
+    let logger = Daemon.makeLogger(resolved)
+    let database = try await DatabaseRuntime.start(settings: resolved, logger: logger)
+    let pool = PostgresPool(configuration: database.configuration, logger: logger)
+    var failure: (any Error)?
+    do {
+        let storage = Storage(pool: pool, logger: logger)
+        if migrate {
+            try await storage.migrate(concurrency: try resolved.int(.migrationConcurrency, in: 1...64))
+        }
+        try await body(storage)
+    } catch {
+        failure = error
+    }
+    await pool.shutdown()
+    await database.stop(logger: logger)
+    if let failure { throw failure }
 }

@@ -86,3 +86,11 @@ func pageInfo(_ next: PageToken?) -> VppV1.PageInfo {
     info.nextPageToken = next?.encoded ?? ""
     return info
 }
+
+extension VppV1.ListAuditEventsResponse {
+    init(_ records: [AuditRecord], next: PageToken?) {
+        self.init()
+        self.events = records.map(VppV1.AuditEvent.init)
+        self.page = pageInfo(next)
+    }
+}

@@ -109,10 +109,7 @@ struct OperatorService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 1)
             )
-            var response = VppV1.ListAuditEventsResponse()
-            response.events = records.map(VppV1.AuditEvent.init)
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListAuditEventsResponse(records, next: next)
         }
         router.register(Operator.GetMigrationStatus.self, requires: .operator) { _, _ in
             let status = try await self.storage.migrator.status()

@@ -17,10 +17,7 @@ struct TenantAuditService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 1)
             )
-            var response = VppV1.ListAuditEventsResponse()
-            response.events = records.map(VppV1.AuditEvent.init)
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListAuditEventsResponse(records, next: next)
         }
     }
 }
