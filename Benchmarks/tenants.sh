@@ -118,7 +118,9 @@ now() { python3 -c 'import time; print(time.monotonic())'; }
 cd "$ROOT"
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
     log "building vppd and vpp-load in release mode"
-    swift build -c release --product vppd --product vpp-load >&2
+    # One build per product: given --product twice, swift build builds only the last one.
+    swift build -c release --product vppd >&2
+    swift build -c release --product vpp-load >&2
 fi
 BIN=${BIN:-$(swift build -c release --show-bin-path)}
 PORT=$(free_port)
