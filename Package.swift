@@ -12,6 +12,9 @@
 //   VPPServices             the RPC services (operator, tenant, ...) on storage
 //   VPPDaemon               vppd's configuration and lifecycle; vppd is its thin executable
 //   VPPTesting              test helpers shipped as a module (throwaway PostgreSQL, in-process server)
+//   VPPLoadKit              the load generator's logic (workloads, latency histograms, reports); vpp-load is its thin
+//                           executable. (Kept in this package rather than a Benchmarks/ package of its own so that it
+//                           builds with the product and shares VPPClient without a path dependency.)
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -25,6 +28,7 @@ let package = Package(
     products: [
         .executable(name: "vppd", targets: ["vppd"]),
         .library(name: "VPPClient", targets: ["VPPClient"]),
+        .executable(name: "vpp-load", targets: ["vpp-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -35,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // MARK: C libraries
@@ -158,6 +163,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: The load generator
+        .target(
+            name: "VPPLoadKit",
+            dependencies: [
+                "VPPClient",
+                "VPPWire",
+                "VPPProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "vpp-load",
+            dependencies: ["VPPLoadKit"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Test helpers and tests
         .target(
             name: "VPPTesting",
@@ -211,5 +235,6 @@ let package = Package(
             dependencies: ["VPPStorage", "VPPPostgres", "VPPTesting", "VPPServices", "VPPClient", "VPPProto"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "VPPLoadTests", dependencies: ["VPPLoadKit"], swiftSettings: swiftSettings),
     ]
 )

@@ -83,7 +83,8 @@ public enum Setting: String, CaseIterable, Sendable {
         case .shutdownGrace: "On SIGTERM, how long calls in flight may take to finish."
         case .eventLoopThreads: "Event loop threads for network I/O; 0 means one per core."
         case .logLevel: "trace, debug, info, notice, warning, error or critical."
-        case .callLogLevel: "Level of the one log line every RPC call writes (use notice or higher under load)."
+        case .callLogLevel:
+            "Level of the one log line every RPC call writes; a level below --log-level (e.g. debug) silences them under load."
         case .bootstrapOperatorKey:
             "An operator API key to create at start-up if no operator key exists yet (at least 32 characters). Prefer `vppd admin create-operator-key`."
         }

@@ -1,0 +1,3 @@
+import VPPLoadKit
+
+await VPPLoadCommand.runMain()
