@@ -135,6 +135,7 @@ let package = Package(
                 "VPPServer",
                 "VPPStorage",
                 "VPPPostgres",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "VPPProto",
                 "VPPWire",

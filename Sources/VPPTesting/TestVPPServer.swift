@@ -15,6 +15,8 @@ public struct TestVPPServer: Sendable {
     public let authenticator: StorageAuthenticator
     public let server: RPCServer
     public let operatorKey: String
+    /// Listens for changes announced by other servers (see `ChangeListener`), when asked to.
+    let listener: Task<Void, any Error>?
 
     public var port: Int { self.server.localPort ?? 0 }
 
@@ -22,6 +24,10 @@ public struct TestVPPServer: Sendable {
         database: PostgresConfiguration? = nil,
         prefix: String = "vpp",
         poolSize: Int = 8,
+        keyRecheckInterval: Duration = .seconds(2),
+        tenantStateTTL: Duration = .seconds(2),
+        listenForChanges: Bool = false,
+        operatorKey givenOperatorKey: String? = nil,
         configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestVPPServer {
         var logger = Logger(label: "test.vpp")
@@ -34,10 +40,20 @@ public struct TestVPPServer: Sendable {
         }
         databaseConfiguration.poolSize = poolSize
         let pool = PostgresPool(configuration: databaseConfiguration, logger: logger)
-        let storage = Storage(pool: pool, logger: logger)
+        let storage = Storage(pool: pool, logger: logger, tenantStateTTL: tenantStateTTL)
         try await storage.migrate(concurrency: 4)
-        let (_, operatorKey) = try await storage.apiKeys.create(kind: .operator, tenantID: nil, name: "test operator")
-        let authenticator = StorageAuthenticator(storage: storage, logger: logger)
+        let operatorKey: String
+        if let givenOperatorKey {
+            operatorKey = givenOperatorKey
+        } else {
+            operatorKey = try await storage.apiKeys.create(kind: .operator, tenantID: nil, name: "test operator").secret
+        }
+        let authenticator = StorageAuthenticator(storage: storage, logger: logger, recheckInterval: keyRecheckInterval)
+        var listener: Task<Void, any Error>?
+        if listenForChanges {
+            let changes = ChangeListener(configuration: databaseConfiguration, storage: storage, authenticator: authenticator, logger: logger)
+            listener = Task { try await changes.run() }
+        }
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configure(&configuration)
         let server = RPCServer(
@@ -55,7 +71,8 @@ public struct TestVPPServer: Sendable {
             storage: storage,
             authenticator: authenticator,
             server: server,
-            operatorKey: operatorKey
+            operatorKey: operatorKey,
+            listener: listener
         )
     }
 
@@ -92,6 +109,7 @@ public struct TestVPPServer: Sendable {
     }
 
     public func stop() async {
+        self.listener?.cancel()
         await self.server.shutdown(gracePeriod: .seconds(1))
         await self.pool.shutdown()
     }

@@ -1,26 +1,25 @@
 import Foundation
-import Logging
-import ServiceLifecycle
-import VPPPostgres
-import VPPServices
-import VPPStorage
+public import Logging
+public import ServiceLifecycle
+public import VPPPostgres
+public import VPPStorage
 
 /// Listens for changes other servers announce (a key revoked, a tenant suspended or deleted) and drops what this
 /// process cached about them, so that every server sees the change on the next call.
-final class ChangeListener: Service, Sendable {
+public final class ChangeListener: Service, Sendable {
     private let configuration: PostgresConfiguration
     private let storage: Storage
     private let authenticator: StorageAuthenticator
     private let logger: Logger
 
-    init(configuration: PostgresConfiguration, storage: Storage, authenticator: StorageAuthenticator, logger: Logger) {
+    public init(configuration: PostgresConfiguration, storage: Storage, authenticator: StorageAuthenticator, logger: Logger) {
         self.configuration = configuration
         self.storage = storage
         self.authenticator = authenticator
         self.logger = logger
     }
 
-    func run() async throws {
+    public func run() async throws {
         let listener = try PostgresListener(
             configuration: self.configuration,
             channels: [Storage.changesChannel],
