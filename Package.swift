@@ -201,7 +201,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "VPPProtoTests", dependencies: ["VPPProto"], swiftSettings: swiftSettings),
+        .testTarget(name: "VPPProtoTests", dependencies: ["VPPProto", "VPPTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VPPWireTests",
             dependencies: ["VPPWire", "VPPProto", "VPPTesting", .product(name: "NIOCore", package: "swift-nio")],

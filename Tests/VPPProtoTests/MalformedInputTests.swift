@@ -1,17 +1,6 @@
 import Testing
 import VPPProto
-
-/// Deterministic pseudo-random bytes (SplitMix64), so a failure reproduces.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import VPPTesting
 
 @Suite("Malformed input throws ProtoDecodingError and never crashes")
 struct MalformedInputTests {
@@ -52,7 +41,7 @@ struct MalformedInputTests {
 
     @Test("Thousands of pseudo-random byte strings either throw or decode to a value that re-encodes stably")
     func randomInputs() throws {
-        var random = SplitMix64(state: 0x5EED_1234)
+        var random = SplitMix64(seed: 0x5EED_1234)
         var rejected = 0
         for _ in 0..<4_000 {
             let length = Int.random(in: 0...64, using: &random)
@@ -115,5 +104,36 @@ struct MalformedInputTests {
         let hello = try RpcV1.Hello(serializedBytes: [0x0A, 0x02, 0xFF, 0xFE, 0x12, 0x02, 0x6F, 0x6B])
         #expect(hello.apiKey == "\u{FFFD}\u{FFFD}")
         #expect(hello.clientName == "ok")
+    }
+}
+
+@Suite("Strings with NUL bytes")
+struct NULStringTests {
+    @Test("a string with a NUL byte is refused, not cut short (protobuf-c hands strings to C as NUL-terminated)")
+    func nulInTopLevelString() {
+        // ClientFrame{hello{api_key: "a\0b"}}
+        let bytes: [UInt8] = [0x0A, 0x05, 0x0A, 0x03, 0x61, 0x00, 0x62]
+        #expect(throws: ProtoDecodingError.self) { try RpcV1.ClientFrame(serializedBytes: bytes) }
+    }
+
+    @Test("a NUL byte in a string nested inside messages and repeated fields is refused too")
+    func nulInNestedString() {
+        // ClientFrame{call{call_id: 1, metadata: [KeyValue{key: "k", value: "v\0"}]}}
+        let keyValue: [UInt8] = [0x0A, 0x01, 0x6B, 0x12, 0x02, 0x76, 0x00]
+        let call: [UInt8] = [0x08, 0x01, 0x22, UInt8(keyValue.count)] + keyValue
+        let frame: [UInt8] = [0x12, UInt8(call.count)] + call
+        #expect(throws: ProtoDecodingError.self) { try RpcV1.ClientFrame(serializedBytes: frame) }
+    }
+
+    @Test("NUL bytes in bytes fields are data, and decode")
+    func nulInBytes() throws {
+        // ClientFrame{call{call_id: 1, request: 00 00 01}}
+        let call: [UInt8] = [0x08, 0x01, 0x2A, 0x03, 0x00, 0x00, 0x01]
+        let frame = try RpcV1.ClientFrame(serializedBytes: [0x12, UInt8(call.count)] + call)
+        guard case .call(let decoded) = frame.kind else {
+            Issue.record("expected a call")
+            return
+        }
+        #expect(decoded.request == [0, 0, 1])
     }
 }

@@ -129,6 +129,11 @@ struct OperatorTenantTests {
         var control = VppV1.CreateTenantRequest()
         control.displayName = "bad\u{1B}[31mname"
         await expectRPCError(.invalidArgument) { _ = try await client.call(Operator.CreateTenant.self, control) }
+        // A NUL byte in a name (hand-encoded: CreateTenantRequest{display_name: "a\0b"}) is refused, not cut short.
+        await expectRPCError(.invalidArgument) {
+            _ = try await client.unaryBytes(path: Operator.CreateTenant.path, request: [0x0A, 0x03, 0x61, 0x00, 0x62], timeout: .seconds(10))
+        }
+        #expect(try await client.call(Operator.ListTenants.self, VppV1.ListTenantsRequest()).tenants.isEmpty)
         var bigLimit = VppV1.CreateTenantRequest()
         bigLimit.displayName = "big"
         bigLimit.tokenLimit = 1_000_000

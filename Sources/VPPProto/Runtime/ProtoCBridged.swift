@@ -37,12 +37,16 @@ extension ProtoCBridged {
     // protoc-c writes typed pack/unpack functions only for top-level messages; nested messages use these generic
     // ones, with the descriptor that `<c>__init` stores in the struct's `base`.
 
-    static func _cUnpack(_ length: Int, _ data: UnsafePointer<UInt8>) -> UnsafeMutablePointer<CMessage>? {
+    /// The message's protobuf-c descriptor, as `<c>__init` stores it in the struct's `base`.
+    static var _cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
         let probe = UnsafeMutablePointer<CMessage>.allocate(capacity: 1)
         defer { probe.deallocate() }
         _cInit(probe)
-        let descriptor = UnsafePointer<ProtobufCMessage>(OpaquePointer(probe)).pointee.descriptor
-        guard let message = protobuf_c_message_unpack(descriptor, nil, length, data) else { return nil }
+        return UnsafePointer<ProtobufCMessage>(OpaquePointer(probe)).pointee.descriptor
+    }
+
+    static func _cUnpack(_ length: Int, _ data: UnsafePointer<UInt8>) -> UnsafeMutablePointer<CMessage>? {
+        guard let message = protobuf_c_message_unpack(_cDescriptor, nil, length, data) else { return nil }
         return UnsafeMutablePointer<CMessage>(OpaquePointer(message))
     }
 
@@ -61,6 +65,9 @@ extension ProtoCBridged {
 
 /// Decodes with protobuf-c, copies the result into Swift and frees the C message before returning.
 func _protoDecode<M: ProtoCBridged>(_: M.Type, _ bytes: UnsafeRawBufferPointer) throws(ProtoDecodingError) -> M {
+    guard _protoStringsAreNULFree(M._cDescriptor, bytes) else {
+        throw ProtoDecodingError(messageName: M.protoMessageName, reason: "a string field contains a NUL byte")
+    }
     // protobuf-c wants a non-NULL pointer even for an empty input.
     var empty: UInt8 = 0
     let c: UnsafeMutablePointer<M.CMessage>? = withUnsafeMutablePointer(to: &empty) { emptyPointer in
