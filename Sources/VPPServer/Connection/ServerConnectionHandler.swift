@@ -268,8 +268,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         }
 
         // The deadline: the client's timeout, capped by the server's maximum call duration.
-        var timeout: Int64? = call.timeoutMs > 0 ? Int64(clamping: call.timeoutMs).multipliedReportingOverflow(by: 1_000_000).partialValue : nil
-        if call.timeoutMs > UInt64(Int64.max / 1_000_000) { timeout = .max }
+        var timeout: Int64?  // nanoseconds
+        if call.timeoutMs > 0 {
+            timeout = call.timeoutMs > UInt64(Int64.max / 1_000_000) ? .max : Int64(call.timeoutMs) * 1_000_000
+        }
         if let cap = self.environment.configuration.maxCallDuration?.nanosecondsClamped {
             timeout = min(timeout ?? cap, cap)
         }
@@ -298,8 +300,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         let authenticator = self.environment.authenticator
         let mapper = self.environment.errorMapper
         let request = call.request
-        var running = RunningCall(task: nil, deadlineTimer: nil, method: route.path, started: started, logger: logger)
-        self.calls[callID] = running
         let task = Task {
             let outcome: Result<[UInt8]?, RPCError>
             var revoked = false
@@ -324,18 +324,20 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
                 loopBound.value.callReturned(callID, outcome, principalRevoked: revoked)
             }
         }
-        running.task = task
-        if let timeout {
-            running.deadlineTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeout)) {
+        // The task reports back through `eventLoop.execute`, which cannot run before this method returns: the entry
+        // is in place by then.
+        let deadlineTimer = timeout.map { timeout in
+            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeout)) {
                 self.deadlinePassed(callID)
             }
         }
-        // The task may already have finished and removed the entry; only store it while the call is in flight.
-        if self.machine.isInFlight(callID) {
-            self.calls[callID] = running
-        } else {
-            running.deadlineTimer?.cancel()
-        }
+        self.calls[callID] = RunningCall(
+            task: task,
+            deadlineTimer: deadlineTimer,
+            method: route.path,
+            started: started,
+            logger: logger
+        )
     }
 
     private func deadlinePassed(_ callID: UInt64) {
@@ -350,20 +352,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private func callReturned(_ callID: UInt64, _ outcome: Result<[UInt8]?, RPCError>, principalRevoked: Bool) {
         switch outcome {
         case .success(let payload):
-            self.finishCall(callID, status: .ok, payload: payload ?? (self.isStreaming(callID) ? nil : []))
+            // Unary routes always return a payload; streaming ones return nil (their messages went out already).
+            self.finishCall(callID, status: .ok, payload: payload)
         case .failure(let error):
             self.finishCall(callID, status: error.status, payload: nil)
         }
         if principalRevoked {
             self.perform(self.machine.principalRevoked("The connection's API key is no longer valid; closing the connection."), reason: nil)
         }
-    }
-
-    private func isStreaming(_ callID: UInt64) -> Bool {
-        guard let method = self.calls[callID]?.method, case .success(let route) = self.environment.router.route(for: method) else {
-            return false
-        }
-        return route.isServerStreaming
     }
 
     /// Ends a call once: sends its final Reply, stops its task and timer, logs and counts it.
