@@ -12,6 +12,9 @@
 //   VPPServices             the RPC services (operator, tenant, ...) on storage
 //   VPPDaemon               vppd's configuration and lifecycle; vppd is its thin executable
 //   VPPTesting              test helpers shipped as a module (throwaway PostgreSQL, in-process server)
+//   AppleVPP                Apple's App and Book Management API v2: models, service tokens, errors, the client
+//   AppleVPPSimulator       an in-process simulator of Apple's API (state model, Hummingbird routes, control API)
+//   vpp-apple-sim           the simulator as an executable
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -24,6 +27,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "vppd", targets: ["vppd"]),
+        .executable(name: "vpp-apple-sim", targets: ["vpp-apple-sim"]),
+        .library(name: "AppleVPP", targets: ["AppleVPP"]),
+        .library(name: "AppleVPPSimulator", targets: ["AppleVPPSimulator"]),
         .library(name: "VPPClient", targets: ["VPPClient"]),
     ],
     dependencies: [
@@ -35,6 +41,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // MARK: C libraries
@@ -158,6 +166,41 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Apple's App and Book Management API: client and simulator
+        .target(
+            name: "AppleVPP",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "AppleVPPSimulator",
+            dependencies: [
+                "AppleVPP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "vpp-apple-sim",
+            dependencies: [
+                "AppleVPPSimulator",
+                "AppleVPP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Test helpers and tests
         .target(
             name: "VPPTesting",
@@ -177,6 +220,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VPPProtoTests", dependencies: ["VPPProto"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "AppleVPPTests",
+            dependencies: [
+                "AppleVPP",
+                "AppleVPPSimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "VPPWireTests",
             dependencies: ["VPPWire", "VPPProto", "VPPTesting", .product(name: "NIOCore", package: "swift-nio")],
