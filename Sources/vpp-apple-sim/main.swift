@@ -9,7 +9,8 @@ import Logging
 struct VPPAppleSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vpp-apple-sim",
-        abstract: "A local simulator of Apple's App and Book Management API v2 (docs/apple-simulator.md).")
+        abstract: "A local simulator of Apple's App and Book Management API v2 (docs/apple-simulator.md)."
+    )
 
     @Option(help: "Address to listen on.")
     var host = "127.0.0.1"
@@ -36,8 +37,11 @@ struct VPPAppleSim: AsyncParsableCommand {
             try JSONDecoder().decode(SimulatorFixture.self, from: Data(contentsOf: URL(fileURLWithPath: $0)))
         }
         let configuration = SimulatorConfiguration(
-            host: host, port: port, pageSize: pageSize,
-            eventCompletion: eventDelay.map { .afterDelay(.milliseconds(Int($0 * 1000))) } ?? .afterFirstPoll)
+            host: host,
+            port: port,
+            pageSize: pageSize,
+            eventCompletion: eventDelay.map { .afterDelay(.milliseconds(Int($0 * 1000))) } ?? .afterFirstPoll
+        )
         let core = try SimulatorCore(configuration: configuration)
         let locations = try loaded.map { try core.load($0) } ?? []
         if let tokenDir {

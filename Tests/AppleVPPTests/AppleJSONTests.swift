@@ -15,13 +15,15 @@ struct AppleJSONTests {
             ResponseAsset.self,
             #"{"adamId":"408709785","assignedCount":5000,"availableCount":10000,"deviceAssignable":true,"#
                 + #""pricingParam":"STDQ","productType":"App","retiredCount":0,"revocable":true,"#
-                + #""supportedPlatforms":["iOS"],"totalCount":15000}"#)
+                + #""supportedPlatforms":["iOS"],"totalCount":15000}"#
+        )
         #expect(asset.adamId == "408709785" && asset.pricingParam == .standard && asset.productType == .app)
         #expect(asset.availableCount == 10000 && !asset.isUnlimited)
     }
 
     @Test func manageAssetsRequestRoundTripsWithApplesFieldNames() throws {
-        let json = #"{"assets":[{"adamId":"408709785"},{"adamId":"377298193"}],"#
+        let json =
+            #"{"assets":[{"adamId":"408709785"},{"adamId":"377298193"}],"#
             + #""clientUserIds":["client-1","client-2"],"serialNumbers":["serial-1"]}"#
         let request = try decode(ManageAssetsRequest.self, json)
         #expect(request.assets.map(\.adamId) == ["408709785", "377298193"])
@@ -37,7 +39,8 @@ struct AppleJSONTests {
             #"{"eventStatus":"FAILED","eventType":"ASSOCIATE","numCompleted":14,"numRequested":16,"#
                 + #""failures":[{"errorNumber":9609,"errorMessage":"Registered user not found","#
                 + #""errorInfo":{"clientUserIds":["client-4"]}}],"tokenExpirationDate":"2030-11-08T22:33:22+0000","#
-                + #""uId":"2049025000431439"}"#)
+                + #""uId":"2049025000431439"}"#
+        )
         #expect(status.eventStatus == .failed && status.eventType == .associate)
         #expect(status.failures?.first?.errorInfo?.clientUserIds == ["client-4"])
     }
@@ -52,7 +55,8 @@ struct AppleJSONTests {
             ClientConfigRequest.self,
             #"{"mdmInfo":{"id":"522d5c43","name":"Apple Configurator 2","metadata":"2.13.3"},"#
                 + #""notificationAuthToken":"SUp3rS3Cr3t","notificationUrl":"https://www.next.com/notification","#
-                + #""notificationTypes":["ASSET_COUNT","ASSET_MANAGEMENT","USER_MANAGEMENT","USER_ASSOCIATED"]}"#)
+                + #""notificationTypes":["ASSET_COUNT","ASSET_MANAGEMENT","USER_MANAGEMENT","USER_ASSOCIATED"]}"#
+        )
         #expect(request.mdmInfo?.name == "Apple Configurator 2")
         #expect(request.notificationTypes?.count == 4)
     }

@@ -13,7 +13,11 @@ struct BatchingAndRetryTests {
         let users = (0..<9).map { "u\($0)" }
         let serials = (0..<11).map { "s\($0)" } + ["s0"]
         let requests = AppleVPPBatching.manageAssetsRequests(
-            assets: assets, clientUserIds: users, serialNumbers: serials, limits: limits)
+            assets: assets,
+            clientUserIds: users,
+            serialNumbers: serials,
+            limits: limits
+        )
         var pairs = Set<String>()
         for request in requests {
             #expect(request.assets.count <= 3)
@@ -32,7 +36,10 @@ struct BatchingAndRetryTests {
 
     @Test func revokeAndUserRequestsStayWithinTheirLimits() {
         let revokes = AppleVPPBatching.revokeRequests(
-            clientUserIds: ["a", "b", "c"], serialNumbers: ["1", "2", "3", "4", "5"], limits: limits)
+            clientUserIds: ["a", "b", "c"],
+            serialNumbers: ["1", "2", "3", "4", "5"],
+            limits: limits
+        )
         #expect(revokes.count == 2 + 3)
         #expect(revokes.allSatisfy { ($0.clientUserIds ?? []).count <= 2 && ($0.serialNumbers ?? []).count <= 2 })
         let users = (0..<8).map { RequestUser(clientUserId: "u\($0 % 7)", email: "\($0)@example.com") }
@@ -64,7 +71,12 @@ struct BatchingAndRetryTests {
     @Test func throttlingWaitsAtLeastRetryAfterAndAttemptsAreBounded() {
         let policy = RetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(100), maxDelay: .seconds(1))
         let throttled = AppleVPPError(
-            kind: .api, errorNumber: 9646, httpStatus: 429, message: "", retryAfterSeconds: 7)
+            kind: .api,
+            errorNumber: 9646,
+            httpStatus: 429,
+            message: "",
+            retryAfterSeconds: 7
+        )
         #expect(throttled.isThrottled && throttled.isRetryable)
         #expect(policy.delay(afterAttempt: 1, error: throttled, random: { $0.upperBound }) == .seconds(7))
         #expect(policy.delay(afterAttempt: 3, error: throttled) == nil)

@@ -54,7 +54,8 @@ struct ClientAgainstSimulatorTests {
     @Test func noticesAnotherMDMTakingTheToken() async throws {
         let ours = MDMInfo(id: "ours", name: "VPP License Server", metadata: "1.0")
         let observed = NIOLockedValueBox<[MDMInfo?]>([])
-        try await Env.run(ownMDMInfo: ours, onMDMInfoMismatch: { info in observed.withLockedValue { $0.append(info) } }) {
+        try await Env.run(ownMDMInfo: ours, onMDMInfoMismatch: { info in observed.withLockedValue { $0.append(info) } })
+        {
             env in
             _ = try await env.session.claim(ours)
             _ = try await env.session.assets()
@@ -155,7 +156,8 @@ struct ClientAgainstSimulatorTests {
     @Test func associateIsAsynchronousAndMovesTheCounts() async throws {
         try await Env.run { env in
             let event = try await env.session.associate(
-                ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["C02A", "C02B"]))
+                ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["C02A", "C02B"])
+            )
             #expect(event.uId == Env.uId)
             #expect(try await env.asset(Env.pages).assignedCount == 1)
             let first = try await env.session.eventStatus(event.eventId)
@@ -171,7 +173,9 @@ struct ClientAgainstSimulatorTests {
 
             let gone = try await env.finish(
                 try await env.session.disassociate(
-                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["C02A"])))
+                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["C02A"])
+                )
+            )
             #expect(gone.eventStatus == .complete && gone.eventType == .disassociate)
             #expect(try await env.asset(Env.pages).assignedCount == 2)
         }
@@ -182,7 +186,9 @@ struct ClientAgainstSimulatorTests {
             let serials = (1...5).map { "DEV\($0)" }
             let status = try await env.finish(
                 try await env.session.associate(
-                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.customApp)], serialNumbers: serials)))
+                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.customApp)], serialNumbers: serials)
+                )
+            )
             #expect(status.eventStatus == .failed)
             #expect(status.numRequested == 5 && status.numCompleted == 3)
             let failure = try #require(status.failures?.first)
@@ -196,7 +202,11 @@ struct ClientAgainstSimulatorTests {
             let free = try await env.finish(
                 try await env.session.associate(
                     ManageAssetsRequest(
-                        assets: [AssetReference(adamId: Env.freeApp)], serialNumbers: (1...50).map { "F\($0)" })))
+                        assets: [AssetReference(adamId: Env.freeApp)],
+                        serialNumbers: (1...50).map { "F\($0)" }
+                    )
+                )
+            )
             #expect(free.eventStatus == .complete && free.numCompleted == 50)
         }
     }
@@ -204,7 +214,9 @@ struct ClientAgainstSimulatorTests {
     @Test func synchronousValidationErrors() async throws {
         try await Env.run { env in
             let s = env.session
-            let noAssets = await appleError { try await s.associate(ManageAssetsRequest(assets: [], serialNumbers: ["x"])) }
+            let noAssets = await appleError {
+                try await s.associate(ManageAssetsRequest(assets: [], serialNumbers: ["x"]))
+            }
             #expect(noAssets?.errorNumber == 9718 && noAssets?.httpStatus == 400 && noAssets?.isRetryable == false)
             let noSubjects = await appleError {
                 try await s.associate(ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)]))
@@ -212,23 +224,29 @@ struct ClientAgainstSimulatorTests {
             #expect(noSubjects?.errorNumber == 9719)
             let bookToDevice = await appleError {
                 try await s.associate(
-                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.book)], serialNumbers: ["x"]))
+                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.book)], serialNumbers: ["x"])
+                )
             }
             #expect(bookToDevice?.errorNumber == 9707)
             let bookBack = await appleError {
                 try await s.disassociate(
-                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.book)], clientUserIds: ["u"]))
+                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.book)], clientUserIds: ["u"])
+                )
             }
             #expect(bookBack?.errorNumber == 9706)
             let duplicates = await appleError {
                 try await s.associate(
-                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["x", "x"]))
+                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["x", "x"])
+                )
             }
             #expect(duplicates?.errorNumber == 9705)
             let tooMany = await appleError {
                 try await s.associate(
                     ManageAssetsRequest(
-                        assets: (0..<26).map { AssetReference(adamId: "\($0)") }, serialNumbers: ["x"]))
+                        assets: (0..<26).map { AssetReference(adamId: "\($0)") },
+                        serialNumbers: ["x"]
+                    )
+                )
             }
             #expect(tooMany?.errorNumber == 9700)
             let unknownEvent = await appleError { try await s.eventStatus("no-such-event") }
@@ -247,8 +265,13 @@ struct ClientAgainstSimulatorTests {
                 try await env.session.associate(
                     ManageAssetsRequest(
                         assets: [AssetReference(adamId: Env.pages), AssetReference(adamId: Env.book)],
-                        clientUserIds: ["reader"])))
-            #expect(try await env.session.allAssignments(filter: AssignmentFilter(clientUserId: "reader")).items.count == 2)
+                        clientUserIds: ["reader"]
+                    )
+                )
+            )
+            #expect(
+                try await env.session.allAssignments(filter: AssignmentFilter(clientUserId: "reader")).items.count == 2
+            )
             let events = try await env.session.revokeInBatches(clientUserIds: ["reader"])
             #expect(try await env.finish(events[0]).eventType == .revoke)
             let left = try await env.session.allAssignments(filter: AssignmentFilter(clientUserId: "reader")).items
@@ -265,7 +288,9 @@ struct ClientAgainstSimulatorTests {
                 RequestUser(clientUserId: "bob", email: "bob@example.com", managedAppleId: "bob@school.example"),
             ])
             #expect(try await env.finish(created[0]).eventStatus == .complete)
-            var alice = try #require(try await env.session.users(filter: UserFilter(clientUserId: "alice")).users?.first)
+            var alice = try #require(
+                try await env.session.users(filter: UserFilter(clientUserId: "alice")).users?.first
+            )
             #expect(alice.status == .registered && alice.inviteCode != nil && alice.idHash == nil)
             let bob = try await env.session.users(filter: UserFilter(clientUserId: "bob")).users?.first
             #expect(bob?.status == .associated && bob?.idHash != nil)
@@ -276,14 +301,17 @@ struct ClientAgainstSimulatorTests {
 
             let versionBefore = try await env.session.users().versionId
             _ = try await env.finish(
-                try await env.session.updateUsers([RequestUser(clientUserId: "alice", email: "a@example.com")])[0])
+                try await env.session.updateUsers([RequestUser(clientUserId: "alice", email: "a@example.com")])[0]
+            )
             let changed = try await env.session.allUsers(sinceVersionId: versionBefore)
             #expect(changed.items.map(\.clientUserId) == ["alice"])
             #expect(changed.items.first?.email == "a@example.com")
 
             _ = try await env.finish(
                 try await env.session.associate(
-                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], clientUserIds: ["alice"])))
+                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], clientUserIds: ["alice"])
+                )
+            )
             #expect(try await env.asset(Env.pages).assignedCount == 2)
             _ = try await env.finish(try await env.session.retireUsers(clientUserIds: ["alice"])[0])
             #expect(try await env.asset(Env.pages).assignedCount == 1)  // retiring released the license
@@ -297,7 +325,8 @@ struct ClientAgainstSimulatorTests {
     @Test func creatingAnExistingUserFailsAsynchronouslyWith9716AndBadEmailsSynchronously() async throws {
         try await Env.run { env in
             let status = try await env.finish(
-                try await env.session.createUsers([RequestUser(clientUserId: "other-mdm-user")])[0])
+                try await env.session.createUsers([RequestUser(clientUserId: "other-mdm-user")])[0]
+            )
             #expect(status.eventStatus == .failed)
             #expect(status.failures?.first?.errorNumber == 9716)
             let badEmail = await appleError {

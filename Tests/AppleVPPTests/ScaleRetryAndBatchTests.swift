@@ -22,7 +22,9 @@ struct ScaleRetryAndBatchTests {
 
             _ = try await env.finish(
                 try await env.session.associate(
-                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["NEW1", "NEW2"])))
+                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["NEW1", "NEW2"])
+                )
+            )
             let changes = try await env.session.allAssignments(sinceVersionId: all.versionId)
             #expect(changes.items.compactMap(\.serialNumber).sorted() == ["NEW1", "NEW2"])
             #expect(changes.versionId != all.versionId)
@@ -63,7 +65,9 @@ struct ScaleRetryAndBatchTests {
 
     @Test func addedLatencyStillAnswers() async throws {
         try await Env.run { env in
-            env.simulator.core.injectFault(SimulatorFault(kind: .latency, latencyMilliseconds: 200, pathSuffix: "/users"))
+            env.simulator.core.injectFault(
+                SimulatorFault(kind: .latency, latencyMilliseconds: 200, pathSuffix: "/users")
+            )
             let started = ContinuousClock.now
             _ = try await env.session.users()
             #expect(started.duration(to: .now) >= .milliseconds(200))
@@ -93,7 +97,10 @@ struct ScaleRetryAndBatchTests {
             for event in created { #expect(try await env.finish(event).eventStatus == .complete) }
 
             let events = try await env.session.associateInBatches(
-                assets: assets, clientUserIds: users.map(\.clientUserId), serialNumbers: serials)
+                assets: assets,
+                clientUserIds: users.map(\.clientUserId),
+                serialNumbers: serials
+            )
             #expect(events.count == 3 * (3 + 3))
             for event in events { #expect(try await env.finish(event).eventStatus == .complete) }
             let counts = try await env.session.allAssets().items
@@ -122,7 +129,9 @@ struct ScaleRetryAndBatchTests {
                 return (Int(response.status.code), Data(buffer: try await response.body.collect(upTo: 1 << 20)))
             }
             let (status, body) = try await post(
-                "/locations", #"{"uId":"42","locationName":"Annex","assets":[{"adamId":"7","totalCount":2}]}"#)
+                "/locations",
+                #"{"uId":"42","locationName":"Annex","assets":[{"adamId":"7","totalCount":2}]}"#
+            )
             #expect(status == 200)
             let created = try JSONSerialization.jsonObject(with: body) as? [String: String]
             let token = try ServiceToken(fileContents: try #require(created?["vppToken"]), now: Date())

@@ -3,6 +3,7 @@ import AppleVPPSimulator
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOCore
 
 /// A simulator on a free port, a client pointed at it and a session with the fixture location's token.
 struct SimulatorEnvironment {
@@ -22,12 +23,19 @@ struct SimulatorEnvironment {
     static let fixture = SimulatorFixture(
         publicApps: [
             ContentMetadata(trackId: 408_709_785, trackName: "Pages", bundleId: "com.apple.Pages", kind: "software"),
-            ContentMetadata(trackId: 1_000_000_003, trackName: "Free App", bundleId: "com.example.free", kind: "software"),
+            ContentMetadata(
+                trackId: 1_000_000_003,
+                trackName: "Free App",
+                bundleId: "com.example.free",
+                kind: "software"
+            ),
             ContentMetadata(trackId: 1_000_000_001, trackName: "A Book", kind: "ebook"),
         ],
         locations: [
             .init(
-                uId: uId, locationName: "Springfield High", orgName: "ORG12345",
+                uId: uId,
+                locationName: "Springfield High",
+                orgName: "ORG12345",
                 assets: [
                     .init(adamId: pages, productType: .app, totalCount: 10),
                     .init(adamId: book, productType: .book, totalCount: 5),
@@ -35,8 +43,10 @@ struct SimulatorEnvironment {
                     .init(adamId: freeApp, productType: .app, unlimited: true),
                 ],
                 users: [.init(clientUserId: "other-mdm-user", email: "someone@example.com", status: .associated)],
-                assignments: [Assignment(adamId: pages, pricingParam: .standard, clientUserId: "other-mdm-user")])
-        ])
+                assignments: [Assignment(adamId: pages, pricingParam: .standard, clientUserId: "other-mdm-user")]
+            )
+        ]
+    )
 
     static func fastRetries(maxAttempts: Int = 4) -> RetryPolicy {
         RetryPolicy(maxAttempts: maxAttempts, baseDelay: .milliseconds(20), maxDelay: .milliseconds(200))
@@ -59,12 +69,18 @@ struct SimulatorEnvironment {
                 let created = try simulator.core.load(fixture)
                 let client = AppleVPPClient(
                     httpClient: httpClient,
-                    configuration: .init(baseURL: simulator.baseURL, retryPolicy: retryPolicy), logger: logger)
+                    configuration: .init(baseURL: simulator.baseURL, retryPolicy: retryPolicy),
+                    logger: logger
+                )
                 let token = try ServiceToken(fileContents: created[0].vppToken, now: Date())
                 let environment = SimulatorEnvironment(
-                    simulator: simulator, client: client,
+                    simulator: simulator,
+                    client: client,
                     session: client.session(token: token, ownMDMInfo: ownMDMInfo, onMDMInfoMismatch: onMDMInfoMismatch),
-                    uId: created[0].uId, vppToken: created[0].vppToken, httpClient: httpClient)
+                    uId: created[0].uId,
+                    vppToken: created[0].vppToken,
+                    httpClient: httpClient
+                )
                 return try await body(environment)
             }
             try await httpClient.shutdown()
@@ -105,8 +121,6 @@ func appleError(_ body: () async throws -> some Any) async -> AppleVPPError? {
         return nil
     }
 }
-
-import NIOCore
 
 enum HTTPClientRequestBuilder {
     static func post(_ url: String, _ json: String) -> HTTPClientRequest {

@@ -1,6 +1,6 @@
 public import AsyncHTTPClient
-public import Logging
 import Foundation
+public import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -17,7 +17,9 @@ public final class AppleVPPClient: Sendable {
     public let configuration: AppleVPPClientConfiguration
     let httpClient: HTTPClient
     let logger: Logger
-    private let cachedServiceConfig = NIOLockedValueBox<(config: ServiceConfigResponse, fetched: ContinuousClock.Instant)?>(nil)
+    private let cachedServiceConfig = NIOLockedValueBox<
+        (config: ServiceConfigResponse, fetched: ContinuousClock.Instant)?
+    >(nil)
 
     /// - Parameter httpClient: owned by the caller, who shuts it down after the last call.
     public init(httpClient: HTTPClient, configuration: AppleVPPClientConfiguration = .init(), logger: Logger) {
@@ -47,7 +49,11 @@ public final class AppleVPPClient: Sendable {
             return cached.config
         }
         let config = try await send(
-            .GET, url: configuration.baseURL + "/service/config", token: nil, as: ServiceConfigResponse.self)
+            .GET,
+            url: configuration.baseURL + "/service/config",
+            token: nil,
+            as: ServiceConfigResponse.self
+        )
         cachedServiceConfig.withLockedValue { $0 = (config, now) }
         return config
     }
@@ -68,8 +74,12 @@ public final class AppleVPPClient: Sendable {
         var results: [ContentMetadata] = []
         for chunk in AppleVPPBatching.unique(adamIds).chunked(into: 100) {
             let response = try await send(
-                .GET, url: lookup, query: [("id", chunk.joined(separator: ","))], token: nil,
-                as: ContentMetadataLookupResponse.self)
+                .GET,
+                url: lookup,
+                query: [("id", chunk.joined(separator: ","))],
+                token: nil,
+                as: ContentMetadataLookupResponse.self
+            )
             results.append(contentsOf: response.results)
         }
         return results
@@ -121,7 +131,8 @@ public final class AppleVPPClient: Sendable {
                         metadata: [
                             "method": "\(method.rawValue)", "path": "\(path)", "attempt": "\(attempt)",
                             "error": "\(error)",
-                        ])
+                        ]
+                    )
                     throw error
                 }
                 logger.info(
@@ -129,7 +140,8 @@ public final class AppleVPPClient: Sendable {
                     metadata: [
                         "method": "\(method.rawValue)", "path": "\(path)", "attempt": "\(attempt)",
                         "error": "\(error)", "delay": "\(delay)",
-                    ])
+                    ]
+                )
                 try await Task.sleep(for: delay)
                 attempt += 1
             }
@@ -137,7 +149,8 @@ public final class AppleVPPClient: Sendable {
     }
 
     private func attemptOnce<Response: Decodable>(
-        _ request: HTTPClientRequest, as: Response.Type
+        _ request: HTTPClientRequest,
+        as: Response.Type
     ) async throws -> Response {
         let response: HTTPClientResponse
         let body: ByteBuffer
@@ -160,23 +173,33 @@ public final class AppleVPPClient: Sendable {
         // Apple's error body can come with any status, 200 included: look for it first. Error bodies are small, so
         // a large 2xx answer (a page of assignments) is not parsed twice.
         if !(200...299).contains(status) || bytes.count < 4096,
-            let probe = try? decoder.decode(ErrorProbe.self, from: bytes), let errorNumber = probe.errorNumber {
+            let probe = try? decoder.decode(ErrorProbe.self, from: bytes), let errorNumber = probe.errorNumber
+        {
             throw AppleVPPError(
-                kind: .api, errorNumber: errorNumber, httpStatus: status,
-                message: probe.errorMessage ?? "Apple error \(errorNumber)", errorInfo: probe.errorInfo,
-                retryAfterSeconds: retryAfter)
+                kind: .api,
+                errorNumber: errorNumber,
+                httpStatus: status,
+                message: probe.errorMessage ?? "Apple error \(errorNumber)",
+                errorInfo: probe.errorInfo,
+                retryAfterSeconds: retryAfter
+            )
         }
         guard (200...299).contains(status) else {
             throw AppleVPPError(
-                kind: .http, httpStatus: status, message: "HTTP \(status) \(response.status.reasonPhrase)",
-                retryAfterSeconds: retryAfter)
+                kind: .http,
+                httpStatus: status,
+                message: "HTTP \(status) \(response.status.reasonPhrase)",
+                retryAfterSeconds: retryAfter
+            )
         }
         do {
             return try decoder.decode(Response.self, from: bytes)
         } catch {
             throw AppleVPPError(
-                kind: .invalidResponse, httpStatus: status,
-                message: "the answer is not a \(Response.self): \(error)")
+                kind: .invalidResponse,
+                httpStatus: status,
+                message: "the answer is not a \(Response.self): \(error)"
+            )
         }
     }
 

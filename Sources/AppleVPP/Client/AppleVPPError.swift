@@ -31,7 +31,11 @@ public struct AppleVPPError: Error, Hashable, Sendable, CustomStringConvertible 
     public var retryAfterSeconds: Double?
 
     public init(
-        kind: Kind, errorNumber: Int? = nil, httpStatus: Int? = nil, message: String, errorInfo: ErrorInfo? = nil,
+        kind: Kind,
+        errorNumber: Int? = nil,
+        httpStatus: Int? = nil,
+        message: String,
+        errorInfo: ErrorInfo? = nil,
         retryAfterSeconds: Double? = nil
     ) {
         self.kind = kind

@@ -11,7 +11,9 @@ public struct AppleVPPSession: Sendable {
     let onMDMInfoMismatch: (@Sendable (MDMInfo?) -> Void)?
 
     init(
-        client: AppleVPPClient, token: ServiceToken, ownMDMInfo: MDMInfo?,
+        client: AppleVPPClient,
+        token: ServiceToken,
+        ownMDMInfo: MDMInfo?,
         onMDMInfoMismatch: (@Sendable (MDMInfo?) -> Void)?
     ) {
         self.client = client
@@ -60,17 +62,25 @@ public struct AppleVPPSession: Sendable {
 
     /// One page of `GET /assignments`; `sinceVersionId` for the changes since an earlier read.
     public func assignments(
-        filter: AssignmentFilter = .init(), sinceVersionId: String? = nil, pageIndex: Int? = nil
+        filter: AssignmentFilter = .init(),
+        sinceVersionId: String? = nil,
+        pageIndex: Int? = nil
     ) async throws -> GetAssignmentsResponse {
         var query = filter.queryItems
         if let sinceVersionId { query.append(("sinceVersionId", sinceVersionId)) }
         if let pageIndex { query.append(("pageIndex", String(pageIndex))) }
-        return try await get(ServiceURLKey.getAssignments, "/assignments", query: query, as: GetAssignmentsResponse.self)
+        return try await get(
+            ServiceURLKey.getAssignments,
+            "/assignments",
+            query: query,
+            as: GetAssignmentsResponse.self
+        )
     }
 
     /// Every page of `GET /assignments` (pages after the first in parallel, at most five at once).
     public func allAssignments(
-        filter: AssignmentFilter = .init(), sinceVersionId: String? = nil
+        filter: AssignmentFilter = .init(),
+        sinceVersionId: String? = nil
     ) async throws -> PagedResult<Assignment> {
         try await allPages { try await assignments(filter: filter, sinceVersionId: sinceVersionId, pageIndex: $0) }
     }
@@ -92,19 +102,31 @@ public struct AppleVPPSession: Sendable {
 
     /// Associates assets with users and devices in as many requests as the service-config limits require.
     public func associateInBatches(
-        assets: [AssetReference], clientUserIds: [String] = [], serialNumbers: [String] = []
+        assets: [AssetReference],
+        clientUserIds: [String] = [],
+        serialNumbers: [String] = []
     ) async throws -> [EventResponse] {
         let requests = AppleVPPBatching.manageAssetsRequests(
-            assets: assets, clientUserIds: clientUserIds, serialNumbers: serialNumbers, limits: try await client.limits())
+            assets: assets,
+            clientUserIds: clientUserIds,
+            serialNumbers: serialNumbers,
+            limits: try await client.limits()
+        )
         return try await submitAll(requests) { try await associate($0) }
     }
 
     /// Disassociates in as many requests as the limits require.
     public func disassociateInBatches(
-        assets: [AssetReference], clientUserIds: [String] = [], serialNumbers: [String] = []
+        assets: [AssetReference],
+        clientUserIds: [String] = [],
+        serialNumbers: [String] = []
     ) async throws -> [EventResponse] {
         let requests = AppleVPPBatching.manageAssetsRequests(
-            assets: assets, clientUserIds: clientUserIds, serialNumbers: serialNumbers, limits: try await client.limits())
+            assets: assets,
+            clientUserIds: clientUserIds,
+            serialNumbers: serialNumbers,
+            limits: try await client.limits()
+        )
         return try await submitAll(requests) { try await disassociate($0) }
     }
 
@@ -113,7 +135,10 @@ public struct AppleVPPSession: Sendable {
         -> [EventResponse]
     {
         let requests = AppleVPPBatching.revokeRequests(
-            clientUserIds: clientUserIds, serialNumbers: serialNumbers, limits: try await client.limits())
+            clientUserIds: clientUserIds,
+            serialNumbers: serialNumbers,
+            limits: try await client.limits()
+        )
         return try await submitAll(requests) { try await revoke($0) }
     }
 
@@ -121,7 +146,9 @@ public struct AppleVPPSession: Sendable {
 
     /// One page of `GET /users`.
     public func users(
-        filter: UserFilter = .init(), sinceVersionId: String? = nil, pageIndex: Int? = nil
+        filter: UserFilter = .init(),
+        sinceVersionId: String? = nil,
+        pageIndex: Int? = nil
     ) async throws -> GetUsersResponse {
         var query = filter.queryItems
         if let sinceVersionId { query.append(("sinceVersionId", sinceVersionId)) }
@@ -149,7 +176,10 @@ public struct AppleVPPSession: Sendable {
     /// `POST /users/retire`, batched by `maxUsers`; releases the users' revocable licenses.
     public func retireUsers(clientUserIds: [String]) async throws -> [EventResponse] {
         try await manageUsers(
-            clientUserIds.map { RequestUser(clientUserId: $0) }, key: ServiceURLKey.retireUsers, path: "/users/retire")
+            clientUserIds.map { RequestUser(clientUserId: $0) },
+            key: ServiceURLKey.retireUsers,
+            path: "/users/retire"
+        )
     }
 
     private func manageUsers(_ users: [RequestUser], key: String, path: String) async throws -> [EventResponse] {
@@ -167,7 +197,9 @@ public struct AppleVPPSession: Sendable {
     /// Polls `/status` until the event is no longer PENDING. Apple asks for at least 30 s between polls and to
     /// resubmit after 10 minutes of PENDING; the defaults follow that, tests shorten them.
     public func waitForEvent(
-        _ eventId: String, pollInterval: Duration = .seconds(30), timeout: Duration = .seconds(600)
+        _ eventId: String,
+        pollInterval: Duration = .seconds(30),
+        timeout: Duration = .seconds(600)
     ) async throws -> StatusResponse {
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -175,7 +207,9 @@ public struct AppleVPPSession: Sendable {
             if status.isFinished { return status }
             guard ContinuousClock.now + pollInterval <= deadline else {
                 throw AppleVPPError(
-                    kind: .timeout, message: "event \(eventId) still PENDING after \(timeout); resubmit the request")
+                    kind: .timeout,
+                    message: "event \(eventId) still PENDING after \(timeout); resubmit the request"
+                )
             }
             try await Task.sleep(for: pollInterval)
         }
@@ -184,14 +218,20 @@ public struct AppleVPPSession: Sendable {
     // MARK: Plumbing
 
     private func get<Response: Decodable & AppleVPPTokenResponse>(
-        _ key: String, _ path: String, query: [(String, String)] = [], as type: Response.Type
+        _ key: String,
+        _ path: String,
+        query: [(String, String)] = [],
+        as type: Response.Type
     ) async throws -> Response {
         let url = try await client.endpointURL(key, path: path)
         return checked(try await client.send(.GET, url: url, query: query, token: token, as: type))
     }
 
     private func post<Body: Encodable & Sendable, Response: Decodable & AppleVPPTokenResponse>(
-        _ key: String, _ path: String, body: Body, as type: Response.Type
+        _ key: String,
+        _ path: String,
+        body: Body,
+        as type: Response.Type
     ) async throws -> Response {
         let url = try await client.endpointURL(key, path: path)
         return checked(try await client.send(.POST, url: url, body: body, token: token, as: type))
@@ -205,7 +245,8 @@ public struct AppleVPPSession: Sendable {
     }
 
     private func submitAll<Request: Sendable>(
-        _ requests: [Request], _ submit: (Request) async throws -> EventResponse
+        _ requests: [Request],
+        _ submit: (Request) async throws -> EventResponse
     ) async throws -> [EventResponse] {
         var events: [EventResponse] = []
         for request in requests {

@@ -7,7 +7,10 @@ public enum AppleVPPBatching {
     /// Requests for associate/disassociate: at most `maxAssets` assets and `maxClientUserIds` users or
     /// `maxSerialNumbers` serial numbers each. Duplicates are dropped (Apple refuses them with 9703–9705).
     public static func manageAssetsRequests(
-        assets: [AssetReference], clientUserIds: [String] = [], serialNumbers: [String] = [], limits: ServiceLimits
+        assets: [AssetReference],
+        clientUserIds: [String] = [],
+        serialNumbers: [String] = [],
+        limits: ServiceLimits
     ) -> [ManageAssetsRequest] {
         let assetChunks = unique(assets).chunked(into: limits.maxAssets)
         let userChunks = unique(clientUserIds).chunked(into: limits.maxClientUserIds)
@@ -26,9 +29,13 @@ public enum AppleVPPBatching {
 
     /// Requests for revoke: at most `maxRevokeClientUserIds` users or `maxRevokeSerialNumbers` devices each.
     public static func revokeRequests(
-        clientUserIds: [String] = [], serialNumbers: [String] = [], limits: ServiceLimits
+        clientUserIds: [String] = [],
+        serialNumbers: [String] = [],
+        limits: ServiceLimits
     ) -> [RevokeAssetsRequest] {
-        unique(clientUserIds).chunked(into: limits.maxRevokeClientUserIds).map { RevokeAssetsRequest(clientUserIds: $0) }
+        unique(clientUserIds).chunked(into: limits.maxRevokeClientUserIds).map {
+            RevokeAssetsRequest(clientUserIds: $0)
+        }
             + unique(serialNumbers).chunked(into: limits.maxRevokeSerialNumbers).map {
                 RevokeAssetsRequest(serialNumbers: $0)
             }

@@ -26,7 +26,9 @@ public struct RetryPolicy: Hashable, Sendable {
 
     /// The wait before attempt `attempt + 1` after `error` ended attempt `attempt` (1-based), or `nil` to give up.
     public func delay(
-        afterAttempt attempt: Int, error: AppleVPPError, random: (ClosedRange<Double>) -> Double = {
+        afterAttempt attempt: Int,
+        error: AppleVPPError,
+        random: (ClosedRange<Double>) -> Double = {
             Double.random(in: $0)
         }
     ) -> Duration? {

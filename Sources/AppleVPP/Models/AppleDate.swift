@@ -80,6 +80,8 @@ public enum AppleDate {
             let text = String(value ?? 0)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        return "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))T\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2))+0000"
+        return
+            "\(pad(c.year, 4))-\(pad(c.month, 2))-\(pad(c.day, 2))"
+            + "T\(pad(c.hour, 2)):\(pad(c.minute, 2)):\(pad(c.second, 2))+0000"
     }
 }

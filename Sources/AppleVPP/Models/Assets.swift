@@ -13,8 +13,15 @@ public struct ResponseAsset: Codable, Hashable, Sendable {
     public var supportedPlatforms: [String]?
 
     public init(
-        adamId: String, pricingParam: PricingParam, productType: ProductType, assignedCount: Int,
-        availableCount: Int, retiredCount: Int, totalCount: Int, deviceAssignable: Bool, revocable: Bool,
+        adamId: String,
+        pricingParam: PricingParam,
+        productType: ProductType,
+        assignedCount: Int,
+        availableCount: Int,
+        retiredCount: Int,
+        totalCount: Int,
+        deviceAssignable: Bool,
+        revocable: Bool,
         supportedPlatforms: [String]? = nil
     ) {
         self.adamId = adamId
@@ -46,8 +53,13 @@ public struct UnlimitedResponseAsset: Codable, Hashable, Sendable {
     public var supportedPlatforms: [String]?
 
     public init(
-        adamId: String, pricingParam: PricingParam, productType: ProductType, assignedCount: Int?,
-        deviceAssignable: Bool, revocable: Bool, supportedPlatforms: [String]? = nil
+        adamId: String,
+        pricingParam: PricingParam,
+        productType: ProductType,
+        assignedCount: Int?,
+        deviceAssignable: Bool,
+        revocable: Bool,
+        supportedPlatforms: [String]? = nil
     ) {
         self.adamId = adamId
         self.pricingParam = pricingParam
@@ -75,9 +87,16 @@ public struct GetAssetsResponse: Codable, Hashable, Sendable, AppleVPPPage {
     public var items: [ResponseAsset] { assets ?? [] }
 
     public init(
-        assets: [ResponseAsset]? = nil, unlimitedAssets: [UnlimitedResponseAsset]? = nil,
-        currentPageIndex: Int? = nil, nextPageIndex: Int? = nil, size: Int? = nil, totalPages: Int? = nil,
-        versionId: String? = nil, mdmInfo: MDMInfo? = nil, tokenExpirationDate: String? = nil, uId: String? = nil
+        assets: [ResponseAsset]? = nil,
+        unlimitedAssets: [UnlimitedResponseAsset]? = nil,
+        currentPageIndex: Int? = nil,
+        nextPageIndex: Int? = nil,
+        size: Int? = nil,
+        totalPages: Int? = nil,
+        versionId: String? = nil,
+        mdmInfo: MDMInfo? = nil,
+        tokenExpirationDate: String? = nil,
+        uId: String? = nil
     ) {
         self.assets = assets
         self.unlimitedAssets = unlimitedAssets
@@ -103,13 +122,20 @@ public struct AssetFilter: Hashable, Sendable {
     public var maxAssignedCount: Int?
     public var minAssignedCount: Int?
     public var adamId: String?
-    /// `true`: unlimited assets only, in `unlimitedAssets`; `false`: none; `nil`: mixed in with `totalCount` 2147483647.
+    /// `true`: unlimited assets only, in `unlimitedAssets`; `false`: none; `nil`: mixed in, `totalCount` 2147483647.
     public var unlimited: Bool?
 
     public init(
-        productType: ProductType? = nil, pricingParam: PricingParam? = nil, revocable: Bool? = nil,
-        deviceAssignable: Bool? = nil, maxAvailableCount: Int? = nil, minAvailableCount: Int? = nil,
-        maxAssignedCount: Int? = nil, minAssignedCount: Int? = nil, adamId: String? = nil, unlimited: Bool? = nil
+        productType: ProductType? = nil,
+        pricingParam: PricingParam? = nil,
+        revocable: Bool? = nil,
+        deviceAssignable: Bool? = nil,
+        maxAvailableCount: Int? = nil,
+        minAvailableCount: Int? = nil,
+        maxAssignedCount: Int? = nil,
+        minAssignedCount: Int? = nil,
+        adamId: String? = nil,
+        unlimited: Bool? = nil
     ) {
         self.productType = productType
         self.pricingParam = pricingParam

@@ -10,8 +10,12 @@ public struct Assignment: Codable, Hashable, Sendable {
     public var userStatus: UserStatus?
 
     public init(
-        adamId: String, pricingParam: PricingParam, clientUserId: String? = nil, serialNumber: String? = nil,
-        idHash: String? = nil, userStatus: UserStatus? = nil
+        adamId: String,
+        pricingParam: PricingParam,
+        clientUserId: String? = nil,
+        serialNumber: String? = nil,
+        idHash: String? = nil,
+        userStatus: UserStatus? = nil
     ) {
         self.adamId = adamId
         self.pricingParam = pricingParam
@@ -37,8 +41,14 @@ public struct GetAssignmentsResponse: Codable, Hashable, Sendable, AppleVPPPage 
     public var items: [Assignment] { assignments ?? [] }
 
     public init(
-        assignments: [Assignment]? = nil, currentPageIndex: Int? = nil, nextPageIndex: Int? = nil, size: Int? = nil,
-        totalPages: Int? = nil, versionId: String? = nil, mdmInfo: MDMInfo? = nil, tokenExpirationDate: String? = nil,
+        assignments: [Assignment]? = nil,
+        currentPageIndex: Int? = nil,
+        nextPageIndex: Int? = nil,
+        size: Int? = nil,
+        totalPages: Int? = nil,
+        versionId: String? = nil,
+        mdmInfo: MDMInfo? = nil,
+        tokenExpirationDate: String? = nil,
         uId: String? = nil
     ) {
         self.assignments = assignments
@@ -64,8 +74,12 @@ public struct AssignmentFilter: Hashable, Sendable {
     public var includeUserState: Bool?
 
     public init(
-        adamId: String? = nil, clientUserId: String? = nil, serialNumber: String? = nil,
-        pricingParam: PricingParam? = nil, excludeInactiveUsers: Bool? = nil, includeUserState: Bool? = nil
+        adamId: String? = nil,
+        clientUserId: String? = nil,
+        serialNumber: String? = nil,
+        pricingParam: PricingParam? = nil,
+        excludeInactiveUsers: Bool? = nil,
+        includeUserState: Bool? = nil
     ) {
         self.adamId = adamId
         self.clientUserId = clientUserId

@@ -13,8 +13,13 @@ public struct ContentMetadata: Codable, Hashable, Sendable {
     public var supportedDevices: [String]?
 
     public init(
-        trackId: Int, trackName: String? = nil, bundleId: String? = nil, kind: String? = nil, version: String? = nil,
-        artworkUrl512: String? = nil, supportedDevices: [String]? = nil
+        trackId: Int,
+        trackName: String? = nil,
+        bundleId: String? = nil,
+        kind: String? = nil,
+        version: String? = nil,
+        artworkUrl512: String? = nil,
+        supportedDevices: [String]? = nil
     ) {
         self.trackId = trackId
         self.trackName = trackName

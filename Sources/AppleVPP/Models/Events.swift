@@ -26,8 +26,13 @@ public struct StatusResponse: Codable, Hashable, Sendable, AppleVPPTokenResponse
     public var uId: String?
 
     public init(
-        eventStatus: EventStatus, eventType: EventType? = nil, numCompleted: Int? = nil, numRequested: Int? = nil,
-        failures: [ErrorResponse]? = nil, mdmInfo: MDMInfo? = nil, tokenExpirationDate: String? = nil,
+        eventStatus: EventStatus,
+        eventType: EventType? = nil,
+        numCompleted: Int? = nil,
+        numRequested: Int? = nil,
+        failures: [ErrorResponse]? = nil,
+        mdmInfo: MDMInfo? = nil,
+        tokenExpirationDate: String? = nil,
         uId: String? = nil
     ) {
         self.eventStatus = eventStatus

@@ -9,7 +9,10 @@ public struct ResponseUser: Codable, Hashable, Sendable {
     public var status: UserStatus
 
     public init(
-        clientUserId: String, email: String? = nil, idHash: String? = nil, inviteCode: String? = nil,
+        clientUserId: String,
+        email: String? = nil,
+        idHash: String? = nil,
+        inviteCode: String? = nil,
         status: UserStatus
     ) {
         self.clientUserId = clientUserId
@@ -35,8 +38,14 @@ public struct GetUsersResponse: Codable, Hashable, Sendable, AppleVPPPage {
     public var items: [ResponseUser] { users ?? [] }
 
     public init(
-        users: [ResponseUser]? = nil, currentPageIndex: Int? = nil, nextPageIndex: Int? = nil, size: Int? = nil,
-        totalPages: Int? = nil, versionId: String? = nil, mdmInfo: MDMInfo? = nil, tokenExpirationDate: String? = nil,
+        users: [ResponseUser]? = nil,
+        currentPageIndex: Int? = nil,
+        nextPageIndex: Int? = nil,
+        size: Int? = nil,
+        totalPages: Int? = nil,
+        versionId: String? = nil,
+        mdmInfo: MDMInfo? = nil,
+        tokenExpirationDate: String? = nil,
         uId: String? = nil
     ) {
         self.users = users

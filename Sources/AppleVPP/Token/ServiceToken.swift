@@ -81,9 +81,11 @@ public enum ServiceTokenError: Error, Equatable, Sendable, CustomStringConvertib
     public var description: String {
         switch self {
         case .empty:
-            return "The service token file is empty. Download the .vpptoken file again from Apple School or Business Manager."
+            return
+                "The service token file is empty; download the .vpptoken file again from Apple Business Manager."
         case .notBase64:
-            return "The service token file is not Base64 text; it is not a .vpptoken file or it is damaged or truncated."
+            return
+                "The service token file is not Base64 text; it is not a .vpptoken file or it is damaged or truncated."
         case .notJSON:
             return "The service token file decodes, but not to the JSON Apple puts in a .vpptoken file."
         case .missingField(let name):
@@ -93,7 +95,7 @@ public enum ServiceTokenError: Error, Equatable, Sendable, CustomStringConvertib
         case .badExpiryDate:
             return "The service token's 'expDate' is not a date in Apple's format (2030-11-08T22:33:22+0000)."
         case .expired(let date):
-            return "The service token expired on \(AppleDate.format(date)); download a new one from Apple School or Business Manager."
+            return "The service token expired on \(AppleDate.format(date)); download a new .vpptoken file."
         }
     }
 }

@@ -24,8 +24,12 @@ public struct SimulatorFault: Codable, Sendable, Hashable {
     public var pathSuffix: String?
 
     public init(
-        kind: Kind, count: Int = 1, retryAfterSeconds: Int? = nil, latencyMilliseconds: Int? = nil,
-        errorNumber: Int? = nil, pathSuffix: String? = nil
+        kind: Kind,
+        count: Int = 1,
+        retryAfterSeconds: Int? = nil,
+        latencyMilliseconds: Int? = nil,
+        errorNumber: Int? = nil,
+        pathSuffix: String? = nil
     ) {
         self.kind = kind
         self.count = count

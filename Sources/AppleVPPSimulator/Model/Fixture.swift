@@ -32,10 +32,17 @@ public struct SimulatorFixture: Codable, Sendable {
         public var tokens: [Token]?
 
         public init(
-            uId: String? = nil, locationName: String? = nil, orgName: String? = nil,
-            countryISO2ACode: String? = nil, defaultPlatform: String? = nil, websiteURL: String? = nil,
-            mdmInfo: MDMInfo? = nil, assets: [Asset]? = nil, users: [User]? = nil,
-            assignments: [AppleVPP.Assignment]? = nil, tokens: [Token]? = nil
+            uId: String? = nil,
+            locationName: String? = nil,
+            orgName: String? = nil,
+            countryISO2ACode: String? = nil,
+            defaultPlatform: String? = nil,
+            websiteURL: String? = nil,
+            mdmInfo: MDMInfo? = nil,
+            assets: [Asset]? = nil,
+            users: [User]? = nil,
+            assignments: [AppleVPP.Assignment]? = nil,
+            tokens: [Token]? = nil
         ) {
             self.uId = uId
             self.locationName = locationName
@@ -65,9 +72,15 @@ public struct SimulatorFixture: Codable, Sendable {
         public var supportedPlatforms: [String]?
 
         public init(
-            adamId: String, pricingParam: PricingParam? = nil, productType: ProductType? = nil,
-            totalCount: Int? = nil, retiredCount: Int? = nil, deviceAssignable: Bool? = nil, revocable: Bool? = nil,
-            unlimited: Bool? = nil, supportedPlatforms: [String]? = nil
+            adamId: String,
+            pricingParam: PricingParam? = nil,
+            productType: ProductType? = nil,
+            totalCount: Int? = nil,
+            retiredCount: Int? = nil,
+            deviceAssignable: Bool? = nil,
+            revocable: Bool? = nil,
+            unlimited: Bool? = nil,
+            supportedPlatforms: [String]? = nil
         ) {
             self.adamId = adamId
             self.pricingParam = pricingParam

@@ -41,8 +41,12 @@ struct SimUser: Sendable {
 
     var response: ResponseUser {
         ResponseUser(
-            clientUserId: clientUserId, email: email, idHash: idHash,
-            inviteCode: status == .registered ? inviteCode : nil, status: status)
+            clientUserId: clientUserId,
+            email: email,
+            idHash: idHash,
+            inviteCode: status == .registered ? inviteCode : nil,
+            status: status
+        )
     }
 }
 
@@ -116,8 +120,15 @@ struct LocationState: Sendable {
     // MARK: Assets
 
     mutating func addPurchase(
-        adamId: String, pricingParam: PricingParam, productType: ProductType, count: Int, deviceAssignable: Bool,
-        revocable: Bool, unlimited: Bool, supportedPlatforms: [String], retiredCount: Int = 0
+        adamId: String,
+        pricingParam: PricingParam,
+        productType: ProductType,
+        count: Int,
+        deviceAssignable: Bool,
+        revocable: Bool,
+        unlimited: Bool,
+        supportedPlatforms: [String],
+        retiredCount: Int = 0
     ) {
         let key = AssetKey(adamId: adamId, pricingParam: pricingParam)
         if var asset = assets[key] {
@@ -125,9 +136,16 @@ struct LocationState: Sendable {
             assets[key] = asset
         } else {
             assets[key] = SimAsset(
-                key: key, productType: productType, totalCount: count, assignedCount: 0, retiredCount: retiredCount,
-                deviceAssignable: deviceAssignable, revocable: revocable, unlimited: unlimited,
-                supportedPlatforms: supportedPlatforms)
+                key: key,
+                productType: productType,
+                totalCount: count,
+                assignedCount: 0,
+                retiredCount: retiredCount,
+                deviceAssignable: deviceAssignable,
+                revocable: revocable,
+                unlimited: unlimited,
+                supportedPlatforms: supportedPlatforms
+            )
             assetOrder.append(key)
         }
         version += 1
@@ -192,8 +210,13 @@ struct LocationState: Sendable {
 
     /// The assignments a query matches, in assignment order; cached until the next change.
     mutating func matchingAssignments(
-        adamId: String?, clientUserId: String?, serialNumber: String?, pricingParam: PricingParam?,
-        excludeInactiveUsers: Bool, includeUserState: Bool, sinceVersion: Int?
+        adamId: String?,
+        clientUserId: String?,
+        serialNumber: String?,
+        pricingParam: PricingParam?,
+        excludeInactiveUsers: Bool,
+        includeUserState: Bool,
+        sinceVersion: Int?
     ) -> [Assignment] {
         let cacheKey = [
             adamId ?? "", clientUserId ?? "", serialNumber ?? "", pricingParam?.rawValue ?? "",
@@ -235,8 +258,14 @@ struct LocationState: Sendable {
         var user =
             users[clientUserId]
             ?? SimUser(
-                clientUserId: clientUserId, email: email, status: status, inviteCode: nil, idHash: nil,
-                version: version, order: nextUserOrder)
+                clientUserId: clientUserId,
+                email: email,
+                status: status,
+                inviteCode: nil,
+                idHash: nil,
+                version: version,
+                order: nextUserOrder
+            )
         if users[clientUserId] == nil { nextUserOrder += 1 }
         user.email = email ?? user.email
         user.status = status
@@ -338,7 +367,9 @@ struct LocationState: Sendable {
             }
         case .revoke(let subjects):
             let wanted = Set(subjects)
-            let keys = assignmentIndex.keys.filter { wanted.contains($0.subject) && assets[$0.asset]?.revocable == true }
+            let keys = assignmentIndex.keys.filter {
+                wanted.contains($0.subject) && assets[$0.asset]?.revocable == true
+            }
             for key in keys { removeAssignment(key) }
             completed = subjects.count
         case .createUsers(let requested):
@@ -350,9 +381,11 @@ struct LocationState: Sendable {
                     continue
                 }
                 putUser(
-                    clientUserId: user.clientUserId, email: user.email,
+                    clientUserId: user.clientUserId,
+                    email: user.email,
                     status: user.managedAppleId == nil ? .registered : .associated,
-                    managedAppleId: user.managedAppleId)
+                    managedAppleId: user.managedAppleId
+                )
                 completed += 1
             }
         case .updateUsers(let requested):
@@ -397,11 +430,14 @@ struct LocationState: Sendable {
             let assets = entry.assets.map { AssetReference(adamId: $0.adamId, pricingParam: $0.pricingParam) }
                 .sorted { ($0.adamId, $0.pricingParam?.rawValue ?? "") < ($1.adamId, $1.pricingParam?.rawValue ?? "") }
             return ErrorResponse(
-                errorNumber: number, errorMessage: AppleErrorCatalogue.messages[number],
+                errorNumber: number,
+                errorMessage: AppleErrorCatalogue.messages[number],
                 errorInfo: ErrorInfo(
                     assets: assets.isEmpty ? nil : assets,
                     clientUserIds: entry.users.isEmpty ? nil : entry.users.sorted(),
-                    serialNumbers: entry.serials.isEmpty ? nil : entry.serials.sorted()))
+                    serialNumbers: entry.serials.isEmpty ? nil : entry.serials.sorted()
+                )
+            )
         }
         event.status = event.failures.isEmpty ? .complete : .failed
     }

@@ -14,7 +14,10 @@ public struct SimulatorAPIError: Error, Sendable {
 
     typealias N = AppleVPPError.Number
     static let badAuthorization = Self(
-        N.badAuthorizationHeader, 401, "Authorization header must match the format 'Bearer {sToken}'.")
+        N.badAuthorizationHeader,
+        401,
+        "Authorization header must match the format 'Bearer {sToken}'."
+    )
     static let tokenExpired = Self(N.tokenExpired, 401, "The sToken has expired. Generate a new one.")
     static let tokenRevoked = Self(N.tokenRevoked, 401, "The server has revoked the sToken.")
     /// Apple answers an unknown token with HTTP 200 and an error body (observed by Fleet); so does the simulator.

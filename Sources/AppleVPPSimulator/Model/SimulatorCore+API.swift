@@ -12,8 +12,13 @@ public struct SimulatorRequest: Sendable {
     public var body: Data
 
     public init(
-        method: String, path: String, query: [String: String] = [:], rawQuery: String? = nil,
-        authorization: String? = nil, contentType: String? = nil, body: Data = Data()
+        method: String,
+        path: String,
+        query: [String: String] = [:],
+        rawQuery: String? = nil,
+        authorization: String? = nil,
+        contentType: String? = nil,
+        body: Data = Data()
     ) {
         self.method = method
         self.path = path
@@ -69,25 +74,39 @@ extension SimulatorCore {
         case .throttle?:
             response = Self.errorResponse(
                 SimulatorAPIError(
-                    AppleVPPError.Number.tooManyRequests, 429, AppleErrorCatalogue.messages[9646]!,
-                    retryAfter: fault?.retryAfterSeconds ?? 1))
+                    AppleVPPError.Number.tooManyRequests,
+                    429,
+                    AppleErrorCatalogue.messages[9646]!,
+                    retryAfter: fault?.retryAfterSeconds ?? 1
+                )
+            )
         case .unavailable?:
             response = Self.errorResponse(
                 SimulatorAPIError(
-                    AppleVPPError.Number.internalError, 503, "Service temporarily unavailable",
-                    retryAfter: fault?.retryAfterSeconds))
+                    AppleVPPError.Number.internalError,
+                    503,
+                    "Service temporarily unavailable",
+                    retryAfter: fault?.retryAfterSeconds
+                )
+            )
         case .internalError?:
             response = Self.errorResponse(SimulatorAPIError(AppleVPPError.Number.internalError, 500, "Internal error"))
         case .errorIn200?:
             let number = fault?.errorNumber ?? AppleVPPError.Number.invalidToken
             response = Self.errorResponse(
-                SimulatorAPIError(number, 200, AppleErrorCatalogue.messages[number] ?? "Error \(number)"))
+                SimulatorAPIError(number, 200, AppleErrorCatalogue.messages[number] ?? "Error \(number)")
+            )
         case nil:
             response = answer(request)
         }
         let record = RecordedRequest(
-            method: request.method, path: request.path, query: request.rawQuery, atSeconds: arrived.seconds,
-            fault: fault?.kind, status: response.status)
+            method: request.method,
+            path: request.path,
+            query: request.rawQuery,
+            atSeconds: arrived.seconds,
+            fault: fault?.kind,
+            status: response.status
+        )
         state.withLockedValue { state in
             if state.requests.count >= Self.maxRecordedRequests { state.requests.removeFirst(state.requests.count / 2) }
             state.requests.append(record)
@@ -112,7 +131,8 @@ extension SimulatorCore {
         }
         guard methods.contains(request.method) else {
             return Self.errorResponse(
-                SimulatorAPIError(AppleVPPError.Number.unsupportedMethod, 405, "Unsupported HTTP method"))
+                SimulatorAPIError(AppleVPPError.Number.unsupportedMethod, 405, "Unsupported HTTP method")
+            )
         }
         if request.method == "POST", !(request.contentType ?? "").lowercased().hasPrefix("application/json") {
             return Self.errorResponse(.unsupportedContentType)
@@ -153,7 +173,8 @@ extension SimulatorCore {
 
     /// Checks the bearer token, brings the location's due events up to date and runs `body` on it under the lock.
     func authenticated<T>(
-        _ request: SimulatorRequest, _ body: (inout LocationState, Common) throws -> T
+        _ request: SimulatorRequest,
+        _ body: (inout LocationState, Common) throws -> T
     ) throws -> T {
         guard let header = request.authorization, header.hasPrefix("Bearer ") else {
             throw SimulatorAPIError.badAuthorization
@@ -172,22 +193,30 @@ extension SimulatorCore {
                 state.locations[token.uId]!.processEvents(submittedBefore: .now - delay)
             }
             let common = Common(
-                uId: token.uId, tokenExpirationDate: AppleDate.format(token.expirationDate),
-                mdmInfo: state.locations[token.uId]!.mdmInfo)
+                uId: token.uId,
+                tokenExpirationDate: AppleDate.format(token.expirationDate),
+                mdmInfo: state.locations[token.uId]!.mdmInfo
+            )
             return try body(&state.locations[token.uId]!, common)
         }
     }
 
     static func ok(_ value: some Encodable) throws -> SimulatorResponse {
         SimulatorResponse(
-            status: 200, headers: [("Content-Type", "application/json")], body: try JSONEncoder().encode(value))
+            status: 200,
+            headers: [("Content-Type", "application/json")],
+            body: try JSONEncoder().encode(value)
+        )
     }
 
     static func errorResponse(_ error: SimulatorAPIError) -> SimulatorResponse {
         var headers = [("Content-Type", "application/json")]
         if let retryAfter = error.retryAfterSeconds { headers.append(("Retry-After", String(retryAfter))) }
         return SimulatorResponse(
-            status: error.httpStatus, headers: headers, body: (try? JSONEncoder().encode(error.body)) ?? Data())
+            status: error.httpStatus,
+            headers: headers,
+            body: (try? JSONEncoder().encode(error.body)) ?? Data()
+        )
     }
 
     func decodeBody<T: Decodable>(_ request: SimulatorRequest, as type: T.Type) throws -> T {
@@ -265,7 +294,8 @@ extension SimulatorCore {
                 ServiceURLKey.updateUsers: base + "/users/update",
                 ServiceURLKey.getAssets: base + "/assets",
                 ServiceURLKey.retireUsers: base + "/users/retire",
-            ])
+            ]
+        )
     }
 
     func lookup(_ request: SimulatorRequest) -> ContentMetadataLookupResponse {
@@ -279,11 +309,17 @@ extension SimulatorCore {
 
     func clientConfig(_ location: LocationState, _ common: Common) -> ClientConfigResponse {
         ClientConfigResponse(
-            countryISO2ACode: location.countryISO2ACode, defaultPlatform: location.defaultPlatform,
-            locationName: location.locationName, mdmInfo: location.mdmInfo,
-            notificationAuthToken: location.notificationAuthToken, notificationUrl: location.notificationUrl,
-            subscribedNotificationTypes: location.subscribedNotificationTypes, websiteURL: location.websiteURL,
-            tokenExpirationDate: common.tokenExpirationDate, uId: common.uId)
+            countryISO2ACode: location.countryISO2ACode,
+            defaultPlatform: location.defaultPlatform,
+            locationName: location.locationName,
+            mdmInfo: location.mdmInfo,
+            notificationAuthToken: location.notificationAuthToken,
+            notificationUrl: location.notificationUrl,
+            subscribedNotificationTypes: location.subscribedNotificationTypes,
+            websiteURL: location.websiteURL,
+            tokenExpirationDate: common.tokenExpirationDate,
+            uId: common.uId
+        )
     }
 
     func setClientConfig(_ request: SimulatorRequest) throws -> ClientConfigResponse {
@@ -357,25 +393,41 @@ extension SimulatorCore {
             }
             let (slice, current, next, totalPages) = try page(matching, request)
             var response = GetAssetsResponse(
-                currentPageIndex: current, nextPageIndex: next, size: slice.count, totalPages: totalPages,
-                versionId: String(location.version), mdmInfo: common.mdmInfo,
-                tokenExpirationDate: common.tokenExpirationDate, uId: common.uId)
+                currentPageIndex: current,
+                nextPageIndex: next,
+                size: slice.count,
+                totalPages: totalPages,
+                versionId: String(location.version),
+                mdmInfo: common.mdmInfo,
+                tokenExpirationDate: common.tokenExpirationDate,
+                uId: common.uId
+            )
             if unlimited == true {
                 response.unlimitedAssets = slice.map {
                     UnlimitedResponseAsset(
-                        adamId: $0.key.adamId, pricingParam: $0.key.pricingParam, productType: $0.productType,
-                        assignedCount: $0.assignedCount, deviceAssignable: $0.deviceAssignable, revocable: $0.revocable,
-                        supportedPlatforms: $0.supportedPlatforms)
+                        adamId: $0.key.adamId,
+                        pricingParam: $0.key.pricingParam,
+                        productType: $0.productType,
+                        assignedCount: $0.assignedCount,
+                        deviceAssignable: $0.deviceAssignable,
+                        revocable: $0.revocable,
+                        supportedPlatforms: $0.supportedPlatforms
+                    )
                 }
             } else {
                 response.assets = slice.map {
                     ResponseAsset(
-                        adamId: $0.key.adamId, pricingParam: $0.key.pricingParam, productType: $0.productType,
-                        assignedCount: $0.assignedCount, availableCount: $0.availableCount,
+                        adamId: $0.key.adamId,
+                        pricingParam: $0.key.pricingParam,
+                        productType: $0.productType,
+                        assignedCount: $0.assignedCount,
+                        availableCount: $0.availableCount,
                         retiredCount: $0.retiredCount,
                         totalCount: $0.unlimited ? ResponseAsset.unlimitedTotalCount : $0.totalCount,
-                        deviceAssignable: $0.deviceAssignable, revocable: $0.revocable,
-                        supportedPlatforms: $0.supportedPlatforms)
+                        deviceAssignable: $0.deviceAssignable,
+                        revocable: $0.revocable,
+                        supportedPlatforms: $0.supportedPlatforms
+                    )
                 }
             }
             return response
@@ -388,15 +440,26 @@ extension SimulatorCore {
         return try authenticated(request) { location, common in
             let since = try sinceVersion(request, current: location.version)
             let matching = location.matchingAssignments(
-                adamId: request.query["adamId"], clientUserId: request.query["clientUserId"],
+                adamId: request.query["adamId"],
+                clientUserId: request.query["clientUserId"],
                 serialNumber: request.query["serialNumber"],
                 pricingParam: request.query["pricingParam"].map(PricingParam.init(rawValue:)),
-                excludeInactiveUsers: excludeInactive, includeUserState: includeUserState, sinceVersion: since)
+                excludeInactiveUsers: excludeInactive,
+                includeUserState: includeUserState,
+                sinceVersion: since
+            )
             let (slice, current, next, totalPages) = try page(matching, request)
             return GetAssignmentsResponse(
-                assignments: Array(slice), currentPageIndex: current, nextPageIndex: next, size: slice.count,
-                totalPages: totalPages, versionId: String(location.version), mdmInfo: common.mdmInfo,
-                tokenExpirationDate: common.tokenExpirationDate, uId: common.uId)
+                assignments: Array(slice),
+                currentPageIndex: current,
+                nextPageIndex: next,
+                size: slice.count,
+                totalPages: totalPages,
+                versionId: String(location.version),
+                mdmInfo: common.mdmInfo,
+                tokenExpirationDate: common.tokenExpirationDate,
+                uId: common.uId
+            )
         }
     }
 
@@ -406,7 +469,9 @@ extension SimulatorCore {
         typealias N = AppleVPPError.Number
         let users = body.clientUserIds ?? []
         let serials = body.serialNumbers ?? []
-        guard !body.assets.isEmpty else { throw SimulatorAPIError(N.noAssets, 400, AppleErrorCatalogue.messages[9718]!) }
+        guard !body.assets.isEmpty else {
+            throw SimulatorAPIError(N.noAssets, 400, AppleErrorCatalogue.messages[9718]!)
+        }
         guard !users.isEmpty || !serials.isEmpty else {
             throw SimulatorAPIError(N.noUsersOrSerialNumbers, 400, AppleErrorCatalogue.messages[9719]!)
         }
@@ -437,23 +502,31 @@ extension SimulatorCore {
             }
             guard unknown.isEmpty else {
                 throw SimulatorAPIError.invalidArgument(
-                    "The organization does not own these assets", info: ErrorInfo(assets: unknown))
+                    "The organization does not own these assets",
+                    info: ErrorInfo(assets: unknown)
+                )
             }
             let reference = { (key: AssetKey) in AssetReference(adamId: key.adamId, pricingParam: key.pricingParam) }
             if !serials.isEmpty {
                 let notAssignable = keys.filter { location.assets[$0]?.deviceAssignable == false }
                 guard notAssignable.isEmpty else {
                     throw SimulatorAPIError(
-                        N.assetNotDeviceAssignable, 400, AppleErrorCatalogue.messages[9707]!,
-                        info: ErrorInfo(assets: notAssignable.map(reference)))
+                        N.assetNotDeviceAssignable,
+                        400,
+                        AppleErrorCatalogue.messages[9707]!,
+                        info: ErrorInfo(assets: notAssignable.map(reference))
+                    )
                 }
             }
             if type == .disassociate {
                 let notRevocable = keys.filter { location.assets[$0]?.revocable == false }
                 guard notRevocable.isEmpty else {
                     throw SimulatorAPIError(
-                        N.assetNotRevocable, 400, AppleErrorCatalogue.messages[9706]!,
-                        info: ErrorInfo(assets: notRevocable.map(reference)))
+                        N.assetNotRevocable,
+                        400,
+                        AppleErrorCatalogue.messages[9706]!,
+                        info: ErrorInfo(assets: notRevocable.map(reference))
+                    )
                 }
             }
             let subjects = users.map(Subject.user) + serials.map(Subject.device)
@@ -463,8 +536,11 @@ extension SimulatorCore {
             let id = location.submit(type, work, requested: keys.count * subjects.count, now: .now)
             if completion == .immediately { location.processEvents(through: id) }
             return EventResponse(
-                eventId: id, mdmInfo: common.mdmInfo, tokenExpirationDate: common.tokenExpirationDate,
-                uId: common.uId)
+                eventId: id,
+                mdmInfo: common.mdmInfo,
+                tokenExpirationDate: common.tokenExpirationDate,
+                uId: common.uId
+            )
         }
     }
 
@@ -478,10 +554,18 @@ extension SimulatorCore {
             throw SimulatorAPIError(N.noUsersOrSerialNumbers, 400, AppleErrorCatalogue.messages[9719]!)
         }
         guard users.count <= limits.maxRevokeClientUserIds else {
-            throw SimulatorAPIError(N.tooManyClientUserIds, 400, "More than \(limits.maxRevokeClientUserIds) clientUserIds")
+            throw SimulatorAPIError(
+                N.tooManyClientUserIds,
+                400,
+                "More than \(limits.maxRevokeClientUserIds) clientUserIds"
+            )
         }
         guard serials.count <= limits.maxRevokeSerialNumbers else {
-            throw SimulatorAPIError(N.tooManySerialNumbers, 400, "More than \(limits.maxRevokeSerialNumbers) serialNumbers")
+            throw SimulatorAPIError(
+                N.tooManySerialNumbers,
+                400,
+                "More than \(limits.maxRevokeSerialNumbers) serialNumbers"
+            )
         }
         guard Set(users).count == users.count else {
             throw SimulatorAPIError(N.duplicateClientUserIds, 400, AppleErrorCatalogue.messages[9704]!)
@@ -495,8 +579,11 @@ extension SimulatorCore {
             let id = location.submit(.revoke, .revoke(subjects: subjects), requested: subjects.count, now: .now)
             if completion == .immediately { location.processEvents(through: id) }
             return EventResponse(
-                eventId: id, mdmInfo: common.mdmInfo, tokenExpirationDate: common.tokenExpirationDate,
-                uId: common.uId)
+                eventId: id,
+                mdmInfo: common.mdmInfo,
+                tokenExpirationDate: common.tokenExpirationDate,
+                uId: common.uId
+            )
         }
     }
 
@@ -518,9 +605,16 @@ extension SimulatorCore {
             }.sorted { $0.order < $1.order }.map(\.response)
             let (slice, current, next, totalPages) = try page(matching, request)
             return GetUsersResponse(
-                users: Array(slice), currentPageIndex: current, nextPageIndex: next, size: slice.count,
-                totalPages: totalPages, versionId: String(location.version), mdmInfo: common.mdmInfo,
-                tokenExpirationDate: common.tokenExpirationDate, uId: common.uId)
+                users: Array(slice),
+                currentPageIndex: current,
+                nextPageIndex: next,
+                size: slice.count,
+                totalPages: totalPages,
+                versionId: String(location.version),
+                mdmInfo: common.mdmInfo,
+                tokenExpirationDate: common.tokenExpirationDate,
+                uId: common.uId
+            )
         }
     }
 
@@ -533,7 +627,9 @@ extension SimulatorCore {
             throw SimulatorAPIError(N.tooManyUsers, 400, "More than \(limits.maxUsers) users")
         }
         let ids = body.users.map(\.clientUserId)
-        guard !ids.contains(where: \.isEmpty) else { throw SimulatorAPIError.invalidArgument("clientUserId is required") }
+        guard !ids.contains(where: \.isEmpty) else {
+            throw SimulatorAPIError.invalidArgument("clientUserId is required")
+        }
         guard Set(ids).count == ids.count else {
             throw SimulatorAPIError(N.duplicateUsers, 400, AppleErrorCatalogue.messages[9715]!)
         }
@@ -541,8 +637,11 @@ extension SimulatorCore {
             for user in body.users {
                 if let email = user.email, !Self.looksLikeEmail(email) {
                     throw SimulatorAPIError(
-                        N.invalidEmail, 400, AppleErrorCatalogue.messages[9717]!,
-                        info: ErrorInfo(clientUserIds: [user.clientUserId]))
+                        N.invalidEmail,
+                        400,
+                        AppleErrorCatalogue.messages[9717]!,
+                        info: ErrorInfo(clientUserIds: [user.clientUserId])
+                    )
                 }
             }
         }
@@ -557,8 +656,11 @@ extension SimulatorCore {
             let id = location.submit(type, work, requested: body.users.count, now: .now)
             if completion == .immediately { location.processEvents(through: id) }
             return EventResponse(
-                eventId: id, mdmInfo: common.mdmInfo, tokenExpirationDate: common.tokenExpirationDate,
-                uId: common.uId)
+                eventId: id,
+                mdmInfo: common.mdmInfo,
+                tokenExpirationDate: common.tokenExpirationDate,
+                uId: common.uId
+            )
         }
     }
 
@@ -577,10 +679,15 @@ extension SimulatorCore {
             event.polls += 1
             location.events[eventId] = event
             let response = StatusResponse(
-                eventStatus: event.status, eventType: event.type,
-                numCompleted: event.status == .pending ? 0 : event.numCompleted, numRequested: event.numRequested,
-                failures: event.failures.isEmpty ? nil : event.failures, mdmInfo: common.mdmInfo,
-                tokenExpirationDate: common.tokenExpirationDate, uId: common.uId)
+                eventStatus: event.status,
+                eventType: event.type,
+                numCompleted: event.status == .pending ? 0 : event.numCompleted,
+                numRequested: event.numRequested,
+                failures: event.failures.isEmpty ? nil : event.failures,
+                mdmInfo: common.mdmInfo,
+                tokenExpirationDate: common.tokenExpirationDate,
+                uId: common.uId
+            )
             if event.status == .pending, completion == .afterFirstPoll {
                 location.processEvents(through: eventId)
             }

@@ -53,20 +53,30 @@ public final class SimulatorCore: Sendable {
         var location = LocationState(uId: uId, fixture: fixture)
         for asset in fixture.assets ?? [] {
             location.addPurchase(
-                adamId: asset.adamId, pricingParam: asset.pricingParam ?? .standard,
-                productType: asset.productType ?? .app, count: asset.totalCount ?? 0,
+                adamId: asset.adamId,
+                pricingParam: asset.pricingParam ?? .standard,
+                productType: asset.productType ?? .app,
+                count: asset.totalCount ?? 0,
                 deviceAssignable: asset.deviceAssignable ?? ((asset.productType ?? .app) == .app),
-                revocable: asset.revocable ?? ((asset.productType ?? .app) == .app), unlimited: asset.unlimited ?? false,
-                supportedPlatforms: asset.supportedPlatforms ?? ["iOS"], retiredCount: asset.retiredCount ?? 0)
+                revocable: asset.revocable ?? ((asset.productType ?? .app) == .app),
+                unlimited: asset.unlimited ?? false,
+                supportedPlatforms: asset.supportedPlatforms ?? ["iOS"],
+                retiredCount: asset.retiredCount ?? 0
+            )
         }
         for user in fixture.users ?? [] {
             location.putUser(
-                clientUserId: user.clientUserId, email: user.email, status: user.status ?? .registered,
-                managedAppleId: nil)
+                clientUserId: user.clientUserId,
+                email: user.email,
+                status: user.status ?? .registered,
+                managedAppleId: nil
+            )
         }
         for assignment in fixture.assignments ?? [] {
             guard let key = Self.assignmentKey(assignment, in: location) else {
-                throw SimulatorControlError("fixture assignment of \(assignment.adamId) names no owned asset or no subject")
+                throw SimulatorControlError(
+                    "fixture assignment of \(assignment.adamId) names no owned asset or no subject"
+                )
             }
             location.insertAssignment(key)
         }
@@ -76,11 +86,14 @@ public final class SimulatorCore: Sendable {
             guard state.locations[uId] == nil else { throw SimulatorControlError("location \(uId) exists already") }
             state.locations[uId] = location
             for token in fixtureTokens {
-                let expiry = try token.expDate.map {
-                    guard let date = AppleDate.parse($0) else { throw SimulatorControlError("bad expDate \($0)") }
-                    return date
-                } ?? Date().addingTimeInterval(365 * 24 * 3600)
-                issued.append(Self.issue(in: &state, uId: uId, orgName: location.orgName, expires: expiry, secret: token.token))
+                let expiry =
+                    try token.expDate.map {
+                        guard let date = AppleDate.parse($0) else { throw SimulatorControlError("bad expDate \($0)") }
+                        return date
+                    } ?? Date().addingTimeInterval(365 * 24 * 3600)
+                issued.append(
+                    Self.issue(in: &state, uId: uId, orgName: location.orgName, expires: expiry, secret: token.token)
+                )
             }
         }
         return (uId, issued[0])
@@ -94,7 +107,9 @@ public final class SimulatorCore: Sendable {
         }
     }
 
-    private static func issue(in state: inout State, uId: String, orgName: String, expires: Date, secret: String?) -> String {
+    private static func issue(in state: inout State, uId: String, orgName: String, expires: Date, secret: String?)
+        -> String
+    {
         let secret = secret ?? Data((0..<48).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
         let json: [String: String] = ["token": secret, "expDate": AppleDate.format(expires), "orgName": orgName]
         let data = try! JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
@@ -126,15 +141,27 @@ public final class SimulatorCore: Sendable {
 
     /// Adds licenses (a purchase), creating the asset when it is new.
     public func addPurchase(
-        uId: String, adamId: String, pricingParam: PricingParam = .standard, productType: ProductType = .app,
-        count: Int, deviceAssignable: Bool = true, revocable: Bool = true, unlimited: Bool = false,
+        uId: String,
+        adamId: String,
+        pricingParam: PricingParam = .standard,
+        productType: ProductType = .app,
+        count: Int,
+        deviceAssignable: Bool = true,
+        revocable: Bool = true,
+        unlimited: Bool = false,
         supportedPlatforms: [String] = ["iOS"]
     ) throws {
         try withLocation(uId) {
             $0.addPurchase(
-                adamId: adamId, pricingParam: pricingParam, productType: productType, count: count,
-                deviceAssignable: deviceAssignable, revocable: revocable, unlimited: unlimited,
-                supportedPlatforms: supportedPlatforms)
+                adamId: adamId,
+                pricingParam: pricingParam,
+                productType: productType,
+                count: count,
+                deviceAssignable: deviceAssignable,
+                revocable: revocable,
+                unlimited: unlimited,
+                supportedPlatforms: supportedPlatforms
+            )
         }
     }
 
@@ -171,8 +198,11 @@ public final class SimulatorCore: Sendable {
         try withLocation(uId) { location in
             for user in users {
                 location.putUser(
-                    clientUserId: user.clientUserId, email: user.email, status: user.status ?? .registered,
-                    managedAppleId: nil)
+                    clientUserId: user.clientUserId,
+                    email: user.email,
+                    status: user.status ?? .registered,
+                    managedAppleId: nil
+                )
             }
         }
     }
@@ -246,7 +276,10 @@ public final class SimulatorCore: Sendable {
     }
 
     static func assignmentKey(_ assignment: AppleVPP.Assignment, in location: LocationState) -> AssignmentKey? {
-        guard let asset = location.resolve(AssetReference(adamId: assignment.adamId, pricingParam: assignment.pricingParam))
+        guard
+            let asset = location.resolve(
+                AssetReference(adamId: assignment.adamId, pricingParam: assignment.pricingParam)
+            )
         else { return nil }
         if let id = assignment.clientUserId { return AssignmentKey(asset: asset, subject: .user(id)) }
         if let serial = assignment.serialNumber { return AssignmentKey(asset: asset, subject: .device(serial)) }

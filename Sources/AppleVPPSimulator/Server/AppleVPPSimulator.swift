@@ -17,7 +17,13 @@ public final class AppleVPPSimulator: Sendable {
     private let serviceGroup: ServiceGroup
     private let task: Task<Void, any Error>
 
-    private init(core: SimulatorCore, baseURL: String, port: Int, serviceGroup: ServiceGroup, task: Task<Void, any Error>) {
+    private init(
+        core: SimulatorCore,
+        baseURL: String,
+        port: Int,
+        serviceGroup: ServiceGroup,
+        task: Task<Void, any Error>
+    ) {
         self.core = core
         self.baseURL = baseURL
         self.port = port
@@ -27,7 +33,8 @@ public final class AppleVPPSimulator: Sendable {
 
     /// Starts a simulator and returns once it listens.
     public static func start(
-        configuration: SimulatorConfiguration = .init(), fixture: SimulatorFixture? = nil,
+        configuration: SimulatorConfiguration = .init(),
+        fixture: SimulatorFixture? = nil,
         logger: Logger = Logger(label: "apple-vpp-simulator")
     ) async throws -> AppleVPPSimulator {
         let core = try SimulatorCore(configuration: configuration, fixture: fixture)
@@ -37,7 +44,8 @@ public final class AppleVPPSimulator: Sendable {
             portContinuation.finish()
         }
         let serviceGroup = ServiceGroup(
-            configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+            configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger)
+        )
         let task = Task { try await serviceGroup.run() }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else {
@@ -58,7 +66,8 @@ public final class AppleVPPSimulator: Sendable {
 
     /// Runs `body` with a fresh simulator and shuts it down afterwards, also when `body` throws.
     public static func withSimulator<T: Sendable>(
-        configuration: SimulatorConfiguration = .init(), fixture: SimulatorFixture? = nil,
+        configuration: SimulatorConfiguration = .init(),
+        fixture: SimulatorFixture? = nil,
         logger: Logger = Logger(label: "apple-vpp-simulator"),
         _ body: (AppleVPPSimulator) async throws -> T
     ) async throws -> T {
@@ -75,7 +84,9 @@ public final class AppleVPPSimulator: Sendable {
 
     /// The Hummingbird application serving `core`; `onPort` is called with the bound port.
     public static func makeApplication(
-        core: SimulatorCore, logger: Logger, onPort: @escaping @Sendable (Int) -> Void = { _ in }
+        core: SimulatorCore,
+        logger: Logger,
+        onPort: @escaping @Sendable (Int) -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router()
         let maxBody = 16 << 20
@@ -88,22 +99,34 @@ public final class AppleVPPSimulator: Sendable {
                     for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
                     let answer = await core.handle(
                         SimulatorRequest(
-                            method: request.method.rawValue, path: path, query: query, rawQuery: request.uri.query,
-                            authorization: request.headers[.authorization], contentType: request.headers[.contentType],
-                            body: Data(body.readableBytesView)))
+                            method: request.method.rawValue,
+                            path: path,
+                            query: query,
+                            rawQuery: request.uri.query,
+                            authorization: request.headers[.authorization],
+                            contentType: request.headers[.contentType],
+                            body: Data(body.readableBytesView)
+                        )
+                    )
                     return Self.response(answer)
                 }
             }
         }
-        for path in ["/locations", "/tokens", "/tokens/expire", "/tokens/revoke", "/purchases", "/users/accept",
-            "/users", "/mdm-info", "/assignments", "/events/process", "/public-apps", "/faults", "/requests"]
-        {
+        for path in [
+            "/locations", "/tokens", "/tokens/expire", "/tokens/revoke", "/purchases", "/users/accept",
+            "/users", "/mdm-info", "/assignments", "/events/process", "/public-apps", "/faults", "/requests",
+        ] {
             for method in [HTTPRequest.Method.get, .post, .delete] {
                 router.on(RouterPath("/_control" + path), method: method) { request, _ -> Response in
                     var request = request
                     let body = try await request.collectBody(upTo: maxBody)
                     return Self.response(
-                        core.handleControl(method: request.method.rawValue, path: path, body: Data(body.readableBytesView)))
+                        core.handleControl(
+                            method: request.method.rawValue,
+                            path: path,
+                            body: Data(body.readableBytesView)
+                        )
+                    )
                 }
             }
         }
@@ -111,9 +134,11 @@ public final class AppleVPPSimulator: Sendable {
             router: router,
             configuration: .init(
                 address: .hostname(core.configuration.host, port: core.configuration.port),
-                serverName: "apple-vpp-simulator"),
+                serverName: "apple-vpp-simulator"
+            ),
             onServerRunning: { channel in onPort(channel.localAddress?.port ?? 0) },
-            logger: logger)
+            logger: logger
+        )
     }
 
     static func response(_ answer: SimulatorResponse) -> Response {
@@ -126,7 +151,9 @@ public final class AppleVPPSimulator: Sendable {
             }
         }
         return Response(
-            status: HTTPResponse.Status(code: answer.status), headers: fields,
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
+            status: HTTPResponse.Status(code: answer.status),
+            headers: fields,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body))
+        )
     }
 }

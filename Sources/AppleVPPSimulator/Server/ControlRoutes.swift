@@ -71,7 +71,9 @@ extension SimulatorCore {
                     guard let date = AppleDate.parse(text) else { throw SimulatorControlError("bad expDate") }
                     expires = date
                 }
-                return try Self.ok(Created(uId: request.uId, vppToken: try issueToken(uId: request.uId, expires: expires)))
+                return try Self.ok(
+                    Created(uId: request.uId, vppToken: try issueToken(uId: request.uId, expires: expires))
+                )
             case ("POST", "/tokens/expire"):
                 try expireToken(try decode(TokenRef.self).vppToken)
             case ("POST", "/tokens/revoke"):
@@ -79,10 +81,16 @@ extension SimulatorCore {
             case ("POST", "/purchases"):
                 let p = try decode(Purchase.self)
                 try addPurchase(
-                    uId: p.uId, adamId: p.adamId, pricingParam: p.pricingParam ?? .standard,
-                    productType: p.productType ?? .app, count: p.count, deviceAssignable: p.deviceAssignable ?? true,
-                    revocable: p.revocable ?? true, unlimited: p.unlimited ?? false,
-                    supportedPlatforms: p.supportedPlatforms ?? ["iOS"])
+                    uId: p.uId,
+                    adamId: p.adamId,
+                    pricingParam: p.pricingParam ?? .standard,
+                    productType: p.productType ?? .app,
+                    count: p.count,
+                    deviceAssignable: p.deviceAssignable ?? true,
+                    revocable: p.revocable ?? true,
+                    unlimited: p.unlimited ?? false,
+                    supportedPlatforms: p.supportedPlatforms ?? ["iOS"]
+                )
             case ("POST", "/users/accept"):
                 let request = try decode(Accept.self)
                 try acceptInvitation(uId: request.uId, clientUserId: request.clientUserId)
@@ -97,8 +105,11 @@ extension SimulatorCore {
                 try addAssignments(uId: request.uId, request.assignments ?? [])
                 if let generate = request.generate {
                     try addDeviceAssignments(
-                        uId: request.uId, adamId: generate.adamId, count: generate.count,
-                        serialPrefix: generate.serialPrefix ?? "SIM")
+                        uId: request.uId,
+                        adamId: generate.adamId,
+                        count: generate.count,
+                        serialPrefix: generate.serialPrefix ?? "SIM"
+                    )
                 }
             case ("POST", "/events/process"):
                 processPendingEvents(uId: body.isEmpty ? nil : try decode(LocationRef.self).uId)
@@ -114,14 +125,18 @@ extension SimulatorCore {
                 clearRecordedRequests()
             default:
                 return SimulatorResponse(
-                    status: 404, headers: [("Content-Type", "application/json")],
-                    body: (try? JSONEncoder().encode(Failure(error: "no control endpoint \(method) \(path)"))) ?? Data())
+                    status: 404,
+                    headers: [("Content-Type", "application/json")],
+                    body: (try? JSONEncoder().encode(Failure(error: "no control endpoint \(method) \(path)"))) ?? Data()
+                )
             }
             return try Self.ok(Done())
         } catch {
             return SimulatorResponse(
-                status: 400, headers: [("Content-Type", "application/json")],
-                body: (try? JSONEncoder().encode(Failure(error: "\(error)"))) ?? Data())
+                status: 400,
+                headers: [("Content-Type", "application/json")],
+                body: (try? JSONEncoder().encode(Failure(error: "\(error)"))) ?? Data()
+            )
         }
     }
 }
