@@ -52,9 +52,14 @@ struct VPPAppleSim: AsyncParsableCommand {
                 logger.info("wrote token file", metadata: ["uId": "\(location.uId)", "path": "\(path)"])
             }
         }
+        let readyLogger = logger
         let app = AppleVPPSimulator.makeApplication(core: core, logger: logger) { port in
             core.setBaseURL("http://\(host):\(port)/mdm/v2")
-            print("vpp-apple-sim: API at http://\(host):\(port)/mdm/v2, control API at http://\(host):\(port)/_control")
+            readyLogger.info(
+                "simulator ready",
+                metadata: [
+                    "api": "http://\(host):\(port)/mdm/v2", "control": "http://\(host):\(port)/_control",
+                ])
         }
         try await app.runService()
     }
