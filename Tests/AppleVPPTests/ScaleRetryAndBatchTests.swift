@@ -19,6 +19,8 @@ struct ScaleRetryAndBatchTests {
             let pageRequests = env.simulator.core.recordedRequests().filter { $0.path == "/assignments" }
             #expect(pageRequests.count == 101)  // 1,000 per page
             print("read 100,001 assignments in \(elapsed)")
+            // The issue asks for at least 20,000 assignments/s in paginated reads; this counts the client too.
+            #expect(elapsed < .seconds(5), "slower than 20,000 assignments/s: \(elapsed)")
 
             _ = try await env.finish(
                 try await env.session.associate(
@@ -28,6 +30,19 @@ struct ScaleRetryAndBatchTests {
             let changes = try await env.session.allAssignments(sinceVersionId: all.versionId)
             #expect(changes.items.compactMap(\.serialNumber).sorted() == ["NEW1", "NEW2"])
             #expect(changes.versionId != all.versionId)
+        }
+    }
+
+    @Test func eventsCanCompleteOnTheirOwnAfterADelay() async throws {
+        let configuration = SimulatorConfiguration(eventCompletion: .afterDelay(.seconds(1)))
+        try await Env.run(configuration: configuration) { env in
+            let event = try await env.session.associate(
+                ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["LATE"]))
+            #expect(try await env.session.eventStatus(event.eventId).eventStatus == .pending)
+            let status = try await env.session.waitForEvent(
+                event.eventId, pollInterval: .milliseconds(100), timeout: .seconds(10))
+            #expect(status.eventStatus == .complete)
+            #expect(try await env.asset(Env.pages).assignedCount == 2)
         }
     }
 
