@@ -15,6 +15,9 @@
 //   VPPLoadKit              the load generator's logic (workloads, latency histograms, reports); vpp-load is its thin
 //                           executable. (Kept in this package rather than a Benchmarks/ package of its own so that it
 //                           builds with the product and shares VPPClient without a path dependency.)
+//   AppleVPP                Apple's App and Book Management API v2: models, service tokens, errors, the client
+//   AppleVPPSimulator       an in-process simulator of Apple's API (state model, Hummingbird routes, control API)
+//   vpp-apple-sim           the simulator as an executable
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -29,6 +32,9 @@ let package = Package(
         .executable(name: "vppd", targets: ["vppd"]),
         .library(name: "VPPClient", targets: ["VPPClient"]),
         .executable(name: "vpp-load", targets: ["vpp-load"]),
+        .executable(name: "vpp-apple-sim", targets: ["vpp-apple-sim"]),
+        .library(name: "AppleVPP", targets: ["AppleVPP"]),
+        .library(name: "AppleVPPSimulator", targets: ["AppleVPPSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -40,6 +46,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // MARK: C libraries
@@ -183,6 +191,41 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Apple's App and Book Management API: client and simulator
+        .target(
+            name: "AppleVPP",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "AppleVPPSimulator",
+            dependencies: [
+                "AppleVPP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "vpp-apple-sim",
+            dependencies: [
+                "AppleVPPSimulator",
+                "AppleVPP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Test helpers and tests
         .target(
             name: "VPPTesting",
@@ -234,6 +277,17 @@ let package = Package(
         .testTarget(
             name: "VPPStorageTests",
             dependencies: ["VPPStorage", "VPPPostgres", "VPPTesting", "VPPServices", "VPPClient", "VPPProto"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AppleVPPTests",
+            dependencies: [
+                "AppleVPP",
+                "AppleVPPSimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VPPLoadTests", dependencies: ["VPPLoadKit"], swiftSettings: swiftSettings),

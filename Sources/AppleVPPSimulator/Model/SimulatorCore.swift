@@ -1,0 +1,294 @@
+public import AppleVPP
+public import Foundation
+import NIOConcurrencyHelpers
+
+/// The simulated Apple service without HTTP: the state of every location and token, the v2 API's rules, faults and
+/// the request log. `AppleVPPSimulator` puts it on a port; tests may also drive it directly.
+///
+/// All state sits behind one lock, held only for in-memory work (a page is sliced under it and encoded after).
+public final class SimulatorCore: Sendable {
+    struct TokenRecord: Sendable {
+        var uId: String
+        var expirationDate: Date
+        var revoked = false
+    }
+
+    struct State: Sendable {
+        var locations: [String: LocationState] = [:]
+        var tokens: [String: TokenRecord] = [:]
+        var publicApps: [String: ContentMetadata] = [:]
+        var faults: [SimulatorFault] = []
+        var requests: [RecordedRequest] = []
+        var baseURL = "http://127.0.0.1"
+    }
+
+    public let configuration: SimulatorConfiguration
+    let started = ContinuousClock.now
+    let state = NIOLockedValueBox(State())
+    static let maxRecordedRequests = 100_000
+
+    public init(configuration: SimulatorConfiguration = .init(), fixture: SimulatorFixture? = nil) throws {
+        self.configuration = configuration
+        if let fixture { try load(fixture) }
+    }
+
+    /// The URL the simulator's API answers on (`.../mdm/v2`); service config's URLs point here.
+    public var baseURL: String { state.withLockedValue { $0.baseURL } }
+
+    /// Sets the URL service config points at (the program calls it once it knows its port).
+    public func setBaseURL(_ url: String) { state.withLockedValue { $0.baseURL = url } }
+
+    // MARK: Control: locations and tokens
+
+    /// Loads a fixture; returns the location ids and a token for each.
+    @discardableResult
+    public func load(_ fixture: SimulatorFixture) throws -> [(uId: String, vppToken: String)] {
+        if let apps = fixture.publicApps { addPublicApps(apps) }
+        return try (fixture.locations ?? []).map { try createLocation($0) }
+    }
+
+    /// Creates a location from a fixture. Returns its `uId` and the `.vpptoken` file body of its first token.
+    public func createLocation(_ fixture: SimulatorFixture.Location) throws -> (uId: String, vppToken: String) {
+        let uId = fixture.uId ?? String(Int.random(in: 1_000_000_000_000_000...9_000_000_000_000_000))
+        var location = LocationState(uId: uId, fixture: fixture)
+        for asset in fixture.assets ?? [] {
+            location.addPurchase(
+                adamId: asset.adamId,
+                pricingParam: asset.pricingParam ?? .standard,
+                productType: asset.productType ?? .app,
+                count: asset.totalCount ?? 0,
+                deviceAssignable: asset.deviceAssignable ?? ((asset.productType ?? .app) == .app),
+                revocable: asset.revocable ?? ((asset.productType ?? .app) == .app),
+                unlimited: asset.unlimited ?? false,
+                supportedPlatforms: asset.supportedPlatforms ?? ["iOS"],
+                retiredCount: asset.retiredCount ?? 0
+            )
+        }
+        for user in fixture.users ?? [] {
+            location.putUser(
+                clientUserId: user.clientUserId,
+                email: user.email,
+                status: user.status ?? .registered,
+                managedAppleId: nil
+            )
+        }
+        for assignment in fixture.assignments ?? [] {
+            guard let key = Self.assignmentKey(assignment, in: location) else {
+                throw SimulatorControlError(
+                    "fixture assignment of \(assignment.adamId) names no owned asset or no subject"
+                )
+            }
+            location.insertAssignment(key)
+        }
+        let fixtureTokens = fixture.tokens ?? [SimulatorFixture.Token()]
+        var issued: [String] = []
+        try state.withLockedValue { state in
+            guard state.locations[uId] == nil else { throw SimulatorControlError("location \(uId) exists already") }
+            state.locations[uId] = location
+            for token in fixtureTokens {
+                let expiry =
+                    try token.expDate.map {
+                        guard let date = AppleDate.parse($0) else { throw SimulatorControlError("bad expDate \($0)") }
+                        return date
+                    } ?? Date().addingTimeInterval(365 * 24 * 3600)
+                issued.append(
+                    Self.issue(in: &state, uId: uId, orgName: location.orgName, expires: expiry, secret: token.token)
+                )
+            }
+        }
+        return (uId, issued[0])
+    }
+
+    /// Issues another token for a location; returns the `.vpptoken` file body (the bearer credential).
+    public func issueToken(uId: String, expires: Date = Date().addingTimeInterval(365 * 24 * 3600)) throws -> String {
+        try state.withLockedValue { state in
+            guard let location = state.locations[uId] else { throw SimulatorControlError("no location \(uId)") }
+            return Self.issue(in: &state, uId: uId, orgName: location.orgName, expires: expires, secret: nil)
+        }
+    }
+
+    private static func issue(in state: inout State, uId: String, orgName: String, expires: Date, secret: String?)
+        -> String
+    {
+        let secret = secret ?? Data((0..<48).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        let json: [String: String] = ["token": secret, "expDate": AppleDate.format(expires), "orgName": orgName]
+        let data = try! JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
+        let vppToken = data.base64EncodedString()
+        state.tokens[vppToken] = TokenRecord(uId: uId, expirationDate: expires)
+        return vppToken
+    }
+
+    /// Makes a token expired from now on (the simulator then answers 9621).
+    public func expireToken(_ vppToken: String) throws {
+        try updateToken(vppToken) { $0.expirationDate = Date().addingTimeInterval(-1) }
+    }
+
+    /// Revokes a token (the simulator then answers 9625).
+    public func revokeToken(_ vppToken: String) throws {
+        try updateToken(vppToken) { $0.revoked = true }
+    }
+
+    private func updateToken(_ vppToken: String, _ change: (inout TokenRecord) -> Void) throws {
+        let key = vppToken.filter { !$0.isWhitespace }
+        try state.withLockedValue { state in
+            guard var record = state.tokens[key] else { throw SimulatorControlError("unknown token") }
+            change(&record)
+            state.tokens[key] = record
+        }
+    }
+
+    // MARK: Control: library, users, ownership
+
+    /// Adds licenses (a purchase), creating the asset when it is new.
+    public func addPurchase(
+        uId: String,
+        adamId: String,
+        pricingParam: PricingParam = .standard,
+        productType: ProductType = .app,
+        count: Int,
+        deviceAssignable: Bool = true,
+        revocable: Bool = true,
+        unlimited: Bool = false,
+        supportedPlatforms: [String] = ["iOS"]
+    ) throws {
+        try withLocation(uId) {
+            $0.addPurchase(
+                adamId: adamId,
+                pricingParam: pricingParam,
+                productType: productType,
+                count: count,
+                deviceAssignable: deviceAssignable,
+                revocable: revocable,
+                unlimited: unlimited,
+                supportedPlatforms: supportedPlatforms
+            )
+        }
+    }
+
+    /// Assignments made by someone else (another MDM, Apple Business Manager): applied at once, counted.
+    public func addAssignments(uId: String, _ assignments: [AppleVPP.Assignment]) throws {
+        try withLocation(uId) { location in
+            for assignment in assignments {
+                guard let key = Self.assignmentKey(assignment, in: location) else {
+                    throw SimulatorControlError("assignment of \(assignment.adamId) names no owned asset or no subject")
+                }
+                location.insertAssignment(key)
+            }
+        }
+    }
+
+    /// `count` device assignments of one asset to serials `prefix0`, `prefix1`, ... at once; for large-scale tests.
+    /// Licenses are added as needed so the counts stay consistent.
+    public func addDeviceAssignments(uId: String, adamId: String, count: Int, serialPrefix: String = "SIM") throws {
+        try withLocation(uId) { location in
+            let key = AssetKey(adamId: adamId, pricingParam: .standard)
+            guard let asset = location.assets[key] else { throw SimulatorControlError("no asset \(adamId)") }
+            if !asset.unlimited, asset.availableCount < count {
+                location.assets[key]?.totalCount += count - asset.availableCount
+            }
+            location.assignmentRows.reserveCapacity(location.assignmentRows.count + count)
+            for index in 0..<count {
+                location.insertAssignment(AssignmentKey(asset: key, subject: .device("\(serialPrefix)\(index)")))
+            }
+        }
+    }
+
+    /// Users created by someone else (another MDM): applied at once.
+    public func addUsers(uId: String, _ users: [SimulatorFixture.User]) throws {
+        try withLocation(uId) { location in
+            for user in users {
+                location.putUser(
+                    clientUserId: user.clientUserId,
+                    email: user.email,
+                    status: user.status ?? .registered,
+                    managedAppleId: nil
+                )
+            }
+        }
+    }
+
+    /// The user accepts their invitation: Registered → Associated.
+    public func acceptInvitation(uId: String, clientUserId: String) throws {
+        try withLocation(uId) { location in
+            guard location.acceptInvitation(clientUserId: clientUserId) else {
+                throw SimulatorControlError("no Registered user \(clientUserId)")
+            }
+        }
+    }
+
+    /// Another MDM claims the token (sets `mdmInfo`); `nil` clears it.
+    public func setMDMInfo(uId: String, _ mdmInfo: MDMInfo?) throws {
+        try withLocation(uId) { $0.mdmInfo = mdmInfo }
+    }
+
+    /// Processes pending events now (all locations, or one).
+    public func processPendingEvents(uId: String? = nil) {
+        state.withLockedValue { state in
+            for id in state.locations.keys where uId == nil || uId == id {
+                state.locations[id]!.processEvents(through: nil)
+            }
+        }
+    }
+
+    /// Apps the public content-metadata lookup knows.
+    public func addPublicApps(_ apps: [ContentMetadata]) {
+        state.withLockedValue { state in
+            for app in apps { state.publicApps[app.adamId] = app }
+        }
+    }
+
+    /// Injects a fault into the next matching API requests.
+    public func injectFault(_ fault: SimulatorFault) {
+        state.withLockedValue { $0.faults.append(fault) }
+    }
+
+    public func clearFaults() {
+        state.withLockedValue { $0.faults.removeAll() }
+    }
+
+    /// The API requests seen so far (the newest 100,000).
+    public func recordedRequests() -> [RecordedRequest] {
+        state.withLockedValue { $0.requests }
+    }
+
+    public func clearRecordedRequests() {
+        state.withLockedValue { $0.requests.removeAll() }
+    }
+
+    /// A read-only look at a location's counts, for tests: (assigned, available) per adamId/pricingParam.
+    public func assetCounts(uId: String) -> [String: (assigned: Int, available: Int, total: Int)] {
+        state.withLockedValue { state in
+            var result: [String: (Int, Int, Int)] = [:]
+            for asset in state.locations[uId]?.assets.values ?? [:].values {
+                result["\(asset.key.adamId)/\(asset.key.pricingParam)"] = (
+                    asset.assignedCount, asset.availableCount, asset.totalCount
+                )
+            }
+            return result
+        }
+    }
+
+    func withLocation<T>(_ uId: String, _ body: (inout LocationState) throws -> T) throws -> T {
+        try state.withLockedValue { state in
+            guard state.locations[uId] != nil else { throw SimulatorControlError("no location \(uId)") }
+            return try body(&state.locations[uId]!)
+        }
+    }
+
+    static func assignmentKey(_ assignment: AppleVPP.Assignment, in location: LocationState) -> AssignmentKey? {
+        guard
+            let asset = location.resolve(
+                AssetReference(adamId: assignment.adamId, pricingParam: assignment.pricingParam)
+            )
+        else { return nil }
+        if let id = assignment.clientUserId { return AssignmentKey(asset: asset, subject: .user(id)) }
+        if let serial = assignment.serialNumber { return AssignmentKey(asset: asset, subject: .device(serial)) }
+        return nil
+    }
+}
+
+/// A control request the simulator refuses (HTTP 400 on the control API).
+public struct SimulatorControlError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
