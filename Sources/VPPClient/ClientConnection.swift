@@ -105,6 +105,11 @@ final class ClientConnection: Sendable {
     }
 }
 
+/// A call the server never started (it closed the connection first): sending it again cannot run it twice.
+struct CallNotStarted: Error {
+    var status: RpcV1.Status
+}
+
 /// The client side of the protocol on the event loop.
 final class ClientConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
@@ -264,7 +269,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             self.goAwayReceived = true
             let status = goAway.status ?? RpcV1.Status(code: .unavailable, message: "The server closed the connection.")
             if status.details.first?.reason != GoAwayReason.draining.rawValue || self.welcomePromise != nil {
-                // Not a drain: the connection is over, and so is every call on it.
+                // Not a drain: the connection is over, and so is every call on it. Calls above last_call_id never
+                // started on the server (this client numbers calls upwards), so they are safe to send again.
+                for (callID, continuation) in self.calls where callID > goAway.lastCallId {
+                    self.calls.removeValue(forKey: callID)
+                    self.deadlineTimers.removeValue(forKey: callID)?.cancel()
+                    continuation.finish(throwing: CallNotStarted(status: status))
+                }
                 self.failAll(RPCError(status: status))
             }
             // Draining: every call already sent is still answered (possibly with UNAVAILABLE); new calls go to a new

@@ -89,15 +89,28 @@ public final class VPPClient: Sendable {
         return stream
     }
 
+    /// Starts a call. A call the server closed its connection on before starting it (an idle timeout racing the call,
+    /// say) is sent again on a new connection, up to twice, when reconnecting is on; nothing can run twice, since the
+    /// server said it never started the call.
     private func startStream(
         path: String,
         request: [UInt8],
         timeout: Duration?,
         metadata: [String: String]
     ) async throws -> CallResponses {
-        let connection = try await self.currentConnection()
-        let (callID, responses) = connection.start(method: path, request: request, timeout: timeout, metadata: metadata)
-        return CallResponses(connection: connection, callID: callID, responses: responses)
+        var attempt = 1
+        while true {
+            let connection = try await self.currentConnection()
+            let (callID, responses) = connection.start(method: path, request: request, timeout: timeout, metadata: metadata)
+            var call = CallResponses(connection: connection, callID: callID, responses: responses)
+            do {
+                try await call.awaitFirst()
+                return call
+            } catch let error as CallNotStarted {
+                guard self.configuration.reconnect, attempt < 3 else { throw RPCError(status: error.status) }
+                attempt += 1
+            }
+        }
     }
 
     /// Round-trips a Ping frame (not an RPC) and returns the time it took.
@@ -159,18 +172,58 @@ public final class VPPClient: Sendable {
 
 /// A call's response messages; iterating it to the end consumes the call, and cancelling the iterating task sends
 /// a Cancel frame.
-struct CallResponses: AsyncSequence, Sendable {
+struct CallResponses: AsyncSequence {
     typealias Element = [UInt8]
     let connection: ClientConnection
     let callID: EventLoopFuture<UInt64>
     let responses: AsyncThrowingStream<[UInt8], any Error>
+    /// The first event of the call (a message, the end, or an error), read ahead by `awaitFirst`.
+    private var first: Result<[UInt8]?, any Error>?
+    private var iterator: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator?
+
+    init(connection: ClientConnection, callID: EventLoopFuture<UInt64>, responses: AsyncThrowingStream<[UInt8], any Error>) {
+        self.connection = connection
+        self.callID = callID
+        self.responses = responses
+    }
+
+    /// Waits for the call's first event; throws `CallNotStarted` when the server never started the call, and keeps
+    /// every other outcome for the iteration.
+    mutating func awaitFirst() async throws {
+        var iterator = AsyncIterator(connection: self.connection, callID: self.callID, base: self.responses.makeAsyncIterator())
+        do {
+            self.first = .success(try await iterator.next())
+        } catch let error as CallNotStarted {
+            throw error
+        } catch {
+            self.first = .failure(error)
+        }
+        self.iterator = iterator.base
+    }
 
     struct AsyncIterator: AsyncIteratorProtocol {
         let connection: ClientConnection
         let callID: EventLoopFuture<UInt64>
         var base: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator
+        var first: Result<[UInt8]?, any Error>?
+
+        init(
+            connection: ClientConnection,
+            callID: EventLoopFuture<UInt64>,
+            base: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator,
+            first: Result<[UInt8]?, any Error>? = nil
+        ) {
+            self.connection = connection
+            self.callID = callID
+            self.base = base
+            self.first = first
+        }
 
         mutating func next() async throws -> [UInt8]? {
+            if let first = self.first {
+                self.first = nil
+                return try first.get()
+            }
             let connection = self.connection
             let callID = self.callID
             var base = self.base
@@ -194,6 +247,11 @@ struct CallResponses: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(connection: self.connection, callID: self.callID, base: self.responses.makeAsyncIterator())
+        AsyncIterator(
+            connection: self.connection,
+            callID: self.callID,
+            base: self.iterator ?? self.responses.makeAsyncIterator(),
+            first: self.first
+        )
     }
 }

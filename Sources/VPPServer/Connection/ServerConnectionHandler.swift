@@ -222,6 +222,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         switch result {
         case .success(let principal):
             guard self.machine.authenticationSucceeded() else { return }
+            // Idle time counts from here: checking the key may have taken a while.
+            self.lastRead = .now()
             self.principal = principal
             self.logger[metadataKey: "principal"] = "\(principal)"
             if let tenantID = principal.tenantID { self.logger[metadataKey: "tenant"] = "\(tenantID)" }
