@@ -45,20 +45,24 @@ final class ClientConnection: Sendable {
         hello.protocolVersion = ServerConnectionStateMachine.protocolVersion
         var frame = RpcV1.ClientFrame()
         frame.kind = .hello(hello)
-        let welcomeFuture = channel.eventLoop.flatSubmit { () -> EventLoopFuture<RpcV1.Welcome> in
-            let handler = try! channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
-            return handler.sendHello(frame, channel: channel)
+        // The handler is looked up once, on the event loop, before anything can close the channel and remove it.
+        let started = channel.eventLoop.flatSubmit { () -> EventLoopFuture<(RpcV1.Welcome, NIOLoopBound<ClientConnectionHandler>)> in
+            do {
+                let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
+                let bound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+                return handler.sendHello(frame, channel: channel).map { ($0, bound) }
+            } catch {
+                return channel.eventLoop.makeFailedFuture(RPCError.unavailable("The connection closed while it was being set up."))
+            }
         }
         let welcome: RpcV1.Welcome
+        let handler: NIOLoopBound<ClientConnectionHandler>
         do {
-            welcome = try await welcomeFuture.get()
+            (welcome, handler) = try await started.get()
         } catch {
             try? await channel.close()
             throw error
         }
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self), eventLoop: channel.eventLoop)
-        }.get()
         return ClientConnection(channel: channel, welcome: welcome, handler: handler)
     }
 
@@ -151,7 +155,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         let callID = self.nextCallID
         self.nextCallID += 1
         guard self.isUsable else {
-            continuation.finish(throwing: RPCError.unavailable("The connection is closed; reconnect and retry."))
+            // Closed (or told to go away) since the caller picked this connection: the call was never sent.
+            continuation.finish(
+                throwing: CallNotStarted(
+                    status: RpcV1.Status(code: .unavailable, message: "The connection closed before the call was sent; retry.")
+                )
+            )
             return callID
         }
         var call = RpcV1.Call()

@@ -139,7 +139,9 @@ struct HostileInputTests {
     func slowClient() async throws {
         let server = try await TestServer.start { $0.idleTimeout = .milliseconds(300) }
         let raw = try await self.authenticatedRaw(server)
-        try await raw.send(bytes: [0, 0, 0, 50, 1])
+        // On a loaded machine the server may close the connection for idleness before these bytes go out; either way
+        // it must end with the idle GoAway.
+        try? await raw.send(bytes: [0, 0, 0, 50, 1])
         #expect(self.goAwayCode(await raw.framesUntilClosed()) == .unavailable)
         await server.stop()
     }
