@@ -38,11 +38,12 @@ extension ProtoCBridged {
     // ones, with the descriptor that `<c>__init` stores in the struct's `base`.
 
     /// The message's protobuf-c descriptor, as `<c>__init` stores it in the struct's `base`.
+    /// Read on every decode, so the probe struct lives on the stack rather than the heap.
     static var _cDescriptor: UnsafePointer<ProtobufCMessageDescriptor> {
-        let probe = UnsafeMutablePointer<CMessage>.allocate(capacity: 1)
-        defer { probe.deallocate() }
-        _cInit(probe)
-        return UnsafePointer<ProtobufCMessage>(OpaquePointer(probe)).pointee.descriptor
+        withUnsafeTemporaryAllocation(of: CMessage.self, capacity: 1) { probe in
+            _cInit(probe.baseAddress!)
+            return UnsafePointer<ProtobufCMessage>(OpaquePointer(probe.baseAddress!)).pointee.descriptor
+        }
     }
 
     static func _cUnpack(_ length: Int, _ data: UnsafePointer<UInt8>) -> UnsafeMutablePointer<CMessage>? {
