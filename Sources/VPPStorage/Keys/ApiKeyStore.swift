@@ -134,36 +134,21 @@ public struct ApiKeyStore: Sendable {
         pageSize: Int,
         after token: PageToken?
     ) async throws -> (keys: [ApiKeyRecord], next: PageToken?) {
-        var afterID: UUID?
-        var afterMicros: Int64?
-        if let token {
-            guard token.values.count == 2, let micros = Int64(token.values[0]), let id = UUID(uuidString: token.values[1])
-            else {
-                throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
-            }
-            (afterMicros, afterID) = (micros, id)
-        }
+        let cursor = try CreationCursor(token)
         let rows = try await self.pool.query(
             """
-            SELECT \(unescaped: Self.columns), (extract(epoch FROM created_at) * 1000000)::bigint
+            SELECT \(unescaped: Self.columns), \(unescaped: CreationCursor.microsColumn)
             FROM vpp_control.api_keys
             WHERE tenant_id IS NOT DISTINCT FROM \(tenantID)
               AND (\(includeRevoked) OR revoked_at IS NULL)
-              AND (\(afterID)::uuid IS NULL
-                   OR (created_at, id) > (to_timestamp(\(afterMicros)::bigint / 1000000.0), \(afterID)::uuid))
+              AND (\(cursor?.id)::uuid IS NULL
+                   OR (created_at, id) > ('epoch'::timestamptz + \(cursor?.micros)::bigint * interval '1 microsecond',
+                                         \(cursor?.id)::uuid))
             ORDER BY created_at, id
             LIMIT \(pageSize + 1)
             """
         )
-        var keys: [ApiKeyRecord] = []
-        var next: PageToken?
-        for (index, row) in rows.enumerated() {
-            if index == pageSize {
-                next = PageToken(["\(try rows[index - 1].decode(Int64.self, at: 8))", keys[index - 1].id.uuidString])
-                break
-            }
-            keys.append(try Self.decode(row))
-        }
+        let (keys, next) = try CreationCursor.page(rows, pageSize: pageSize, decode: Self.decode, id: \.id)
         return (keys, next)
     }
 

@@ -133,38 +133,22 @@ public struct TenantStore: Sendable {
         nameContains: String?,
         state: TenantRecord.State?
     ) async throws -> (tenants: [TenantRecord], next: PageToken?) {
-        var afterTime: Date?
-        var afterID: UUID?
-        if let token {
-            guard token.values.count == 2, let micros = Int64(token.values[0]), let id = UUID(uuidString: token.values[1])
-            else {
-                throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
-            }
-            afterTime = Date(timeIntervalSince1970: Double(micros) / 1_000_000)
-            afterID = id
-        }
+        let cursor = try CreationCursor(token)
         let pattern = nameContains.map { "%" + Self.escapeLike($0) + "%" }
         let rows = try await self.pool.query(
             """
-            SELECT \(unescaped: Self.columns), (extract(epoch FROM created_at) * 1000000)::bigint
+            SELECT \(unescaped: Self.columns), \(unescaped: CreationCursor.microsColumn)
             FROM vpp_control.tenants
-            WHERE (\(afterID)::uuid IS NULL OR (created_at, id) > (\(afterTime)::timestamptz, \(afterID)::uuid))
+            WHERE (\(cursor?.id)::uuid IS NULL
+                   OR (created_at, id) > ('epoch'::timestamptz + \(cursor?.micros)::bigint * interval '1 microsecond',
+                                         \(cursor?.id)::uuid))
               AND (\(pattern)::text IS NULL OR display_name ILIKE \(pattern) ESCAPE '\\')
               AND (\(state?.rawValue)::text IS NULL OR state = \(state?.rawValue))
             ORDER BY created_at, id
             LIMIT \(pageSize + 1)
             """
         )
-        var tenants: [TenantRecord] = []
-        var next: PageToken?
-        for (index, row) in rows.enumerated() {
-            if index == pageSize {
-                let last = rows[index - 1]
-                next = PageToken(["\(try last.decode(Int64.self, at: 10))", tenants[index - 1].id.uuidString])
-                break
-            }
-            tenants.append(try Self.decode(row))
-        }
+        let (tenants, next) = try CreationCursor.page(rows, pageSize: pageSize, decode: Self.decode, id: \.id)
         return (tenants, next)
     }
 
