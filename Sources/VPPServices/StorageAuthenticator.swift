@@ -1,6 +1,5 @@
 public import Foundation
 public import Logging
-import NIOConcurrencyHelpers
 public import VPPServer
 public import VPPStorage
 import VPPWire
@@ -14,13 +13,13 @@ import VPPWire
 public final class StorageAuthenticator: Authenticator {
     private let storage: Storage
     private let logger: Logger
-    private let recheckInterval: Duration
-    private let keyStates = NIOLockedValueBox<[UUID: (active: Bool, checked: ContinuousClock.Instant)]>([:])
+    /// Whether each key was active when last read; trusted for the re-check interval.
+    private let keyStates: ExpiringCache<UUID, Bool>
 
     public init(storage: Storage, logger: Logger, recheckInterval: Duration = .seconds(2)) {
         self.storage = storage
         self.logger = logger
-        self.recheckInterval = recheckInterval
+        self.keyStates = ExpiringCache(lifetime: recheckInterval)
     }
 
     public func authenticate(apiKey: String) async throws -> Principal {
@@ -30,7 +29,7 @@ public final class StorageAuthenticator: Authenticator {
         guard let key = try await self.storage.apiKeys.find(secret: apiKey), key.revokedAt == nil else {
             throw RPCError.unauthenticated("The API key is unknown or revoked; ask your platform operator for a valid key.")
         }
-        self.keyStates.withLockedValue { $0[key.id] = (true, ContinuousClock.now) }
+        self.keyStates.store(true, for: key.id)
         do {
             try await self.storage.apiKeys.markUsed(key.id)
         } catch {
@@ -53,13 +52,12 @@ public final class StorageAuthenticator: Authenticator {
         guard let keyID = UUID(uuidString: principal.keyID) else {
             throw RPCError.unauthenticated("The connection's key is not valid.")
         }
-        let cached = self.keyStates.withLockedValue { $0[keyID] }
-        var active: Bool
-        if let cached, ContinuousClock.now - cached.checked < self.recheckInterval {
-            active = cached.active
+        let active: Bool
+        if let cached = self.keyStates.fresh(keyID) {
+            active = cached
         } else {
             active = try await self.storage.apiKeys.isActive(keyID)
-            self.keyStates.withLockedValue { $0[keyID] = (active, ContinuousClock.now) }
+            self.keyStates.store(active, for: keyID)
         }
         guard active else {
             throw RPCError.unauthenticated("The API key was revoked; this connection can make no more calls.")
@@ -68,16 +66,16 @@ public final class StorageAuthenticator: Authenticator {
 
     /// A key was revoked (here or, through NOTIFY, elsewhere): refuse it from the next call on.
     public func keyRevoked(_ keyID: UUID) {
-        self.keyStates.withLockedValue { $0[keyID] = (false, ContinuousClock.now) }
+        self.keyStates.store(false, for: keyID)
     }
 
     /// A key changed elsewhere: read its state from the database on its next call.
     public func forgetKey(_ keyID: UUID) {
-        _ = self.keyStates.withLockedValue { $0.removeValue(forKey: keyID) }
+        self.keyStates.remove(keyID)
     }
 
     /// Forget every cached key state (e.g. after the change listener reconnected and may have missed notifications).
     public func forgetAll() {
-        self.keyStates.withLockedValue { $0.removeAll() }
+        self.keyStates.removeAll()
     }
 }

@@ -1,6 +1,5 @@
 public import Foundation
 public import Logging
-import NIOConcurrencyHelpers
 public import VPPPostgres
 
 /// The storage layer's front door: the pool, the stores, tenant-scoped transactions, and the audit logs.
@@ -14,8 +13,8 @@ public final class Storage: Sendable {
     /// How long a tenant's state read from the database is trusted before it is read again. Changes made by this
     /// process are seen at once; changes made by another server within this time (or at once, through NOTIFY, once the
     /// daemon listens).
-    public let tenantStateTTL: Duration
-    private let tenantStates = NIOLockedValueBox<[UUID: (state: TenantRecord.State, checked: ContinuousClock.Instant)]>([:])
+    public var tenantStateTTL: Duration { self.tenantStates.lifetime }
+    private let tenantStates: ExpiringCache<UUID, TenantRecord.State>
 
     /// NOTIFY channel for changes of tenants and keys, so every server drops what it cached.
     public static let changesChannel = "vpp_control_changes"
@@ -26,7 +25,7 @@ public final class Storage: Sendable {
         self.tenants = TenantStore(pool: pool, logger: logger)
         self.apiKeys = ApiKeyStore(pool: pool, logger: logger)
         self.migrator = Migrator(pool: pool, logger: logger)
-        self.tenantStateTTL = tenantStateTTL
+        self.tenantStates = ExpiringCache(lifetime: tenantStateTTL)
     }
 
     // MARK: Tenant scope
@@ -40,21 +39,27 @@ public final class Storage: Sendable {
         _ body: (PostgresTransaction) async throws -> Result
     ) async throws -> Result {
         try await self.requireActive(tenantID)
+        return try await self.inTenantScope(tenantID, isolation: isolation, body)
+    }
+
+    /// A transaction scoped to the tenant, whatever its state.
+    private func inTenantScope<Result: Sendable>(
+        _ tenantID: UUID,
+        isolation: PostgresPool.IsolationLevel = .readCommitted,
+        _ body: (PostgresTransaction) async throws -> Result
+    ) async throws -> Result {
         let schema = TenantSchema(tenantID: tenantID)
         return try await self.pool.transaction(isolation: isolation) { transaction in
-            try await transaction.simpleQuery(
-                "SET LOCAL ROLE \(schema.quotedRole); SET LOCAL search_path TO \(schema.quotedSchema)"
-            )
+            try await schema.enter(transaction)
             return try await body(transaction)
         }
     }
 
     /// Throws unless the tenant exists and is active.
     public func requireActive(_ tenantID: UUID) async throws {
-        let cached = self.tenantStates.withLockedValue { $0[tenantID] }
         let state: TenantRecord.State
-        if let cached, ContinuousClock.now - cached.checked < self.tenantStateTTL {
-            state = cached.state
+        if let cached = self.tenantStates.fresh(tenantID) {
+            state = cached
         } else {
             let rows = try await self.pool.query("SELECT state FROM vpp_control.tenants WHERE id = \(tenantID)")
             guard let row = rows.first else {
@@ -62,7 +67,7 @@ public final class Storage: Sendable {
                 throw StorageError.notFound("The tenant of this key no longer exists.")
             }
             state = TenantRecord.State(rawValue: try row.decode(String.self, at: 0)) ?? .suspended
-            self.tenantStates.withLockedValue { $0[tenantID] = (state, ContinuousClock.now) }
+            self.tenantStates.store(state, for: tenantID)
         }
         guard state == .active else {
             throw StorageError.failedPrecondition(
@@ -74,11 +79,11 @@ public final class Storage: Sendable {
 
     /// Drops what this process cached about a tenant (after a change here or a notification from another server).
     public func forgetTenant(_ tenantID: UUID) {
-        _ = self.tenantStates.withLockedValue { $0.removeValue(forKey: tenantID) }
+        self.tenantStates.remove(tenantID)
     }
 
     public func forgetAllTenants() {
-        self.tenantStates.withLockedValue { $0.removeAll() }
+        self.tenantStates.removeAll()
     }
 
     /// Tells every server that a tenant or key changed ("tenant:<id>" or "key:<id>").
@@ -102,11 +107,7 @@ public final class Storage: Sendable {
         if let transaction {
             try await AuditLog.insert(record, into: .tenant, on: transaction, pool: self.pool)
         } else {
-            let schema = TenantSchema(tenantID: tenantID)
-            try await self.pool.transaction { transaction in
-                try await transaction.simpleQuery(
-                    "SET LOCAL ROLE \(schema.quotedRole); SET LOCAL search_path TO \(schema.quotedSchema)"
-                )
+            try await self.inTenantScope(tenantID) { transaction in
                 try await AuditLog.insert(record, into: .tenant, on: transaction, pool: self.pool)
             }
         }

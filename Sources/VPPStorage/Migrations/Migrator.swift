@@ -102,7 +102,7 @@ public struct Migrator: Sendable {
     static func applyTenantMigrations(_ transaction: PostgresTransaction, schema: TenantSchema, from version: Int) async throws {
         let pending = TenantMigrations.all.filter { $0.version > version }
         guard !pending.isEmpty else { return }
-        try await transaction.simpleQuery("SET LOCAL ROLE \(schema.quotedRole); SET LOCAL search_path TO \(schema.quotedSchema)")
+        try await schema.enter(transaction)
         for migration in pending {
             try await transaction.simpleQuery(migration.sql)
         }

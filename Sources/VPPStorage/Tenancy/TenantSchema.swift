@@ -33,6 +33,11 @@ public struct TenantSchema: Sendable, Hashable {
             && name.dropFirst(6).allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) }
     }
 
+    /// Scopes the rest of `transaction` to this tenant (C3): as its own role, with its schema as the search path.
+    func enter(_ transaction: PostgresTransaction) async throws {
+        try await transaction.simpleQuery("SET LOCAL ROLE \(self.quotedRole); SET LOCAL search_path TO \(self.quotedSchema)")
+    }
+
     public var quotedSchema: String { (try? quoteIdentifier(self.schemaName)) ?? "\"invalid\"" }
     public var quotedRole: String { (try? quoteIdentifier(self.roleName)) ?? "\"invalid\"" }
 }
