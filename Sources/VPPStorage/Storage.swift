@@ -138,6 +138,18 @@ public final class Storage: Sendable {
         }
     }
 
+    // MARK: Platform
+
+    /// This installation's identity at Apple (the `mdmInfo.id` every token is claimed with, R4), made once by the
+    /// control schema's migration and shared by every server on the database.
+    public func platformMDMID() async throws -> UUID {
+        let rows = try await self.pool.query("SELECT mdm_id FROM vpp_control.platform")
+        guard let row = rows.first else {
+            throw StorageError.internalInconsistency("vpp_control.platform has no row; run the migrations")
+        }
+        return try row.decode(UUID.self, at: 0)
+    }
+
     // MARK: Start-up
 
     /// Brings every schema up to date (control first, then the tenants, `concurrency` at a time).

@@ -18,6 +18,116 @@ enum TenantMigrations {
                 );
                 CREATE INDEX audit_events_target_idx ON audit_events (target, id);
                 """
+        ),
+        Migration(
+            version: 2,
+            name: "tokens, catalog, VPP users and assignments seen at Apple",
+            sql: """
+                -- R1-R6. The token file itself is stored only sealed (AES-GCM) in `secret`.
+                CREATE TABLE tokens (
+                    id uuid PRIMARY KEY,
+                    display_name text NOT NULL CHECK (char_length(display_name) <= 200),
+                    apple_id text NOT NULL CHECK (char_length(apple_id) BETWEEN 1 AND 320),
+                    account_type text NOT NULL CHECK (account_type IN ('business', 'education')),
+                    organization_name text NOT NULL,
+                    location_uid text NOT NULL UNIQUE,
+                    location_name text NOT NULL DEFAULT '',
+                    country_code text NOT NULL DEFAULT '',
+                    expires_at timestamptz NOT NULL,
+                    -- Base64 of the AES-GCM sealed box (nonce, ciphertext, tag) of the .vpptoken text.
+                    secret text NOT NULL,
+                    secret_key_id text NOT NULL,
+                    -- What Apple said last: 'active', 'expired', 'invalid' (9622/9625), 'claimed_elsewhere' (R4).
+                    status text NOT NULL DEFAULT 'active'
+                        CHECK (status IN ('active', 'expired', 'invalid', 'claimed_elsewhere')),
+                    status_reason text NOT NULL DEFAULT '',
+                    other_mdm_name text NOT NULL DEFAULT '',
+                    assets_version text,
+                    users_version text,
+                    assignments_version text,
+                    app_count integer NOT NULL DEFAULT 0,
+                    book_count integer NOT NULL DEFAULT 0,
+                    skipped_asset_count integer NOT NULL DEFAULT 0,
+                    user_count integer NOT NULL DEFAULT 0,
+                    foreign_user_count integer NOT NULL DEFAULT 0,
+                    assignment_count bigint NOT NULL DEFAULT 0,
+                    foreign_assignment_count bigint NOT NULL DEFAULT 0,
+                    last_sync_job_id uuid,
+                    last_sync_started_at timestamptz,
+                    last_sync_finished_at timestamptz,
+                    last_sync_result text NOT NULL DEFAULT '',
+                    last_sync_error text NOT NULL DEFAULT '',
+                    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+                );
+                CREATE INDEX tokens_created_idx ON tokens (created_at, id);
+
+                -- R8, R11, R12: one row per (token, product, pricing): an app bought with two tokens is two assets.
+                CREATE TABLE assets (
+                    id uuid PRIMARY KEY,
+                    token_id uuid NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+                    adam_id text NOT NULL,
+                    pricing_param text NOT NULL,
+                    product_type text NOT NULL,
+                    name text NOT NULL DEFAULT '',
+                    bundle_id text NOT NULL DEFAULT '',
+                    artwork_url text NOT NULL DEFAULT '',
+                    platforms text[] NOT NULL DEFAULT '{}',
+                    device_assignable boolean NOT NULL,
+                    revocable boolean NOT NULL,
+                    unlimited boolean NOT NULL,
+                    total_count integer NOT NULL,
+                    assigned_count integer NOT NULL,
+                    available_count integer NOT NULL,
+                    retired_count integer NOT NULL,
+                    synced_at timestamptz NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    UNIQUE (token_id, adam_id, pricing_param)
+                );
+                CREATE INDEX assets_list_idx ON assets (product_type, created_at, id);
+
+                -- R9: custom B2B apps the sync skipped; their data is not synced.
+                CREATE TABLE skipped_assets (
+                    token_id uuid NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+                    adam_id text NOT NULL,
+                    pricing_param text NOT NULL,
+                    product_type text NOT NULL,
+                    reason text NOT NULL,
+                    total_count integer NOT NULL,
+                    seen_at timestamptz NOT NULL,
+                    PRIMARY KEY (token_id, adam_id, pricing_param)
+                );
+
+                -- R10: the VPP users this service created at Apple. Only these are synced; Apple's other users are
+                -- counted as foreign and never stored.
+                CREATE TABLE vpp_users (
+                    token_id uuid NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+                    client_user_id text NOT NULL,
+                    email text NOT NULL DEFAULT '',
+                    status text NOT NULL DEFAULT 'Registered',
+                    id_hash text NOT NULL DEFAULT '',
+                    invite_code text NOT NULL DEFAULT '',
+                    apple_seen_at timestamptz,
+                    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    PRIMARY KEY (token_id, client_user_id)
+                );
+
+                -- Licenses this service holds at Apple (made by this service, or by one of its users), as the last sync
+                -- saw them. A row is for a user (client_user_id) or a device (serial_number), the other is ''.
+                CREATE TABLE apple_assignments (
+                    token_id uuid NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+                    adam_id text NOT NULL,
+                    pricing_param text NOT NULL,
+                    client_user_id text NOT NULL DEFAULT '',
+                    serial_number text NOT NULL DEFAULT '',
+                    origin text NOT NULL CHECK (origin IN ('service', 'user')),
+                    confirmed_at timestamptz,
+                    missing_since timestamptz,
+                    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    PRIMARY KEY (token_id, adam_id, pricing_param, client_user_id, serial_number),
+                    CHECK ((client_user_id = '') <> (serial_number = ''))
+                );
+                """
         )
     ]
 }
