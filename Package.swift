@@ -9,6 +9,7 @@
 //   VPPClient               the Swift client library (tests, vppctl, vpp-load)
 //   VPPPostgres             a small async layer over libpq: pool on its own threads, queries, transactions
 //   VPPStorage              schemas, migrations, tenancy, repositories (control schema + one schema per tenant)
+//   VPPSync                 VPP tokens at Apple: upload/renew flows and the per-token sync (Apple -> tenant schema)
 //   VPPServices             the RPC services (operator, tenant, ...) on storage
 //   VPPDaemon               vppd's configuration and lifecycle; vppd is its thin executable
 //   VPPTesting              test helpers shipped as a module (throwaway PostgreSQL, in-process server)
@@ -136,12 +137,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            name: "VPPSync",
+            dependencies: [
+                "AppleVPP",
+                "VPPStorage",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // MARK: Services and the daemon
         .target(
             name: "VPPServices",
             dependencies: [
                 "VPPServer",
                 "VPPStorage",
+                "VPPSync",
+                "AppleVPP",
                 "VPPPostgres",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -274,6 +274,7 @@ public struct SyncStore: Sendable {
                     assets_version = CASE WHEN \(versions != nil) THEN \(versions?.assets) ELSE assets_version END,
                     users_version = CASE WHEN \(versions != nil) THEN \(versions?.users) ELSE users_version END,
                     assignments_version = CASE WHEN \(versions != nil) THEN \(versions?.assignments) ELSE assignments_version END,
+                    last_full_sync_at = CASE WHEN \(summary?.fullSync ?? false) THEN \(time) ELSE last_full_sync_at END,
                     updated_at = clock_timestamp()
                 WHERE id = \(tokenID)
                 """

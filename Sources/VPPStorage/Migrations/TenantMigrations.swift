@@ -57,6 +57,7 @@ enum TenantMigrations {
                     last_sync_finished_at timestamptz,
                     last_sync_result text NOT NULL DEFAULT '',
                     last_sync_error text NOT NULL DEFAULT '',
+                    last_full_sync_at timestamptz,
                     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
                     updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
                 );

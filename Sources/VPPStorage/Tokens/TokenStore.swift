@@ -133,11 +133,14 @@ public struct TokenSyncVersions: Sendable, Hashable {
     public var assets: String?
     public var users: String?
     public var assignments: String?
+    /// When the last full read ended (removals are seen only by full reads).
+    public var lastFullSyncAt: Date?
 
-    public init(assets: String? = nil, users: String? = nil, assignments: String? = nil) {
+    public init(assets: String? = nil, users: String? = nil, assignments: String? = nil, lastFullSyncAt: Date? = nil) {
         self.assets = assets
         self.users = users
         self.assignments = assignments
+        self.lastFullSyncAt = lastFullSyncAt
     }
 }
 
@@ -347,7 +350,8 @@ public struct TokenStore: Sendable {
         try await self.storage.withTenant(tenantID) { transaction in
             let rows = try await transaction.query(
                 """
-                SELECT \(unescaped: Self.columns), secret, secret_key_id, assets_version, users_version, assignments_version
+                SELECT \(unescaped: Self.columns), secret, secret_key_id, assets_version, users_version, assignments_version,
+                       last_full_sync_at
                 FROM tokens WHERE id = \(tokenID)
                 """
             )
@@ -363,7 +367,8 @@ public struct TokenStore: Sendable {
             let versions = TokenSyncVersions(
                 assets: try row.decode(String?.self, at: base + 2),
                 users: try row.decode(String?.self, at: base + 3),
-                assignments: try row.decode(String?.self, at: base + 4)
+                assignments: try row.decode(String?.self, at: base + 4),
+                lastFullSyncAt: try row.decode(Date?.self, at: base + 5)
             )
             return (record, credential, versions)
         }

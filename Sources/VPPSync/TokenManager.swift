@@ -1,0 +1,243 @@
+public import AppleVPP
+public import Foundation
+public import Logging
+public import VPPStorage
+
+/// Who this installation is at Apple: the `mdmInfo` every token is claimed with (R4).
+public enum PlatformIdentity {
+    public static let name = "VPP License Server"
+
+    public static func mdmInfo(id: UUID, version: String) -> MDMInfo {
+        MDMInfo(id: id.uuidString.lowercased(), name: name, metadata: version)
+    }
+}
+
+/// Apple could not be reached or answered with an error that may heal: the caller should retry later (UNAVAILABLE).
+public struct AppleUnavailableError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var retryAfterSeconds: Double?
+    public var description: String { message }
+}
+
+/// The token operations that talk to Apple (upload, renew, delete), on top of `TokenStore`.
+public struct TokenManager: Sendable {
+    public let store: TokenStore
+    let storage: Storage
+    let apple: AppleVPPClient
+    let identity: MDMInfo
+    let scheduleInterval: Duration
+    let logger: Logger
+    let now: @Sendable () -> Date
+
+    /// The largest `.vpptoken` file accepted; real ones are well under 2 KiB.
+    public static let maxTokenFileBytes = 16 * 1024
+
+    public init(
+        store: TokenStore,
+        storage: Storage,
+        apple: AppleVPPClient,
+        identity: MDMInfo,
+        scheduleInterval: Duration,
+        logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.store = store
+        self.storage = storage
+        self.apple = apple
+        self.identity = identity
+        self.scheduleInterval = scheduleInterval
+        self.logger = logger
+        self.now = now
+    }
+
+    public struct Upload: Sendable {
+        public var token: TokenRecord
+        /// Set when the token was taken over from another MDM: its name as Apple reported it.
+        public var previousMDM: String?
+    }
+
+    /// R1: validates the file, refuses an expired one, reads the client config from Apple, stores the token (C4, C5)
+    /// and claims it for this service. Another MDM's token is refused (R4) unless `takeOver`.
+    public func upload(
+        tenantID: UUID,
+        file: [UInt8],
+        appleID: String,
+        accountType: TokenRecord.AccountType?,
+        displayName: String,
+        takeOver: Bool
+    ) async throws -> Upload {
+        let token = try self.parse(file)
+        let appleID = try Self.validateAppleID(appleID)
+        guard let accountType else {
+            throw StorageError.invalidArgument(
+                "account_type is required: BUSINESS (Apple Business Manager) or EDUCATION (Apple School Manager).",
+                field: "account_type"
+            )
+        }
+        let name = try Self.validateDisplayName(displayName.isEmpty ? token.orgName : displayName)
+        try await self.storage.requireActive(tenantID)
+
+        let session = self.apple.session(token: token)
+        let config = try await self.appleCall { try await session.clientConfig() }
+        guard let locationUID = config.uId, !locationUID.isEmpty else {
+            throw AppleUnavailableError(message: "Apple's client config did not name the token's location; retry later.")
+        }
+        var previousMDM: String?
+        if let holder = config.mdmInfo, AppleVPPSession.isForeign(holder, own: self.identity) {
+            guard takeOver else { throw Self.claimedElsewhere(holder.name) }
+            previousMDM = holder.name
+        }
+        let interval = self.scheduleInterval.timeInterval
+        let record = try await self.store.insert(
+            tenantID: tenantID,
+            NewToken(
+                displayName: name,
+                appleID: appleID,
+                accountType: accountType,
+                organizationName: token.orgName,
+                locationUID: locationUID,
+                locationName: config.locationName ?? "",
+                countryCode: config.countryISO2ACode ?? "",
+                expiresAt: token.expirationDate,
+                credential: token.bearerCredential,
+                // R7: the first sync runs at once (queued by the caller); scheduled ones are spread over the interval.
+                firstSyncAt: self.now().addingTimeInterval(Double.random(in: 0.5...1.0) * interval)
+            )
+        )
+        do {
+            let claimed = try await self.appleCall { try await session.claim(self.identity) }
+            if let holder = claimed.mdmInfo, AppleVPPSession.isForeign(holder, own: self.identity) {
+                throw AppleUnavailableError(message: "Apple did not record this service's claim on the token; retry.")
+            }
+        } catch {
+            // Nothing half-done stays behind: the token is forgotten when the claim fails.
+            _ = try? await self.store.delete(tenantID: tenantID, record.id)
+            throw error
+        }
+        self.logger.notice(
+            "VPP token uploaded",
+            metadata: [
+                "tenant": "\(tenantID)", "token": "\(record.id)", "location": "\(locationUID)",
+                "tookOverFrom": "\(previousMDM ?? "")",
+            ]
+        )
+        return Upload(token: record, previousMDM: previousMDM)
+    }
+
+    /// R3: a new file for the same location replaces the old one; apps, assignments and licenses stay.
+    public func renew(tenantID: UUID, tokenID: UUID, file: [UInt8]) async throws -> TokenRecord {
+        let token = try self.parse(file)
+        let existing = try await self.store.get(tenantID: tenantID, tokenID)
+        let session = self.apple.session(token: token)
+        let config = try await self.appleCall { try await session.clientConfig() }
+        guard config.uId == existing.locationUID else {
+            throw StorageError.failedPrecondition(
+                "This token file is for another Apple location than the token it should renew (R3); upload it as a new token instead.",
+                reason: "TOKEN_LOCATION_MISMATCH"
+            )
+        }
+        if let holder = config.mdmInfo, AppleVPPSession.isForeign(holder, own: self.identity) {
+            throw Self.claimedElsewhere(holder.name)
+        }
+        if config.mdmInfo == nil {
+            _ = try await self.appleCall { try await session.claim(self.identity) }
+        }
+        return try await self.store.renew(
+            tenantID: tenantID,
+            tokenID,
+            credential: token.bearerCredential,
+            expiresAt: token.expirationDate,
+            organizationName: token.orgName,
+            locationName: config.locationName ?? ""
+        )
+    }
+
+    // MARK: Validation
+
+    func parse(_ file: [UInt8]) throws -> ServiceToken {
+        guard file.count <= Self.maxTokenFileBytes else {
+            throw StorageError.invalidArgument(
+                "token_file is \(file.count) bytes; a .vpptoken file is at most \(Self.maxTokenFileBytes).",
+                field: "token_file"
+            )
+        }
+        do {
+            return try ServiceToken(fileContents: file, now: self.now())
+        } catch .expired(let date) {
+            throw StorageError.failedPrecondition(
+                "The token expired on \(AppleDate.format(date)); download a new .vpptoken file from Apple Business Manager or Apple School Manager (R3).",
+                reason: "TOKEN_EXPIRED"
+            )
+        } catch {
+            throw StorageError.invalidArgument(error.description, field: "token_file")
+        }
+    }
+
+    static func validateAppleID(_ text: String) throws -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...320).contains(trimmed.count), !trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+        else {
+            throw StorageError.invalidArgument(
+                "apple_id is required: the Apple ID of the VPP account that downloaded the token (R1).",
+                field: "apple_id"
+            )
+        }
+        return trimmed
+    }
+
+    static func validateDisplayName(_ text: String) throws -> String {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard trimmed.count <= 200, !trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw StorageError.invalidArgument("display_name must be at most 200 characters, without control characters.", field: "display_name")
+        }
+        return trimmed
+    }
+
+    static func claimedElsewhere(_ name: String) -> StorageError {
+        .failedPrecondition(
+            "This token is in use by another MDM (\(name.isEmpty ? "unnamed" : name)). One token used by two products loses license assignments and user records (R4): download a new token for this service, or upload again with take_over to move the token here; the other MDM then loses control of the licenses and users of this location.",
+            reason: "TOKEN_CLAIMED_ELSEWHERE"
+        )
+    }
+
+    /// Runs a call to Apple and turns its errors into what the caller should see.
+    func appleCall<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as AppleVPPError {
+            throw Self.map(error)
+        }
+    }
+
+    static func map(_ error: AppleVPPError) -> any Error {
+        switch error.errorNumber {
+        case AppleVPPError.Number.tokenExpired:
+            return StorageError.failedPrecondition(
+                "Apple says this token has expired; download a new .vpptoken file (R3).",
+                reason: "TOKEN_EXPIRED"
+            )
+        case AppleVPPError.Number.tokenRevoked:
+            return StorageError.failedPrecondition(
+                "Apple says this token was revoked (a newer token was downloaded, or the account changed); download a new .vpptoken file.",
+                reason: "TOKEN_REVOKED"
+            )
+        case AppleVPPError.Number.invalidToken, AppleVPPError.Number.badAuthorizationHeader:
+            return StorageError.failedPrecondition(
+                "Apple does not accept this token; download a new .vpptoken file.",
+                reason: "TOKEN_INVALID"
+            )
+        default:
+            return AppleUnavailableError(
+                message: "Apple's VPP service did not complete the request (\(error)); retry later.",
+                retryAfterSeconds: error.retryAfterSeconds
+            )
+        }
+    }
+}
+
+extension Duration {
+    var timeInterval: TimeInterval {
+        let (seconds, attoseconds) = self.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
