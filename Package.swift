@@ -142,6 +142,9 @@ let package = Package(
             dependencies: [
                 "AppleVPP",
                 "VPPStorage",
+                "VPPJobs",
+                "VPPPostgres",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -5,24 +5,33 @@ public import VPPPostgres
 public import VPPStorage
 
 /// Listens for changes other servers announce (a key revoked, a tenant suspended or deleted) and drops what this
-/// process cached about them, so that every server sees the change on the next call.
+/// process cached about them, so that every server sees the change on the next call. It also relays job progress
+/// (`JobQueue.progressChannel`) to the streams that watch jobs.
 public final class ChangeListener: Service, Sendable {
     private let configuration: PostgresConfiguration
     private let storage: Storage
     private let authenticator: StorageAuthenticator
+    private let jobProgress: JobProgressHub?
     private let logger: Logger
 
-    public init(configuration: PostgresConfiguration, storage: Storage, authenticator: StorageAuthenticator, logger: Logger) {
+    public init(
+        configuration: PostgresConfiguration,
+        storage: Storage,
+        authenticator: StorageAuthenticator,
+        jobProgress: JobProgressHub? = nil,
+        logger: Logger
+    ) {
         self.configuration = configuration
         self.storage = storage
         self.authenticator = authenticator
+        self.jobProgress = jobProgress
         self.logger = logger
     }
 
     public func run() async throws {
         let listener = try PostgresListener(
             configuration: self.configuration,
-            channels: [Storage.changesChannel],
+            channels: self.jobProgress == nil ? [Storage.changesChannel] : [Storage.changesChannel, JobQueue.progressChannel],
             logger: self.logger
         )
         await withGracefulShutdownHandler {
@@ -34,6 +43,9 @@ public final class ChangeListener: Service, Sendable {
                     // Notifications may have been missed while the connection was down.
                     self.authenticator.forgetAll()
                     self.storage.forgetAllTenants()
+                    self.jobProgress?.signalAll()
+                case .notification(let notification) where notification.channel == JobQueue.progressChannel:
+                    self.jobProgress?.signal(notification.payload.lowercased())
                 case .notification(let notification):
                     self.apply(notification.payload)
                 }

@@ -24,7 +24,7 @@ extension VppV1.Tenant {
         self.displayName = record.displayName
         self.state = record.state == .active ? .active : .suspended
         self.tokenLimit = UInt32(record.tokenLimit)
-        // Token counts arrive with the tokens capability; until then a tenant holds none.
+        // The operator service fills in the count from the token registry.
         self.tokenCount = 0
         self.createdAt = VppV1.Timestamp(record.organizationCreatedAt)
         var features = VppV1.TenantFeatures()

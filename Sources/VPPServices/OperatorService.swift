@@ -19,7 +19,8 @@ struct OperatorService: Sendable {
             }
         }
         router.register(Operator.GetTenant.self, requires: .operator) { request, _ in
-            VppV1.Tenant(try await self.storage.tenants.get(try parseID(request.tenantId, field: "tenant_id")))
+            let tenant = try await self.storage.tenants.get(try parseID(request.tenantId, field: "tenant_id"))
+            return try await self.withTokenCounts([tenant])[0]
         }
         router.register(Operator.ListTenants.self, requires: .operator) { request, _ in
             try await self.listTenants(request)
@@ -34,7 +35,7 @@ struct OperatorService: Sendable {
                     deviceGroupAssignment: request.features?.deviceGroupAssignment
                 )
                 await self.tenantChanged(id)
-                return VppV1.Tenant(record)
+                return try await self.withTokenCounts([record])[0]
             }
         }
         router.register(Operator.SuspendTenant.self, requires: .operator) { request, context in
@@ -43,7 +44,7 @@ struct OperatorService: Sendable {
                 let reason = String(request.reason.prefix(500))
                 let record = try await self.storage.tenants.setState(id, .suspended, reason: reason.isEmpty ? "suspended by an operator" : reason)
                 await self.tenantChanged(id)
-                return VppV1.Tenant(record)
+                return try await self.withTokenCounts([record])[0]
             }
         }
         router.register(Operator.ResumeTenant.self, requires: .operator) { request, context in
@@ -51,7 +52,7 @@ struct OperatorService: Sendable {
                 let id = try parseID(request.tenantId, field: "tenant_id")
                 let record = try await self.storage.tenants.setState(id, .active, reason: "")
                 await self.tenantChanged(id)
-                return VppV1.Tenant(record)
+                return try await self.withTokenCounts([record])[0]
             }
         }
         router.register(Operator.DeleteTenant.self, requires: .operator) { request, context in
@@ -64,6 +65,8 @@ struct OperatorService: Sendable {
                     )
                 }
                 let keys = try await self.storage.apiKeys.ids(ofTenant: id)
+                // The tenant's tokens are released with its registry rows (C4): another tenant may upload them now.
+                let released = try await self.storage.tokenCounts(tenantIDs: [id])[id] ?? 0
                 try await self.storage.tenants.delete(id)
                 await self.tenantChanged(id)
                 // The tenant's keys went with it: refuse them from the next call on, here and on other servers.
@@ -71,8 +74,9 @@ struct OperatorService: Sendable {
                     self.authenticator.keyRevoked(key)
                     await self.storage.announceChange("key:\(key.uuidString.lowercased())")
                 }
-                // Tokens arrive with the tokens capability; a tenant holds none until then.
-                return VppV1.DeleteTenantResponse()
+                var response = VppV1.DeleteTenantResponse()
+                response.releasedTokens = UInt32(clamping: released)
+                return response
             }
         }
         router.register(Operator.CreateApiKey.self, requires: .operator) { request, context in
@@ -180,9 +184,19 @@ struct OperatorService: Sendable {
             state: state
         )
         var response = VppV1.ListTenantsResponse()
-        response.tenants = tenants.map(VppV1.Tenant.init)
+        response.tenants = try await self.withTokenCounts(tenants)
         response.page = pageInfo(next)
         return response
+    }
+
+    /// The tenants as the API shows them, with the number of tokens each holds.
+    private func withTokenCounts(_ tenants: [TenantRecord]) async throws -> [VppV1.Tenant] {
+        let counts = try await self.storage.tokenCounts(tenantIDs: tenants.map(\.id))
+        return tenants.map { tenant in
+            var message = VppV1.Tenant(tenant)
+            message.tokenCount = UInt32(clamping: counts[tenant.id] ?? 0)
+            return message
+        }
     }
 
     private func tenantChanged(_ id: UUID) async {

@@ -1,14 +1,54 @@
+public import Foundation
 public import VPPServer
 public import VPPStorage
+public import VPPSync
+
+/// What the token, sync and catalog services need: present when the server talks to Apple.
+public struct TokenServiceDependencies: Sendable {
+    public var manager: TokenManager
+    public var syncs: SyncJobs
+    public var catalog: CatalogStore
+    public var progress: JobProgressHub
+    /// How often a WatchSyncJob stream re-reads its job when no notification arrives.
+    public var watchPollInterval: Duration
+
+    public init(
+        manager: TokenManager,
+        syncs: SyncJobs,
+        catalog: CatalogStore,
+        progress: JobProgressHub,
+        watchPollInterval: Duration = .seconds(2)
+    ) {
+        self.manager = manager
+        self.syncs = syncs
+        self.catalog = catalog
+        self.progress = progress
+        self.watchPollInterval = watchPollInterval
+    }
+}
 
 /// Builds the dispatch table of every service this server version implements. Methods declared in Protos/ and not
 /// registered here answer UNIMPLEMENTED.
 public enum Services {
-    public static func makeRouter(storage: Storage, authenticator: StorageAuthenticator) -> RPCRouter {
+    public static func makeRouter(
+        storage: Storage,
+        authenticator: StorageAuthenticator,
+        tokens: TokenServiceDependencies? = nil
+    ) -> RPCRouter {
         var router = RPCRouter()
         router.registerSystemService()
         OperatorService(storage: storage, authenticator: authenticator).register(into: &router)
         TenantAuditService(storage: storage).register(into: &router)
+        if let tokens {
+            TokenService(
+                manager: tokens.manager,
+                syncs: tokens.syncs,
+                auditor: TenantAuditor(storage: storage),
+                progress: tokens.progress,
+                watchPollInterval: tokens.watchPollInterval
+            ).register(into: &router)
+            CatalogService(catalog: tokens.catalog).register(into: &router)
+        }
         return router
     }
 }

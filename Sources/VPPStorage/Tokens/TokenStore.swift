@@ -330,20 +330,6 @@ public struct TokenStore: Sendable {
         return times
     }
 
-    /// The number of tokens each tenant holds (for the operator's tenant views).
-    public func counts(tenantIDs: [UUID]) async throws -> [UUID: Int] {
-        guard !tenantIDs.isEmpty else { return [:] }
-        let rows = try await self.storage.pool.query(
-            """
-            SELECT tenant_id, count(*)::bigint FROM vpp_control.token_registry
-            WHERE tenant_id = ANY(\(tenantIDs)) GROUP BY tenant_id
-            """
-        )
-        var counts: [UUID: Int] = [:]
-        for row in rows { counts[try row.decode(UUID.self, at: 0)] = try row.decode(Int.self, at: 1) }
-        return counts
-    }
-
     /// The token with its opened credential, for calls to Apple. Works for a suspended tenant too (the caller decides
     /// whether to go on); never logs the credential.
     public func credential(tenantID: UUID, _ tokenID: UUID) async throws -> (record: TokenRecord, credential: String, versions: TokenSyncVersions) {
@@ -458,5 +444,21 @@ public struct TokenStore: Sendable {
                 forgottenLicenses: try counts.decode(Int.self, at: 1)
             )
         }
+    }
+}
+
+extension Storage {
+    /// The number of tokens each tenant holds (for the operator's tenant views).
+    public func tokenCounts(tenantIDs: [UUID]) async throws -> [UUID: Int] {
+        guard !tenantIDs.isEmpty else { return [:] }
+        let rows = try await self.pool.query(
+            """
+            SELECT tenant_id, count(*)::bigint FROM vpp_control.token_registry
+            WHERE tenant_id = ANY(\(tenantIDs)) GROUP BY tenant_id
+            """
+        )
+        var counts: [UUID: Int] = [:]
+        for row in rows { counts[try row.decode(UUID.self, at: 0)] = try row.decode(Int.self, at: 1) }
+        return counts
     }
 }

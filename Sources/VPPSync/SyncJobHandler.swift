@@ -1,0 +1,57 @@
+import Foundation
+public import Logging
+public import VPPJobs
+public import VPPStorage
+
+/// Runs sync jobs from the queue (C6): one token each, with progress for WatchSyncJob.
+public struct SyncJobHandler: JobHandler {
+    let runner: SyncRunner
+    let store: SyncStore
+    let logger: Logger
+
+    public init(runner: SyncRunner, store: SyncStore, logger: Logger) {
+        self.runner = runner
+        self.store = store
+        self.logger = logger
+    }
+
+    public func run(_ job: JobRecord, context: JobContext) async throws -> JobOutcome {
+        guard let payload = SyncJobs.payload(of: job) else {
+            return .failed(error: "The job's payload is not a sync request; it was not run.", result: "{}")
+        }
+        do {
+            let summary = try await self.runner.run(
+                tenantID: payload.tenantID,
+                tokenID: payload.tokenID,
+                jobID: job.id,
+                full: payload.full
+            ) { phase, done, total in
+                await context.progress(phase: phase.rawValue, done: done, total: total)
+            }
+            let result = (try? JSONEncoder().encode(summary)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+            return .succeeded(result: result)
+        } catch {
+            switch error.disposition {
+            case .retry(let after) where job.attempt < job.maxAttempts:
+                return .retry(after: after, error: error.message)
+            case .retry, .stop:
+                // The sync is over: the token shows why (R6).
+                do {
+                    try await self.store.recordFinish(
+                        tenantID: payload.tenantID,
+                        tokenID: payload.tokenID,
+                        jobID: job.id,
+                        result: "failed",
+                        error: error.message,
+                        summary: nil,
+                        versions: nil,
+                        at: Date()
+                    )
+                } catch {
+                    self.logger.debug("Could not record the failed sync on its token", metadata: ["error": "\(error)"])
+                }
+                return .failed(error: error.message, result: "{}")
+            }
+        }
+    }
+}

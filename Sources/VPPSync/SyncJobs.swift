@@ -1,0 +1,86 @@
+public import Foundation
+public import VPPStorage
+
+/// Sync jobs (C6) on the PostgreSQL job queue: one kind, one subject per token, so a sync requested while one is
+/// queued or running joins it.
+public struct SyncJobs: Sendable {
+    public static let kind = "sync"
+    /// Attempts before a sync that keeps failing with errors that may heal is given up (the next scheduled one runs).
+    public static let maxAttempts = 8
+
+    public let queue: JobQueue
+
+    public init(queue: JobQueue) {
+        self.queue = queue
+    }
+
+    /// What a sync job carries.
+    public struct Payload: Codable, Sendable, Hashable {
+        public var tenantID: UUID
+        public var tokenID: UUID
+        public var full: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case tenantID = "tenant_id"
+            case tokenID = "token_id"
+            case full
+        }
+    }
+
+    public enum Trigger: String, Sendable {
+        case schedule
+        case manual
+        case upload
+    }
+
+    /// Queues a sync of the token, or joins the one already queued or running (R7).
+    public func request(tenantID: UUID, tokenID: UUID, trigger: Trigger, full: Bool) async throws -> (job: JobRecord, joined: Bool) {
+        try await self.queue.enqueue(Self.newJob(tenantID: tenantID, tokenID: tokenID, trigger: trigger, full: full))
+    }
+
+    static func newJob(tenantID: UUID, tokenID: UUID, trigger: Trigger, full: Bool) -> NewJob {
+        let payload = Payload(tenantID: tenantID, tokenID: tokenID, full: full)
+        let text = (try? JSONEncoder().encode(payload)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return NewJob(
+            kind: Self.kind,
+            tenantID: tenantID,
+            subject: tokenID.uuidString.lowercased(),
+            trigger: trigger.rawValue,
+            payload: text,
+            maxAttempts: Self.maxAttempts
+        )
+    }
+
+    /// The tenant's sync job; another tenant's id reads as unknown (C3).
+    public func get(tenantID: UUID, jobID: UUID) async throws -> JobRecord {
+        guard let job = try await self.queue.get(jobID, tenantID: tenantID), job.kind == Self.kind else {
+            throw StorageError.notFound("No sync job with id \(jobID.uuidString.lowercased()).")
+        }
+        return job
+    }
+
+    public func list(tenantID: UUID, tokenID: UUID?, pageSize: Int, after: PageToken?) async throws -> (jobs: [JobRecord], next: PageToken?) {
+        try await self.queue.list(
+            tenantID: tenantID,
+            kind: Self.kind,
+            subject: tokenID?.uuidString.lowercased(),
+            pageSize: pageSize,
+            after: after
+        )
+    }
+
+    /// Stops the token's queued or running sync (the token is being deleted).
+    @discardableResult
+    public func cancel(tokenID: UUID, reason: String) async throws -> Int {
+        try await self.queue.cancelActive(kind: Self.kind, subject: tokenID.uuidString.lowercased(), reason: reason)
+    }
+
+    public static func payload(of job: JobRecord) -> Payload? {
+        try? JSONDecoder().decode(Payload.self, from: Data(job.payload.utf8))
+    }
+
+    public static func summary(of job: JobRecord) -> SyncSummary? {
+        guard job.state == .succeeded else { return nil }
+        return try? JSONDecoder().decode(SyncSummary.self, from: Data(job.result.utf8))
+    }
+}
