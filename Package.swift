@@ -170,6 +170,10 @@ let package = Package(
         .target(
             name: "VPPDaemon",
             dependencies: [
+                "AppleVPP",
+                "VPPSync",
+                "VPPJobs",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "VPPServer",
                 "VPPServices",
                 "VPPStorage",

@@ -1,3 +1,5 @@
+import AppleVPP
+import AsyncHTTPClient
 import Foundation
 import Logging
 import Metrics
@@ -7,10 +9,13 @@ import ServiceLifecycle
 import VPPPostgres
 import VPPServer
 import VPPServices
+import VPPJobs
 import VPPStorage
+import VPPSync
 
 /// Starts everything `vppd serve` runs, in order, and stops it in reverse order on SIGTERM or SIGINT:
-/// database (embedded or not) → migrations → first operator key → RPC server, metrics endpoint, change listener.
+/// database (embedded or not) → migrations → first operator key → change listener, sync scheduler and worker, metrics
+/// endpoint, RPC server.
 struct Daemon {
     static let version = "0.1.0"
     let settings: ResolvedSettings
@@ -61,6 +66,14 @@ struct Daemon {
         let serverConfiguration = try self.serverConfiguration()
         let metricsPort = try self.settings.int(.metricsPort, in: 0...65535)
         let migrationConcurrency = try self.settings.int(.migrationConcurrency, in: 1...64)
+        let syncWorkers = try self.settings.int(.syncWorkers, in: 0...256)
+        let syncInterval = try self.settings.duration(.syncInterval)
+        guard syncInterval >= .seconds(1) else { throw SettingsError("VPP_SYNC_INTERVAL must be at least 1s.") }
+        let appleBaseURL = self.settings[.appleBaseURL]
+        guard let appleURL = URL(string: appleBaseURL), ["http", "https"].contains(appleURL.scheme ?? "") else {
+            throw SettingsError("VPP_APPLE_BASE_URL must be an http(s) URL; got \"\(appleBaseURL)\".")
+        }
+        let cipher = try TokenKey.load(settings: self.settings, logger: logger)
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -68,6 +81,7 @@ struct Daemon {
         let database = try await DatabaseRuntime.start(settings: self.settings, logger: logger)
         let pool = PostgresPool(configuration: database.configuration, logger: logger)
         let storage = Storage(pool: pool, logger: logger)
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
         do {
             let started = ContinuousClock.now
             try await storage.migrate(concurrency: migrationConcurrency)
@@ -75,7 +89,30 @@ struct Daemon {
             try await self.bootstrapOperatorKey(storage: storage, logger: logger)
 
             let authenticator = StorageAuthenticator(storage: storage, logger: logger)
-            let router = Services.makeRouter(storage: storage, authenticator: authenticator)
+            let apple = AppleVPPClient(
+                httpClient: httpClient,
+                configuration: AppleVPPClientConfiguration(baseURL: appleBaseURL),
+                logger: Logger(label: "vpp.apple", level: logger.logLevel)
+            )
+            let sync = try await SyncSystem.make(
+                storage: storage,
+                cipher: cipher,
+                apple: apple,
+                scheduleInterval: syncInterval,
+                version: Self.version,
+                logger: logger
+            )
+            let progress = JobProgressHub()
+            let router = Services.makeRouter(
+                storage: storage,
+                authenticator: authenticator,
+                tokens: TokenServiceDependencies(
+                    manager: sync.manager,
+                    syncs: sync.syncs,
+                    catalog: sync.catalog,
+                    progress: progress
+                )
+            )
             let rpcServer = RPCServer(
                 configuration: serverConfiguration,
                 router: router,
@@ -85,8 +122,26 @@ struct Daemon {
                 errorMapper: ServiceErrorMapper.map
             )
             var services: [any Service] = [
-                ChangeListener(configuration: database.configuration, storage: storage, authenticator: authenticator, logger: logger)
+                ChangeListener(
+                    configuration: database.configuration,
+                    storage: storage,
+                    authenticator: authenticator,
+                    jobProgress: progress,
+                    logger: logger
+                ),
+                SyncScheduler(storage: storage, queue: sync.queue, interval: syncInterval, logger: logger),
             ]
+            if syncWorkers > 0 {
+                services.append(
+                    JobWorker(
+                        queue: sync.queue,
+                        listenerConfiguration: database.configuration,
+                        handlers: [SyncJobs.kind: sync.handler],
+                        configuration: JobWorkerConfiguration(concurrency: syncWorkers),
+                        logger: Logger(label: "vpp.jobs", level: logger.logLevel)
+                    )
+                )
+            }
             if metricsPort != 0 {
                 services.append(
                     MetricsHTTPServer(
@@ -119,10 +174,12 @@ struct Daemon {
             try await group.run()
         } catch {
             logger.error("vppd stopped with an error", metadata: ["error": "\(error)"])
+            try? await httpClient.shutdown()
             await pool.shutdown()
             await database.stop(logger: logger)
             throw error
         }
+        try? await httpClient.shutdown()
         await pool.shutdown()
         await database.stop(logger: logger)
         logger.info("vppd stopped")

@@ -56,6 +56,19 @@ struct SettingOptions: ParsableArguments {
         help: ArgumentHelp(Setting.bootstrapOperatorKey.help + " Avoid the flag: it shows in process listings.")
     )
     var bootstrapOperatorKey: String?
+    @Option(name: .customLong(Setting.appleBaseURL.rawValue), help: ArgumentHelp(Setting.appleBaseURL.help))
+    var appleBaseURL: String?
+    @Option(
+        name: .customLong(Setting.tokenKey.rawValue),
+        help: ArgumentHelp(Setting.tokenKey.help + " Avoid the flag: it shows in process listings.")
+    )
+    var tokenKey: String?
+    @Option(name: .customLong(Setting.tokenKeyFile.rawValue), help: ArgumentHelp(Setting.tokenKeyFile.help))
+    var tokenKeyFile: String?
+    @Option(name: .customLong(Setting.syncWorkers.rawValue), help: ArgumentHelp(Setting.syncWorkers.help))
+    var syncWorkers: String?
+    @Option(name: .customLong(Setting.syncInterval.rawValue), help: ArgumentHelp(Setting.syncInterval.help))
+    var syncInterval: String?
 
     func resolve() throws -> ResolvedSettings {
         let given: [(Setting, String?)] = [
@@ -68,6 +81,8 @@ struct SettingOptions: ParsableArguments {
             (.maxCallDuration, self.maxCallDuration), (.shutdownGrace, self.shutdownGrace),
             (.eventLoopThreads, self.eventLoopThreads), (.logLevel, self.logLevel),
             (.callLogLevel, self.callLogLevel), (.bootstrapOperatorKey, self.bootstrapOperatorKey),
+            (.appleBaseURL, self.appleBaseURL), (.tokenKey, self.tokenKey), (.tokenKeyFile, self.tokenKeyFile),
+            (.syncWorkers, self.syncWorkers), (.syncInterval, self.syncInterval),
         ]
         var flags: [Setting: String] = [:]
         for case (let setting, let value?) in given { flags[setting] = value }

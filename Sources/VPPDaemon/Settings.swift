@@ -26,6 +26,11 @@ public enum Setting: String, CaseIterable, Sendable {
     case logLevel = "log-level"
     case callLogLevel = "call-log-level"
     case bootstrapOperatorKey = "bootstrap-operator-key"
+    case appleBaseURL = "apple-base-url"
+    case tokenKey = "token-key"
+    case tokenKeyFile = "token-key-file"
+    case syncWorkers = "sync-workers"
+    case syncInterval = "sync-interval"
 
     /// The environment variable (and config-file key).
     public var environmentName: String {
@@ -54,12 +59,17 @@ public enum Setting: String, CaseIterable, Sendable {
         case .logLevel: "info"
         case .callLogLevel: "info"
         case .bootstrapOperatorKey: ""
+        case .appleBaseURL: "https://vpp.itunes.apple.com/mdm/v2"
+        case .tokenKey: ""
+        case .tokenKeyFile: ""
+        case .syncWorkers: "4"
+        case .syncInterval: "12h"
         }
     }
 
     /// Whether the value is a secret: never printed, never logged.
     public var isSecret: Bool {
-        self == .bootstrapOperatorKey || self == .databaseURL
+        self == .bootstrapOperatorKey || self == .databaseURL || self == .tokenKey
     }
 
     public var summary: String {
@@ -87,6 +97,14 @@ public enum Setting: String, CaseIterable, Sendable {
             "Level of the one log line every RPC call writes; a level below --log-level (e.g. debug) silences them under load."
         case .bootstrapOperatorKey:
             "An operator API key to create at start-up if no operator key exists yet (at least 32 characters). Prefer `vppd admin create-operator-key`."
+        case .appleBaseURL:
+            "Base URL of Apple's App and Book Management API; point it at vpp-apple-sim for tests and demos."
+        case .tokenKey:
+            "Key that encrypts VPP token files at rest (AES-256-GCM): 32 bytes as Base64 (head -c 32 /dev/urandom | base64). Prefer --token-key-file."
+        case .tokenKeyFile:
+            "File holding the token key as Base64. Without a key and with the embedded database, vppd creates <data-dir>/token.key."
+        case .syncWorkers: "Sync jobs this server runs at once (0: this server runs no sync worker)."
+        case .syncInterval: "How often every token syncs with Apple on schedule (R7: twice a day by default)."
         }
     }
 
