@@ -250,6 +250,10 @@ let package = Package(
         .target(
             name: "VPPTesting",
             dependencies: [
+                "AppleVPP",
+                "VPPSync",
+                "VPPJobs",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "VPPPostgres",
                 "VPPStorage",
                 "VPPServer",
@@ -311,5 +315,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VPPLoadTests", dependencies: ["VPPLoadKit"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "VPPSyncTests",
+            dependencies: [
+                "VPPSync",
+                "VPPJobs",
+                "VPPTesting",
+                "VPPStorage",
+                "VPPPostgres",
+                "VPPClient",
+                "VPPProto",
+                "VPPWire",
+                "AppleVPP",
+                "AppleVPPSimulator",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -135,7 +135,6 @@ struct Daemon {
                 services.append(
                     JobWorker(
                         queue: sync.queue,
-                        listenerConfiguration: database.configuration,
                         handlers: [SyncJobs.kind: sync.handler],
                         configuration: JobWorkerConfiguration(concurrency: syncWorkers),
                         logger: Logger(label: "vpp.jobs", level: logger.logLevel)

@@ -1,4 +1,9 @@
+public import AppleVPP
+import AsyncHTTPClient
+import Foundation
 public import Logging
+public import VPPJobs
+public import VPPSync
 public import VPPClient
 public import VPPPostgres
 public import VPPProto
@@ -17,6 +22,11 @@ public struct TestVPPServer: Sendable {
     public let operatorKey: String
     /// Listens for changes announced by other servers (see `ChangeListener`), when asked to.
     let listener: Task<Void, any Error>?
+    /// Tokens, syncs and the catalog, when the server was given Apple (the simulator's URL).
+    public let sync: SyncSystem?
+    /// The background services (sync worker, scheduler) the server runs.
+    let background: [Task<Void, any Error>]
+    let httpClient: HTTPClient?
 
     public var port: Int { self.server.localPort ?? 0 }
 
@@ -28,6 +38,7 @@ public struct TestVPPServer: Sendable {
         tenantStateTTL: Duration = .seconds(2),
         listenForChanges: Bool = false,
         operatorKey givenOperatorKey: String? = nil,
+        apple: TestAppleOptions? = nil,
         configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestVPPServer {
         var logger = Logger(label: "test.vpp")
@@ -49,16 +60,75 @@ public struct TestVPPServer: Sendable {
             operatorKey = try await storage.apiKeys.create(kind: .operator, tenantID: nil, name: "test operator").secret
         }
         let authenticator = StorageAuthenticator(storage: storage, logger: logger, recheckInterval: keyRecheckInterval)
+        var sync: SyncSystem?
+        var httpClient: HTTPClient?
+        var tokenServices: TokenServiceDependencies?
+        var background: [Task<Void, any Error>] = []
+        let progress = JobProgressHub()
+        if let apple {
+            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            httpClient = http
+            let client = AppleVPPClient(
+                httpClient: http,
+                configuration: AppleVPPClientConfiguration(
+                    baseURL: apple.baseURL,
+                    retryPolicy: apple.retryPolicy,
+                    requestTimeout: .seconds(10)
+                ),
+                logger: logger
+            )
+            let system = try await SyncSystem.make(
+                storage: storage,
+                cipher: try TokenCipher(base64Key: TokenCipher.generateKeyText()),
+                apple: client,
+                scheduleInterval: apple.scheduleInterval,
+                version: "test",
+                logger: logger
+            )
+            sync = system
+            tokenServices = TokenServiceDependencies(
+                manager: system.manager,
+                syncs: system.syncs,
+                catalog: system.catalog,
+                progress: progress,
+                watchPollInterval: .milliseconds(200)
+            )
+            if apple.workers > 0 {
+                let worker = JobWorker(
+                    queue: system.queue,
+                    handlers: [SyncJobs.kind: system.handler],
+                    configuration: apple.workerConfiguration(),
+                    logger: logger
+                )
+                background.append(Task { try await worker.run() })
+            }
+            if let tick = apple.schedulerTick {
+                let scheduler = SyncScheduler(
+                    storage: storage,
+                    queue: system.queue,
+                    interval: apple.scheduleInterval,
+                    tick: tick,
+                    logger: logger
+                )
+                background.append(Task { try await scheduler.run() })
+            }
+        }
         var listener: Task<Void, any Error>?
-        if listenForChanges {
-            let changes = ChangeListener(configuration: databaseConfiguration, storage: storage, authenticator: authenticator, logger: logger)
+        if listenForChanges || apple != nil {
+            let changes = ChangeListener(
+                configuration: databaseConfiguration,
+                storage: storage,
+                authenticator: authenticator,
+                jobProgress: progress,
+                logger: logger
+            )
             listener = Task { try await changes.run() }
         }
         var configuration = ServerConfiguration(host: "127.0.0.1", port: 0)
         configure(&configuration)
         let server = RPCServer(
             configuration: configuration,
-            router: Services.makeRouter(storage: storage, authenticator: authenticator),
+            router: Services.makeRouter(storage: storage, authenticator: authenticator, tokens: tokenServices),
             authenticator: authenticator,
             logger: logger,
             callLogLevel: .debug,
@@ -72,7 +142,10 @@ public struct TestVPPServer: Sendable {
             authenticator: authenticator,
             server: server,
             operatorKey: operatorKey,
-            listener: listener
+            listener: listener,
+            sync: sync,
+            background: background,
+            httpClient: httpClient
         )
     }
 
@@ -110,8 +183,51 @@ public struct TestVPPServer: Sendable {
 
     public func stop() async {
         self.listener?.cancel()
+        for task in self.background { task.cancel() }
+        for task in self.background { _ = await task.result }
         await self.server.shutdown(gracePeriod: .seconds(1))
+        try? await self.httpClient?.shutdown()
         await self.pool.shutdown()
+    }
+}
+
+/// How a test server talks to Apple (the simulator) and runs syncs.
+public struct TestAppleOptions: Sendable {
+    public var baseURL: String
+    /// Sync workers to run in the server; 0 runs none (the test drives the queue itself).
+    public var workers: Int
+    /// R7's interval; short in tests of the schedule.
+    public var scheduleInterval: Duration
+    /// How often the scheduler looks for due tokens; nil runs no scheduler.
+    public var schedulerTick: Duration?
+    public var lease: Duration
+    public var retryBase: Duration
+    public var retryPolicy: RetryPolicy
+
+    public init(
+        baseURL: String,
+        workers: Int = 2,
+        scheduleInterval: Duration = .seconds(12 * 3600),
+        schedulerTick: Duration? = nil,
+        lease: Duration = .seconds(30),
+        retryBase: Duration = .milliseconds(200),
+        retryPolicy: RetryPolicy = RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50), maxRetryAfter: .milliseconds(500))
+    ) {
+        self.baseURL = baseURL
+        self.workers = workers
+        self.scheduleInterval = scheduleInterval
+        self.schedulerTick = schedulerTick
+        self.lease = lease
+        self.retryBase = retryBase
+        self.retryPolicy = retryPolicy
+    }
+
+    func workerConfiguration() -> JobWorkerConfiguration {
+        var configuration = JobWorkerConfiguration(concurrency: workers)
+        configuration.lease = lease
+        configuration.pollInterval = .seconds(1)
+        configuration.backoff = RetryBackoff(base: retryBase, cap: .seconds(2))
+        return configuration
     }
 }
 

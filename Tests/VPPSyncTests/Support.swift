@@ -1,0 +1,178 @@
+import AppleVPP
+import AppleVPPSimulator
+import Foundation
+import Logging
+import Testing
+import VPPClient
+import VPPProto
+import VPPSync
+import VPPTesting
+import VPPWire
+
+/// A simulator of Apple, a server that talks to it, and helpers to upload tokens and follow their syncs.
+struct SyncEnvironment {
+    let simulator: AppleVPPSimulator
+    let server: TestVPPServer
+
+    var core: SimulatorCore { simulator.core }
+    var sync: SyncSystem { server.sync! }
+
+    static let pages = "408709785"
+    static let book = "1000000001"
+    static let customApp = "1000000002"
+    static let freeApp = "1000000003"
+
+    static let publicApps = [
+        ContentMetadata(trackId: 408_709_785, trackName: "Pages", bundleId: "com.apple.Pages", kind: "software"),
+        ContentMetadata(trackId: 1_000_000_003, trackName: "Free App", bundleId: "com.example.free", kind: "software"),
+        ContentMetadata(trackId: 1_000_000_001, trackName: "A Book", kind: "ebook"),
+    ]
+
+    /// A location like a school's: an app, a book, a custom B2B app (R9), a free app, and a user and a license that
+    /// another MDM made (R10).
+    static func location(uId: String = "\(UInt64.random(in: 1_000_000_000...9_999_999_999))", name: String = "Springfield High")
+        -> SimulatorFixture.Location
+    {
+        .init(
+            uId: uId,
+            locationName: name,
+            orgName: "ORG \(name)",
+            assets: [
+                .init(adamId: pages, productType: .app, totalCount: 10),
+                .init(adamId: book, productType: .book, totalCount: 5),
+                .init(adamId: customApp, productType: .app, totalCount: 3),
+                .init(adamId: freeApp, productType: .app, unlimited: true),
+            ],
+            users: [.init(clientUserId: "other-mdm-user", email: "someone@example.com", status: .associated)],
+            assignments: [Assignment(adamId: pages, pricingParam: .standard, clientUserId: "other-mdm-user")]
+        )
+    }
+
+    static func run<T: Sendable>(
+        workers: Int = 2,
+        scheduleInterval: Duration = .seconds(12 * 3600),
+        schedulerTick: Duration? = nil,
+        lease: Duration = .seconds(30),
+        _ body: (SyncEnvironment) async throws -> T
+    ) async throws -> T {
+        var logger = Logger(label: "test.simulator")
+        logger.logLevel = .critical
+        return try await AppleVPPSimulator.withSimulator(
+            fixture: SimulatorFixture(publicApps: publicApps, locations: []),
+            logger: logger
+        ) { simulator in
+            let server = try await TestVPPServer.start(
+                prefix: "sync",
+                apple: TestAppleOptions(
+                    baseURL: simulator.baseURL,
+                    workers: workers,
+                    scheduleInterval: scheduleInterval,
+                    schedulerTick: schedulerTick,
+                    lease: lease
+                )
+            )
+            do {
+                let result = try await body(SyncEnvironment(simulator: simulator, server: server))
+                await server.stop()
+                return result
+            } catch {
+                await server.stop()
+                throw error
+            }
+        }
+    }
+
+    /// A new location at the simulator; returns its uId and token file.
+    func newLocation(_ name: String = "Springfield High") throws -> (uId: String, file: String) {
+        let created = try core.createLocation(Self.location(name: name))
+        return (created.uId, created.vppToken)
+    }
+
+    /// A tenant and a client with its key.
+    func tenant(_ name: String = "Tenant", configure: (inout VppV1.CreateTenantRequest) -> Void = { _ in }) async throws
+        -> (tenant: VppV1.Tenant, client: VPPClient)
+    {
+        let (tenant, key) = try await server.createTenant(name, configure: configure)
+        return (tenant, server.client(key: key))
+    }
+
+    static func uploadRequest(_ file: String, appleID: String = "vpp-admin@example.com", takeOver: Bool = false)
+        -> VppV1.UploadTokenRequest
+    {
+        var request = VppV1.UploadTokenRequest()
+        request.tokenFile = Array(file.utf8)
+        request.appleId = appleID
+        request.accountType = .education
+        request.takeOver = takeOver
+        return request
+    }
+
+    func upload(_ client: VPPClient, _ file: String, takeOver: Bool = false) async throws -> VppV1.UploadTokenResponse {
+        try await client.call(VppV1.TokenService.UploadToken.self, Self.uploadRequest(file, takeOver: takeOver))
+    }
+
+    /// Follows a job with WatchSyncJob until it ends; returns every update seen.
+    func watch(_ client: VPPClient, jobID: String) async throws -> [VppV1.SyncJob] {
+        var request = VppV1.WatchSyncJobRequest()
+        request.jobId = jobID
+        var updates: [VppV1.SyncJob] = []
+        for try await job in client.stream(VppV1.SyncService.WatchSyncJob.self, request, timeout: .seconds(60)) {
+            updates.append(job)
+        }
+        return updates
+    }
+
+    /// Polls a job until `predicate` holds (or the time limit ends).
+    func waitForJob(
+        _ client: VPPClient,
+        jobID: String,
+        timeout: Duration = .seconds(30),
+        until predicate: (VppV1.SyncJob) -> Bool
+    ) async throws -> VppV1.SyncJob {
+        var request = VppV1.GetSyncJobRequest()
+        request.jobId = jobID
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let job = try await client.call(VppV1.SyncService.GetSyncJob.self, request)
+            if predicate(job) { return job }
+            guard ContinuousClock.now < deadline else {
+                Issue.record("job \(jobID) did not reach the expected state; last: \(job.state) \(job.error)")
+                return job
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    func getToken(_ client: VPPClient, _ id: String) async throws -> VppV1.Token {
+        var request = VppV1.GetTokenRequest()
+        request.tokenId = id
+        return try await client.call(VppV1.TokenService.GetToken.self, request)
+    }
+
+    func syncNow(_ client: VPPClient, _ tokenID: String, full: Bool = false) async throws -> VppV1.SyncJob {
+        var request = VppV1.SyncTokenRequest()
+        request.tokenId = tokenID
+        request.full = full
+        return try await client.call(VppV1.SyncService.SyncToken.self, request)
+    }
+
+    func apps(_ client: VPPClient, tokenID: String = "") async throws -> [VppV1.Asset] {
+        var request = VppV1.ListAssetsRequest()
+        request.tokenId = tokenID
+        return try await client.call(VppV1.CatalogService.ListApps.self, request).assets
+    }
+}
+
+/// The RPC error a call failed with (a test failure when it did not fail).
+func rpcError(_ body: () async throws -> Void) async -> RPCError? {
+    do {
+        try await body()
+        Issue.record("the call succeeded; it should have failed")
+        return nil
+    } catch let error as RPCError {
+        return error
+    } catch {
+        Issue.record("unexpected error \(error)")
+        return nil
+    }
+}
