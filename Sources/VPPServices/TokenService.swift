@@ -4,6 +4,7 @@ import VPPProto
 import VPPServer
 import VPPStorage
 import VPPSync
+import VPPWire
 
 /// A tenant's VPP tokens (R1-R6, C4, C5) and their sync jobs (R7, C6).
 struct TokenService: Sendable {

@@ -1,5 +1,5 @@
 public import AppleVPP
-public import Foundation
+import Foundation
 public import Logging
 public import VPPStorage
 

@@ -2,7 +2,7 @@ public import AppleVPP
 import AsyncHTTPClient
 import Foundation
 public import Logging
-public import VPPJobs
+import VPPJobs
 public import VPPSync
 public import VPPClient
 public import VPPPostgres

@@ -96,7 +96,8 @@ struct TokenRulesTests {
             #expect(ended.attempt >= 2)
             // Every request after a throttled one waited at least its Retry-After.
             let requests = env.core.recordedRequests().filter { $0.path.hasSuffix("/assets") }
-            for (index, request) in requests.enumerated() where request.fault == "throttle" && index + 1 < requests.count {
+            #expect(requests.filter { $0.fault == .throttle }.count == 3)
+            for (index, request) in requests.enumerated() where request.fault == .throttle && index + 1 < requests.count {
                 #expect(requests[index + 1].atSeconds - request.atSeconds >= 0.95)
             }
         }
@@ -110,8 +111,11 @@ struct TokenRulesTests {
                 let secondFile = try env.core.issueToken(uId: location.uId)
                 let (tenantA, clientA) = try await env.tenant("A\(round)")
                 let (tenantB, clientB) = try await env.tenant("B\(round)")
-                async let first: Result<VppV1.UploadTokenResponse, any Error> = Result { try await env.upload(clientA, location.file) }
-                async let second: Result<VppV1.UploadTokenResponse, any Error> = Result { try await env.upload(clientB, secondFile) }
+                @Sendable func attempt(_ client: VPPClient, _ file: String) async -> Result<VppV1.UploadTokenResponse, any Error> {
+                    do { return .success(try await env.upload(client, file)) } catch { return .failure(error) }
+                }
+                async let first = attempt(clientA, location.file)
+                async let second = attempt(clientB, secondFile)
                 let results = await [first, second]
                 let wins = results.filter { if case .success = $0 { true } else { false } }
                 #expect(wins.count == 1)
@@ -165,7 +169,7 @@ struct TokenRulesTests {
     @Test("C5: concurrent uploads over a small limit: exactly the limit succeed")
     func limitRace() async throws {
         try await SyncEnvironment.run(workers: 0) { env in
-            let (_, client) = try await env.tenant { $0.tokenLimit = VppV1.UInt32Value(value: 3) }
+            let (_, client) = try await env.tenant { $0.tokenLimit = 3 }
             defer { Task { await client.close() } }
             let files = try (0..<8).map { try env.newLocation("L\($0)").file }
             let results = await withTaskGroup(of: Bool.self) { group in
@@ -276,7 +280,7 @@ struct TokenRulesTests {
                     full: true
                 ) { _, _, _ in }
                 Issue.record("the sync of a suspended tenant ran")
-            } catch {
+            } catch let error as SyncFailure {
                 #expect(error.disposition == .stop)
                 #expect(error.message.contains("suspended"))
             }
