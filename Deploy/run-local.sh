@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# Starts the whole system locally: installs what is missing, builds vppd, starts it with its own PostgreSQL cluster
-# in .vpp-local/, creates an operator key and a demo tenant on first run, prints how to reach them, and keeps
-# running until Ctrl-C (which shuts everything down cleanly).
+# Starts the whole system locally: installs what is missing, builds vppd and the Apple simulator, starts the
+# simulator (Deploy/local/demo-fixture.json) and vppd with its own PostgreSQL cluster in .vpp-local/, creates an
+# operator key, a demo tenant and its VPP token on first run, prints how to reach them, and keeps running until
+# Ctrl-C (which shuts everything down cleanly).
 #
-# Settings: VPP_PORT (default 7443) and VPP_METRICS_PORT (default 9464), and every other VPP_* setting of vppd.
+# Settings: VPP_PORT (default 7443), VPP_METRICS_PORT (default 9464), VPP_SIM_PORT (the simulator, default 8090),
+# and every other VPP_* setting of vppd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash Deploy/lib/install-deps.sh
 
-echo "==> Building vppd"
+echo "==> Building vppd and the Apple simulator"
 swift build --product vppd
+swift build --product vpp-apple-sim
 VPPD="$(swift build --show-bin-path)/vppd"
+SIM="$(swift build --show-bin-path)/vpp-apple-sim"
 
 export VPP_DATA_DIR="${VPP_DATA_DIR:-$PWD/.vpp-local}"
 export VPP_PORT="${VPP_PORT:-7443}"
 export VPP_METRICS_PORT="${VPP_METRICS_PORT:-9464}"
 mkdir -p "$VPP_DATA_DIR"
 chmod 711 "$VPP_DATA_DIR"  # traversable by the postgres user that runs the cluster; not listable
+
+export VPP_SIM_PORT="${VPP_SIM_PORT:-8090}"
+# Apple cannot be reached from here: vppd talks to the simulator (a faithful copy of Apple's API, docs/apple-simulator.md).
+export VPP_APPLE_BASE_URL="${VPP_APPLE_BASE_URL:-http://127.0.0.1:$VPP_SIM_PORT/mdm/v2}"
+mkdir -p "$VPP_DATA_DIR/apple-sim"
+echo "==> Starting the Apple simulator on 127.0.0.1:$VPP_SIM_PORT"
+"$SIM" --port "$VPP_SIM_PORT" --fixture Deploy/local/demo-fixture.json --token-dir "$VPP_DATA_DIR/apple-sim" &
+sim_pid=$!
 
 echo "==> Starting vppd (RPC on 127.0.0.1:$VPP_PORT, metrics on 127.0.0.1:$VPP_METRICS_PORT, data in $VPP_DATA_DIR)"
 "$VPPD" serve &
@@ -28,6 +40,8 @@ stop() {
         kill -TERM "$vppd_pid" 2>/dev/null || true
         wait "$vppd_pid" 2>/dev/null || true
     fi
+    kill -TERM "$sim_pid" 2>/dev/null || true
+    wait "$sim_pid" 2>/dev/null || true
 }
 trap stop EXIT
 trap 'exit 130' INT TERM
@@ -60,6 +74,32 @@ if [ ! -s "$tenant_file" ]; then
     (umask 077 && "$VPPD" admin create-tenant --name "Demo School" --key-name "demo admin" --log-level warning >"$tenant_file")
 fi
 
+# The demo tenant's VPP token, uploaded over RPC like any client tool would (UploadToken, R1).
+token_marker="$VPP_DATA_DIR/demo-token-uploaded"
+if [ ! -e "$token_marker" ]; then
+    request_hex="$(python3 - "$VPP_DATA_DIR/apple-sim/2049025000431439.vpptoken" <<'PY'
+import sys
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F; n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n: return bytes(out)
+def field(number, data):  # a length-delimited field
+    return varint(number << 3 | 2) + varint(len(data)) + data
+token = open(sys.argv[1], "rb").read().strip()
+message = field(1, token) + field(2, b"vpp-admin@demo-school.example") + varint(3 << 3) + varint(2) + field(4, b"Demo School")
+print(message.hex())
+PY
+)"
+    if python3 Scripts/protocol-client-example.py raw-method --port "$VPP_PORT" --api-key "$(sed -n 2p "$tenant_file")" \
+        --method /vpp.v1.TokenService/UploadToken --request-hex "$request_hex" >/dev/null; then
+        touch "$token_marker"
+    else
+        echo "warning: the demo token could not be uploaded; see vppd's log above" >&2
+    fi
+fi
+
 cat <<INFO
 
 ==> The VPP License Server runs locally.
@@ -67,11 +107,13 @@ cat <<INFO
     Metrics, health:  http://127.0.0.1:$VPP_METRICS_PORT/metrics   /healthz   /readyz
     Operator key:     $operator_key_file
     Demo tenant:      $(sed -n 1p "$tenant_file")   (its key: line 2 of $tenant_file)
+    Apple simulator:  http://127.0.0.1:$VPP_SIM_PORT/mdm/v2   (control API: /_control, docs/apple-simulator.md)
+                      The demo tenant holds its VPP token; the first sync ran at upload.
 
     Try it:  python3 Scripts/protocol-client-example.py --port $VPP_PORT --api-key "\$(sed -n 2p $tenant_file)"
 
-    The Apple simulator, VPP tokens and assignments arrive with later issues; their RPCs answer UNIMPLEMENTED.
-    Ctrl-C stops vppd and its PostgreSQL cluster.
+    Directory, assignments and licenses arrive with later issues; their RPCs answer UNIMPLEMENTED.
+    Ctrl-C stops vppd, its PostgreSQL cluster and the simulator.
 
 INFO
 wait "$vppd_pid"

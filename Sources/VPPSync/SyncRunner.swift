@@ -129,7 +129,10 @@ public struct SyncRunner: Sendable {
         try await self.store.recordStart(tenantID: tenantID, tokenID: tokenID, jobID: jobID, at: startedAt)
 
         let observed = NIOLockedValueBox<MDMInfo??>(nil)
+        // Only a response that names another MDM counts; one that names none (the claim was cleared) is re-claimed
+        // below, at the client-config phase.
         let session = self.apple.session(token: token, ownMDMInfo: self.identity) { other in
+            guard let other else { return }
             observed.withLockedValue { $0 = .some(other) }
         }
         func checkOwnership() async throws {
@@ -150,6 +153,10 @@ public struct SyncRunner: Sendable {
         let config = try await session.clientConfig()
         if let holder = config.mdmInfo, AppleVPPSession.isForeign(holder, own: self.identity) {
             throw await self.claimedElsewhere(holder, tenantID: tenantID, tokenID: tokenID)
+        }
+        if config.mdmInfo == nil {
+            // Nobody claims it (e.g. the claim was reset at Apple): claim it again for this service.
+            _ = try await session.claim(self.identity)
         }
         try await checkOwnership()
 
