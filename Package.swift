@@ -9,6 +9,7 @@
 //   VPPClient               the Swift client library (tests, vppctl, vpp-load)
 //   VPPPostgres             a small async layer over libpq: pool on its own threads, queries, transactions
 //   VPPStorage              schemas, migrations, tenancy, repositories (control schema + one schema per tenant)
+//   VPPJobs                 the generic worker on the job queue (C6): claims, runs handlers, heartbeats, retries
 //   VPPServices             the RPC services (operator, tenant, ...) on storage
 //   VPPDaemon               vppd's configuration and lifecycle; vppd is its thin executable
 //   VPPTesting              test helpers shipped as a module (throwaway PostgreSQL, in-process server)
@@ -136,6 +137,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Jobs
+        .target(
+            name: "VPPJobs",
+            dependencies: [
+                "VPPStorage",
+                "VPPPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Services and the daemon
         .target(
             name: "VPPServices",
@@ -179,6 +194,11 @@ let package = Package(
                 "VPPClient",
                 "VPPWire",
                 "VPPProto",
+                "VPPJobs",
+                "VPPStorage",
+                "VPPPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Atomics", package: "swift-atomics"),
@@ -291,5 +311,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VPPLoadTests", dependencies: ["VPPLoadKit"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "VPPJobsTests",
+            dependencies: [
+                "VPPJobs", "VPPStorage", "VPPPostgres", "VPPTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )
