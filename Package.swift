@@ -10,6 +10,7 @@
 //   VPPPostgres             a small async layer over libpq: pool on its own threads, queries, transactions
 //   VPPStorage              schemas, migrations, tenancy, repositories (control schema + one schema per tenant)
 //   VPPSync                 VPP tokens at Apple: upload/renew flows and the per-token sync (Apple -> tenant schema)
+//   VPPJobs                 the generic worker on the job queue (C6): claims, runs handlers, heartbeats, retries
 //   VPPServices             the RPC services (operator, tenant, ...) on storage
 //   VPPDaemon               vppd's configuration and lifecycle; vppd is its thin executable
 //   VPPTesting              test helpers shipped as a module (throwaway PostgreSQL, in-process server)
@@ -137,6 +138,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Jobs
+        .target(
+            name: "VPPJobs",
+            dependencies: [
+                "VPPStorage",
+                "VPPPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         .target(
             name: "VPPSync",
             dependencies: [
@@ -199,6 +214,11 @@ let package = Package(
                 "VPPClient",
                 "VPPWire",
                 "VPPProto",
+                "VPPJobs",
+                "VPPStorage",
+                "VPPPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Atomics", package: "swift-atomics"),
@@ -329,6 +349,16 @@ let package = Package(
                 "AppleVPP",
                 "AppleVPPSimulator",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VPPJobsTests",
+            dependencies: [
+                "VPPJobs", "VPPStorage", "VPPPostgres", "VPPTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,70 @@
+import NIOConcurrencyHelpers
+
+/// Wakes one waiting task: `ring()` ends the current `wait`, or the next one if nobody waits (rings do not pile up).
+/// `wait` also ends after its timeout and when its task is cancelled. The worker's loops sleep on these instead of
+/// polling.
+final class Doorbell: Sendable {
+    private struct State {
+        var rung = false
+        var waiter: CheckedContinuation<Void, Never>?
+        var waiterID = 0
+        /// A timeout or cancellation that arrived before its waiter was registered.
+        var endedEarly: Int?
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func ring() {
+        let waiter = self.state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.rung = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns when rung (a ring since the last wait counts), after `timeout`, or when the task is cancelled.
+    func wait(timeout: Duration) async {
+        let id = self.state.withLockedValue { state in
+            state.waiterID += 1
+            return state.waiterID
+        }
+        let timer = Task { [weak self] in
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
+            self?.end(id)
+        }
+        defer { timer.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = self.state.withLockedValue { state -> Bool in
+                    if state.rung || state.endedEarly == id {
+                        state.rung = false
+                        state.endedEarly = nil
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            self.end(id)
+        }
+    }
+
+    private func end(_ id: Int) {
+        let waiter = self.state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            guard state.waiterID == id else { return nil }
+            guard let waiter = state.waiter else {
+                state.endedEarly = id
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+}

@@ -1,0 +1,482 @@
+public import Foundation
+public import Logging
+public import VPPPostgres
+
+/// The work queue in `vpp_control.jobs` (C6): every server sharing the database queues, claims and finishes jobs
+/// through it, and PostgreSQL decides every race.
+///
+/// - Enqueueing joins the active job of the same (kind, subject) instead of queueing a second one (the partial unique
+///   index `jobs_one_active_idx`).
+/// - Claiming takes ready jobs with `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the same job; the one
+///   that claimed holds a lease it renews with `heartbeat`. A job whose lease expired (its worker died) is claimed
+///   again by anyone.
+/// - Every write of a running job names its owner (`lease_owner = owner AND state = 'running'`): a worker that lost
+///   its lease cannot overwrite what the new owner (or a cancellation) wrote. Those calls return false then.
+/// - Each change a watcher cares about NOTIFYs `progressChannel` with the job's id, in the same statement, so the
+///   notification is sent exactly when the change commits.
+public final class JobQueue: Sendable {
+    /// NOTIFY on enqueue and release, payload the job's kind: idle workers wake up.
+    public static let channel = "vpp_jobs"
+    /// NOTIFY with the job's id whenever its state or progress changes.
+    public static let progressChannel = "vpp_job_progress"
+    /// fair_rank counts at most this many active jobs of a tenant, so enqueueing stays cheap for any backlog.
+    static let fairRankCap = 1000
+
+    public let pool: PostgresPool
+    let logger: Logger
+
+    public init(pool: PostgresPool, logger: Logger) {
+        self.pool = pool
+        self.logger = logger
+    }
+
+    // MARK: Rows
+
+    static let activeStates = "('queued', 'running', 'retrying')"
+
+    static func columns(_ alias: String) -> String {
+        [
+            "id", "kind", "tenant_id", "subject", "state", "trigger", "payload", "attempt", "max_attempts", "run_after",
+            "queued_at", "started_at", "finished_at", "lease_owner", "lease_expires_at", "phase", "items_done",
+            "items_total", "error", "result", "updated_at",
+        ].map { "\(alias).\($0)" }.joined(separator: ", ")
+    }
+
+    static func decode(_ row: PostgresRow) throws -> JobRecord {
+        let stateText = try row.decode(String.self, at: 4)
+        guard let state = JobState(rawValue: stateText) else {
+            throw StorageError.internalInconsistency("A job has the unknown state \(stateText).")
+        }
+        return JobRecord(
+            id: try row.decode(UUID.self, at: 0),
+            kind: try row.decode(String.self, at: 1),
+            tenantID: try row.decode(UUID?.self, at: 2),
+            subject: try row.decode(String.self, at: 3),
+            state: state,
+            trigger: try row.decode(String.self, at: 5),
+            payload: try row.decode(String.self, at: 6),
+            attempt: try row.decode(Int.self, at: 7),
+            maxAttempts: try row.decode(Int.self, at: 8),
+            runAfter: try row.decode(Date.self, at: 9),
+            queuedAt: try row.decode(Date.self, at: 10),
+            startedAt: try row.decode(Date?.self, at: 11),
+            finishedAt: try row.decode(Date?.self, at: 12),
+            leaseOwner: try row.decode(String?.self, at: 13),
+            leaseExpiresAt: try row.decode(Date?.self, at: 14),
+            phase: try row.decode(String.self, at: 15),
+            itemsDone: try row.decode(Int64.self, at: 16),
+            itemsTotal: try row.decode(Int64.self, at: 17),
+            error: try row.decode(String.self, at: 18),
+            result: try row.decode(String.self, at: 19),
+            updatedAt: try row.decode(Date.self, at: 20)
+        )
+    }
+
+    static func validate(_ job: NewJob) throws {
+        guard (1...64).contains(job.kind.count) else {
+            throw StorageError.invalidArgument("A job's kind must be 1 to 64 characters.", field: "kind")
+        }
+        guard (1...512).contains(job.subject.count) else {
+            throw StorageError.invalidArgument("A job's subject must be 1 to 512 characters.", field: "subject")
+        }
+        guard job.trigger.count <= 200 else {
+            throw StorageError.invalidArgument("A job's trigger must be at most 200 characters.", field: "trigger")
+        }
+        guard (1...1000).contains(job.maxAttempts) else {
+            throw StorageError.invalidArgument("A job's max_attempts must be 1 to 1000.", field: "max_attempts")
+        }
+    }
+
+    /// Runs a statement, mapping the errors a caller can cause to `StorageError`.
+    private func run(
+        _ query: PostgresQuery,
+        on transaction: PostgresTransaction? = nil,
+        jsonField: String = "payload"
+    ) async throws -> PostgresRows {
+        do {
+            if let transaction { return try await transaction.query(query) }
+            return try await self.pool.query(query)
+        } catch let error as PostgresError where error.sqlState == "22P02" || error.sqlState == "22032" {
+            throw StorageError.invalidArgument("The job's \(jsonField) is not valid JSON.", field: jsonField)
+        } catch let error as PostgresError where error.kind == .foreignKeyViolation {
+            throw StorageError.notFound("The job's tenant does not exist.")
+        }
+    }
+
+    // MARK: Enqueue
+
+    /// Queues a job, or joins the active one of the same (kind, subject): `joined` is true when the job returned is
+    /// one that was already queued or running (its payload and trigger are not changed).
+    @discardableResult
+    public func enqueue(_ job: NewJob) async throws -> (job: JobRecord, joined: Bool) {
+        try await self.enqueue(job, on: nil)
+    }
+
+    /// `enqueue` inside the caller's transaction: the job exists (and the workers hear of it) only if it commits.
+    @discardableResult
+    public func enqueue(_ job: NewJob, in transaction: PostgresTransaction) async throws -> (job: JobRecord, joined: Bool) {
+        try await self.enqueue(job, on: transaction)
+    }
+
+    private func enqueue(_ job: NewJob, on transaction: PostgresTransaction?) async throws -> (job: JobRecord, joined: Bool) {
+        try Self.validate(job)
+        // C6: one active job per (kind, subject). The INSERT skips when the partial unique index already holds an
+        // active job; the SELECT then returns that one. Both run in one statement, so they share one snapshot: when
+        // the conflicting job was committed by another session after the snapshot, or finished in between, neither
+        // returns a row, and the next round (a new statement, a new snapshot) settles it.
+        for _ in 0..<20 {
+            let rows = try await self.run(
+                """
+                WITH rank AS (
+                    SELECT count(*)::integer AS n FROM (
+                        SELECT 1 FROM vpp_control.jobs
+                        WHERE tenant_id IS NOT DISTINCT FROM \(job.tenantID) AND state IN \(unescaped: Self.activeStates)
+                        LIMIT \(Self.fairRankCap)
+                    ) AS active
+                ), inserted AS (
+                    INSERT INTO vpp_control.jobs
+                        (id, kind, tenant_id, subject, state, trigger, fair_rank, payload, max_attempts, run_after,
+                         queued_at, updated_at)
+                    SELECT \(UUID()), \(job.kind), \(job.tenantID), \(job.subject), 'queued', \(job.trigger), rank.n,
+                           \(job.payload)::jsonb, \(job.maxAttempts), coalesce(\(job.runAfter), clock_timestamp()),
+                           clock_timestamp(), clock_timestamp()
+                    FROM rank
+                    ON CONFLICT (kind, subject) WHERE state IN \(unescaped: Self.activeStates) DO NOTHING
+                    RETURNING *, pg_notify(\(Self.channel), kind), pg_notify(\(Self.progressChannel), id::text)
+                )
+                SELECT \(unescaped: Self.columns("i")), true FROM inserted i
+                UNION ALL
+                SELECT \(unescaped: Self.columns("j")), false FROM vpp_control.jobs j
+                WHERE j.kind = \(job.kind) AND j.subject = \(job.subject) AND j.state IN \(unescaped: Self.activeStates)
+                  AND NOT EXISTS (SELECT 1 FROM inserted)
+                """,
+                on: transaction
+            )
+            if let row = rows.first {
+                return (try Self.decode(row), !(try row.decode(Bool.self, at: 21)))
+            }
+            // Inside a caller's transaction (READ COMMITTED) the next statement takes a new snapshot too.
+        }
+        throw StorageError.internalInconsistency(
+            "Could not queue or join a \(job.kind) job for \(job.subject): it kept changing state; try again."
+        )
+    }
+
+    // MARK: Claim and lease
+
+    /// Claims up to `limit` jobs of `kinds` for `owner`, holding each for `lease` (renew with `heartbeat`).
+    ///
+    /// Takes ready jobs (queued or retrying, `run_after` passed) and jobs whose lease expired (a worker that stopped
+    /// heartbeating: C6, its job is taken up again as the next attempt); an expired job with no attempts left fails
+    /// instead. Ready jobs go in `fair_rank` order, then `run_after`: fair_rank is the tenant's count of active jobs when
+    /// the job was queued, so a tenant's first job goes before another tenant's 200th. Each claimed job is `running`
+    /// with `attempt` one higher. The order of the result is unspecified.
+    public func claim(owner: String, kinds: [String], limit: Int, lease: Duration) async throws -> [JobRecord] {
+        guard limit > 0, !kinds.isEmpty else { return [] }
+        // C6: SKIP LOCKED is what lets many workers claim at once without waiting for, or taking, each other's rows.
+        // Rows locked by `ready` beyond the final LIMIT are let go when the statement ends.
+        let rows = try await self.run(
+            """
+            WITH dead AS (
+                UPDATE vpp_control.jobs
+                SET state = 'failed', finished_at = clock_timestamp(), updated_at = clock_timestamp(),
+                    error = 'The worker running the last allowed attempt stopped (its lease expired).',
+                    lease_owner = NULL, lease_expires_at = NULL
+                WHERE state = 'running' AND lease_expires_at < clock_timestamp() AND attempt >= max_attempts
+                  AND kind = ANY(\(kinds))
+                RETURNING pg_notify(\(Self.progressChannel), id::text)
+            ), expired AS (
+                SELECT id, lease_expires_at AS ready_at, 0 AS tier, 0 AS fair_rank FROM vpp_control.jobs
+                WHERE state = 'running' AND lease_expires_at < clock_timestamp() AND attempt < max_attempts
+                  AND kind = ANY(\(kinds))
+                ORDER BY lease_expires_at
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            ), ready AS (
+                SELECT id, run_after AS ready_at, 1 AS tier, fair_rank FROM vpp_control.jobs
+                WHERE state IN ('queued', 'retrying') AND run_after <= clock_timestamp() AND kind = ANY(\(kinds))
+                ORDER BY fair_rank, run_after
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            ), picked AS (
+                SELECT id, ready_at FROM (SELECT * FROM expired UNION ALL SELECT * FROM ready) AS candidates
+                ORDER BY tier, fair_rank, ready_at
+                LIMIT \(limit)
+            )
+            UPDATE vpp_control.jobs j
+            SET state = 'running', attempt = j.attempt + 1, lease_owner = \(owner),
+                lease_expires_at = clock_timestamp() + \(lease.queueMilliseconds) * interval '1 millisecond',
+                started_at = clock_timestamp(), run_after = picked.ready_at, finished_at = NULL,
+                updated_at = clock_timestamp()
+            FROM picked
+            WHERE j.id = picked.id
+            RETURNING \(unescaped: Self.columns("j")), pg_notify(\(Self.progressChannel), j.id::text)
+            """
+        )
+        return try rows.map(Self.decode)
+    }
+
+    /// Renews the lease of a running job. False when the lease is lost: another worker took the job over, or it was
+    /// cancelled or released; the caller must stop working on it and write nothing.
+    public func heartbeat(_ id: UUID, owner: String, lease: Duration) async throws -> Bool {
+        try await self.heartbeat([id], owner: owner, lease: lease).contains(id)
+    }
+
+    /// Renews the leases of several running jobs in one statement; returns the ids whose lease is still held.
+    public func heartbeat(_ ids: [UUID], owner: String, lease: Duration) async throws -> Set<UUID> {
+        guard !ids.isEmpty else { return [] }
+        // Rows are locked in id order, as in `succeed(_:owner:)`, so two multi-row writes of one owner cannot deadlock.
+        let rows = try await self.run(
+            """
+            WITH mine AS (
+                SELECT id FROM vpp_control.jobs
+                WHERE id = ANY(\(ids)) AND lease_owner = \(owner) AND state = 'running'
+                ORDER BY id
+                FOR UPDATE
+            )
+            UPDATE vpp_control.jobs j
+            SET lease_expires_at = clock_timestamp() + \(lease.queueMilliseconds) * interval '1 millisecond'
+            FROM mine
+            WHERE j.id = mine.id
+            RETURNING j.id
+            """
+        )
+        return Set(try rows.map { try $0.decode(UUID.self, at: 0) })
+    }
+
+    /// Records a running job's progress. False when the lease is lost (nothing written).
+    @discardableResult
+    public func reportProgress(
+        _ id: UUID,
+        owner: String,
+        phase: String,
+        itemsDone: Int64,
+        itemsTotal: Int64
+    ) async throws -> Bool {
+        let rows = try await self.run(
+            """
+            UPDATE vpp_control.jobs
+            SET phase = \(phase), items_done = \(itemsDone), items_total = \(itemsTotal), updated_at = clock_timestamp()
+            WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
+            RETURNING pg_notify(\(Self.progressChannel), id::text)
+            """
+        )
+        return !rows.isEmpty
+    }
+
+    // MARK: Finish
+
+    /// Marks a running job succeeded with its result (JSON text). False when the lease is lost (nothing written).
+    @discardableResult
+    public func succeed(_ id: UUID, owner: String, result: String) async throws -> Bool {
+        try await self.succeed([(id, result)], owner: owner).contains(id)
+    }
+
+    /// Marks several running jobs of one owner succeeded in one statement (a worker's batch of finished jobs); returns
+    /// the ids written. One invalid result fails the whole batch.
+    public func succeed(_ jobs: [(id: UUID, result: String)], owner: String) async throws -> Set<UUID> {
+        guard !jobs.isEmpty else { return [] }
+        let rows = try await self.run(
+            """
+            WITH mine AS (
+                SELECT j.id, d.result FROM vpp_control.jobs j
+                JOIN unnest(\(jobs.map(\.id)), \(jobs.map(\.result))) AS d (id, result) ON d.id = j.id
+                WHERE j.lease_owner = \(owner) AND j.state = 'running'
+                ORDER BY j.id
+                FOR UPDATE OF j
+            )
+            UPDATE vpp_control.jobs j
+            SET state = 'succeeded', result = mine.result::jsonb, error = '', finished_at = clock_timestamp(),
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
+            FROM mine
+            WHERE j.id = mine.id
+            RETURNING j.id, pg_notify(\(Self.progressChannel), j.id::text)
+            """,
+            jsonField: "result"
+        )
+        return Set(try rows.map { try $0.decode(UUID.self, at: 0) })
+    }
+
+    /// Ends a running attempt with an error: the job waits `after` and is claimed again (state `retrying`), or fails
+    /// when this was its last allowed attempt. Returns the job as it now is; nil when the lease is lost.
+    @discardableResult
+    public func retry(_ id: UUID, owner: String, after: Duration, error: String) async throws -> JobRecord? {
+        let rows = try await self.run(
+            """
+            UPDATE vpp_control.jobs j
+            SET state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'retrying' END,
+                run_after = CASE WHEN attempt >= max_attempts THEN run_after
+                            ELSE clock_timestamp() + \(after.queueMilliseconds) * interval '1 millisecond' END,
+                finished_at = CASE WHEN attempt >= max_attempts THEN clock_timestamp() END,
+                error = \(error), lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
+            WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
+            RETURNING \(unescaped: Self.columns("j")), pg_notify(\(Self.progressChannel), j.id::text)
+            """
+        )
+        return try rows.first.map(Self.decode)
+    }
+
+    /// Fails a running job for good, with an error and a result (JSON text). False when the lease is lost.
+    @discardableResult
+    public func fail(_ id: UUID, owner: String, error: String, result: String = "{}") async throws -> Bool {
+        let rows = try await self.run(
+            """
+            UPDATE vpp_control.jobs
+            SET state = 'failed', error = \(error), result = \(result)::jsonb, finished_at = clock_timestamp(),
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
+            WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
+            RETURNING pg_notify(\(Self.progressChannel), id::text)
+            """,
+            jsonField: "result"
+        )
+        return !rows.isEmpty
+    }
+
+    /// Gives a running job back (a worker shutting down): queued again at once, this attempt not counted, and the
+    /// workers are woken so another server takes it. False when the lease was already lost.
+    @discardableResult
+    public func release(_ id: UUID, owner: String) async throws -> Bool {
+        let rows = try await self.run(
+            """
+            UPDATE vpp_control.jobs
+            SET state = 'queued', attempt = greatest(attempt - 1, 0), run_after = clock_timestamp(), started_at = NULL,
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
+            WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
+            RETURNING pg_notify(\(Self.channel), kind), pg_notify(\(Self.progressChannel), id::text)
+            """
+        )
+        return !rows.isEmpty
+    }
+
+    /// Cancels the active job of (kind, subject), if any (e.g. its token was deleted); returns how many were
+    /// cancelled (0 or 1). A running job's worker finds out at its next heartbeat, and its writes are refused.
+    @discardableResult
+    public func cancelActive(kind: String, subject: String, reason: String) async throws -> Int {
+        let rows = try await self.run(
+            """
+            UPDATE vpp_control.jobs
+            SET state = 'cancelled', error = \(reason), finished_at = clock_timestamp(),
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
+            WHERE kind = \(kind) AND subject = \(subject) AND state IN \(unescaped: Self.activeStates)
+            RETURNING pg_notify(\(Self.progressChannel), id::text)
+            """
+        )
+        return rows.count
+    }
+
+    // MARK: Read
+
+    /// One job. With a `tenantID`, only that tenant's jobs are found: another tenant's job id reads as nil, exactly
+    /// like an unknown one. Without one (the operator), any job.
+    public func get(_ id: UUID, tenantID: UUID?) async throws -> JobRecord? {
+        let rows = try await self.run(
+            """
+            SELECT \(unescaped: Self.columns("j")) FROM vpp_control.jobs j
+            WHERE j.id = \(id) AND (\(tenantID)::uuid IS NULL OR j.tenant_id = \(tenantID))
+            """
+        )
+        return try rows.first.map(Self.decode)
+    }
+
+    /// Jobs, newest first (by `queued_at`, then id), filtered by tenant (nil: every tenant, and platform jobs), kind
+    /// and subject.
+    public func list(
+        tenantID: UUID?,
+        kind: String? = nil,
+        subject: String? = nil,
+        pageSize: Int,
+        after token: PageToken?
+    ) async throws -> (jobs: [JobRecord], next: PageToken?) {
+        var cursor: (micros: Int64, id: UUID)?
+        if let token {
+            guard token.values.count == 2, let micros = Int64(token.values[0]), let id = UUID(uuidString: token.values[1])
+            else {
+                throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
+            }
+            cursor = (micros, id)
+        }
+        let pageSize = max(1, pageSize)
+        // As CreationCursor: whole microseconds, so the keyset comparison is exact.
+        let rows = try await self.run(
+            """
+            SELECT \(unescaped: Self.columns("j")), (extract(epoch FROM j.queued_at) * 1000000)::bigint
+            FROM vpp_control.jobs j
+            WHERE (\(tenantID)::uuid IS NULL OR j.tenant_id = \(tenantID))
+              AND (\(kind)::text IS NULL OR j.kind = \(kind))
+              AND (\(subject)::text IS NULL OR j.subject = \(subject))
+              AND (\(cursor?.id)::uuid IS NULL
+                   OR (j.queued_at, j.id) < ('epoch'::timestamptz + \(cursor?.micros)::bigint * interval '1 microsecond',
+                                             \(cursor?.id)::uuid))
+            ORDER BY j.queued_at DESC, j.id DESC
+            LIMIT \(pageSize + 1)
+            """
+        )
+        let jobs = try rows.prefix(pageSize).map(Self.decode)
+        guard rows.count > pageSize, let last = jobs.last else { return (jobs, nil) }
+        let micros = try rows[pageSize - 1].decode(Int64.self, at: rows.columns.count - 1)
+        return (jobs, PageToken(["\(micros)", last.id.uuidString]))
+    }
+
+    /// Active jobs by kind and state.
+    public func depth() async throws -> JobQueueDepth {
+        let rows = try await self.run(
+            """
+            SELECT kind, state, count(*) FROM vpp_control.jobs
+            WHERE state IN \(unescaped: Self.activeStates)
+            GROUP BY kind, state
+            """
+        )
+        var byKind: [String: [JobState: Int]] = [:]
+        for row in rows {
+            guard let state = JobState(rawValue: try row.decode(String.self, at: 1)) else { continue }
+            byKind[try row.decode(String.self, at: 0), default: [:]][state] = try row.decode(Int.self, at: 2)
+        }
+        return JobQueueDepth(byKind: byKind)
+    }
+
+    /// The earliest moment a job of `kinds` that is not ready now becomes claimable: a queued or retrying job's
+    /// `run_after`, or a running job's lease expiry. nil when there is none. An idle worker sleeps until then.
+    public func nextWakeUp(kinds: [String]) async throws -> Date? {
+        guard !kinds.isEmpty else { return nil }
+        let rows = try await self.run(
+            """
+            SELECT least(
+                (SELECT min(run_after) FROM vpp_control.jobs
+                 WHERE state IN ('queued', 'retrying') AND kind = ANY(\(kinds))),
+                (SELECT min(lease_expires_at) FROM vpp_control.jobs WHERE state = 'running' AND kind = ANY(\(kinds)))
+            )
+            """
+        )
+        return try rows.first?.decode(Date?.self, at: 0)
+    }
+
+    /// Deletes finished jobs (succeeded, failed, cancelled) that ended before `finishedBefore`, a batch at a time so
+    /// no statement holds many locks; returns how many were deleted.
+    @discardableResult
+    public func prune(finishedBefore: Date) async throws -> Int {
+        var deleted = 0
+        while true {
+            let rows = try await self.run(
+                """
+                DELETE FROM vpp_control.jobs
+                WHERE id IN (
+                    SELECT id FROM vpp_control.jobs
+                    WHERE finished_at < \(finishedBefore) AND state IN ('succeeded', 'failed', 'cancelled')
+                    LIMIT 5000
+                )
+                """
+            )
+            let count = rows.affectedRows ?? 0
+            deleted += count
+            if count < 5000 { return deleted }
+        }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, never negative (for `interval` arithmetic in SQL).
+    var queueMilliseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        return max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+    }
+}
