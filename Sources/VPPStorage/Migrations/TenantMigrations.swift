@@ -129,6 +129,70 @@ enum TenantMigrations {
                     CHECK ((client_user_id = '') <> (serial_number = ''))
                 );
                 """
+        ),
+        Migration(
+            version: 3,
+            name: "directory: users, devices, groups",
+            sql: """
+                -- What the tenant's identity directory and device enrollment know, fed over RPC.
+                CREATE TABLE users (
+                    id uuid PRIMARY KEY,
+                    external_id text NOT NULL UNIQUE CHECK (char_length(external_id) BETWEEN 1 AND 256),
+                    email text NOT NULL DEFAULT '',
+                    -- The Apple ID or Managed Apple ID (R19).
+                    apple_id text NOT NULL DEFAULT '',
+                    display_name text NOT NULL DEFAULT '',
+                    -- R20: a policy disables the App Store (iTunes Store) app, so user licensing cannot work.
+                    app_store_disabled boolean NOT NULL DEFAULT false,
+                    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+                );
+                CREATE INDEX users_created_idx ON users (created_at, id);
+
+                CREATE TABLE devices (
+                    id uuid PRIMARY KEY,
+                    serial_number text NOT NULL UNIQUE CHECK (char_length(serial_number) BETWEEN 1 AND 64),
+                    owner_user_id uuid REFERENCES users (id) ON DELETE SET NULL,
+                    -- R18: 'automated' (DEP) and 'configurator' devices have no user affinity.
+                    enrollment text NOT NULL CHECK (enrollment IN ('user_affiliated', 'automated', 'configurator')),
+                    -- R22: the built-in Books app is present.
+                    books_app_present boolean NOT NULL DEFAULT true,
+                    name text NOT NULL DEFAULT '',
+                    model text NOT NULL DEFAULT '',
+                    os_version text NOT NULL DEFAULT '',
+                    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+                );
+                CREATE INDEX devices_created_idx ON devices (created_at, id);
+                CREATE INDEX devices_owner_idx ON devices (owner_user_id);
+
+                CREATE TABLE groups (
+                    id uuid PRIMARY KEY,
+                    external_id text NOT NULL UNIQUE CHECK (char_length(external_id) BETWEEN 1 AND 256),
+                    name text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
+                    -- R14: device groups only where the tenant may use them.
+                    kind text NOT NULL CHECK (kind IN ('user', 'device')),
+                    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
+                );
+                CREATE INDEX groups_created_idx ON groups (created_at, id);
+
+                CREATE TABLE group_users (
+                    group_id uuid NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+                    user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                    added_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    PRIMARY KEY (group_id, user_id)
+                );
+                CREATE INDEX group_users_user_idx ON group_users (user_id);
+
+                CREATE TABLE group_devices (
+                    group_id uuid NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+                    device_id uuid NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+                    added_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    PRIMARY KEY (group_id, device_id)
+                );
+                CREATE INDEX group_devices_device_idx ON group_devices (device_id);
+                """
         )
     ]
 }
