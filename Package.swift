@@ -211,6 +211,13 @@ let package = Package(
         .target(
             name: "VPPLoadKit",
             dependencies: [
+                "AppleVPP",
+                "AppleVPPSimulator",
+                "VPPSync",
+                "VPPStorage",
+                "VPPPostgres",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
                 "VPPClient",
                 "VPPWire",
                 "VPPProto",
