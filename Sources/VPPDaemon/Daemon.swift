@@ -110,7 +110,8 @@ struct Daemon {
                     manager: sync.manager,
                     syncs: sync.syncs,
                     catalog: sync.catalog,
-                    progress: progress
+                    progress: progress,
+                    ledger: sync.ledger
                 )
             )
             let rpcServer = RPCServer(
@@ -135,7 +136,7 @@ struct Daemon {
                 services.append(
                     JobWorker(
                         queue: sync.queue,
-                        handlers: [SyncJobs.kind: sync.handler],
+                        handlers: sync.handlers,
                         configuration: JobWorkerConfiguration(concurrency: syncWorkers),
                         logger: Logger(label: "vpp.jobs", level: logger.logLevel)
                     )

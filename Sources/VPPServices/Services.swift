@@ -9,6 +9,8 @@ public struct TokenServiceDependencies: Sendable {
     public var syncs: SyncJobs
     public var catalog: CatalogStore
     public var progress: JobProgressHub
+    /// The license ledger (assignments, licenses); nil leaves those RPCs UNIMPLEMENTED.
+    public var ledger: LicenseLedger?
     /// How often a WatchSyncJob stream re-reads its job when no notification arrives.
     public var watchPollInterval: Duration
 
@@ -17,8 +19,10 @@ public struct TokenServiceDependencies: Sendable {
         syncs: SyncJobs,
         catalog: CatalogStore,
         progress: JobProgressHub,
+        ledger: LicenseLedger? = nil,
         watchPollInterval: Duration = .seconds(2)
     ) {
+        self.ledger = ledger
         self.manager = manager
         self.syncs = syncs
         self.catalog = catalog
@@ -48,6 +52,10 @@ public enum Services {
                 watchPollInterval: tokens.watchPollInterval
             ).register(into: &router)
             CatalogService(catalog: tokens.catalog).register(into: &router)
+            if let ledger = tokens.ledger {
+                AssignmentService(ledger: ledger, syncs: tokens.syncs, auditor: TenantAuditor(storage: storage))
+                    .register(into: &router)
+            }
         }
         return router
     }

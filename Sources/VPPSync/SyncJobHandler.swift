@@ -5,13 +5,29 @@ public import VPPStorage
 
 /// Runs sync jobs from the queue (C6): one token each, with progress for WatchSyncJob.
 public struct SyncJobHandler: JobHandler {
+    /// R15: fresh counts (more bought, fewer held elsewhere) may serve waiters. A failure here does not fail the sync:
+    /// the next sync, or the scheduler's outbox sweep, tries again.
+    func serveWaiters(_ payload: SyncJobs.Payload) async {
+        do {
+            if try await self.ledger.allocateToken(tenantID: payload.tenantID, tokenID: payload.tokenID) {
+                try await self.syncs.requestPush(tenantID: payload.tenantID, tokenID: payload.tokenID)
+            }
+        } catch {
+            self.logger.warning("Could not serve waiting licenses after a sync", metadata: ["error": "\(error)"])
+        }
+    }
+
     let runner: SyncRunner
     let store: SyncStore
+    let ledger: LicenseLedger
+    let syncs: SyncJobs
     let logger: Logger
 
-    public init(runner: SyncRunner, store: SyncStore, logger: Logger) {
+    public init(runner: SyncRunner, store: SyncStore, ledger: LicenseLedger, syncs: SyncJobs, logger: Logger) {
         self.runner = runner
         self.store = store
+        self.ledger = ledger
+        self.syncs = syncs
         self.logger = logger
     }
 
@@ -28,6 +44,7 @@ public struct SyncJobHandler: JobHandler {
             ) { phase, done, total in
                 await context.progress(phase: phase.rawValue, done: done, total: total)
             }
+            await self.serveWaiters(payload)
             let result = (try? JSONEncoder().encode(summary)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
             return .succeeded(result: result)
         } catch {

@@ -5,6 +5,8 @@ public import VPPStorage
 /// queued or running joins it.
 public struct SyncJobs: Sendable {
     public static let kind = "sync"
+    /// Jobs that send a token's outbox (license changes) to Apple.
+    public static let pushKind = "push"
     /// Attempts before a sync that keeps failing with errors that may heal is given up (the next scheduled one runs).
     public static let maxAttempts = 8
 
@@ -49,6 +51,24 @@ public struct SyncJobs: Sendable {
             payload: text,
             maxAttempts: Self.maxAttempts
         )
+    }
+
+    /// Queues sending the token's outbox to Apple, or joins the push already queued or running (a push that is
+    /// running when new changes commit is followed by another: see `LicenseLedger.clearOutboxFlag`).
+    @discardableResult
+    public func requestPush(tenantID: UUID, tokenID: UUID) async throws -> JobRecord {
+        let payload = Payload(tenantID: tenantID, tokenID: tokenID, full: false)
+        let text = (try? JSONEncoder().encode(payload)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        return try await self.queue.enqueue(
+            NewJob(
+                kind: Self.pushKind,
+                tenantID: tenantID,
+                subject: "push:" + tokenID.uuidString.lowercased(),
+                trigger: "ledger",
+                payload: text,
+                maxAttempts: Self.maxAttempts
+            )
+        ).job
     }
 
     /// The tenant's sync job; another tenant's id reads as unknown (C3).

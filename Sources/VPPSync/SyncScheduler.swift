@@ -31,6 +31,7 @@ public final class SyncScheduler: Service, Sendable {
                 do {
                     var queued = try await self.scheduleDue()
                     while queued == self.batchSize { queued = try await self.scheduleDue() }
+                    try await self.pushPending()
                 } catch is CancellationError {
                     return
                 } catch {
@@ -38,6 +39,16 @@ public final class SyncScheduler: Service, Sendable {
                 }
                 try? await Task.sleep(for: self.tick)
             }
+        }
+    }
+
+    /// Queues a push for every token whose outbox holds changes no push has taken yet (a backstop: ledger changes
+    /// queue their push at once).
+    public func pushPending() async throws {
+        let syncs = SyncJobs(queue: self.queue)
+        let ledger = LicenseLedger(storage: self.storage, logger: self.logger)
+        for (tenantID, tokenID) in try await ledger.tokensWithOutbox(limit: self.batchSize) {
+            try await syncs.requestPush(tenantID: tenantID, tokenID: tokenID)
         }
     }
 

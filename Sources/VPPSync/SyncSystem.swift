@@ -1,6 +1,7 @@
 public import AppleVPP
 import Foundation
 public import Logging
+public import VPPJobs
 public import VPPStorage
 
 /// The token and sync parts of a server, wired together once (vppd and the test server build them the same way).
@@ -15,7 +16,15 @@ public struct SyncSystem: Sendable {
     public let syncs: SyncJobs
     public let handler: SyncJobHandler
     public let catalog: CatalogStore
+    public let ledger: LicenseLedger
+    public let push: PushRunner
+    public let pushHandler: PushJobHandler
     public let scheduleInterval: Duration
+
+    /// The job handlers a worker runs: syncs and pushes.
+    public var handlers: [String: any JobHandler] {
+        [SyncJobs.kind: self.handler, SyncJobs.pushKind: self.pushHandler]
+    }
 
     /// - Parameters:
     ///   - scheduleInterval: R7, how often each token syncs on schedule (12 hours by default: twice a day).
@@ -26,6 +35,7 @@ public struct SyncSystem: Sendable {
         apple: AppleVPPClient,
         scheduleInterval: Duration,
         fullSyncInterval: Duration = .seconds(24 * 3600),
+        eventPollInterval: Duration = .seconds(30),
         version: String,
         logger: Logger
     ) async throws -> SyncSystem {
@@ -41,6 +51,16 @@ public struct SyncSystem: Sendable {
             logger: logger
         )
         let queue = JobQueue(pool: storage.pool, logger: logger)
+        let syncs = SyncJobs(queue: queue)
+        let ledger = LicenseLedger(storage: storage, logger: logger)
+        let push = PushRunner(
+            ledger: ledger,
+            tokens: tokens,
+            apple: apple,
+            identity: identity,
+            eventPollInterval: eventPollInterval,
+            logger: logger
+        )
         return SyncSystem(
             apple: apple,
             identity: identity,
@@ -56,9 +76,12 @@ public struct SyncSystem: Sendable {
             syncStore: syncStore,
             runner: runner,
             queue: queue,
-            syncs: SyncJobs(queue: queue),
-            handler: SyncJobHandler(runner: runner, store: syncStore, logger: logger),
+            syncs: syncs,
+            handler: SyncJobHandler(runner: runner, store: syncStore, ledger: ledger, syncs: syncs, logger: logger),
             catalog: CatalogStore(storage: storage),
+            ledger: ledger,
+            push: push,
+            pushHandler: PushJobHandler(runner: push, logger: logger),
             scheduleInterval: scheduleInterval
         )
     }

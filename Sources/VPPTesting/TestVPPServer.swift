@@ -82,6 +82,7 @@ public struct TestVPPServer: Sendable {
                 cipher: try TokenCipher(base64Key: TokenCipher.generateKeyText()),
                 apple: client,
                 scheduleInterval: apple.scheduleInterval,
+                eventPollInterval: .milliseconds(50),
                 version: "test",
                 logger: logger
             )
@@ -91,12 +92,13 @@ public struct TestVPPServer: Sendable {
                 syncs: system.syncs,
                 catalog: system.catalog,
                 progress: progress,
+                ledger: system.ledger,
                 watchPollInterval: .milliseconds(200)
             )
             if apple.workers > 0 {
                 let worker = JobWorker(
                     queue: system.queue,
-                    handlers: [SyncJobs.kind: system.handler],
+                    handlers: system.handlers,
                     configuration: apple.workerConfiguration(),
                     logger: logger
                 )

@@ -21,6 +21,8 @@ public struct AssetRecord: Sendable, Hashable {
     public var availableCount: Int
     public var retiredCount: Int
     public var syncedAt: Date
+    /// Seats others hold at Apple (another MDM, Apple Business Manager), as of the last full sync.
+    public var foreignAssigned: Int = 0
 
     public init(
         id: UUID, tokenID: UUID, adamID: String, pricingParam: String, productType: String, name: String,
@@ -81,11 +83,11 @@ public struct CatalogStore: Sendable {
 
     static let columns = """
         id, token_id, adam_id, pricing_param, product_type, name, bundle_id, artwork_url, platforms, device_assignable,
-        revocable, unlimited, total_count, assigned_count, available_count, retired_count, synced_at
+        revocable, unlimited, total_count, assigned_count, available_count, retired_count, synced_at, foreign_assigned
         """
 
     static func decode(_ row: PostgresRow) throws -> AssetRecord {
-        AssetRecord(
+        var record = AssetRecord(
             id: try row.decode(UUID.self, at: 0),
             tokenID: try row.decode(UUID.self, at: 1),
             adamID: try row.decode(String.self, at: 2),
@@ -104,6 +106,8 @@ public struct CatalogStore: Sendable {
             retiredCount: try row.decode(Int.self, at: 15),
             syncedAt: try row.decode(Date.self, at: 16)
         )
+        record.foreignAssigned = try row.decode(Int.self, at: 17)
+        return record
     }
 
     /// One page of apps or books (`productType` "App" or "Book"), in the order they were first synced.

@@ -230,6 +230,22 @@ public struct SyncStore: Sendable {
                     """
                 )
             }
+            if full {
+                // Seats others hold at Apple (another MDM, Apple Business Manager): the ledger cannot use them (R15).
+                try await transaction.query(
+                    """
+                    UPDATE assets s SET foreign_assigned = greatest(0, s.assigned_count - o.ours)
+                    FROM (
+                        SELECT a.id, count(aa.adam_id) AS ours FROM assets a
+                        LEFT JOIN apple_assignments aa ON aa.token_id = a.token_id AND aa.adam_id = a.adam_id
+                             AND aa.pricing_param = a.pricing_param AND aa.missing_since IS NULL
+                        WHERE a.token_id = \(tokenID) AND NOT a.unlimited
+                        GROUP BY a.id
+                    ) o
+                    WHERE s.id = o.id
+                    """
+                )
+            }
             let ours = Int64(confirmed + takenIn)
             return (ours, Int64(assignments.count) - ours)
         }

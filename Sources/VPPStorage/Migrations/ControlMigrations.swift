@@ -75,10 +75,14 @@ enum ControlMigrations {
                     -- false once the token cannot heal (expired, revoked, claimed by another MDM) until it is renewed.
                     sync_enabled boolean NOT NULL DEFAULT true,
                     next_sync_at timestamptz NOT NULL,
+                    -- The tenant's outbox holds changes for Apple: set in the same transaction as the ledger change,
+                    -- cleared by the push job before it reads the outbox, so no change is left behind.
+                    outbox_pending boolean NOT NULL DEFAULT false,
                     created_at timestamptz NOT NULL DEFAULT clock_timestamp()
                 );
                 CREATE INDEX token_registry_tenant_idx ON vpp_control.token_registry (tenant_id);
                 CREATE INDEX token_registry_due_idx ON vpp_control.token_registry (next_sync_at) WHERE sync_enabled;
+                CREATE INDEX token_registry_outbox_idx ON vpp_control.token_registry (token_id) WHERE outbox_pending;
 
                 -- C6: the work queue. At most one active job per (kind, subject); finished jobs stay as history.
                 CREATE TABLE vpp_control.jobs (

@@ -193,6 +193,82 @@ enum TenantMigrations {
                 );
                 CREATE INDEX group_devices_device_idx ON group_devices (device_id);
                 """
+        ),
+        Migration(
+            version: 4,
+            name: "assignments, license ledger, Apple outbox",
+            sql: """
+                -- R13, R14: an app or book of one token assigned to a group.
+                CREATE TABLE assignments (
+                    id uuid PRIMARY KEY,
+                    asset_id uuid NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+                    group_id uuid NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+                    action text NOT NULL CHECK (action IN ('required', 'available', 'uninstall')),
+                    license_type text NOT NULL CHECK (license_type IN ('user', 'device')),
+                    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    UNIQUE (asset_id, group_id)
+                );
+                CREATE INDEX assignments_group_idx ON assignments (group_id);
+                CREATE INDEX assignments_created_idx ON assignments (created_at, id);
+
+                -- Licenses Apple's other users hold (another MDM, Apple Business Manager): seats this service cannot use.
+                ALTER TABLE assets ADD COLUMN foreign_assigned integer NOT NULL DEFAULT 0;
+
+                -- R15, R16: the ledger. One row per asset and target (a device, or a user); a row that holds a seat is
+                -- 'reserved' (counted here, Apple not yet asked or not yet answered), 'granted' (Apple confirmed),
+                -- 'removing' (R17: uninstall asked, freed once removal is reported) or 'releasing' (Apple asked to take
+                -- it back). 'waiting' rows wait in wait_seq order. Seats in use never exceed what was bought: every change
+                -- of an asset's seats happens with the asset's row locked.
+                CREATE TABLE licenses (
+                    id uuid PRIMARY KEY,
+                    asset_id uuid NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+                    target_kind text NOT NULL CHECK (target_kind IN ('device', 'user')),
+                    device_id uuid REFERENCES devices (id) ON DELETE CASCADE,
+                    user_id uuid REFERENCES users (id) ON DELETE CASCADE,
+                    target_id uuid NOT NULL GENERATED ALWAYS AS (coalesce(device_id, user_id)) STORED,
+                    state text NOT NULL CHECK (state IN ('available', 'waiting', 'reserved', 'granted', 'removing',
+                                                         'releasing', 'failed', 'not_applicable')),
+                    wait_seq bigint,
+                    reason text NOT NULL DEFAULT '',
+                    install_state text NOT NULL DEFAULT 'none'
+                        CHECK (install_state IN ('none', 'installed', 'failed', 'removed')),
+                    install_reason text NOT NULL DEFAULT '',
+                    since timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    CHECK ((target_kind = 'device') = (device_id IS NOT NULL)),
+                    CHECK ((target_kind = 'user') = (user_id IS NOT NULL))
+                );
+                CREATE UNIQUE INDEX licenses_target_idx ON licenses (asset_id, target_kind, target_id);
+                CREATE INDEX licenses_waiting_idx ON licenses (asset_id, wait_seq) WHERE state = 'waiting';
+                CREATE INDEX licenses_state_idx ON licenses (asset_id, state);
+                CREATE INDEX licenses_user_target_idx ON licenses (user_id);
+                CREATE INDEX licenses_device_target_idx ON licenses (device_id);
+                CREATE SEQUENCE licenses_wait_seq;
+
+                -- This service's VPP users are linked to directory users (R19, R20).
+                ALTER TABLE vpp_users ADD COLUMN user_id uuid REFERENCES users (id) ON DELETE SET NULL;
+                CREATE UNIQUE INDEX vpp_users_user_idx ON vpp_users (token_id, user_id) WHERE user_id IS NOT NULL;
+
+                -- The outbox: what Apple must be told, written in the same transaction as the ledger change, so a crash
+                -- loses nothing; the push job sends it in batches and follows Apple's events to the end.
+                CREATE TABLE apple_outbox (
+                    id bigserial PRIMARY KEY,
+                    token_id uuid NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+                    operation text NOT NULL CHECK (operation IN ('create_user', 'associate', 'disassociate')),
+                    adam_id text NOT NULL DEFAULT '',
+                    pricing_param text NOT NULL DEFAULT '',
+                    serial_number text NOT NULL DEFAULT '',
+                    client_user_id text NOT NULL DEFAULT '',
+                    email text NOT NULL DEFAULT '',
+                    license_id uuid,
+                    state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent')),
+                    event_id text,
+                    attempts integer NOT NULL DEFAULT 0,
+                    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+                );
+                CREATE INDEX apple_outbox_pending_idx ON apple_outbox (token_id, operation, id);
+                """
         )
     ]
 }

@@ -1,0 +1,206 @@
+public import Foundation
+import VPPPostgres
+
+/// One change Apple must be told about (a row of the tenant's `apple_outbox`).
+public struct OutboxRow: Sendable, Hashable {
+    public enum Operation: String, Sendable, Hashable {
+        case createUser = "create_user"
+        case associate
+        case disassociate
+    }
+
+    public var id: Int64
+    public var operation: Operation
+    public var adamID: String
+    public var pricingParam: String
+    public var serialNumber: String
+    public var clientUserID: String
+    public var email: String
+    public var licenseID: UUID?
+    /// Set once the request went to Apple: follow this event instead of sending again.
+    public var eventID: String?
+}
+
+/// How Apple answered one outbox row.
+public enum OutboxOutcome: Sendable, Hashable {
+    case done
+    /// Apple's error number and message for this item.
+    case failed(errorNumber: Int, message: String)
+}
+
+extension LicenseLedger {
+    /// Clears the token's "outbox has rows" flag; the push job does this before it reads the outbox, so a change
+    /// committed while it runs sets the flag again and is picked up by the next push.
+    public func clearOutboxFlag(tenantID: UUID, tokenID: UUID) async throws {
+        try await self.storage.pool.query(
+            "UPDATE vpp_control.token_registry SET outbox_pending = false WHERE token_id = \(tokenID) AND tenant_id = \(tenantID)"
+        )
+    }
+
+    /// Tokens whose outbox has rows to send (for the scheduler, which queues their push jobs).
+    public func tokensWithOutbox(tenantID: UUID? = nil, limit: Int) async throws -> [(tenantID: UUID, tokenID: UUID)] {
+        let rows = try await self.storage.pool.query(
+            """
+            SELECT r.tenant_id, r.token_id FROM vpp_control.token_registry r
+            JOIN vpp_control.tenants t ON t.id = r.tenant_id AND t.state = 'active'
+            WHERE r.outbox_pending AND r.sync_enabled AND (\(tenantID)::uuid IS NULL OR r.tenant_id = \(tenantID))
+            LIMIT \(limit)
+            """
+        )
+        return try rows.map { (try $0.decode(UUID.self, at: 0), try $0.decode(UUID.self, at: 1)) }
+    }
+
+    /// The token's outbox rows, oldest first.
+    public func outbox(tenantID: UUID, tokenID: UUID, limit: Int) async throws -> [OutboxRow] {
+        try await self.storage.withTenant(tenantID) { transaction in
+            try await transaction.query(
+                """
+                SELECT id, operation, adam_id, pricing_param, serial_number, client_user_id, email, license_id, event_id
+                FROM apple_outbox WHERE token_id = \(tokenID) ORDER BY id LIMIT \(limit)
+                """
+            ).map { row in
+                OutboxRow(
+                    id: try row.decode(Int64.self, at: 0),
+                    operation: OutboxRow.Operation(rawValue: try row.decode(String.self, at: 1)) ?? .associate,
+                    adamID: try row.decode(String.self, at: 2),
+                    pricingParam: try row.decode(String.self, at: 3),
+                    serialNumber: try row.decode(String.self, at: 4),
+                    clientUserID: try row.decode(String.self, at: 5),
+                    email: try row.decode(String.self, at: 6),
+                    licenseID: try row.decode(UUID?.self, at: 7),
+                    eventID: try row.decode(String?.self, at: 8)
+                )
+            }
+        }
+    }
+
+    /// Records that these rows went to Apple as one event.
+    public func markSent(tenantID: UUID, rows: [Int64], eventID: String) async throws {
+        _ = try await self.storage.withTenant(tenantID) { transaction in
+            try await transaction.query(
+                """
+                UPDATE apple_outbox SET state = 'sent', event_id = \(eventID), attempts = attempts + 1
+                WHERE id = ANY(\(rows))
+                """
+            )
+        }
+    }
+
+    /// Puts rows back to be sent again (their event was lost or never finished).
+    public func markUnsent(tenantID: UUID, rows: [Int64]) async throws {
+        _ = try await self.storage.withTenant(tenantID) { transaction in
+            try await transaction.query("UPDATE apple_outbox SET state = 'pending', event_id = NULL WHERE id = ANY(\(rows))")
+        }
+    }
+
+    /// Applies Apple's answers to the ledger in one transaction: granted seats, released seats, failures (a failure
+    /// frees the seat; "not enough licenses" (9709) puts the target back at the front of the line and stops handing
+    /// out seats of that asset until the next sync re-reads Apple's counts). Then serves waiters.
+    public func complete(tenantID: UUID, tokenID: UUID, _ results: [(row: OutboxRow, outcome: OutboxOutcome)]) async throws {
+        guard !results.isEmpty else { return }
+        try await self.inLedger(tenantID) { transaction in
+            var touchedAssets: Set<UUID> = []
+            for (row, outcome) in results {
+                switch (row.operation, outcome) {
+                case (.createUser, .done):
+                    try await transaction.query(
+                        """
+                        UPDATE vpp_users SET status = CASE WHEN status = 'Pending' THEN 'Registered' ELSE status END
+                        WHERE token_id = \(tokenID) AND client_user_id = \(row.clientUserID)
+                        """
+                    )
+                case (.createUser, .failed(let number, let message)):
+                    // 9716: the user exists at Apple already; that is what we wanted.
+                    if number == 9716 { continue }
+                    try await transaction.query(
+                        """
+                        UPDATE licenses l SET state = 'failed', reason = \("Apple refused to register the user (\(number)): \(message)"),
+                            updated_at = clock_timestamp()
+                        FROM vpp_users v
+                        WHERE v.token_id = \(tokenID) AND v.client_user_id = \(row.clientUserID) AND l.user_id = v.user_id
+                          AND l.state = 'reserved'
+                        """
+                    )
+                case (.associate, .done), (.associate, .failed(9616, _)):
+                    // 9616: already assigned (a resend after a crash): granted all the same.
+                    guard let licenseID = row.licenseID else { continue }
+                    try await transaction.query(
+                        """
+                        UPDATE licenses SET state = 'granted', updated_at = clock_timestamp()
+                        WHERE id = \(licenseID) AND state = 'reserved'
+                        """
+                    )
+                    try await transaction.query(
+                        """
+                        INSERT INTO apple_assignments (token_id, adam_id, pricing_param, client_user_id, serial_number, origin,
+                                                       confirmed_at)
+                        VALUES (\(tokenID), \(row.adamID), \(row.pricingParam), \(row.clientUserID), \(row.serialNumber),
+                                'service', clock_timestamp())
+                        ON CONFLICT DO NOTHING
+                        """
+                    )
+                case (.associate, .failed(let number, let message)):
+                    guard let licenseID = row.licenseID else { continue }
+                    if number == 9709 {
+                        // R15: Apple has fewer seats than we thought: back to the front of the line.
+                        let asset = try await transaction.query(
+                            """
+                            UPDATE licenses SET state = 'waiting',
+                                wait_seq = (SELECT coalesce(min(wait_seq), nextval('licenses_wait_seq')) - 1 FROM licenses
+                                            WHERE asset_id = licenses.asset_id AND state = 'waiting'),
+                                reason = 'Apple reported no license left; waiting for one to be freed or bought (R15).',
+                                updated_at = clock_timestamp()
+                            WHERE id = \(licenseID) AND state = 'reserved'
+                            RETURNING asset_id
+                            """
+                        )
+                        if let assetID = try asset.first?.decode(UUID.self, at: 0) {
+                            try await transaction.query(
+                                """
+                                UPDATE assets SET foreign_assigned = greatest(foreign_assigned, total_count - (
+                                    SELECT count(*) FROM licenses
+                                    WHERE asset_id = \(assetID) AND state IN ('reserved', 'granted', 'removing', 'releasing')))
+                                WHERE id = \(assetID)
+                                """
+                            )
+                        }
+                    } else {
+                        let asset = try await transaction.query(
+                            """
+                            UPDATE licenses SET state = 'failed', reason = \("Apple refused the license (\(number)): \(message)"),
+                                updated_at = clock_timestamp()
+                            WHERE id = \(licenseID) AND state = 'reserved'
+                            RETURNING asset_id
+                            """
+                        )
+                        if let assetID = try asset.first?.decode(UUID.self, at: 0) { touchedAssets.insert(assetID) }
+                    }
+                case (.disassociate, .done), (.disassociate, .failed(9610, _)):
+                    // 9610: Apple has no such license: it is free all the same.
+                    guard let licenseID = row.licenseID else { continue }
+                    let asset = try await transaction.query(
+                        "DELETE FROM licenses WHERE id = \(licenseID) AND state = 'releasing' RETURNING asset_id"
+                    )
+                    try await transaction.query(
+                        """
+                        DELETE FROM apple_assignments
+                        WHERE token_id = \(tokenID) AND adam_id = \(row.adamID) AND pricing_param = \(row.pricingParam)
+                          AND client_user_id = \(row.clientUserID) AND serial_number = \(row.serialNumber)
+                        """
+                    )
+                    if let assetID = try asset.first?.decode(UUID.self, at: 0) { touchedAssets.insert(assetID) }
+                case (.disassociate, .failed):
+                    // Stays 'releasing' (the seat stays counted) and is sent again by the next push.
+                    try await transaction.query(
+                        "INSERT INTO apple_outbox (token_id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id) VALUES (\(tokenID), 'disassociate', \(row.adamID), \(row.pricingParam), \(row.serialNumber), \(row.clientUserID), \(row.licenseID))"
+                    )
+                }
+            }
+            try await transaction.query("DELETE FROM apple_outbox WHERE id = ANY(\(results.map(\.row.id)))")
+            for assetID in touchedAssets.sorted(by: { $0.uuidString < $1.uuidString }) {
+                let asset = try await Self.lockAsset(assetID, transaction)
+                try await Self.allocate(asset, transaction)
+            }
+        }
+    }
+}
