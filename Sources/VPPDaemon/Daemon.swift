@@ -73,6 +73,9 @@ struct Daemon {
         guard let appleURL = URL(string: appleBaseURL), ["http", "https"].contains(appleURL.scheme ?? "") else {
             throw SettingsError("VPP_APPLE_BASE_URL must be an http(s) URL; got \"\(appleBaseURL)\".")
         }
+        guard let reclaim = LicenseLedger.ReclaimPolicy(rawValue: self.settings[.reclaimPolicy]) else {
+            throw SettingsError("VPP_RECLAIM_POLICY must be immediate or after-removal.")
+        }
         let cipher = try TokenKey.load(settings: self.settings, logger: logger)
 
         let registry = PrometheusCollectorRegistry()
@@ -99,6 +102,7 @@ struct Daemon {
                 cipher: cipher,
                 apple: apple,
                 scheduleInterval: syncInterval,
+                reclaim: reclaim,
                 version: Self.version,
                 logger: logger
             )

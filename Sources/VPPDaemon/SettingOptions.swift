@@ -69,6 +69,8 @@ struct SettingOptions: ParsableArguments {
     var syncWorkers: String?
     @Option(name: .customLong(Setting.syncInterval.rawValue), help: ArgumentHelp(Setting.syncInterval.help))
     var syncInterval: String?
+    @Option(name: .customLong(Setting.reclaimPolicy.rawValue), help: ArgumentHelp(Setting.reclaimPolicy.help))
+    var reclaimPolicy: String?
 
     func resolve() throws -> ResolvedSettings {
         let given: [(Setting, String?)] = [
@@ -82,7 +84,7 @@ struct SettingOptions: ParsableArguments {
             (.eventLoopThreads, self.eventLoopThreads), (.logLevel, self.logLevel),
             (.callLogLevel, self.callLogLevel), (.bootstrapOperatorKey, self.bootstrapOperatorKey),
             (.appleBaseURL, self.appleBaseURL), (.tokenKey, self.tokenKey), (.tokenKeyFile, self.tokenKeyFile),
-            (.syncWorkers, self.syncWorkers), (.syncInterval, self.syncInterval),
+            (.syncWorkers, self.syncWorkers), (.syncInterval, self.syncInterval), (.reclaimPolicy, self.reclaimPolicy),
         ]
         var flags: [Setting: String] = [:]
         for case (let setting, let value?) in given { flags[setting] = value }

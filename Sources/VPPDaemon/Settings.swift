@@ -31,6 +31,7 @@ public enum Setting: String, CaseIterable, Sendable {
     case tokenKeyFile = "token-key-file"
     case syncWorkers = "sync-workers"
     case syncInterval = "sync-interval"
+    case reclaimPolicy = "reclaim-policy"
 
     /// The environment variable (and config-file key).
     public var environmentName: String {
@@ -64,6 +65,7 @@ public enum Setting: String, CaseIterable, Sendable {
         case .tokenKeyFile: ""
         case .syncWorkers: "4"
         case .syncInterval: "12h"
+        case .reclaimPolicy: "immediate"
         }
     }
 
@@ -105,6 +107,8 @@ public enum Setting: String, CaseIterable, Sendable {
             "File holding the token key as Base64. Without a key and with the embedded database, vppd creates <data-dir>/token.key."
         case .syncWorkers: "Sync jobs this server runs at once (0: this server runs no sync worker)."
         case .syncInterval: "How often every token syncs with Apple on schedule (R7: twice a day by default)."
+        case .reclaimPolicy:
+            "A license whose device or user no assignment reaches any more: immediate (taken back at once) or after-removal (held until the device reports the app removed)."
         }
     }
 

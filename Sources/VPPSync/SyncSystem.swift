@@ -36,6 +36,7 @@ public struct SyncSystem: Sendable {
         scheduleInterval: Duration,
         fullSyncInterval: Duration = .seconds(24 * 3600),
         eventPollInterval: Duration = .seconds(30),
+        reclaim: LicenseLedger.ReclaimPolicy = .immediate,
         version: String,
         logger: Logger
     ) async throws -> SyncSystem {
@@ -52,7 +53,7 @@ public struct SyncSystem: Sendable {
         )
         let queue = JobQueue(pool: storage.pool, logger: logger)
         let syncs = SyncJobs(queue: queue)
-        let ledger = LicenseLedger(storage: storage, logger: logger)
+        let ledger = LicenseLedger(storage: storage, logger: logger, reclaim: reclaim)
         let push = PushRunner(
             ledger: ledger,
             tokens: tokens,

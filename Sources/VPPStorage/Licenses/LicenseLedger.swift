@@ -75,10 +75,22 @@ public struct LicenseUsageRecord: Sendable, Hashable {
 public struct LicenseLedger: Sendable {
     let storage: Storage
     let logger: Logger
+    /// What happens to a seat whose target no assignment reaches any more (it left the group, the assignment was
+    /// deleted, the device or user was deleted).
+    public let reclaim: ReclaimPolicy
 
-    public init(storage: Storage, logger: Logger) {
+    public enum ReclaimPolicy: String, Sendable, Hashable, CaseIterable {
+        /// Apple is asked at once to take the seat back (the default: seats return to waiters soonest).
+        case immediate
+        /// The seat stays held as 'removing' until the device reports the app removed (R17's rule, applied to
+        /// every reclaim).
+        case afterRemoval = "after-removal"
+    }
+
+    public init(storage: Storage, logger: Logger, reclaim: ReclaimPolicy = .immediate) {
         self.storage = storage
         self.logger = logger
+        self.reclaim = reclaim
     }
 
     // MARK: Assignments
@@ -150,7 +162,7 @@ public struct LicenseLedger: Sendable {
                     "This app or book is already assigned to this group; change that assignment's action instead."
                 )
             }
-            try await Self.reconcile(asset: asset, transaction)
+            try await Self.reconcile(asset: asset, reclaim: self.reclaim, transaction)
             return try await Self.assignment(id, transaction)
         }
     }
@@ -166,7 +178,7 @@ public struct LicenseLedger: Sendable {
             try await transaction.query(
                 "UPDATE assignments SET action = \(action.rawValue), updated_at = clock_timestamp() WHERE id = \(id)"
             )
-            try await Self.reconcile(asset: asset, transaction)
+            try await Self.reconcile(asset: asset, reclaim: self.reclaim, transaction)
             return try await Self.assignment(id, transaction)
         }
     }
@@ -177,11 +189,14 @@ public struct LicenseLedger: Sendable {
         try await self.inLedger(tenantID) { transaction in
             let assetID = try await Self.assignmentAsset(id, transaction)
             let asset = try await Self.lockAsset(assetID, transaction)
-            let before = try await Self.count(asset.id, states: ["releasing"], transaction)
+            let releasing = try await Self.count(asset.id, states: ["releasing"], transaction)
+            let removing = try await Self.count(asset.id, states: ["removing"], transaction)
             try await transaction.query("DELETE FROM assignments WHERE id = \(id)")
-            try await Self.reconcile(asset: asset, transaction)
-            let after = try await Self.count(asset.id, states: ["releasing"], transaction)
-            return (after - before, 0)
+            try await Self.reconcile(asset: asset, reclaim: self.reclaim, transaction)
+            return (
+                try await Self.count(asset.id, states: ["releasing"], transaction) - releasing,
+                max(0, try await Self.count(asset.id, states: ["removing"], transaction) - removing)
+            )
         }
     }
 
@@ -229,7 +244,7 @@ public struct LicenseLedger: Sendable {
             ).map { try $0.decode(UUID.self, at: 0) }
             for assetID in assets {
                 let asset = try await Self.lockAsset(assetID, transaction)
-                try await Self.reconcile(asset: asset, transaction)
+                try await Self.reconcile(asset: asset, reclaim: self.reclaim, transaction)
             }
         }
     }
@@ -320,7 +335,7 @@ public struct LicenseLedger: Sendable {
     }
 
     /// Brings the asset's ledger in line with its assignments and the directory, then serves waiters.
-    static func reconcile(asset: LockedAsset, _ transaction: PostgresTransaction) async throws {
+    static func reconcile(asset: LockedAsset, reclaim: ReclaimPolicy, _ transaction: PostgresTransaction) async throws {
         // Who should have what: the strongest action over every assignment that reaches the target
         // (0 required, 1 available, 2 uninstall). R18: devices without user affinity are reached only by device
         // targeting, never through a user.
@@ -439,11 +454,21 @@ public struct LicenseLedger: Sendable {
               AND l.state IN ('waiting', 'available', 'not_applicable', 'failed')
             """
         )
-        try await Self.release(
-            asset,
-            where: "l.asset_id = $ASSET AND l.state IN ('reserved', 'granted', 'removing') AND \(gone)",
-            transaction
-        )
+        switch reclaim {
+        case .immediate:
+            try await Self.release(
+                asset,
+                where: "l.asset_id = $ASSET AND l.state IN ('reserved', 'granted', 'removing') AND \(gone)",
+                transaction
+            )
+        case .afterRemoval:
+            try await transaction.query(
+                """
+                UPDATE licenses l SET state = 'removing', updated_at = clock_timestamp()
+                WHERE l.asset_id = \(asset.id) AND l.state IN ('reserved', 'granted') AND \(unescaped: gone)
+                """
+            )
+        }
         try await Self.allocate(asset, transaction)
     }
 
