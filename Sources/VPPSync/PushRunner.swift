@@ -93,13 +93,36 @@ public struct PushRunner: Sendable {
             applied += group.count
         }
         let fresh = rows.filter { $0.eventID == nil }
-        // Users first: a license for a user needs the user at Apple (R20).
-        for chunk in fresh.filter({ $0.operation == .createUser }).chunked(into: max(1, limits.maxUsers)) {
-            let events = try await session.createUsers(
-                chunk.map { RequestUser(clientUserId: $0.clientUserID, email: $0.email.isEmpty ? nil : $0.email) }
-            )
-            for event in events { try await self.follow(event.eventId, chunk, session: session, tenantID: tenantID, tokenID: tokenID) }
-            applied += chunk.count
+        // Users first: a license for a user needs the user at Apple (R20). A registration sent again after a crash
+        // is answered "user exists" (9716), which counts as done.
+        while true {
+            let users = try await self.ledger.pendingUsers(tenantID: tenantID, tokenID: tokenID, limit: Self.roundSize)
+            if users.isEmpty { break }
+            for chunk in users.chunked(into: max(1, limits.maxUsers)) {
+                let events = try await session.createUsers(
+                    chunk.map { RequestUser(clientUserId: $0.clientUserID, email: $0.email.isEmpty ? nil : $0.email) }
+                )
+                var failures: [String: (Int, String)] = [:]
+                for event in events {
+                    let status = try await session.waitForEvent(event.eventId, pollInterval: self.eventPollInterval)
+                    for failure in status.failures ?? [] {
+                        for id in failure.errorInfo?.clientUserIds ?? [] {
+                            failures[id] = (failure.errorNumber, failure.errorMessage ?? "error \(failure.errorNumber)")
+                        }
+                    }
+                }
+                try await self.ledger.completeUsers(
+                    tenantID: tenantID,
+                    tokenID: tokenID,
+                    chunk.map { user in
+                        if let (number, message) = failures[user.clientUserID] {
+                            return (user.clientUserID, .failed(errorNumber: number, message: message))
+                        }
+                        return (user.clientUserID, .done)
+                    }
+                )
+                applied += chunk.count
+            }
         }
         for operation in [OutboxRow.Operation.associate, .disassociate] {
             let ofKind = fresh.filter { $0.operation == operation }

@@ -63,6 +63,55 @@ struct SyncCommand: LoadSubcommand {
     }
 }
 
+/// `vpp-load assign`: one app assigned to a big user group, timed until the ledger and the outbox are written.
+struct AssignCommand: LoadSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "assign",
+        abstract: "Time assigning an app to a group of many users, until every ledger entry and Apple change is queued.",
+        discussion: """
+            Runs Apple's simulator in-process, syncs a token whose apps each have --users licenses, writes --users \
+            users in one group, then times --runs assignments (one app each) through the license ledger. Talks to \
+            PostgreSQL directly. Without --database-url it starts a throwaway embedded cluster.
+            Example: vpp-load assign --users 50000
+            """
+    )
+
+    @Option(name: .customLong("database-url"), help: "A scratch PostgreSQL database (postgres://…); default: a throwaway cluster.")
+    var databaseURL: String?
+
+    @Option(help: "Users in the group.")
+    var users: Int = 50_000
+
+    @Option(help: "Assignments to time (one app each; the first also registers every user).")
+    var runs: Int = 2
+
+    @Flag(name: .customLong("unsafe-fast-writes"), help: "Throwaway cluster only: fsync and synchronous_commit off.")
+    var unsafeFastWrites = false
+
+    @Flag(help: "Print one JSON object instead of the table.")
+    var json = false
+
+    mutating func validate() throws {
+        guard (1...1_000_000).contains(self.users) else { throw ValidationError("--users must be 1 to 1000000.") }
+        guard (1...10).contains(self.runs) else { throw ValidationError("--runs must be 1 to 10.") }
+    }
+
+    func execute() async throws {
+        var logger = Logger(label: "vpp-load.assign")
+        logger.logLevel = .warning
+        let benchmark = AssignBenchmark(users: self.users, runs: self.runs)
+        let report: AssignReport
+        if let databaseURL {
+            report = try await benchmark.run(database: try PostgresConfiguration(url: databaseURL), logger: logger)
+        } else {
+            report = try await ThrowawayCluster.with(name: "assign", unsafeFastWrites: self.unsafeFastWrites, logger: logger) {
+                try await benchmark.run(database: $0, logger: logger)
+            }
+        }
+        print(self.json ? try report.json() : report.human())
+    }
+}
+
 /// A PostgreSQL cluster in a new folder under /tmp (short, for the Unix socket, and traversable by the postgres user
 /// when this runs as root), with one database, stopped and deleted afterwards.
 enum ThrowawayCluster {

@@ -347,6 +347,9 @@ public struct LicenseLedger: Sendable {
             ) ON COMMIT DROP
             """
         )
+        // Indexed, so lookups stay cheap even where the planner's statistics of `licenses` are stale (rows written
+        // earlier in this very transaction).
+        try await transaction.query("CREATE INDEX IF NOT EXISTS ledger_desired_target_idx ON ledger_desired (target_kind, target_id)")
         try await transaction.query("TRUNCATE ledger_desired")
         try await transaction.query(
             """
@@ -389,29 +392,62 @@ public struct LicenseLedger: Sendable {
             GROUP BY target_kind, device_id, user_id
             """
         )
+        // Fresh statistics, so the joins below hash instead of looping over thousands of targets.
+        try await transaction.simpleQuery("ANALYZE ledger_desired")
 
-        // New targets: required ones wait for a seat (in a stable order: by key), available ones are offered (R21).
-        // R20: user licensing cannot work where a policy disables the App Store app.
+        // New targets: required ones take a free seat at once when nobody is waiting (else they queue behind the
+        // waiters, in a stable order: by key); available ones are offered (R21). R20: user licensing cannot work where
+        // a policy disables the App Store app.
+        let waiting = try await Self.count(asset.id, states: ["waiting"], transaction)
+        let direct = waiting == 0 ? try await Self.freeSeats(asset, transaction) : 0
+        // One statement writes the new rows, the VPP users their reserved seats need and the outbox rows, so no id
+        // makes a round trip through this process (50,000 targets in one assignment stay fast).
         try await transaction.query(
             """
-            INSERT INTO licenses (id, asset_id, target_kind, device_id, user_id, state, wait_seq, reason)
-            SELECT gen_random_uuid(), \(asset.id), d.target_kind, d.device_id, d.user_id,
-                   CASE WHEN d.target_kind = 'user' AND u.app_store_disabled THEN 'not_applicable'
-                        WHEN d.rank = 1 THEN 'available'
-                        ELSE 'waiting' END,
-                   CASE WHEN d.rank = 0 AND NOT (d.target_kind = 'user' AND coalesce(u.app_store_disabled, false))
-                        THEN nextval('licenses_wait_seq') END,
-                   CASE WHEN d.target_kind = 'user' AND u.app_store_disabled
-                        THEN 'A policy disables the App Store app for this user, so user licensing cannot work: allow the App Store app or use device licensing (R20).'
-                        ELSE '' END
-            FROM ledger_desired d
-            LEFT JOIN users u ON u.id = d.user_id
-            WHERE d.rank < 2
-              AND NOT EXISTS (
-                  SELECT 1 FROM licenses l
-                  WHERE l.asset_id = \(asset.id) AND l.target_kind = d.target_kind AND l.target_id = d.target_id
-              )
-            ORDER BY d.sort_key
+            WITH inserted AS (
+                INSERT INTO licenses (id, asset_id, target_kind, device_id, user_id, state, wait_seq, reason)
+                SELECT gen_random_uuid(), \(asset.id), n.target_kind, n.device_id, n.user_id,
+                       CASE WHEN n.blocked THEN 'not_applicable'
+                            WHEN n.rank = 1 THEN 'available'
+                            WHEN n.position <= \(direct) THEN 'reserved'
+                            ELSE 'waiting' END,
+                       CASE WHEN n.rank = 0 AND NOT n.blocked AND n.position > \(direct) THEN nextval('licenses_wait_seq') END,
+                       CASE WHEN n.blocked
+                            THEN 'A policy disables the App Store app for this user, so user licensing cannot work: allow the App Store app or use device licensing (R20).'
+                            ELSE '' END
+                FROM (
+                    SELECT d.*, (d.target_kind = 'user' AND coalesce(u.app_store_disabled, false)) AS blocked,
+                           row_number() OVER (
+                               PARTITION BY (d.rank = 0 AND NOT (d.target_kind = 'user' AND coalesce(u.app_store_disabled, false)))
+                               ORDER BY d.sort_key, d.target_id) AS position
+                    FROM ledger_desired d
+                    LEFT JOIN users u ON u.id = d.user_id
+                    WHERE d.rank < 2
+                      AND NOT EXISTS (
+                          SELECT 1 FROM licenses l
+                          WHERE l.asset_id = \(asset.id) AND l.target_kind = d.target_kind AND l.target_id = d.target_id
+                      )
+                ) n
+                ORDER BY n.sort_key, n.target_id
+                RETURNING id, device_id, user_id, state
+            ),
+            reserved AS (SELECT * FROM inserted WHERE state = 'reserved'),
+            new_users AS (
+                INSERT INTO vpp_users (token_id, client_user_id, email, status, user_id)
+                SELECT \(asset.tokenID), u.id::text, u.email, 'Pending', u.id
+                FROM reserved r JOIN users u ON u.id = r.user_id
+                WHERE NOT EXISTS (SELECT 1 FROM vpp_users v WHERE v.token_id = \(asset.tokenID) AND v.user_id = u.id)
+                ON CONFLICT DO NOTHING
+            )
+            INSERT INTO apple_outbox (token_id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id)
+            SELECT \(asset.tokenID), 'associate', \(asset.adamID), \(asset.pricingParam),
+                   coalesce(d.serial_number, ''),
+                   CASE WHEN r.user_id IS NULL THEN '' ELSE coalesce(v.client_user_id, r.user_id::text) END,
+                   r.id
+            FROM reserved r
+            LEFT JOIN devices d ON d.id = r.device_id
+            LEFT JOIN vpp_users v ON v.token_id = \(asset.tokenID) AND v.user_id = r.user_id
+            ORDER BY r.id
             """
         )
         // Targets whose action changed.
@@ -495,13 +531,7 @@ public struct LicenseLedger: Sendable {
 
     /// R15: hands free seats to waiters in line order, and writes what Apple must be told.
     static func allocate(_ asset: LockedAsset, _ transaction: PostgresTransaction) async throws {
-        let limit: Int
-        if asset.unlimited {
-            limit = Int(Int32.max)
-        } else {
-            let held = try await Self.count(asset.id, states: Self.heldStates, transaction)
-            limit = asset.capacity - held
-        }
+        let limit = try await Self.freeSeats(asset, transaction)
         guard limit > 0 else { return }
         let granted = try await transaction.query(
             """
@@ -514,29 +544,39 @@ public struct LicenseLedger: Sendable {
             UPDATE licenses l SET state = 'reserved', wait_seq = NULL, reason = '', since = clock_timestamp(),
                 updated_at = clock_timestamp()
             FROM next WHERE l.id = next.id
-            RETURNING l.id, l.device_id, l.user_id
+            RETURNING l.id, l.user_id
             """
         )
-        guard !granted.isEmpty else { return }
-        let users = try granted.compactMap { try $0.decode(UUID?.self, at: 2) }
+        try await Self.writeOutbox(
+            asset,
+            reserved: try granted.map { try $0.decode(UUID.self, at: 0) },
+            users: try granted.compactMap { try $0.decode(UUID?.self, at: 1) },
+            transaction
+        )
+    }
+
+    /// Seats this service may still hand out for the asset (bought, minus held elsewhere, minus held here).
+    static func freeSeats(_ asset: LockedAsset, _ transaction: PostgresTransaction) async throws -> Int {
+        if asset.unlimited { return Int(Int32.max) }
+        let held = try await Self.count(asset.id, states: Self.heldStates, transaction)
+        return max(0, asset.capacity - held)
+    }
+
+    /// Writes what Apple must be told about newly reserved seats: users to register first (R19, R20: a user gets a
+    /// VPP user of this token, registered at Apple and invited, before a license; the 'Pending' row is the record
+    /// that the push registers), then the associations.
+    static func writeOutbox(_ asset: LockedAsset, reserved ids: [UUID], users: [UUID], _ transaction: PostgresTransaction) async throws {
+        guard !ids.isEmpty else { return }
         if !users.isEmpty {
-            // R19, R20: a user gets a VPP user of this token (registered at Apple, then invited) before a license.
             try await transaction.query(
                 """
-                WITH created AS (
-                    INSERT INTO vpp_users (token_id, client_user_id, email, status, user_id)
-                    SELECT \(asset.tokenID), u.id::text, u.email, 'Pending', u.id
-                    FROM users u WHERE u.id = ANY(\(users))
-                      AND NOT EXISTS (SELECT 1 FROM vpp_users v WHERE v.token_id = \(asset.tokenID) AND v.user_id = u.id)
-                    ON CONFLICT DO NOTHING
-                    RETURNING client_user_id, email
-                )
-                INSERT INTO apple_outbox (token_id, operation, client_user_id, email)
-                SELECT \(asset.tokenID), 'create_user', client_user_id, email FROM created
+                INSERT INTO vpp_users (token_id, client_user_id, email, status, user_id)
+                SELECT \(asset.tokenID), u.id::text, u.email, 'Pending', u.id
+                FROM users u WHERE u.id = ANY(\(users))
+                ON CONFLICT DO NOTHING
                 """
             )
         }
-        let ids = try granted.map { try $0.decode(UUID.self, at: 0) }
         try await transaction.query(
             """
             INSERT INTO apple_outbox (token_id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id)

@@ -74,6 +74,56 @@ extension LicenseLedger {
         }
     }
 
+    /// The token's VPP users still to register at Apple ('Pending': written with the seats that need them).
+    public func pendingUsers(tenantID: UUID, tokenID: UUID, limit: Int) async throws -> [(clientUserID: String, email: String)] {
+        try await self.storage.withTenant(tenantID) { transaction in
+            try await transaction.query(
+                """
+                SELECT client_user_id, email FROM vpp_users
+                WHERE token_id = \(tokenID) AND status = 'Pending' ORDER BY client_user_id LIMIT \(limit)
+                """
+            ).map { (try $0.decode(String.self, at: 0), try $0.decode(String.self, at: 1)) }
+        }
+    }
+
+    /// Applies Apple's answer to user registrations: registered (or already there, 9716), or refused — then the
+    /// user's seats fail with Apple's reason and the seats go back to waiters.
+    public func completeUsers(tenantID: UUID, tokenID: UUID, _ results: [(clientUserID: String, outcome: OutboxOutcome)]) async throws {
+        guard !results.isEmpty else { return }
+        try await self.inLedger(tenantID) { transaction in
+            let done = results.compactMap { result -> String? in
+                switch result.outcome {
+                case .done, .failed(9716, _): return result.clientUserID
+                case .failed: return nil
+                }
+            }
+            try await transaction.query(
+                "UPDATE vpp_users SET status = 'Registered' WHERE token_id = \(tokenID) AND client_user_id = ANY(\(done)) AND status = 'Pending'"
+            )
+            var touched: Set<UUID> = []
+            for case (let clientUserID, .failed(let number, let message)) in results where number != 9716 {
+                try await transaction.query(
+                    "UPDATE vpp_users SET status = 'Failed' WHERE token_id = \(tokenID) AND client_user_id = \(clientUserID)"
+                )
+                let assets = try await transaction.query(
+                    """
+                    UPDATE licenses l SET state = 'failed', reason = \("Apple refused to register the user (\(number)): \(message)"),
+                        updated_at = clock_timestamp()
+                    FROM vpp_users v
+                    WHERE v.token_id = \(tokenID) AND v.client_user_id = \(clientUserID) AND l.user_id = v.user_id
+                      AND l.state = 'reserved'
+                    RETURNING l.asset_id
+                    """
+                )
+                for row in assets { touched.insert(try row.decode(UUID.self, at: 0)) }
+            }
+            for assetID in touched.sorted(by: { $0.uuidString < $1.uuidString }) {
+                let asset = try await Self.lockAsset(assetID, transaction)
+                try await Self.allocate(asset, transaction)
+            }
+        }
+    }
+
     /// Records that these rows went to Apple as one event.
     public func markSent(tenantID: UUID, rows: [Int64], eventID: String) async throws {
         _ = try await self.storage.withTenant(tenantID) { transaction in

@@ -1,0 +1,137 @@
+import AppleVPP
+import AppleVPPSimulator
+import AsyncHTTPClient
+import Foundation
+import Logging
+import VPPPostgres
+import VPPStorage
+import VPPSync
+
+/// Assigns one app (user licensing) to a group of `users` users and times it until every ledger entry and every
+/// change for Apple (users to register, licenses to associate) is written to the outbox — what the push job then sends.
+struct AssignBenchmark {
+    var users: Int
+    var runs: Int
+
+    func run(database: PostgresConfiguration, logger: Logger) async throws -> AssignReport {
+        var database = database
+        database.poolSize = max(database.poolSize, 8)
+        let pool = PostgresPool(configuration: database, logger: logger)
+        let storage = Storage(pool: pool, logger: logger)
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            let report = try await AppleVPPSimulator.withSimulator(logger: logger) { simulator in
+                try await self.measure(simulator: simulator, storage: storage, http: http, logger: logger)
+            }
+            try await http.shutdown()
+            await pool.shutdown()
+            return report
+        } catch {
+            try? await http.shutdown()
+            await pool.shutdown()
+            throw error
+        }
+    }
+
+    private func measure(simulator: AppleVPPSimulator, storage: Storage, http: HTTPClient, logger: Logger) async throws
+        -> AssignReport
+    {
+        try await storage.migrate(concurrency: 2)
+        let adamIDs = (0..<self.runs).map { String(3_000_000_000 + $0) }
+        simulator.core.addPublicApps(adamIDs.map { ContentMetadata(trackId: Int($0)!, trackName: "App \($0)", kind: "software") })
+        let location = try simulator.core.createLocation(
+            .init(locationName: "Assign", assets: adamIDs.map { .init(adamId: $0, productType: .app, totalCount: self.users) })
+        )
+        let apple = AppleVPPClient(httpClient: http, configuration: AppleVPPClientConfiguration(baseURL: simulator.baseURL), logger: logger)
+        let sync = try await SyncSystem.make(
+            storage: storage,
+            cipher: try TokenCipher(base64Key: TokenCipher.generateKeyText()),
+            apple: apple,
+            scheduleInterval: .seconds(12 * 3600),
+            version: "benchmark",
+            logger: logger
+        )
+        let tenant = try await storage.tenants.create(
+            displayName: "assign benchmark \(UUID().uuidString.prefix(8))",
+            tokenLimit: nil,
+            organizationCreatedAt: nil,
+            deviceGroupAssignment: false
+        )
+        let upload = try await sync.manager.upload(
+            tenantID: tenant.id,
+            file: Array(location.vppToken.utf8),
+            appleID: "bench@example.com",
+            accountType: .education,
+            displayName: "",
+            takeOver: false
+        )
+        _ = try await sync.runner.run(tenantID: tenant.id, tokenID: upload.token.id, jobID: UUID(), full: true) { _, _, _ in }
+
+        // The directory: `users` users in one user group (as the directory's bulk upsert writes them).
+        let groupID = UUID()
+        try await storage.withTenant(tenant.id) { transaction in
+            _ = try await transaction.copyIn(
+                table: "users",
+                columns: ["id", "external_id", "email"],
+                rows: (0..<self.users).map { [UUID(), "user-\($0)", "user-\($0)@example.com"] }
+            )
+            try await transaction.query("INSERT INTO groups (id, external_id, name, kind) VALUES (\(groupID), 'everyone', 'Everyone', 'user')")
+            try await transaction.query("INSERT INTO group_users (group_id, user_id) SELECT \(groupID), id FROM users")
+        }
+        let assets = try await CatalogStore(storage: storage).list(
+            tenantID: tenant.id, productType: "App", tokenID: upload.token.id, query: nil, onlyAvailable: false, pageSize: 1000, after: nil
+        ).assets
+
+        var runs: [AssignReport.Run] = []
+        for asset in assets.prefix(self.runs) {
+            let started = ContinuousClock.now
+            let assignment = try await sync.ledger.createAssignment(
+                tenantID: tenant.id,
+                assetID: asset.id,
+                groupID: groupID,
+                action: .required,
+                licenseType: .user
+            )
+            let seconds = (ContinuousClock.now - started).secondsDouble
+            let outbox = try await storage.withTenant(tenant.id) { transaction in
+                try await transaction.query("SELECT count(*)::bigint FROM apple_outbox WHERE adam_id = \(asset.adamID)")
+                    .single().decode(Int.self, at: 0)
+            }
+            guard assignment.granted == self.users, outbox == self.users else {
+                throw SyncBenchmarkError("granted \(assignment.granted) and queued \(outbox) associations; expected \(self.users) each")
+            }
+            runs.append(AssignReport.Run(seconds: seconds, ledgerEntries: assignment.targets, outboxRows: outbox))
+        }
+        try await storage.tenants.delete(tenant.id)
+        return AssignReport(users: self.users, runs: runs, cores: ProcessInfo.processInfo.activeProcessorCount)
+    }
+}
+
+struct AssignReport: Codable {
+    struct Run: Codable {
+        var seconds: Double
+        var ledgerEntries: Int
+        var outboxRows: Int
+    }
+
+    var users: Int
+    var runs: [Run]
+    var cores: Int
+
+    func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
+    func human() -> String {
+        var lines = ["Assign one app to a group of \(users) users (user licensing); \(cores) cores"]
+        for (index, run) in runs.enumerated() {
+            lines.append(
+                "  run \(index + 1): \(String(format: "%.2f", run.seconds)) s until \(run.ledgerEntries) ledger entries and \(run.outboxRows) Apple associations (plus the first run's user registrations) were queued"
+            )
+        }
+        return lines.joined(separator: "\n")
+    }
+}
