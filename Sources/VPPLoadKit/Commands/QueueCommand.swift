@@ -42,6 +42,9 @@ struct QueueCommand: LoadSubcommand {
     @Option(name: .customLong("worker-pool-size"), help: "Connections in each worker's pool.")
     var workerPoolSize: Int = 3
 
+    @Option(help: "Finished jobs put in the table first (then ANALYZE), as in a queue that has been in use a while.")
+    var history: Int = 100_000
+
     @Flag(help: "Enqueue every job before the workers start, to time enqueueing and draining apart.")
     var phased = false
 
@@ -64,6 +67,7 @@ struct QueueCommand: LoadSubcommand {
         guard (1...256).contains(self.producers) else { throw ValidationError("--producers must be 1 to 256.") }
         guard (1...10_000).contains(self.enqueueBatch) else { throw ValidationError("--enqueue-batch must be 1 to 10000.") }
         guard (0...1000).contains(self.tenants) else { throw ValidationError("--tenants must be 0 to 1000.") }
+        guard (0...10_000_000).contains(self.history) else { throw ValidationError("--history must be 0 to 10000000.") }
         guard (1...64).contains(self.workerPoolSize) else { throw ValidationError("--worker-pool-size must be 1 to 64.") }
         guard LoadDuration.parse(self.timeout).map({ $0 > .zero }) == true else {
             throw ValidationError("--timeout must be a positive duration such as 5m, not \(self.timeout).")
@@ -84,6 +88,7 @@ struct QueueCommand: LoadSubcommand {
             enqueueBatch: self.enqueueBatch,
             tenants: self.tenants,
             workerPoolSize: self.workerPoolSize,
+            history: self.history,
             phased: self.phased,
             timeout: LoadDuration.parse(self.timeout) ?? .seconds(600)
         )

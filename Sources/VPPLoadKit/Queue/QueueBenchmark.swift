@@ -18,6 +18,10 @@ struct QueueBenchmark: Sendable {
     var enqueueBatch: Int
     var tenants: Int
     var workerPoolSize: Int
+    /// Finished jobs put in the table before the run, then ANALYZE: a queue that has been in use for a while, with
+    /// statistics the planner can trust. (On a new, empty table the planner may pick sequential scans that a table
+    /// with history never gets.)
+    var history: Int
     /// Enqueue every job before the workers start, to time the two halves apart.
     var phased: Bool
     var timeout: Duration
@@ -51,6 +55,19 @@ struct QueueBenchmark: Sendable {
                         deviceGroupAssignment: false
                     ).id
                 )
+            }
+            if self.history > 0 {
+                try await pool.query(
+                    """
+                    INSERT INTO vpp_control.jobs
+                        (id, kind, tenant_id, subject, state, attempt, queued_at, started_at, finished_at, updated_at)
+                    SELECT gen_random_uuid(), \(kind + ".history"), (\(tenantIDs))[1 + g % greatest(1, \(tenantIDs.count))],
+                           'history-' || g, 'succeeded', 1, now() - interval '1 day', now() - interval '1 day',
+                           now() - interval '1 day', now() - interval '1 day'
+                    FROM generate_series(1, \(self.history)) AS g
+                    """
+                )
+                try await pool.query("VACUUM ANALYZE vpp_control.jobs")
             }
             let executions = ManagedAtomic(0)
             var workers: [JobWorker] = []
@@ -119,7 +136,7 @@ struct QueueBenchmark: Sendable {
             let synchronousCommit = try await pool.query("SHOW synchronous_commit").single().decode(String.self, at: 0)
 
             // The run's jobs go with its tenants; jobs without a tenant (--tenants 0) are deleted by kind.
-            try await pool.query("DELETE FROM vpp_control.jobs WHERE kind = \(kind)")
+            try await pool.query("DELETE FROM vpp_control.jobs WHERE kind IN (\(kind), \(kind + ".history"))")
             for id in tenantIDs { try await storage.tenants.delete(id) }
             for workerPool in workerPools { await workerPool.shutdown() }
             await pool.shutdown()
@@ -138,6 +155,7 @@ struct QueueBenchmark: Sendable {
                 enqueueBatch: self.enqueueBatch,
                 tenants: self.tenants,
                 workerPoolSize: self.workerPoolSize,
+                history: self.history,
                 phased: self.phased,
                 elapsedSeconds: elapsed,
                 jobsPerSecond: Double(self.jobs) / elapsed,
@@ -238,6 +256,7 @@ struct QueueReport: Sendable, Codable {
     var enqueueBatch: Int
     var tenants: Int
     var workerPoolSize: Int
+    var history: Int
     var phased: Bool
     /// From the first enqueue to the last job succeeded.
     var elapsedSeconds: Double
@@ -271,7 +290,7 @@ struct QueueReport: Sendable, Codable {
         return """
             queue benchmark: \(self.jobs) no-op jobs, \(self.workers) workers × \(self.concurrency) concurrency \
             (pool \(self.workerPoolSize) each), \(self.producers) producers × \(self.enqueueBatch) jobs per enqueue, \
-            \(self.tenants) tenants\
+            \(self.tenants) tenants, \(self.history) finished jobs as history\
             \(self.phased ? ", enqueue first" : "")
               jobs/s (enqueue + claim + succeed)  \(f(self.jobsPerSecond, 0))   (\(f(self.elapsedSeconds, 2)) s)
               enqueue                             \(f(self.enqueuePerSecond, 0))/s (\(f(self.enqueueSeconds, 2)) s)

@@ -74,12 +74,12 @@ public final class JobQueue: Sendable {
     }
 
     /// SQL for the number of active jobs of the tenant `tenant` (a column reference written in code, never a value),
-    /// counted up to `fairRankCap`. Two
-    /// branches, because `tenant_id IS NOT DISTINCT FROM x` cannot use an index: `= x` and `IS NULL` both use
-    /// jobs_active_tenant_idx, and CASE runs only the branch it needs.
+    /// counted up to `fairRankCap`. Two branches, because `tenant_id IS NOT DISTINCT FROM x` cannot use an index:
+    /// `= x` and `IS NULL` both use jobs_active_tenant_idx (active is `finished_at IS NULL` there; see the migration),
+    /// and CASE runs only the branch it needs.
     static func activeCount(_ tenant: String) -> String {
         func count(_ condition: String) -> String {
-            "(SELECT count(*) FROM (SELECT 1 FROM vpp_control.jobs c WHERE \(condition) AND c.state IN \(Self.activeStates) "
+            "(SELECT count(*) FROM (SELECT 1 FROM vpp_control.jobs c WHERE \(condition) AND c.finished_at IS NULL "
                 + "LIMIT \(Self.fairRankCap)) AS counted)"
         }
         return "(CASE WHEN \(tenant) IS NULL THEN \(count("c.tenant_id IS NULL")) "
@@ -208,11 +208,14 @@ public final class JobQueue: Sendable {
                            i.payload::jsonb, i.max_attempts, coalesce(i.run_after, clock_timestamp()),
                            clock_timestamp(), clock_timestamp()
                     FROM input i JOIN active a ON a.tenant_id IS NOT DISTINCT FROM i.tenant_id
-                    -- Jobs that will join an active one do not count towards the rank of the tenant's others.
-                    WHERE NOT EXISTS (
-                        SELECT 1 FROM vpp_control.jobs j
+                    -- Jobs that will join an active one do not count towards the rank of the tenant's others. (A
+                    -- lateral probe rather than NOT EXISTS: it stays an index lookup whatever the statistics say.)
+                    LEFT JOIN LATERAL (
+                        SELECT true AS taken FROM vpp_control.jobs j
                         WHERE j.kind = i.kind AND j.subject = i.subject AND j.state IN \(unescaped: Self.activeStates)
-                    )
+                        LIMIT 1
+                    ) AS existing ON true
+                    WHERE existing.taken IS NULL
                     ORDER BY i.n
                     ON CONFLICT (kind, subject) WHERE state IN \(unescaped: Self.activeStates) DO NOTHING
                     RETURNING *, pg_notify(\(Self.channel), kind), pg_notify(\(Self.progressChannel), id::text)
