@@ -254,6 +254,8 @@ public final class JobWorker: Service, Sendable {
                     self.lost(running)
                 }
             case .retry(let requested, let error):
+                // C6: backoff with jitter, never shorter than the handler's retry-after; the queue fails the job once
+                // its attempts are used up.
                 let delay = self.configuration.backoff.delay(afterAttempt: job.attempt, requested: requested)
                 guard let updated = try await self.queue.retry(job.id, owner: owner, after: delay, error: error) else {
                     self.lost(running)
@@ -326,6 +328,7 @@ public final class JobWorker: Service, Sendable {
                     owner: self.configuration.owner,
                     lease: self.configuration.lease
                 )
+                // C6: a job this worker no longer holds (taken over after a stall, cancelled) must stop at once.
                 for job in running where !held.contains(job.id) && !job.isLeaseLost && !job.isFinishing {
                     job.logger.warning("Lost the job's lease (taken over or cancelled); stopping it")
                     job.leaseWasLost()
@@ -364,6 +367,7 @@ public final class JobWorker: Service, Sendable {
                 await self.slotBell.wait(timeout: deadline - ContinuousClock.now)
             }
         }
+        // C6: jobs that did not finish go back to the queue now, rather than waiting out their lease on a stopped server.
         let remaining = self.state.withLockedValue { Array($0.running.values) }.filter { $0.markReleased() }
         guard !remaining.isEmpty else { return }
         self.logger.info("Giving running jobs back to the queue", metadata: ["jobs": "\(remaining.count)"])
