@@ -40,6 +40,8 @@ final class RunningJob: Sendable {
         var leaseLost = false
         /// Given back at shutdown: the outcome is not written.
         var released = false
+        /// Its outcome is being written: a heartbeat that no longer finds it running is not a lost lease.
+        var finishing = false
         var handlerTask: Task<JobOutcome, any Error>?
         var lastWrite: ContinuousClock.Instant?
         var lastPhase: String?
@@ -60,6 +62,11 @@ final class RunningJob: Sendable {
 
     var isLeaseLost: Bool { self.state.withLockedValue { $0.leaseLost || $0.released } }
     var isReleased: Bool { self.state.withLockedValue { $0.released } }
+    var isFinishing: Bool { self.state.withLockedValue { $0.finishing } }
+
+    func beginFinishing() {
+        self.state.withLockedValue { $0.finishing = true }
+    }
 
     /// Starts the handler in a task of its own, so that this one job can be cancelled.
     func start(_ body: @escaping @Sendable () async throws -> JobOutcome) -> Task<JobOutcome, any Error> {

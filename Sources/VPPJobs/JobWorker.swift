@@ -10,7 +10,8 @@ public import VPPStorage
 /// - **Finding work.** It listens on `JobQueue.channel` (enqueues and releases NOTIFY it). When a claim fills every
 ///   free slot it claims again as soon as a slot frees; when a claim finds nothing it sleeps until a notification, the
 ///   earliest moment a retry comes due or a lease runs out (one cheap query), or `pollInterval`, whichever is first.
-///   It never spins.
+///   It never spins. Under load it lets a few slots free up (at most `claimBatchWindow`) so that one claim takes
+///   several jobs.
 /// - **Running.** Up to `concurrency` jobs at once, each handler in a task of its own. One heartbeat statement every
 ///   `lease / 3` renews every lease this worker holds; a job whose lease is gone (taken over after a stall, cancelled)
 ///   has its handler cancelled, and nothing it returns is written.
@@ -117,11 +118,23 @@ public final class JobWorker: Service, Sendable {
 
     private func claimLoop(_ jobs: inout DiscardingTaskGroup) async {
         var failures = 0
+        var lastClaimWasFull = false
+        let half = max(1, self.configuration.concurrency / 2)
         while !self.isStopping {
-            let free = self.configuration.concurrency - self.runningCount
+            var free = self.configuration.concurrency - self.runningCount
             if free <= 0 {
                 await self.slotBell.wait(timeout: self.configuration.pollInterval)
                 continue
+            }
+            if lastClaimWasFull, free < half, self.configuration.claimBatchWindow > .zero {
+                // There is more work: give a few more slots the chance to free up, so one claim takes several jobs.
+                let deadline = ContinuousClock.now + self.configuration.claimBatchWindow
+                while !self.isStopping, ContinuousClock.now < deadline,
+                    self.configuration.concurrency - self.runningCount < half
+                {
+                    await self.slotBell.wait(timeout: deadline - ContinuousClock.now)
+                }
+                free = self.configuration.concurrency - self.runningCount
             }
             let claimed: [JobRecord]
             do {
@@ -152,6 +165,7 @@ public final class JobWorker: Service, Sendable {
                 self.state.withLockedValue { $0.running[job.id] = running }
                 jobs.addTask { await self.execute(running) }
             }
+            lastClaimWasFull = claimed.count == free
             if self.isStopping { break }
             // A partial batch may have been cut short by rows other workers held: look once more before sleeping.
             if !claimed.isEmpty { continue }
@@ -221,6 +235,7 @@ public final class JobWorker: Service, Sendable {
             return
         }
         await running.flushProgress()
+        running.beginFinishing()
         let outcome: JobOutcome
         switch result {
         case .success(let returned):
@@ -239,6 +254,8 @@ public final class JobWorker: Service, Sendable {
                     self.lost(running)
                 }
             case .retry(let requested, let error):
+                // C6: backoff with jitter, never shorter than the handler's retry-after; the queue fails the job once
+                // its attempts are used up.
                 let delay = self.configuration.backoff.delay(afterAttempt: job.attempt, requested: requested)
                 guard let updated = try await self.queue.retry(job.id, owner: owner, after: delay, error: error) else {
                     self.lost(running)
@@ -302,7 +319,8 @@ public final class JobWorker: Service, Sendable {
             } catch {
                 return
             }
-            let running = self.state.withLockedValue { Array($0.running.values) }.filter { !$0.isLeaseLost }
+            let running = self.state.withLockedValue { Array($0.running.values) }
+                .filter { !$0.isLeaseLost && !$0.isFinishing }
             guard !running.isEmpty else { continue }
             do {
                 let held = try await self.queue.heartbeat(
@@ -310,7 +328,8 @@ public final class JobWorker: Service, Sendable {
                     owner: self.configuration.owner,
                     lease: self.configuration.lease
                 )
-                for job in running where !held.contains(job.id) && !job.isLeaseLost {
+                // C6: a job this worker no longer holds (taken over after a stall, cancelled) must stop at once.
+                for job in running where !held.contains(job.id) && !job.isLeaseLost && !job.isFinishing {
                     job.logger.warning("Lost the job's lease (taken over or cancelled); stopping it")
                     job.leaseWasLost()
                 }
@@ -348,6 +367,7 @@ public final class JobWorker: Service, Sendable {
                 await self.slotBell.wait(timeout: deadline - ContinuousClock.now)
             }
         }
+        // C6: jobs that did not finish go back to the queue now, rather than waiting out their lease on a stopped server.
         let remaining = self.state.withLockedValue { Array($0.running.values) }.filter { $0.markReleased() }
         guard !remaining.isEmpty else { return }
         self.logger.info("Giving running jobs back to the queue", metadata: ["jobs": "\(remaining.count)"])

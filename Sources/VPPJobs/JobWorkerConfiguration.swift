@@ -18,6 +18,9 @@ public struct JobWorkerConfiguration: Sendable {
     public var progressInterval: Duration
     /// How often the queue depth gauges are refreshed.
     public var depthInterval: Duration
+    /// After a claim filled every free slot, how long the worker may wait for half its slots to be free before it
+    /// claims again: claims come in batches under load, and a ready job waits at most this much longer.
+    public var claimBatchWindow: Duration
     /// The lease owner this worker writes: unique per worker, readable by people (`host:pid:uuid`).
     public var owner: String
 
@@ -29,6 +32,7 @@ public struct JobWorkerConfiguration: Sendable {
         shutdownGracePeriod: Duration = .seconds(20),
         progressInterval: Duration = .milliseconds(200),
         depthInterval: Duration = .seconds(5),
+        claimBatchWindow: Duration = .milliseconds(10),
         owner: String? = nil
     ) {
         self.concurrency = max(1, concurrency)
@@ -38,6 +42,7 @@ public struct JobWorkerConfiguration: Sendable {
         self.shutdownGracePeriod = shutdownGracePeriod
         self.progressInterval = progressInterval
         self.depthInterval = depthInterval
+        self.claimBatchWindow = claimBatchWindow
         self.owner = owner ?? Self.defaultOwner()
     }
 

@@ -61,6 +61,34 @@ struct JobQueueTests {
         await fixture.shutdown()
     }
 
+    @Test("C6: a batch enqueue joins active jobs and repeats within the batch, and ranks a tenant's jobs in order")
+    func batchEnqueue() async throws {
+        let fixture = try await QueueFixture.make()
+        let tenant = try await fixture.tenant("batch")
+        let existing = try await fixture.queue.enqueue(NewJob(kind: "sync", tenantID: tenant, subject: "t0")).job
+        let results = try await fixture.queue.enqueue([
+            NewJob(kind: "sync", tenantID: tenant, subject: "t0"),
+            NewJob(kind: "sync", tenantID: tenant, subject: "t1"),
+            NewJob(kind: "sync", tenantID: nil, subject: "platform"),
+            NewJob(kind: "sync", tenantID: tenant, subject: "t1"),
+            NewJob(kind: "sync", tenantID: tenant, subject: "t2", payload: #"{"b": 2}"#),
+        ])
+        #expect(results.map(\.joined) == [true, false, false, true, false])
+        #expect(results[0].job.id == existing.id)
+        #expect(results[1].job.id == results[3].job.id)
+        #expect(results[4].job.payload == #"{"b": 2}"#)
+        #expect(results[2].job.tenantID == nil)
+        let ranks = try await fixture.pool.query(
+            "SELECT subject, fair_rank FROM vpp_control.jobs ORDER BY subject"
+        ).map { (try $0.decode(String.self, at: 0), try $0.decode(Int.self, at: 1)) }
+        #expect(ranks.map(\.0) == ["platform", "t0", "t1", "t2"])
+        #expect(ranks.map(\.1) == [0, 0, 1, 2])
+        await #expect(throws: StorageError.self) {
+            try await fixture.queue.enqueue([NewJob(kind: "sync", tenantID: nil, subject: "x", payload: "nope")])
+        }
+        await fixture.shutdown()
+    }
+
     @Test("invalid jobs are refused: bad JSON, unknown tenant, empty kind")
     func validation() async throws {
         let fixture = try await QueueFixture.make()

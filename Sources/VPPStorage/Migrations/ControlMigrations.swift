@@ -116,9 +116,11 @@ enum ControlMigrations {
                 CREATE INDEX jobs_ready_idx ON vpp_control.jobs (fair_rank, run_after)
                     WHERE state IN ('queued', 'retrying');
                 CREATE INDEX jobs_lease_idx ON vpp_control.jobs (lease_expires_at) WHERE state = 'running';
-                -- fair_rank at enqueue counts the tenant's active jobs: this keeps that count off the history.
-                CREATE INDEX jobs_active_tenant_idx ON vpp_control.jobs (tenant_id)
-                    WHERE state IN ('queued', 'running', 'retrying');
+                -- fair_rank at enqueue counts the tenant's active jobs: this keeps that count off the history. Its
+                -- predicate is finished_at IS NULL (true exactly while a job is active: every final state sets
+                -- finished_at) rather than the state list, so that the planner cannot answer the count with a scan of
+                -- jobs_one_active_idx, which statistics taken while the queue was idle make look free.
+                CREATE INDEX jobs_active_tenant_idx ON vpp_control.jobs (tenant_id) WHERE finished_at IS NULL;
                 CREATE INDEX jobs_subject_idx ON vpp_control.jobs (subject, queued_at, id);
                 CREATE INDEX jobs_tenant_idx ON vpp_control.jobs (tenant_id, queued_at, id);
                 CREATE INDEX jobs_finished_idx ON vpp_control.jobs (finished_at) WHERE finished_at IS NOT NULL;
