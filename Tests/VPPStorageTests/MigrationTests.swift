@@ -57,11 +57,12 @@ struct MigrationTests {
         // Put every tenant schema back to version 0, as if they were created by an older server.
         for id in tenants {
             let schema = TenantSchema(tenantID: id)
-            let tables = try await setupPool.query(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = \(schema.schemaName)"
-            ).map { try quoteIdentifier(try $0.decode(String.self, at: 0)) }
             try await setupPool.simpleQuery(
-                "DROP TABLE \(tables.map { schema.quotedSchema + "." + $0 }.joined(separator: ", ")) CASCADE"
+                """
+                DROP SCHEMA \(schema.quotedSchema) CASCADE;
+                CREATE SCHEMA \(schema.quotedSchema) AUTHORIZATION \(schema.quotedRole);
+                REVOKE ALL ON SCHEMA \(schema.quotedSchema) FROM PUBLIC;
+                """
             )
         }
         try await setupPool.query("UPDATE vpp_control.tenants SET schema_version = 0")
