@@ -39,6 +39,7 @@ public struct TestVPPServer: Sendable {
         listenForChanges: Bool = false,
         operatorKey givenOperatorKey: String? = nil,
         apple: TestAppleOptions? = nil,
+        directoryObserver: any DirectoryObserver = NoDirectoryObserver(),
         configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestVPPServer {
         var logger = Logger(label: "test.vpp")
@@ -128,7 +129,12 @@ public struct TestVPPServer: Sendable {
         configure(&configuration)
         let server = RPCServer(
             configuration: configuration,
-            router: Services.makeRouter(storage: storage, authenticator: authenticator, tokens: tokenServices),
+            router: Services.makeRouter(
+                storage: storage,
+                authenticator: authenticator,
+                tokens: tokenServices,
+                directoryObserver: directoryObserver
+            ),
             authenticator: authenticator,
             logger: logger,
             callLogLevel: .debug,
