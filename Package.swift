@@ -357,6 +357,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "VPPDirectoryTests",
+            dependencies: [
+                "VPPTesting",
+                "VPPStorage",
+                "VPPServices",
+                "VPPClient",
+                "VPPProto",
+                "VPPWire",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "VPPJobsTests",
             dependencies: [
                 "VPPJobs", "VPPStorage", "VPPPostgres", "VPPTesting",

@@ -116,7 +116,8 @@ struct Daemon {
                     catalog: sync.catalog,
                     progress: progress,
                     ledger: sync.ledger
-                )
+                ),
+                directoryObserver: LedgerDirectoryObserver(ledger: sync.ledger, syncs: sync.syncs, logger: logger)
             )
             let rpcServer = RPCServer(
                 configuration: serverConfiguration,

@@ -32,17 +32,24 @@ public struct TokenServiceDependencies: Sendable {
 }
 
 /// Builds the dispatch table of every service this server version implements. Methods declared in Protos/ and not
-/// registered here answer UNIMPLEMENTED.
+/// registered here answer UNIMPLEMENTED. `directoryObserver` is told when a tenant's directory changed (the license
+/// ledger follows it).
 public enum Services {
     public static func makeRouter(
         storage: Storage,
         authenticator: StorageAuthenticator,
-        tokens: TokenServiceDependencies? = nil
+        tokens: TokenServiceDependencies? = nil,
+        directoryObserver: any DirectoryObserver = NoDirectoryObserver()
     ) -> RPCRouter {
         var router = RPCRouter()
         router.registerSystemService()
         OperatorService(storage: storage, authenticator: authenticator).register(into: &router)
         TenantAuditService(storage: storage).register(into: &router)
+        // The directory needs no Apple: always served.
+        DirectoryService(
+            directory: DirectoryStore(storage: storage, observer: directoryObserver),
+            auditor: TenantAuditor(storage: storage)
+        ).register(into: &router)
         if let tokens {
             TokenService(
                 manager: tokens.manager,

@@ -39,6 +39,7 @@ public struct TestVPPServer: Sendable {
         listenForChanges: Bool = false,
         operatorKey givenOperatorKey: String? = nil,
         apple: TestAppleOptions? = nil,
+        directoryObserver: (any DirectoryObserver)? = nil,
         configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestVPPServer {
         var logger = Logger(label: "test.vpp")
@@ -130,7 +131,14 @@ public struct TestVPPServer: Sendable {
         configure(&configuration)
         let server = RPCServer(
             configuration: configuration,
-            router: Services.makeRouter(storage: storage, authenticator: authenticator, tokens: tokenServices),
+            router: Services.makeRouter(
+                storage: storage,
+                authenticator: authenticator,
+                tokens: tokenServices,
+                directoryObserver: directoryObserver
+                    ?? sync.map { LedgerDirectoryObserver(ledger: $0.ledger, syncs: $0.syncs, logger: logger) }
+                    ?? NoDirectoryObserver()
+            ),
             authenticator: authenticator,
             logger: logger,
             callLogLevel: .debug,

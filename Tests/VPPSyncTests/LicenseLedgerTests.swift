@@ -451,3 +451,57 @@ struct LicenseLedgerTests {
         }
     }
 }
+
+@Suite("Licenses follow the directory over RPC", .timeLimit(.minutes(3)))
+struct LedgerFollowsDirectoryTests {
+    @Test("Membership changes made through DirectoryService move licenses without the tenant asking")
+    func membershipFlowsIntoLicenses() async throws {
+        try await SyncEnvironment.run { env in
+            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: LicenseLedgerTests.app, productType: .app, totalCount: 3)])
+            defer { Task { await fixture.client.close() } }
+            let client = fixture.client
+            var devices = VppV1.UpsertDevicesRequest()
+            devices.devices = (0..<5).map { index in
+                var device = VppV1.DeviceInput()
+                device.serialNumber = "RPC\(index)"
+                device.enrollment = .automated
+                device.booksAppPresent = true
+                return device
+            }
+            let upserted = try await client.call(VppV1.DirectoryService.UpsertDevices.self, devices)
+            #expect(upserted.created == 5)
+            var create = VppV1.CreateGroupRequest()
+            create.externalId = "ipads"
+            create.name = "iPads"
+            create.kind = .device
+            let group = try await client.call(VppV1.DirectoryService.CreateGroup.self, create)
+            var members = VppV1.GroupMembersRequest()
+            members.groupId = group.id
+            members.memberKeys = ["RPC0", "RPC1"]
+            _ = try await client.call(VppV1.DirectoryService.AddGroupMembers.self, members)
+
+            let assetID = try await fixture.assetID(LicenseLedgerTests.app)
+            let assignment = try await fixture.assign(assetID, try #require(UUID(uuidString: group.id)))
+            #expect(assignment.granted == 2)
+
+            // Three more join: one seat is left, so one gets it and two wait.
+            members.memberKeys = ["RPC2", "RPC3", "RPC4"]
+            _ = try await client.call(VppV1.DirectoryService.AddGroupMembers.self, members)
+            var usage = try await fixture.settled(assetID)
+            #expect(usage.waitingForLicense == 2)
+            #expect(fixture.appleAssigned(LicenseLedgerTests.app) == 3)
+
+            // Two holders leave: their seats go back to Apple and on to the two waiters.
+            members.memberKeys = ["RPC0", "RPC1"]
+            _ = try await client.call(VppV1.DirectoryService.RemoveGroupMembers.self, members)
+            usage = try await fixture.settled(assetID)
+            #expect(usage.waitingForLicense == 0)
+            #expect(fixture.appleAssigned(LicenseLedgerTests.app) == 3)
+            var status = VppV1.GetDeviceStatusRequest()
+            status.serialNumber = "RPC0"
+            #expect(try await client.call(VppV1.LicenseService.GetDeviceStatus.self, status).entries.isEmpty)
+            status.serialNumber = "RPC4"
+            #expect(try await client.call(VppV1.LicenseService.GetDeviceStatus.self, status).entries.first?.state == .pending)
+        }
+    }
+}
