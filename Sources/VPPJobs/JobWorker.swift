@@ -268,6 +268,8 @@ public final class JobWorker: Service, Sendable {
                     self.metrics.outcome(kind: job.kind, "retried")
                     self.metrics.retried(kind: job.kind)
                     logger.info("Job will be retried", metadata: ["error": "\(error)", "after": "\(delay)"])
+                    // The claim loop may be asleep until a later wake-up: let it see this retry's time.
+                    self.workBell.ring()
                 }
             case .failed(let error, let result):
                 if try await self.queue.fail(

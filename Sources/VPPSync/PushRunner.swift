@@ -52,7 +52,12 @@ public struct PushRunner: Sendable {
             var applied = 0
             for _ in 0..<50 {
                 let rows = try await self.ledger.outbox(tenantID: tenantID, tokenID: tokenID, limit: Self.roundSize)
-                if rows.isEmpty { break }
+                if rows.isEmpty {
+                    // Changes committed while this push ran joined it: take them too before ending (the scheduler's
+                    // sweep covers the last moments between this check and the job's end).
+                    guard try await self.ledger.takeOutboxFlag(tenantID: tenantID, tokenID: tokenID) else { break }
+                    continue
+                }
                 applied += try await self.send(rows, session: session, limits: limits, tenantID: tenantID, tokenID: tokenID)
             }
             return applied
@@ -124,7 +129,8 @@ public struct PushRunner: Sendable {
                 applied += chunk.count
             }
         }
-        for operation in [OutboxRow.Operation.associate, .disassociate] {
+        // Seats given back first, so Apple has them free before the associations that take them.
+        for operation in [OutboxRow.Operation.disassociate, .associate] {
             let ofKind = fresh.filter { $0.operation == operation }
             let byAsset = Dictionary(grouping: ofKind, by: { "\($0.adamID)\u{1F}\($0.pricingParam)" })
             for (_, group) in byAsset.sorted(by: { $0.key < $1.key }) {

@@ -157,7 +157,10 @@ struct LedgerFixture {
             }
             if usage.counts?.reserved == 0 && releasing == 0 { return usage }
             guard ContinuousClock.now < deadline else {
-                Issue.record("the ledger did not settle: \(usage)")
+                let jobs = try await env.server.storage.pool.query(
+                    "SELECT kind, state, attempt, error FROM vpp_control.jobs WHERE tenant_id = \(tenantID) ORDER BY queued_at"
+                ).map { "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(Int.self, at: 2)) \(try $0.decode(String.self, at: 3))" }
+                Issue.record("the ledger did not settle: \(usage); outbox \(releasing); jobs \(jobs)")
                 return usage
             }
             try await Task.sleep(for: .milliseconds(50))
@@ -502,6 +505,37 @@ struct LedgerFollowsDirectoryTests {
             #expect(try await client.call(VppV1.LicenseService.GetDeviceStatus.self, status).entries.isEmpty)
             status.serialNumber = "RPC4"
             #expect(try await client.call(VppV1.LicenseService.GetDeviceStatus.self, status).entries.first?.state == .pending)
+        }
+    }
+}
+
+extension LedgerFollowsDirectoryTests {
+    @Test("A device deleted from the directory gives its seat back at Apple, and a waiter gets it")
+    func deletedDeviceReleasesItsSeat() async throws {
+        try await SyncEnvironment.run { env in
+            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: LicenseLedgerTests.app, productType: .app, totalCount: 2)])
+            defer { Task { await fixture.client.close() } }
+            let assetID = try await fixture.assetID(LicenseLedgerTests.app)
+            let group = try await fixture.deviceGroup("carts", serials: ["DEL0", "DEL1", "DEL2"])
+            _ = try await fixture.assign(assetID, group)
+            var usage = try await fixture.settled(assetID)
+            #expect(usage.waitingForLicense == 1)
+            #expect(fixture.appleAssigned(LicenseLedgerTests.app) == 2)
+
+            var delete = VppV1.DeleteEntriesRequest()
+            delete.keys = ["DEL0"]
+            let deleted = try await fixture.client.call(VppV1.DirectoryService.DeleteDevices.self, delete)
+            #expect(deleted.deleted == 1)
+            usage = try await fixture.settled(assetID)
+            #expect(usage.waitingForLicense == 0)
+            #expect(fixture.appleAssigned(LicenseLedgerTests.app) == 2)
+            let apple = try await env.sync.apple.session(
+                token: try ServiceToken(
+                    fileContents: try await env.sync.tokens.credential(tenantID: fixture.tenantID, UUID(uuidString: fixture.tokenID)!).credential,
+                    now: Date()
+                )
+            ).allAssignments()
+            #expect(Set(apple.items.compactMap(\.serialNumber)) == ["DEL1", "DEL2"])
         }
     }
 }

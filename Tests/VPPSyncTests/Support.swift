@@ -51,7 +51,7 @@ struct SyncEnvironment {
     static func run<T: Sendable>(
         workers: Int = 2,
         scheduleInterval: Duration = .seconds(12 * 3600),
-        schedulerTick: Duration? = nil,
+        schedulerTick: Duration? = .milliseconds(500),
         lease: Duration = .seconds(30),
         _ body: (SyncEnvironment) async throws -> T
     ) async throws -> T {

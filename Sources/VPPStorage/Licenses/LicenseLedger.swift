@@ -405,8 +405,9 @@ public struct LicenseLedger: Sendable {
         try await transaction.query(
             """
             WITH inserted AS (
-                INSERT INTO licenses (id, asset_id, target_kind, device_id, user_id, state, wait_seq, reason)
+                INSERT INTO licenses (id, asset_id, target_kind, device_id, user_id, serial_number, state, wait_seq, reason)
                 SELECT gen_random_uuid(), \(asset.id), n.target_kind, n.device_id, n.user_id,
+                       CASE WHEN n.target_kind = 'device' THEN n.sort_key ELSE '' END,
                        CASE WHEN n.blocked THEN 'not_applicable'
                             WHEN n.rank = 1 THEN 'available'
                             WHEN n.position <= \(direct) THEN 'reserved'

@@ -37,6 +37,18 @@ extension LicenseLedger {
         )
     }
 
+    /// Clears the flag and says whether it was set (changes arrived since it was last cleared).
+    public func takeOutboxFlag(tenantID: UUID, tokenID: UUID) async throws -> Bool {
+        let rows = try await self.storage.pool.query(
+            """
+            UPDATE vpp_control.token_registry SET outbox_pending = false
+            WHERE token_id = \(tokenID) AND tenant_id = \(tenantID) AND outbox_pending
+            RETURNING token_id
+            """
+        )
+        return !rows.isEmpty
+    }
+
     /// Tokens whose outbox has rows to send (for the scheduler, which queues their push jobs).
     public func tokensWithOutbox(tenantID: UUID? = nil, limit: Int) async throws -> [(tenantID: UUID, tokenID: UUID)] {
         let rows = try await self.storage.pool.query(
@@ -227,9 +239,9 @@ extension LicenseLedger {
                     }
                 case (.disassociate, .done), (.disassociate, .failed(9610, _)):
                     // 9610: Apple has no such license: it is free all the same.
-                    guard let licenseID = row.licenseID else { continue }
+                    // Rows without a license are seats of deleted devices or users (see licenses_release_deleted).
                     let asset = try await transaction.query(
-                        "DELETE FROM licenses WHERE id = \(licenseID) AND state = 'releasing' RETURNING asset_id"
+                        "DELETE FROM licenses WHERE id = \(row.licenseID) AND state = 'releasing' RETURNING asset_id"
                     )
                     try await transaction.query(
                         """

@@ -227,6 +227,8 @@ enum TenantMigrations {
                     device_id uuid REFERENCES devices (id) ON DELETE CASCADE,
                     user_id uuid REFERENCES users (id) ON DELETE CASCADE,
                     target_id uuid NOT NULL GENERATED ALWAYS AS (coalesce(device_id, user_id)) STORED,
+                    -- The device's serial number, kept so a seat can still be released at Apple once the device is gone.
+                    serial_number text NOT NULL DEFAULT '',
                     state text NOT NULL CHECK (state IN ('available', 'waiting', 'reserved', 'granted', 'removing',
                                                          'releasing', 'failed', 'not_applicable')),
                     wait_seq bigint,
@@ -245,6 +247,24 @@ enum TenantMigrations {
                 CREATE INDEX licenses_user_target_idx ON licenses (user_id);
                 CREATE INDEX licenses_device_target_idx ON licenses (device_id);
                 CREATE SEQUENCE licenses_wait_seq;
+
+                -- A device or user deleted from the directory takes its ledger rows with it (ON DELETE CASCADE); a seat
+                -- it held is given back at Apple through the outbox, whatever the reclaim policy (a deleted device
+                -- cannot report a removal). Rows the ledger deletes itself hold no seat, or were already released.
+                CREATE FUNCTION licenses_release_deleted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+                BEGIN
+                    IF OLD.state IN ('reserved', 'granted', 'removing') THEN
+                        INSERT INTO apple_outbox (token_id, operation, adam_id, pricing_param, serial_number, client_user_id)
+                        SELECT s.token_id, 'disassociate', s.adam_id, s.pricing_param, OLD.serial_number,
+                               CASE WHEN OLD.user_id IS NULL THEN '' ELSE OLD.user_id::text END
+                        FROM assets s JOIN tokens t ON t.id = s.token_id
+                        WHERE s.id = OLD.asset_id;
+                    END IF;
+                    RETURN OLD;
+                END
+                $fn$;
+                CREATE TRIGGER licenses_release_deleted BEFORE DELETE ON licenses
+                    FOR EACH ROW EXECUTE FUNCTION licenses_release_deleted();
 
                 -- This service's VPP users are linked to directory users (R19, R20).
                 ALTER TABLE vpp_users ADD COLUMN user_id uuid REFERENCES users (id) ON DELETE SET NULL;
