@@ -431,6 +431,31 @@ struct LicenseLedgerTests {
         }
     }
 
+    @Test("R19: a user with more than five devices is told one Apple ID covers at most five")
+    func fiveDevices() async throws {
+        try await SyncEnvironment.run(workers: 0) { env in
+            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 1)], inlineSync: true)
+            defer { Task { await fixture.client.close() } }
+            try await fixture.userGroup("g", users: ["gina", "hal"])
+            try await env.server.storage.withTenant(fixture.tenantID) { transaction in
+                try await transaction.query(
+                    """
+                    INSERT INTO devices (id, serial_number, owner_user_id, enrollment)
+                    SELECT gen_random_uuid(), 'GINA-' || n, (SELECT id FROM users WHERE external_id = 'gina'), 'user_affiliated'
+                    FROM generate_series(1, 5) AS n
+                    """
+                )
+            }
+            var request = VppV1.GetUserStatusRequest()
+            request.externalId = "gina"
+            let gina = try await fixture.client.call(VppV1.LicenseService.GetUserStatus.self, request)
+            #expect(gina.notes.contains { $0.contains("R19") && $0.contains("6 devices") })
+            request.externalId = "hal"
+            let hal = try await fixture.client.call(VppV1.LicenseService.GetUserStatus.self, request)
+            #expect(!hal.notes.contains { $0.contains("R19") })
+        }
+    }
+
     @Test("R21: an Available app is handed out when a user asks, if a license is left")
     func available() async throws {
         try await SyncEnvironment.run { env in
