@@ -163,16 +163,3 @@ struct SyncEnvironment {
     }
 }
 
-/// The RPC error a call failed with (a test failure when it did not fail).
-func rpcError(_ body: () async throws -> Void) async -> RPCError? {
-    do {
-        try await body()
-        Issue.record("the call succeeded; it should have failed")
-        return nil
-    } catch let error as RPCError {
-        return error
-    } catch {
-        Issue.record("unexpected error \(error)")
-        return nil
-    }
-}

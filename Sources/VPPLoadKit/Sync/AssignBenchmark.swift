@@ -14,22 +14,8 @@ struct AssignBenchmark {
     var runs: Int
 
     func run(database: PostgresConfiguration, logger: Logger) async throws -> AssignReport {
-        var database = database
-        database.poolSize = max(database.poolSize, 8)
-        let pool = PostgresPool(configuration: database, logger: logger)
-        let storage = Storage(pool: pool, logger: logger)
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        do {
-            let report = try await AppleVPPSimulator.withSimulator(logger: logger) { simulator in
-                try await self.measure(simulator: simulator, storage: storage, http: http, logger: logger)
-            }
-            try await http.shutdown()
-            await pool.shutdown()
-            return report
-        } catch {
-            try? await http.shutdown()
-            await pool.shutdown()
-            throw error
+        try await withSimulatedApple(database: database, logger: logger) { simulator, storage, http in
+            try await self.measure(simulator: simulator, storage: storage, http: http, logger: logger)
         }
     }
 

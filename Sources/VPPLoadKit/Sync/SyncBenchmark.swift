@@ -15,22 +15,8 @@ struct SyncBenchmark {
     var runs: Int
 
     func run(database: PostgresConfiguration, logger: Logger) async throws -> SyncReport {
-        var database = database
-        database.poolSize = max(database.poolSize, 8)
-        let pool = PostgresPool(configuration: database, logger: logger)
-        let storage = Storage(pool: pool, logger: logger)
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        do {
-            let report = try await AppleVPPSimulator.withSimulator(logger: logger) { simulator in
-                try await self.measure(simulator: simulator, storage: storage, http: http, logger: logger)
-            }
-            try await http.shutdown()
-            await pool.shutdown()
-            return report
-        } catch {
-            try? await http.shutdown()
-            await pool.shutdown()
-            throw error
+        try await withSimulatedApple(database: database, logger: logger) { simulator, storage, http in
+            try await self.measure(simulator: simulator, storage: storage, http: http, logger: logger)
         }
     }
 
@@ -119,6 +105,31 @@ struct SyncBenchmark {
             runs: runs,
             cores: ProcessInfo.processInfo.activeProcessorCount
         )
+    }
+}
+
+/// Storage on `database`, an HTTP client, and Apple's simulator in-process, for the duration of `body`.
+func withSimulatedApple<Result: Sendable>(
+    database: PostgresConfiguration,
+    logger: Logger,
+    _ body: (AppleVPPSimulator, Storage, HTTPClient) async throws -> Result
+) async throws -> Result {
+    var database = database
+    database.poolSize = max(database.poolSize, 8)
+    let pool = PostgresPool(configuration: database, logger: logger)
+    let storage = Storage(pool: pool, logger: logger)
+    let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    do {
+        let result = try await AppleVPPSimulator.withSimulator(logger: logger) { simulator in
+            try await body(simulator, storage, http)
+        }
+        try await http.shutdown()
+        await pool.shutdown()
+        return result
+    } catch {
+        try? await http.shutdown()
+        await pool.shutdown()
+        throw error
     }
 }
 
