@@ -102,13 +102,25 @@ public final class JobQueue: Sendable {
     }
 
     /// Runs a statement, mapping the errors a caller can cause to `StorageError`.
+    ///
+    /// `relaxed` commits without waiting for the WAL flush (`synchronous_commit = off`). It is used for claims,
+    /// heartbeats, progress and successes only: a crash can forget the last fraction of a second of those, which
+    /// costs a job a re-run after its lease (jobs are written to be run again safely), never a lost job. Enqueues,
+    /// retries and failures stay durable.
     private func run(
         _ query: PostgresQuery,
         on transaction: PostgresTransaction? = nil,
-        jsonField: String = "payload"
+        jsonField: String = "payload",
+        relaxed: Bool = false
     ) async throws -> PostgresRows {
         do {
             if let transaction { return try await transaction.query(query) }
+            if relaxed {
+                return try await self.pool.transaction { transaction in
+                    try await transaction.simpleQuery("SET LOCAL synchronous_commit = off")
+                    return try await transaction.query(query)
+                }
+            }
             return try await self.pool.query(query)
         } catch let error as PostgresError where error.sqlState == "22P02" || error.sqlState == "22032" {
             throw StorageError.invalidArgument("The job's \(jsonField) is not valid JSON.", field: jsonField)
@@ -302,7 +314,8 @@ public final class JobQueue: Sendable {
             FROM picked
             WHERE j.id = picked.id
             RETURNING \(unescaped: Self.columns("j")), pg_notify(\(Self.progressChannel), j.id::text)
-            """
+            """,
+            relaxed: true
         )
         return try rows.map(Self.decode)
     }
@@ -330,7 +343,8 @@ public final class JobQueue: Sendable {
             FROM mine
             WHERE j.id = mine.id
             RETURNING j.id
-            """
+            """,
+            relaxed: true
         )
         return Set(try rows.map { try $0.decode(UUID.self, at: 0) })
     }
@@ -350,7 +364,8 @@ public final class JobQueue: Sendable {
             SET phase = \(phase), items_done = \(itemsDone), items_total = \(itemsTotal), updated_at = clock_timestamp()
             WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
             RETURNING pg_notify(\(Self.progressChannel), id::text)
-            """
+            """,
+            relaxed: true
         )
         return !rows.isEmpty
     }
@@ -383,7 +398,7 @@ public final class JobQueue: Sendable {
             WHERE j.id = mine.id
             RETURNING j.id, pg_notify(\(Self.progressChannel), j.id::text)
             """,
-            jsonField: "result"
+            jsonField: "result", relaxed: true
         )
         return Set(try rows.map { try $0.decode(UUID.self, at: 0) })
     }
