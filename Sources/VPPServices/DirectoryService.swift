@@ -252,9 +252,14 @@ extension VppV1.User {
         self.appleId = user.appleID
         self.displayName = user.displayName
         self.appStoreDisabled = user.appStoreDisabled
-        // The user's registration at Apple's VPP service (R19, R20), and with it the invitation link, comes with the
-        // license ledger, which registers users when they first need a license. Until then no user is registered.
-        self.vppState = .notRegistered
+        // R19, R20: the ledger registers a user at Apple when they first need a user license; Apple invites them, and
+        // they are associated once they accept. (The invitation link itself is not built yet: Apple e-mails it.)
+        switch user.vppStatus {
+        case "Registered": self.vppState = .invited
+        case "Associated": self.vppState = .associated
+        case "Retired": self.vppState = .retired
+        default: self.vppState = .notRegistered
+        }
         self.invitationUrl = ""
         self.deviceCount = UInt32(clamping: user.deviceCount)
         self.createdAt = VppV1.Timestamp(user.createdAt)

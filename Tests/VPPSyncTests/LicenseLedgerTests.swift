@@ -407,6 +407,11 @@ struct LicenseLedgerTests {
             userStatus.externalId = "carol"
             let carol = try await fixture.client.call(VppV1.LicenseService.GetUserStatus.self, userStatus)
             #expect(carol.entries.first { $0.assetId == bookID }?.state == .waitingForInvitation)
+            var getUser = VppV1.GetEntryRequest()
+            getUser.by = .key("carol")
+            #expect(try await fixture.client.call(VppV1.DirectoryService.GetUser.self, getUser).vppState == .invited)
+            getUser.by = .key("dave")
+            #expect(try await fixture.client.call(VppV1.DirectoryService.GetUser.self, getUser).vppState == .notRegistered)
 
             // R23: the device reports installs; the status shows them.
             var report = VppV1.ReportInstallResultsRequest()

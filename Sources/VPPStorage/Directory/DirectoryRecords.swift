@@ -14,6 +14,9 @@ public struct DirectoryUser: Sendable, Hashable {
     public var deviceCount: Int
     public var createdAt: Date
     public var updatedAt: Date
+    /// The user at Apple's VPP service through this service's tokens (R19, R20): nil (never needed a user
+    /// license), "Pending" (to register), "Registered" (invited), "Associated" (accepted), "Retired", "Failed".
+    public var vppStatus: String?
 }
 
 /// What an upsert says about one user.

@@ -32,6 +32,9 @@ public struct DirectoryStore: Sendable {
     static let userColumns = """
         u.id, u.external_id, u.email, u.apple_id, u.display_name, u.app_store_disabled,
         (SELECT count(*) FROM devices d WHERE d.owner_user_id = u.id)::bigint, u.created_at, u.updated_at,
+        (SELECT v.status FROM vpp_users v WHERE v.user_id = u.id
+         ORDER BY CASE v.status WHEN 'Associated' THEN 0 WHEN 'Registered' THEN 1 WHEN 'Pending' THEN 2 ELSE 3 END
+         LIMIT 1),
         (extract(epoch FROM u.created_at) * 1000000)::bigint
         """
 
@@ -45,7 +48,8 @@ public struct DirectoryStore: Sendable {
             appStoreDisabled: try row.decode(Bool.self, at: 5),
             deviceCount: try row.decode(Int.self, at: 6),
             createdAt: try row.decode(Date.self, at: 7),
-            updatedAt: try row.decode(Date.self, at: 8)
+            updatedAt: try row.decode(Date.self, at: 8),
+            vppStatus: try row.decode(String?.self, at: 9)
         )
     }
 
