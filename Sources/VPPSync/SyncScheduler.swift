@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Logging
 public import ServiceLifecycle
 import VPPPostgres
@@ -25,13 +25,22 @@ public final class SyncScheduler: Service, Sendable {
         self.logger = logger
     }
 
+    /// Finished jobs are kept this long as history (sync results, GetSyncJob), then pruned.
+    public static let jobHistory: TimeInterval = 30 * 24 * 3600
+
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            var lastPrune = ContinuousClock.now - .seconds(3600)
             while !Task.isCancelled {
                 do {
                     var queued = try await self.scheduleDue()
                     while queued == self.batchSize { queued = try await self.scheduleDue() }
                     try await self.pushPending()
+                    if ContinuousClock.now - lastPrune >= .seconds(3600) {
+                        lastPrune = ContinuousClock.now
+                        let pruned = try await self.queue.prune(finishedBefore: Date().addingTimeInterval(-Self.jobHistory))
+                        if pruned > 0 { self.logger.info("Pruned finished jobs", metadata: ["count": "\(pruned)"]) }
+                    }
                 } catch is CancellationError {
                     return
                 } catch {
