@@ -432,14 +432,7 @@ public struct LicenseLedger: Sendable {
                 ORDER BY n.sort_key, n.target_id
                 RETURNING id, device_id, user_id, state
             ),
-            reserved AS (SELECT * FROM inserted WHERE state = 'reserved'),
-            new_users AS (
-                INSERT INTO vpp_users (token_id, client_user_id, email, status, user_id)
-                SELECT \(asset.tokenID), u.id::text, u.email, 'Pending', u.id
-                FROM reserved r JOIN users u ON u.id = r.user_id
-                WHERE NOT EXISTS (SELECT 1 FROM vpp_users v WHERE v.token_id = \(asset.tokenID) AND v.user_id = u.id)
-                ON CONFLICT DO NOTHING
-            )
+            reserved AS (SELECT * FROM inserted WHERE state = 'reserved')
             INSERT INTO apple_outbox (token_id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id)
             SELECT \(asset.tokenID), 'associate', \(asset.adamID), \(asset.pricingParam),
                    coalesce(d.serial_number, ''),
@@ -563,26 +556,17 @@ public struct LicenseLedger: Sendable {
         return max(0, asset.capacity - held)
     }
 
-    /// Writes what Apple must be told about newly reserved seats: users to register first (R19, R20: a user gets a
-    /// VPP user of this token, registered at Apple and invited, before a license; the 'Pending' row is the record
-    /// that the push registers), then the associations.
+    /// Writes what Apple must be told about newly reserved seats: the associations. A user's seat names the user by
+    /// this service's client user id (the directory id); the push registers users Apple does not know yet before it
+    /// sends their associations (R19, R20).
     static func writeOutbox(_ asset: LockedAsset, reserved ids: [UUID], users: [UUID], _ transaction: PostgresTransaction) async throws {
         guard !ids.isEmpty else { return }
-        if !users.isEmpty {
-            try await transaction.query(
-                """
-                INSERT INTO vpp_users (token_id, client_user_id, email, status, user_id)
-                SELECT \(asset.tokenID), u.id::text, u.email, 'Pending', u.id
-                FROM users u WHERE u.id = ANY(\(users))
-                ON CONFLICT DO NOTHING
-                """
-            )
-        }
         try await transaction.query(
             """
             INSERT INTO apple_outbox (token_id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id)
             SELECT \(asset.tokenID), 'associate', \(asset.adamID), \(asset.pricingParam),
-                   coalesce(d.serial_number, ''), coalesce(v.client_user_id, ''), l.id
+                   coalesce(d.serial_number, ''),
+                   CASE WHEN l.user_id IS NULL THEN '' ELSE coalesce(v.client_user_id, l.user_id::text) END, l.id
             FROM licenses l
             LEFT JOIN devices d ON d.id = l.device_id
             LEFT JOIN vpp_users v ON v.token_id = \(asset.tokenID) AND v.user_id = l.user_id

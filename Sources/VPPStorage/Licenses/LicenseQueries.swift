@@ -63,10 +63,10 @@ extension LicenseLedger {
                        count(*) FILTER (WHERE state = 'not_applicable')::bigint,
                        count(*) FILTER (WHERE state = 'removing')::bigint,
                        (SELECT greatest(0, total_count - foreign_assigned) FROM assets WHERE id = \(assetID))::bigint,
-                       count(*) FILTER (WHERE state IN ('reserved', 'granted') AND target_kind = 'user' AND EXISTS (
+                       count(*) FILTER (WHERE state IN ('reserved', 'granted') AND target_kind = 'user' AND NOT EXISTS (
                            SELECT 1 FROM vpp_users v JOIN assets s ON s.id = \(assetID)
                            WHERE v.token_id = s.token_id AND v.user_id = licenses.user_id
-                             AND v.status IN ('Pending', 'Registered')))::bigint
+                             AND v.status = 'Associated'))::bigint
                 FROM licenses WHERE asset_id = \(assetID)
                 """
             ).single()
@@ -163,8 +163,14 @@ extension LicenseLedger {
                 if devices > 5 {
                     notes.append("The user has \(devices) devices; one Apple ID with its user covers at most five devices (R19).")
                 }
+                // Holds a user license but has not accepted at Apple (not registered yet, or invited).
                 let invited = try await transaction.query(
-                    "SELECT count(*)::bigint FROM vpp_users WHERE user_id = \(targetID) AND status IN ('Pending', 'Registered')"
+                    """
+                    SELECT count(*)::bigint FROM licenses l JOIN assets s ON s.id = l.asset_id
+                    WHERE l.user_id = \(targetID) AND l.state IN ('reserved', 'granted')
+                      AND NOT EXISTS (SELECT 1 FROM vpp_users v WHERE v.token_id = s.token_id AND v.user_id = l.user_id
+                                      AND v.status = 'Associated')
+                    """
                 ).single().decode(Int.self, at: 0)
                 if invited > 0 {
                     notes.append("The user has not yet accepted Apple's VPP invitation; installs wait until they do (R20).")
@@ -175,8 +181,9 @@ extension LicenseLedger {
             let rows = try await transaction.query(
                 """
                 SELECT \(unescaped: Self.entryColumns), s.adam_id, s.product_type,
-                       EXISTS (SELECT 1 FROM vpp_users v WHERE v.token_id = s.token_id AND v.user_id = l.user_id
-                               AND v.status IN ('Pending', 'Registered'))
+                       (l.user_id IS NOT NULL AND NOT EXISTS (
+                           SELECT 1 FROM vpp_users v WHERE v.token_id = s.token_id AND v.user_id = l.user_id
+                             AND v.status = 'Associated'))
                 FROM licenses l
                 JOIN assets s ON s.id = l.asset_id
                 LEFT JOIN devices d ON d.id = l.device_id

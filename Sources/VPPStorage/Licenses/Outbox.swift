@@ -86,13 +86,24 @@ extension LicenseLedger {
         }
     }
 
-    /// The token's VPP users still to register at Apple ('Pending': written with the seats that need them).
+    /// Users the token's outbox needs at Apple and this service has not registered there yet (R19, R20): the
+    /// associations waiting for them are the record that they must be registered.
     public func pendingUsers(tenantID: UUID, tokenID: UUID, limit: Int) async throws -> [(clientUserID: String, email: String)] {
         try await self.storage.withTenant(tenantID) { transaction in
             try await transaction.query(
                 """
-                SELECT client_user_id, email FROM vpp_users
-                WHERE token_id = \(tokenID) AND status = 'Pending' ORDER BY client_user_id LIMIT \(limit)
+                SELECT o.client_user_id, coalesce(min(u.email), '')
+                FROM apple_outbox o
+                LEFT JOIN users u ON u.id::text = o.client_user_id
+                WHERE o.token_id = \(tokenID) AND o.operation = 'associate' AND o.client_user_id <> ''
+                  AND NOT EXISTS (
+                      SELECT 1 FROM vpp_users v
+                      WHERE v.token_id = \(tokenID) AND v.client_user_id = o.client_user_id
+                        AND v.status IN ('Registered', 'Associated', 'Retired', 'Failed')
+                  )
+                GROUP BY o.client_user_id
+                ORDER BY o.client_user_id
+                LIMIT \(limit)
                 """
             ).map { (try $0.decode(String.self, at: 0), try $0.decode(String.self, at: 1)) }
         }
@@ -110,19 +121,29 @@ extension LicenseLedger {
                 }
             }
             try await transaction.query(
-                "UPDATE vpp_users SET status = 'Registered' WHERE token_id = \(tokenID) AND client_user_id = ANY(\(done)) AND status = 'Pending'"
+                """
+                INSERT INTO vpp_users (token_id, client_user_id, email, status, user_id)
+                SELECT \(tokenID), c.id, coalesce(u.email, ''), 'Registered', u.id
+                FROM unnest(\(done)::text[]) AS c(id) LEFT JOIN users u ON u.id::text = c.id
+                ON CONFLICT (token_id, client_user_id) DO UPDATE SET status = 'Registered'
+                    WHERE vpp_users.status IN ('Pending', 'Failed')
+                """
             )
             var touched: Set<UUID> = []
             for case (let clientUserID, .failed(let number, let message)) in results where number != 9716 {
                 try await transaction.query(
-                    "UPDATE vpp_users SET status = 'Failed' WHERE token_id = \(tokenID) AND client_user_id = \(clientUserID)"
+                    """
+                    INSERT INTO vpp_users (token_id, client_user_id, status, user_id)
+                    SELECT \(tokenID), \(clientUserID), 'Failed', (SELECT id FROM users WHERE id::text = \(clientUserID))
+                    ON CONFLICT (token_id, client_user_id) DO UPDATE SET status = 'Failed'
+                    """
                 )
                 let assets = try await transaction.query(
                     """
                     UPDATE licenses l SET state = 'failed', reason = \("Apple refused to register the user (\(number)): \(message)"),
                         updated_at = clock_timestamp()
-                    FROM vpp_users v
-                    WHERE v.token_id = \(tokenID) AND v.client_user_id = \(clientUserID) AND l.user_id = v.user_id
+                    FROM assets s
+                    WHERE s.id = l.asset_id AND s.token_id = \(tokenID) AND l.user_id::text = \(clientUserID)
                       AND l.state = 'reserved'
                     RETURNING l.asset_id
                     """
