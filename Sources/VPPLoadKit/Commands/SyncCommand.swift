@@ -82,7 +82,7 @@ struct AssignCommand: LoadSubcommand {
     @Option(help: "Users in the group.")
     var users: Int = 50_000
 
-    @Option(help: "Assignments to time (one app each; the first also registers every user).")
+    @Option(help: "Assignments to time (one app each).")
     var runs: Int = 2
 
     @Flag(name: .customLong("unsafe-fast-writes"), help: "Throwaway cluster only: fsync and synchronous_commit off.")
