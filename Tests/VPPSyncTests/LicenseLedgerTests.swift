@@ -226,6 +226,25 @@ struct LicenseLedgerTests {
         }
     }
 
+    @Test("Changes reach Apple in batches within the service-config limits (1,000 serial numbers per request)")
+    func batches() async throws {
+        try await SyncEnvironment.run { env in
+            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 2500)])
+            defer { Task { await fixture.client.close() } }
+            let assetID = try await fixture.assetID(Self.app)
+            let group = try await fixture.deviceGroup("all", serials: (0..<2500).map { "B\($0)" })
+            env.core.clearRecordedRequests()
+            let assignment = try await fixture.assign(assetID, group)
+            #expect(assignment.granted == 2500)
+            _ = try await fixture.settled(assetID)
+            #expect(fixture.appleAssigned(Self.app) == 2500)
+            // Every request passed the simulator's limit checks (it answers 9702 above 1,000 serials): three batches.
+            let associations = env.core.recordedRequests().filter { $0.path.hasSuffix("/assets/associate") }
+            #expect(associations.count == 3)
+            #expect(associations.allSatisfy { $0.status == 200 })
+        }
+    }
+
     @Test("R15: concurrent assignments from many connections never take more seats than were bought")
     func concurrentAssignments() async throws {
         try await SyncEnvironment.run { env in
