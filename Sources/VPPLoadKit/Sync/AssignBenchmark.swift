@@ -29,34 +29,14 @@ struct AssignBenchmark {
         let location = try simulator.core.createLocation(
             .init(locationName: "Assign", assets: adamIDs.map { .init(adamId: $0, productType: .app, totalCount: self.users) })
         )
-        let apple = AppleVPPClient(httpClient: http, configuration: AppleVPPClientConfiguration(baseURL: simulator.baseURL), logger: logger)
-        let sync = try await SyncSystem.make(
-            storage: storage,
-            cipher: try TokenCipher(base64Key: TokenCipher.generateKeyText()),
-            apple: apple,
-            scheduleInterval: .seconds(12 * 3600),
-            version: "benchmark",
-            logger: logger
+        let (sync, tenantID, tokenID) = try await benchmarkTenant(
+            name: "assign", simulator: simulator, vppToken: location.vppToken, storage: storage, http: http, logger: logger
         )
-        let tenant = try await storage.tenants.create(
-            displayName: "assign benchmark \(UUID().uuidString.prefix(8))",
-            tokenLimit: nil,
-            organizationCreatedAt: nil,
-            deviceGroupAssignment: false
-        )
-        let upload = try await sync.manager.upload(
-            tenantID: tenant.id,
-            file: Array(location.vppToken.utf8),
-            appleID: "bench@example.com",
-            accountType: .education,
-            displayName: "",
-            takeOver: false
-        )
-        _ = try await sync.runner.run(tenantID: tenant.id, tokenID: upload.token.id, jobID: UUID(), full: true) { _, _, _ in }
+        _ = try await sync.runner.run(tenantID: tenantID, tokenID: tokenID, jobID: UUID(), full: true) { _, _, _ in }
 
         // The directory: `users` users in one user group (as the directory's bulk upsert writes them).
         let groupID = UUID()
-        try await storage.withTenant(tenant.id) { transaction in
+        try await storage.withTenant(tenantID) { transaction in
             _ = try await transaction.copyIn(
                 table: "users",
                 columns: ["id", "external_id", "email"],
@@ -66,21 +46,21 @@ struct AssignBenchmark {
             try await transaction.query("INSERT INTO group_users (group_id, user_id) SELECT \(groupID), id FROM users")
         }
         let assets = try await CatalogStore(storage: storage).list(
-            tenantID: tenant.id, productType: "App", tokenID: upload.token.id, query: nil, onlyAvailable: false, pageSize: 1000, after: nil
+            tenantID: tenantID, productType: "App", tokenID: tokenID, query: nil, onlyAvailable: false, pageSize: 1000, after: nil
         ).assets
 
         var runs: [AssignReport.Run] = []
         for asset in assets.prefix(self.runs) {
             let started = ContinuousClock.now
             let assignment = try await sync.ledger.createAssignment(
-                tenantID: tenant.id,
+                tenantID: tenantID,
                 assetID: asset.id,
                 groupID: groupID,
                 action: .required,
                 licenseType: .user
             )
             let seconds = (ContinuousClock.now - started).secondsDouble
-            let outbox = try await storage.withTenant(tenant.id) { transaction in
+            let outbox = try await storage.withTenant(tenantID) { transaction in
                 try await transaction.query("SELECT count(*)::bigint FROM apple_outbox WHERE adam_id = \(asset.adamID)")
                     .single().decode(Int.self, at: 0)
             }
@@ -89,7 +69,7 @@ struct AssignBenchmark {
             }
             runs.append(AssignReport.Run(seconds: seconds, ledgerEntries: assignment.targets, outboxRows: outbox))
         }
-        try await storage.tenants.delete(tenant.id)
+        try await storage.tenants.delete(tenantID)
         return AssignReport(users: self.users, runs: runs, cores: ProcessInfo.processInfo.activeProcessorCount)
     }
 }

@@ -46,37 +46,13 @@ struct SyncBenchmark {
             for number in 0..<count { serials.append((adamID, prefix + "\(number)")) }
         }
 
-        let apple = AppleVPPClient(
-            httpClient: http,
-            configuration: AppleVPPClientConfiguration(baseURL: simulator.baseURL),
-            logger: logger
-        )
-        let sync = try await SyncSystem.make(
-            storage: storage,
-            cipher: try TokenCipher(base64Key: TokenCipher.generateKeyText()),
-            apple: apple,
-            scheduleInterval: .seconds(12 * 3600),
-            version: "benchmark",
-            logger: logger
-        )
-        let tenant = try await storage.tenants.create(
-            displayName: "sync benchmark \(UUID().uuidString.prefix(8))",
-            tokenLimit: nil,
-            organizationCreatedAt: nil,
-            deviceGroupAssignment: false
-        )
-        let upload = try await sync.manager.upload(
-            tenantID: tenant.id,
-            file: Array(location.vppToken.utf8),
-            appleID: "bench@example.com",
-            accountType: .business,
-            displayName: "",
-            takeOver: false
+        let (sync, tenantID, tokenID) = try await benchmarkTenant(
+            name: "sync", simulator: simulator, vppToken: location.vppToken, storage: storage, http: http, logger: logger
         )
         // As if this service had assigned every one of these licenses.
         try await sync.syncStore.recordServiceAssignments(
-            tenantID: tenant.id,
-            tokenID: upload.token.id,
+            tenantID: tenantID,
+            tokenID: tokenID,
             serials.map { SyncedAssignment(adamID: $0.adamID, pricingParam: "STDQ", clientUserID: "", serialNumber: $0.serial) }
         )
 
@@ -85,8 +61,8 @@ struct SyncBenchmark {
             let phases = PhaseClock()
             let started = ContinuousClock.now
             let summary = try await sync.runner.run(
-                tenantID: tenant.id,
-                tokenID: upload.token.id,
+                tenantID: tenantID,
+                tokenID: tokenID,
                 jobID: UUID(),
                 full: true
             ) { phase, _, _ in await phases.enter(phase.rawValue) }
@@ -98,7 +74,7 @@ struct SyncBenchmark {
             }
             runs.append(SyncReport.Run(seconds: seconds, phases: await phases.durations()))
         }
-        try await storage.tenants.delete(tenant.id)
+        try await storage.tenants.delete(tenantID)
         return SyncReport(
             assets: self.assets,
             assignments: serials.count,
@@ -131,6 +107,45 @@ func withSimulatedApple<Result: Sendable>(
         await pool.shutdown()
         throw error
     }
+}
+
+/// A sync system on simulated Apple, a new tenant and the location's token uploaded to it.
+func benchmarkTenant(
+    name: String,
+    simulator: AppleVPPSimulator,
+    vppToken: String,
+    storage: Storage,
+    http: HTTPClient,
+    logger: Logger
+) async throws -> (sync: SyncSystem, tenantID: UUID, tokenID: UUID) {
+    let apple = AppleVPPClient(
+        httpClient: http,
+        configuration: AppleVPPClientConfiguration(baseURL: simulator.baseURL),
+        logger: logger
+    )
+    let sync = try await SyncSystem.make(
+        storage: storage,
+        cipher: try TokenCipher(base64Key: TokenCipher.generateKeyText()),
+        apple: apple,
+        scheduleInterval: .seconds(12 * 3600),
+        version: "benchmark",
+        logger: logger
+    )
+    let tenant = try await storage.tenants.create(
+        displayName: "\(name) benchmark \(UUID().uuidString.prefix(8))",
+        tokenLimit: nil,
+        organizationCreatedAt: nil,
+        deviceGroupAssignment: false
+    )
+    let upload = try await sync.manager.upload(
+        tenantID: tenant.id,
+        file: Array(vppToken.utf8),
+        appleID: "bench@example.com",
+        accountType: .business,
+        displayName: "",
+        takeOver: false
+    )
+    return (sync, tenant.id, upload.token.id)
 }
 
 struct SyncBenchmarkError: Error, CustomStringConvertible {
