@@ -430,18 +430,10 @@ public struct LicenseLedger: Sendable {
                       )
                 ) n
                 ORDER BY n.sort_key, n.target_id
-                RETURNING id, device_id, user_id, state
+                RETURNING id, asset_id, serial_number, user_id, state
             ),
             reserved AS (SELECT * FROM inserted WHERE state = 'reserved')
-            INSERT INTO apple_outbox (token_id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id)
-            SELECT \(asset.tokenID), 'associate', \(asset.adamID), \(asset.pricingParam),
-                   coalesce(d.serial_number, ''),
-                   CASE WHEN r.user_id IS NULL THEN '' ELSE coalesce(v.client_user_id, r.user_id::text) END,
-                   r.id
-            FROM reserved r
-            LEFT JOIN devices d ON d.id = r.device_id
-            LEFT JOIN vpp_users v ON v.token_id = \(asset.tokenID) AND v.user_id = r.user_id
-            ORDER BY r.id
+            \(unescaped: Self.outboxInsert("associate", from: "reserved"))
             """
         )
         // Targets whose action changed.
@@ -488,7 +480,7 @@ public struct LicenseLedger: Sendable {
         case .immediate:
             try await Self.release(
                 asset,
-                where: "l.asset_id = $ASSET AND l.state IN ('reserved', 'granted', 'removing') AND \(gone)",
+                where: "l.state IN ('reserved', 'granted', 'removing') AND \(gone)",
                 transaction
             )
         case .afterRemoval:
@@ -502,23 +494,17 @@ public struct LicenseLedger: Sendable {
         try await Self.allocate(asset, transaction)
     }
 
-    /// Marks seats 'releasing' and asks Apple to take them back (the outbox). `condition` is SQL over `licenses l`
-    /// with `$ASSET` for the asset's id.
+    /// Marks the asset's seats that match `condition` 'releasing' and asks Apple to take them back (the outbox).
+    /// `condition` is fixed SQL over `licenses l` (no values: the asset's id is bound).
     static func release(_ asset: LockedAsset, where condition: String, _ transaction: PostgresTransaction) async throws {
-        let sql = condition.replacingOccurrences(of: "$ASSET", with: "'\(asset.id.uuidString.lowercased())'::uuid")
         try await transaction.query(
             """
             WITH released AS (
                 UPDATE licenses l SET state = 'releasing', wait_seq = NULL, updated_at = clock_timestamp()
-                WHERE \(unescaped: sql)
-                RETURNING l.id, l.device_id, l.user_id
+                WHERE l.asset_id = \(asset.id) AND \(unescaped: condition)
+                RETURNING l.id, l.asset_id, l.serial_number, l.user_id
             )
-            INSERT INTO apple_outbox (token_id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id)
-            SELECT \(asset.tokenID), 'disassociate', \(asset.adamID), \(asset.pricingParam),
-                   coalesce(d.serial_number, ''), coalesce(v.client_user_id, ''), r.id
-            FROM released r
-            LEFT JOIN devices d ON d.id = r.device_id
-            LEFT JOIN vpp_users v ON v.token_id = \(asset.tokenID) AND v.user_id = r.user_id
+            \(unescaped: Self.outboxInsert("disassociate", from: "released"))
             """
         )
     }
@@ -527,25 +513,22 @@ public struct LicenseLedger: Sendable {
     static func allocate(_ asset: LockedAsset, _ transaction: PostgresTransaction) async throws {
         let limit = try await Self.freeSeats(asset, transaction)
         guard limit > 0 else { return }
-        let granted = try await transaction.query(
+        // The seats and their associations for Apple in one statement.
+        try await transaction.query(
             """
             WITH next AS (
                 SELECT id FROM licenses
                 WHERE asset_id = \(asset.id) AND state = 'waiting'
                 ORDER BY wait_seq
                 LIMIT \(limit)
+            ), granted AS (
+                UPDATE licenses l SET state = 'reserved', wait_seq = NULL, reason = '', since = clock_timestamp(),
+                    updated_at = clock_timestamp()
+                FROM next WHERE l.id = next.id
+                RETURNING l.id, l.asset_id, l.serial_number, l.user_id
             )
-            UPDATE licenses l SET state = 'reserved', wait_seq = NULL, reason = '', since = clock_timestamp(),
-                updated_at = clock_timestamp()
-            FROM next WHERE l.id = next.id
-            RETURNING l.id, l.user_id
+            \(unescaped: Self.outboxInsert("associate", from: "granted"))
             """
-        )
-        try await Self.writeOutbox(
-            asset,
-            reserved: try granted.map { try $0.decode(UUID.self, at: 0) },
-            users: try granted.compactMap { try $0.decode(UUID?.self, at: 1) },
-            transaction
         )
     }
 
@@ -556,24 +539,20 @@ public struct LicenseLedger: Sendable {
         return max(0, asset.capacity - held)
     }
 
-    /// Writes what Apple must be told about newly reserved seats: the associations. A user's seat names the user by
-    /// this service's client user id (the directory id); the push registers users Apple does not know yet before it
-    /// sends their associations (R19, R20).
-    static func writeOutbox(_ asset: LockedAsset, reserved ids: [UUID], users: [UUID], _ transaction: PostgresTransaction) async throws {
-        guard !ids.isEmpty else { return }
-        try await transaction.query(
-            """
-            INSERT INTO apple_outbox (token_id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id)
-            SELECT \(asset.tokenID), 'associate', \(asset.adamID), \(asset.pricingParam),
-                   coalesce(d.serial_number, ''),
-                   CASE WHEN l.user_id IS NULL THEN '' ELSE coalesce(v.client_user_id, l.user_id::text) END, l.id
-            FROM licenses l
-            LEFT JOIN devices d ON d.id = l.device_id
-            LEFT JOIN vpp_users v ON v.token_id = \(asset.tokenID) AND v.user_id = l.user_id
-            WHERE l.id = ANY(\(ids))
-            ORDER BY l.id
-            """
-        )
+    /// The statement that writes outbox rows asking Apple to `operation` ("associate" or "disassociate", a literal of
+    /// this file) the seats in `source`: a CTE returning the rows' id, asset_id, serial_number and user_id. A user's
+    /// seat names the user by this service's client user id (the directory id); the push registers users Apple does
+    /// not know yet first (R19, R20). Fixed SQL: every value comes from the rows.
+    static func outboxInsert(_ operation: String, from source: String) -> String {
+        """
+        INSERT INTO apple_outbox (token_id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id)
+        SELECT s.token_id, '\(operation)', s.adam_id, s.pricing_param, r.serial_number,
+               CASE WHEN r.user_id IS NULL THEN '' ELSE coalesce(v.client_user_id, r.user_id::text) END, r.id
+        FROM \(source) r
+        JOIN assets s ON s.id = r.asset_id
+        LEFT JOIN vpp_users v ON v.token_id = s.token_id AND v.user_id = r.user_id
+        ORDER BY r.id
+        """
     }
 
     static func assignmentAsset(_ id: UUID, _ transaction: PostgresTransaction) async throws -> UUID {

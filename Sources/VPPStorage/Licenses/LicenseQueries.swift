@@ -133,7 +133,7 @@ extension LicenseLedger {
     {
         try await self.storage.withTenant(tenantID) { transaction in
             var notes: [String] = []
-            var condition: String
+            let condition: String
             var targetID: UUID
             if let serialNumber {
                 let rows = try await transaction.query(
@@ -149,7 +149,7 @@ extension LicenseLedger {
                     notes.append("The Books app is missing: books cannot be read on this device until it is reinstalled (R22).")
                 }
                 // The device's own licenses, and its owner's user licenses.
-                condition = "(l.device_id = $TARGET OR l.user_id = (SELECT owner_user_id FROM devices WHERE id = $TARGET AND enrollment = 'user_affiliated'))"
+                condition = "(l.device_id = t.id OR l.user_id = (SELECT owner_user_id FROM devices WHERE id = t.id AND enrollment = 'user_affiliated'))"
             } else {
                 let rows = try await transaction.query(
                     "SELECT id, app_store_disabled, (SELECT count(*) FROM devices WHERE owner_user_id = users.id)::bigint FROM users WHERE external_id = \(userExternalID ?? "")"
@@ -175,16 +175,16 @@ extension LicenseLedger {
                 if invited > 0 {
                     notes.append("The user has not yet accepted Apple's VPP invitation; installs wait until they do (R20).")
                 }
-                condition = "l.user_id = $TARGET"
+                condition = "l.user_id = t.id"
             }
-            condition = condition.replacingOccurrences(of: "$TARGET", with: "'\(targetID.uuidString.lowercased())'::uuid")
             let rows = try await transaction.query(
                 """
                 SELECT \(unescaped: Self.entryColumns), s.adam_id, s.product_type,
                        (l.user_id IS NOT NULL AND NOT EXISTS (
                            SELECT 1 FROM vpp_users v WHERE v.token_id = s.token_id AND v.user_id = l.user_id
                              AND v.status = 'Associated'))
-                FROM licenses l
+                FROM (SELECT \(targetID)::uuid AS id) t
+                CROSS JOIN licenses l
                 JOIN assets s ON s.id = l.asset_id
                 LEFT JOIN devices d ON d.id = l.device_id
                 LEFT JOIN users u ON u.id = l.user_id
@@ -240,7 +240,7 @@ extension LicenseLedger {
             for assetID in assetsToRelease.sorted(by: { $0.uuidString < $1.uuidString }) {
                 let asset = try await Self.lockAsset(assetID, transaction)
                 let before = try await Self.count(assetID, states: ["releasing"], transaction)
-                try await Self.release(asset, where: "l.asset_id = $ASSET AND l.state = 'removing' AND l.install_state = 'removed'", transaction)
+                try await Self.release(asset, where: "l.state = 'removing' AND l.install_state = 'removed'", transaction)
                 freed += try await Self.count(assetID, states: ["releasing"], transaction) - before
             }
             return (applied, freed, errors)

@@ -4,7 +4,6 @@ import VPPPostgres
 /// One change Apple must be told about (a row of the tenant's `apple_outbox`).
 public struct OutboxRow: Sendable, Hashable {
     public enum Operation: String, Sendable, Hashable {
-        case createUser = "create_user"
         case associate
         case disassociate
     }
@@ -15,7 +14,6 @@ public struct OutboxRow: Sendable, Hashable {
     public var pricingParam: String
     public var serialNumber: String
     public var clientUserID: String
-    public var email: String
     public var licenseID: UUID?
     /// Set once the request went to Apple: follow this event instead of sending again.
     public var eventID: String?
@@ -67,7 +65,7 @@ extension LicenseLedger {
         try await self.storage.withTenant(tenantID) { transaction in
             try await transaction.query(
                 """
-                SELECT id, operation, adam_id, pricing_param, serial_number, client_user_id, email, license_id, event_id
+                SELECT id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id, event_id
                 FROM apple_outbox WHERE token_id = \(tokenID) ORDER BY id LIMIT \(limit)
                 """
             ).map { row in
@@ -78,9 +76,8 @@ extension LicenseLedger {
                     pricingParam: try row.decode(String.self, at: 3),
                     serialNumber: try row.decode(String.self, at: 4),
                     clientUserID: try row.decode(String.self, at: 5),
-                    email: try row.decode(String.self, at: 6),
-                    licenseID: try row.decode(UUID?.self, at: 7),
-                    eventID: try row.decode(String?.self, at: 8)
+                    licenseID: try row.decode(UUID?.self, at: 6),
+                    eventID: try row.decode(String?.self, at: 7)
                 )
             }
         }
@@ -185,25 +182,6 @@ extension LicenseLedger {
             var touchedAssets: Set<UUID> = []
             for (row, outcome) in results {
                 switch (row.operation, outcome) {
-                case (.createUser, .done):
-                    try await transaction.query(
-                        """
-                        UPDATE vpp_users SET status = CASE WHEN status = 'Pending' THEN 'Registered' ELSE status END
-                        WHERE token_id = \(tokenID) AND client_user_id = \(row.clientUserID)
-                        """
-                    )
-                case (.createUser, .failed(let number, let message)):
-                    // 9716: the user exists at Apple already; that is what we wanted.
-                    if number == 9716 { continue }
-                    try await transaction.query(
-                        """
-                        UPDATE licenses l SET state = 'failed', reason = \("Apple refused to register the user (\(number)): \(message)"),
-                            updated_at = clock_timestamp()
-                        FROM vpp_users v
-                        WHERE v.token_id = \(tokenID) AND v.client_user_id = \(row.clientUserID) AND l.user_id = v.user_id
-                          AND l.state = 'reserved'
-                        """
-                    )
                 case (.associate, .done), (.associate, .failed(9616, _)):
                     // 9616: already assigned (a resend after a crash): granted all the same.
                     guard let licenseID = row.licenseID else { continue }

@@ -275,12 +275,11 @@ enum TenantMigrations {
                 CREATE TABLE apple_outbox (
                     id bigserial PRIMARY KEY,
                     token_id uuid NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
-                    operation text NOT NULL CHECK (operation IN ('create_user', 'associate', 'disassociate')),
+                    operation text NOT NULL CHECK (operation IN ('associate', 'disassociate')),
                     adam_id text NOT NULL DEFAULT '',
                     pricing_param text NOT NULL DEFAULT '',
                     serial_number text NOT NULL DEFAULT '',
                     client_user_id text NOT NULL DEFAULT '',
-                    email text NOT NULL DEFAULT '',
                     license_id uuid,
                     state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent')),
                     event_id text,
