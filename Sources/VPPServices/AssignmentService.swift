@@ -145,7 +145,7 @@ struct AssignmentService: Sendable {
             }
             let (applied, freed, errors) = try await self.ledger.reportInstalls(tenantID: tenantID, inputs)
             if freed > 0 {
-                try await LedgerDirectoryObserver(ledger: self.ledger, syncs: self.syncs, logger: context.logger).pushPending(tenantID: tenantID)
+                try await self.syncs.pushPending(ledger: self.ledger, tenantID: tenantID)
             }
             var response = VppV1.ReportInstallResultsResponse()
             response.applied = UInt32(clamping: applied)
@@ -164,7 +164,7 @@ struct AssignmentService: Sendable {
                 userExternalID: request.userExternalId,
                 serialNumber: request.serialNumber
             )
-            try await LedgerDirectoryObserver(ledger: self.ledger, syncs: self.syncs, logger: context.logger).pushPending(tenantID: tenantID)
+            try await self.syncs.pushPending(ledger: self.ledger, tenantID: tenantID)
             return VppV1.LicenseEntry(entry)
         }
     }

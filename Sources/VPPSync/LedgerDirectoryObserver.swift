@@ -19,17 +19,10 @@ public struct LedgerDirectoryObserver: DirectoryObserver {
     public func directoryChanged(tenantID: UUID) async {
         do {
             try await self.ledger.reconcileAll(tenantID: tenantID)
-            try await self.pushPending(tenantID: tenantID)
+            try await self.syncs.pushPending(ledger: self.ledger, tenantID: tenantID)
         } catch {
             // The next directory change or sync reconciles again; the outbox sweep sends what was written.
             self.logger.warning("Licenses did not follow a directory change yet", metadata: ["tenant": "\(tenantID)", "error": "\(error)"])
-        }
-    }
-
-    /// Queues a push for each of the tenant's tokens whose outbox holds changes.
-    public func pushPending(tenantID: UUID) async throws {
-        for (tenant, token) in try await self.ledger.tokensWithOutbox(tenantID: tenantID, limit: 10_000) {
-            try await self.syncs.requestPush(tenantID: tenant, tokenID: token)
         }
     }
 }

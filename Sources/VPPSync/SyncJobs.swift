@@ -71,6 +71,14 @@ public struct SyncJobs: Sendable {
         ).job
     }
 
+    /// Queues a push for each token whose outbox holds changes no push has taken yet (one tenant's, or every
+    /// tenant's when `tenantID` is nil).
+    public func pushPending(ledger: LicenseLedger, tenantID: UUID? = nil, limit: Int = 10_000) async throws {
+        for (tenant, token) in try await ledger.tokensWithOutbox(tenantID: tenantID, limit: limit) {
+            try await self.requestPush(tenantID: tenant, tokenID: token)
+        }
+    }
+
     /// The tenant's sync job; another tenant's id reads as unknown (C3).
     public func get(tenantID: UUID, jobID: UUID) async throws -> JobRecord {
         guard let job = try await self.queue.get(jobID, tenantID: tenantID), job.kind == Self.kind else {

@@ -54,11 +54,10 @@ public final class SyncScheduler: Service, Sendable {
     /// Queues a push for every token whose outbox holds changes no push has taken yet (a backstop: ledger changes
     /// queue their push at once).
     public func pushPending() async throws {
-        let syncs = SyncJobs(queue: self.queue)
-        let ledger = LicenseLedger(storage: self.storage, logger: self.logger)
-        for (tenantID, tokenID) in try await ledger.tokensWithOutbox(limit: self.batchSize) {
-            try await syncs.requestPush(tenantID: tenantID, tokenID: tokenID)
-        }
+        try await SyncJobs(queue: self.queue).pushPending(
+            ledger: LicenseLedger(storage: self.storage, logger: self.logger),
+            limit: self.batchSize
+        )
     }
 
     /// Queues the syncs that are due; returns how many tokens were due.
