@@ -12,6 +12,7 @@ packages=(
     postgresql           # the server binaries for the embedded and test clusters
     util-linux           # runuser: PostgreSQL refuses to run as root
     pkg-config           # SwiftPM finds libpq and libprotobuf-c through it
+    openssl              # makes the test CA and server certificates for the TLS tests
 )
 
 missing=()

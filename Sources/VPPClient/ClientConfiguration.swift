@@ -16,6 +16,8 @@ public struct ClientConfiguration: Sendable {
     /// Whether a call on a closed or draining connection opens a new one by itself.
     public var reconnect: Bool
     public var eventLoopGroup: (any EventLoopGroup)?
+    /// TLS or plain TCP. The default, `.automatic`, uses TLS with the system's CAs unless the host is loopback.
+    public var security: TransportSecurity
 
     public init(
         host: String = "127.0.0.1",
@@ -26,7 +28,8 @@ public struct ClientConfiguration: Sendable {
         defaultTimeout: Duration? = .seconds(60),
         maxFrameBytes: Int = 64 * 1024 * 1024,
         reconnect: Bool = true,
-        eventLoopGroup: (any EventLoopGroup)? = nil
+        eventLoopGroup: (any EventLoopGroup)? = nil,
+        security: TransportSecurity = .automatic
     ) {
         self.host = host
         self.port = port
@@ -37,5 +40,6 @@ public struct ClientConfiguration: Sendable {
         self.maxFrameBytes = maxFrameBytes
         self.reconnect = reconnect
         self.eventLoopGroup = eventLoopGroup
+        self.security = security
     }
 }

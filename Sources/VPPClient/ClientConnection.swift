@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import VPPProto
 import VPPWire
 
@@ -19,6 +20,9 @@ final class ClientConnection: Sendable {
     static func connect(_ configuration: ClientConfiguration) async throws -> ClientConnection {
         let group = configuration.eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         let maxFrameBytes = configuration.maxFrameBytes
+        let tls = configuration.security.resolved(host: configuration.host)
+        let sslContext = try tls?.makeContext()
+        let verifiedName = tls?.hostnameToVerify(host: configuration.host)
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)
@@ -26,10 +30,15 @@ final class ClientConnection: Sendable {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let sslContext {
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: sslContext, serverHostname: verifiedName)
+                            )
+                        }
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrameBytes))
                         )
-                        try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler())
+                        try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(tls: tls != nil))
                     }
                 }
                 .connect(host: configuration.host, port: configuration.port)
@@ -131,6 +140,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private var nextCallID: UInt64 = 1
     private var goAwayReceived = false
     private var closed = false
+    /// Whether the connection runs TLS (error messages say what to check).
+    private let tls: Bool
+
+    init(tls: Bool) {
+        self.tls = tls
+    }
 
     var isUsable: Bool { !self.closed && !self.goAwayReceived }
 
@@ -296,13 +311,48 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.closed = true
-        self.failAll(RPCError.unavailable("The connection to the server was closed."))
+        if self.welcomePromise != nil && !self.tls {
+            self.failAll(RPCError.unavailable(
+                "The server closed the connection before answering the Hello. If it serves TLS on this port, connect "
+                    + "with TLS (it is the default for addresses other than loopback; drop --plaintext)."
+            ))
+        } else {
+            self.failAll(RPCError.unavailable("The connection to the server was closed."))
+        }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.failAll(RPCError.unavailable("The connection failed: \(error)."))
+        if self.welcomePromise != nil && !self.tls {
+            self.failAll(RPCError.unavailable(
+                "The server answered the Hello with something that is not a frame of this protocol (\(error)). If it "
+                    + "serves TLS on this port, connect with TLS (the default for addresses other than loopback; drop --plaintext)."
+            ))
+        } else {
+            self.failAll(RPCError.unavailable(Self.describe(error, tls: self.tls)))
+        }
         context.close(promise: nil)
+    }
+
+    /// One line that says what went wrong and what to check; TLS failures are the common case worth explaining.
+    static func describe(_ error: any Error, tls: Bool) -> String {
+        switch error {
+        case NIOSSLError.handshakeFailed(let reasons):
+            let detail = "\(reasons)"
+            if detail.contains("CERTIFICATE_VERIFY_FAILED") {
+                return "The server's TLS certificate cannot be verified (\(detail)). If the server uses a private CA, "
+                    + "give its certificate with --ca-file (VPP_CA_FILE)."
+            }
+            return "The TLS handshake with the server failed (\(detail)). Does the server serve TLS on this port? "
+                + "For a server that serves plain TCP, use --plaintext."
+        case let error as NIOSSLExtraError where error == .failedToValidateHostname:
+            return "The server's TLS certificate is not for this address (\(error)). Connect by a name the "
+                + "certificate carries, or give that name with --tls-server-name."
+        case is NIOSSLError where tls:
+            return "The TLS connection failed (\(error)). Does the server serve TLS on this port?"
+        default:
+            return "The connection failed: \(error)."
+        }
     }
 
     private func failAll(_ error: RPCError) {

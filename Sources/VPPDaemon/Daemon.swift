@@ -52,7 +52,8 @@ struct Daemon {
             maxCallDuration: callDuration == .zero ? nil : callDuration,
             shutdownGracePeriod: try self.settings.duration(.shutdownGrace),
             eventLoopThreads: try self.settings.int(.eventLoopThreads, in: 0...256),
-            serverVersion: Self.version
+            serverVersion: Self.version,
+            tls: try self.settings.serverTLS()
         )
         try configuration.validate()
         return configuration

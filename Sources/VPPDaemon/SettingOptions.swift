@@ -71,6 +71,14 @@ struct SettingOptions: ParsableArguments {
     var syncInterval: String?
     @Option(name: .customLong(Setting.reclaimPolicy.rawValue), help: ArgumentHelp(Setting.reclaimPolicy.help))
     var reclaimPolicy: String?
+    @Option(name: .customLong(Setting.tlsCertFile.rawValue), help: ArgumentHelp(Setting.tlsCertFile.help))
+    var tlsCertFile: String?
+    @Option(name: .customLong(Setting.tlsKeyFile.rawValue), help: ArgumentHelp(Setting.tlsKeyFile.help))
+    var tlsKeyFile: String?
+    @Option(name: .customLong(Setting.allowPlaintext.rawValue), help: ArgumentHelp(Setting.allowPlaintext.help))
+    var allowPlaintext: String?
+    @Option(name: .customLong(Setting.gaugeInterval.rawValue), help: ArgumentHelp(Setting.gaugeInterval.help))
+    var gaugeInterval: String?
 
     func resolve() throws -> ResolvedSettings {
         let given: [(Setting, String?)] = [
@@ -85,6 +93,8 @@ struct SettingOptions: ParsableArguments {
             (.callLogLevel, self.callLogLevel), (.bootstrapOperatorKey, self.bootstrapOperatorKey),
             (.appleBaseURL, self.appleBaseURL), (.tokenKey, self.tokenKey), (.tokenKeyFile, self.tokenKeyFile),
             (.syncWorkers, self.syncWorkers), (.syncInterval, self.syncInterval), (.reclaimPolicy, self.reclaimPolicy),
+            (.tlsCertFile, self.tlsCertFile), (.tlsKeyFile, self.tlsKeyFile), (.allowPlaintext, self.allowPlaintext),
+            (.gaugeInterval, self.gaugeInterval),
         ]
         var flags: [Setting: String] = [:]
         for case (let setting, let value?) in given { flags[setting] = value }

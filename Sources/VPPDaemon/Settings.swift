@@ -32,6 +32,10 @@ public enum Setting: String, CaseIterable, Sendable {
     case syncWorkers = "sync-workers"
     case syncInterval = "sync-interval"
     case reclaimPolicy = "reclaim-policy"
+    case tlsCertFile = "tls-cert-file"
+    case tlsKeyFile = "tls-key-file"
+    case allowPlaintext = "allow-plaintext"
+    case gaugeInterval = "gauge-interval"
 
     /// The environment variable (and config-file key).
     public var environmentName: String {
@@ -66,6 +70,10 @@ public enum Setting: String, CaseIterable, Sendable {
         case .syncWorkers: "4"
         case .syncInterval: "12h"
         case .reclaimPolicy: "immediate"
+        case .tlsCertFile: ""
+        case .tlsKeyFile: ""
+        case .allowPlaintext: "false"
+        case .gaugeInterval: "60s"
         }
     }
 
@@ -109,6 +117,11 @@ public enum Setting: String, CaseIterable, Sendable {
         case .syncInterval: "How often every token syncs with Apple on schedule (R7: twice a day by default)."
         case .reclaimPolicy:
             "A license whose device or user no assignment reaches any more: immediate (taken back at once) or after-removal (held until the device reports the app removed)."
+        case .tlsCertFile: "PEM certificate chain (leaf first) for TLS on the RPC port. With --tls-key-file, turns TLS on."
+        case .tlsKeyFile: "PEM private key of --tls-cert-file."
+        case .allowPlaintext:
+            "true lets the RPC port serve plain TCP on an address other than loopback (API keys then cross the network in clear text). Without TLS, vppd otherwise listens on loopback only."
+        case .gaugeInterval: "How often the fleet gauges (tokens by state, tokens expiring, targets waiting for licenses) are refreshed."
         }
     }
 
@@ -186,6 +199,16 @@ public struct ResolvedSettings: Sendable {
             )
         }
         return value
+    }
+
+    /// true/false (also yes/no, 1/0, on/off).
+    public func bool(_ setting: Setting) throws -> Bool {
+        switch self[setting].lowercased() {
+        case "true", "yes", "1", "on": return true
+        case "false", "no", "0", "off", "": return false
+        default:
+            throw SettingsError("\(setting.environmentName) / --\(setting.rawValue) must be true or false; got \"\(self[setting])\".")
+        }
     }
 
     /// A duration such as `30s`, `500ms`, `5m`, `1h`, or a number of seconds.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VPPDaemon
+import VPPTesting
 
 @Suite("vppd settings")
 struct SettingsTests {
@@ -99,5 +100,48 @@ struct SettingsTests {
         #expect(!text.contains("hunter2"))
         #expect(!text.contains("kxxxx"))
         #expect(text.contains("VPP_DATABASE_URL=<hidden>"))
+    }
+
+    @Test("without TLS files vppd serves plain TCP on loopback only, unless --allow-plaintext says otherwise")
+    func plaintextOnlyOnLoopback() throws {
+        for host in ["127.0.0.1", "::1", "localhost"] {
+            let settings = try ResolvedSettings(flags: [.host: host], environment: [:], configFile: nil)
+            #expect(try settings.serverTLS() == nil)
+        }
+        for host in ["0.0.0.0", "10.1.2.3", "vpp.example.com"] {
+            let settings = try ResolvedSettings(flags: [.host: host], environment: [:], configFile: nil)
+            #expect {
+                try settings.serverTLS()
+            } throws: { error in
+                "\(error)".contains("--tls-cert-file") && "\(error)".contains("clear text")
+            }
+            let allowed = try ResolvedSettings(
+                flags: [.host: host],
+                environment: ["VPP_ALLOW_PLAINTEXT": "true"],
+                configFile: nil
+            )
+            #expect(try allowed.serverTLS() == nil)
+        }
+        let typo = try ResolvedSettings(flags: [.host: "0.0.0.0", .allowPlaintext: "ture"], environment: [:], configFile: nil)
+        #expect(throws: SettingsError.self) { try typo.serverTLS() }
+    }
+
+    @Test("TLS needs both files, and a bad file is named in the error")
+    func tlsFiles() async throws {
+        let certificates = try await TestCertificates.make()
+        let both = try ResolvedSettings(
+            flags: [.host: "0.0.0.0", .tlsCertFile: certificates.certificateFile, .tlsKeyFile: certificates.keyFile],
+            environment: [:],
+            configFile: nil
+        )
+        #expect(try both.serverTLS() != nil)
+        let one = try ResolvedSettings(flags: [.tlsCertFile: certificates.certificateFile], environment: [:], configFile: nil)
+        #expect { try one.serverTLS() } throws: { "\($0)".contains("both") }
+        let missing = try ResolvedSettings(
+            flags: [.tlsCertFile: "/nonexistent/cert.pem", .tlsKeyFile: certificates.keyFile],
+            environment: [:],
+            configFile: nil
+        )
+        #expect { try missing.serverTLS() } throws: { "\($0)".contains("/nonexistent/cert.pem") }
     }
 }

@@ -2,6 +2,7 @@ public import Logging
 public import NIOCore
 import NIOConcurrencyHelpers
 import NIOPosix
+import NIOSSL
 public import ServiceLifecycle
 public import VPPWire
 
@@ -67,6 +68,7 @@ public final class RPCServer: Service, Sendable {
         try self.configuration.validate()
         let environment = self.environment
         let maxFrameBytes = self.configuration.maxFrameBytes
+        let tls = self.configuration.tls
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -74,6 +76,9 @@ public final class RPCServer: Service, Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrameBytes))
                     )
@@ -85,7 +90,10 @@ public final class RPCServer: Service, Sendable {
         self.state.withLockedValue { $0.serverChannel = channel }
         self.environment.logger.info(
             "RPC server listening",
-            metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"]
+            metadata: [
+                "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                "tls": "\(tls != nil)",
+            ]
         )
     }
 

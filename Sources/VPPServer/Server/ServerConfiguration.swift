@@ -23,6 +23,8 @@ public struct ServerConfiguration: Sendable {
     public var eventLoopThreads: Int
     /// Written into Welcome frames.
     public var serverVersion: String
+    /// TLS on the RPC port; nil serves plain TCP (vppd allows that on loopback only unless told otherwise).
+    public var tls: ServerTLS?
 
     public init(
         host: String = "127.0.0.1",
@@ -35,7 +37,8 @@ public struct ServerConfiguration: Sendable {
         maxCallDuration: Duration? = .seconds(300),
         shutdownGracePeriod: Duration = .seconds(30),
         eventLoopThreads: Int = 0,
-        serverVersion: String = "0.1.0"
+        serverVersion: String = "0.1.0",
+        tls: ServerTLS? = nil
     ) {
         self.host = host
         self.port = port
@@ -48,6 +51,7 @@ public struct ServerConfiguration: Sendable {
         self.shutdownGracePeriod = shutdownGracePeriod
         self.eventLoopThreads = eventLoopThreads
         self.serverVersion = serverVersion
+        self.tls = tls
     }
 
     /// Checks the settings; the message says which one is wrong.
