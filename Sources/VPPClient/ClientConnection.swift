@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -23,6 +24,9 @@ final class ClientConnection: Sendable {
         let tls = configuration.security.resolved(host: configuration.host)
         let sslContext = try tls?.makeContext()
         let verifiedName = tls?.hostnameToVerify(host: configuration.host)
+        // The handler made for the channel, kept here too: a failed TLS handshake can close the channel (and empty its
+        // pipeline) before the Hello goes, and the handler knows why.
+        let made = NIOLockedValueBox<NIOLoopBound<ClientConnectionHandler>?>(nil)
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: group)
@@ -38,7 +42,9 @@ final class ClientConnection: Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrameBytes))
                         )
-                        try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(tls: tls != nil))
+                        let handler = ClientConnectionHandler(tls: tls != nil)
+                        made.withLockedValue { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
+                        try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }
                 .connect(host: configuration.host, port: configuration.port)
@@ -54,15 +60,11 @@ final class ClientConnection: Sendable {
         hello.protocolVersion = ServerConnectionStateMachine.protocolVersion
         var frame = RpcV1.ClientFrame()
         frame.kind = .hello(hello)
-        // The handler is looked up once, on the event loop, before anything can close the channel and remove it.
         let started = channel.eventLoop.flatSubmit { () -> EventLoopFuture<(RpcV1.Welcome, NIOLoopBound<ClientConnectionHandler>)> in
-            do {
-                let handler = try channel.pipeline.syncOperations.handler(type: ClientConnectionHandler.self)
-                let bound = NIOLoopBound(handler, eventLoop: channel.eventLoop)
-                return handler.sendHello(frame, channel: channel).map { ($0, bound) }
-            } catch {
+            guard let bound = made.withLockedValue({ $0 }) else {
                 return channel.eventLoop.makeFailedFuture(RPCError.unavailable("The connection closed while it was being set up."))
             }
+            return bound.value.sendHello(frame, channel: channel).map { ($0, bound) }
         }
         let welcome: RpcV1.Welcome
         let handler: NIOLoopBound<ClientConnectionHandler>
@@ -142,6 +144,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     private var closed = false
     /// Whether the connection runs TLS (error messages say what to check).
     private let tls: Bool
+    /// Why the connection ended, when it failed.
+    private var failure: RPCError?
 
     init(tls: Bool) {
         self.tls = tls
@@ -154,6 +158,12 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     func sendHello(_ frame: RpcV1.ClientFrame, channel: any Channel) -> EventLoopFuture<RpcV1.Welcome> {
+        if self.closed {
+            // The connection failed before the Hello could go (a TLS handshake refused, say): say why.
+            return channel.eventLoop.makeFailedFuture(
+                self.failure ?? RPCError.unavailable("The connection closed while it was being set up.")
+            )
+        }
         let promise = channel.eventLoop.makePromise(of: RpcV1.Welcome.self)
         self.welcomePromise = promise
         self.send(frame)
@@ -323,6 +333,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        self.closed = true
         if self.welcomePromise != nil && !self.tls {
             self.failAll(RPCError.unavailable(
                 "The server answered the Hello with something that is not a frame of this protocol (\(error)). If it "
@@ -356,6 +367,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     private func failAll(_ error: RPCError) {
+        if self.failure == nil { self.failure = error }
         for timer in self.deadlineTimers.values { timer.cancel() }
         self.deadlineTimers.removeAll()
         self.welcomePromise?.fail(error)

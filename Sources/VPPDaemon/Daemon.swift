@@ -69,6 +69,10 @@ struct Daemon {
         let migrationConcurrency = try self.settings.int(.migrationConcurrency, in: 1...64)
         let syncWorkers = try self.settings.int(.syncWorkers, in: 0...256)
         let syncInterval = try self.settings.duration(.syncInterval)
+        let gaugeInterval = try self.settings.duration(.gaugeInterval)
+        guard gaugeInterval == .zero || gaugeInterval >= .seconds(1) else {
+            throw SettingsError("VPP_GAUGE_INTERVAL must be 0 (off) or at least 1s.")
+        }
         guard syncInterval >= .seconds(1) else { throw SettingsError("VPP_SYNC_INTERVAL must be at least 1s.") }
         let appleBaseURL = self.settings[.appleBaseURL]
         guard let appleURL = URL(string: appleBaseURL), ["http", "https"].contains(appleURL.scheme ?? "") else {
@@ -138,6 +142,9 @@ struct Daemon {
                 ),
                 SyncScheduler(storage: storage, queue: sync.queue, interval: syncInterval, logger: logger),
             ]
+            if gaugeInterval > .zero {
+                services.append(FleetGauges(storage: storage, interval: gaugeInterval, logger: logger))
+            }
             if syncWorkers > 0 {
                 services.append(
                     JobWorker(

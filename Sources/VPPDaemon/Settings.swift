@@ -121,7 +121,7 @@ public enum Setting: String, CaseIterable, Sendable {
         case .tlsKeyFile: "PEM private key of --tls-cert-file."
         case .allowPlaintext:
             "true lets the RPC port serve plain TCP on an address other than loopback (API keys then cross the network in clear text). Without TLS, vppd otherwise listens on loopback only."
-        case .gaugeInterval: "How often the fleet gauges (tokens by state, tokens expiring, targets waiting for licenses) are refreshed."
+        case .gaugeInterval: "How often the fleet gauges (tokens by state, tokens expiring, targets waiting for licenses) are refreshed; 0 turns them off."
         }
     }
 

@@ -43,7 +43,7 @@ public final class Storage: Sendable {
     }
 
     /// A transaction scoped to the tenant, whatever its state.
-    private func inTenantScope<Result: Sendable>(
+    func inTenantScope<Result: Sendable>(
         _ tenantID: UUID,
         isolation: PostgresPool.IsolationLevel = .readCommitted,
         _ body: (PostgresTransaction) async throws -> Result

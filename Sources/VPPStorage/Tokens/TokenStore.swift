@@ -67,13 +67,17 @@ public struct TokenRecord: Sendable, Hashable {
     public static let expiringSoonWindow: TimeInterval = 30 * 24 * 3600
 
     public func state(at now: Date) -> State {
+        Self.state(status: self.status, expiresAt: self.expiresAt, at: now)
+    }
+
+    public static func state(status: Status, expiresAt: Date, at now: Date) -> State {
         switch status {
         case .invalid: return .invalid
         case .claimedElsewhere: return .claimedElsewhere
         case .expired: return .expired
         case .active:
             if expiresAt <= now { return .expired }
-            if expiresAt.timeIntervalSince(now) <= Self.expiringSoonWindow { return .expiringSoon }
+            if expiresAt.timeIntervalSince(now) <= expiringSoonWindow { return .expiringSoon }
             return .valid
         }
     }
