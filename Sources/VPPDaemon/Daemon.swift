@@ -163,6 +163,7 @@ struct Daemon {
                         logger: logger,
                         render: { registry.emitToBuffer() },
                         ready: {
+                            if rpcServer.isShuttingDown { return (false, "shutting down") }
                             do {
                                 try await pool.query("SELECT 1")
                                 return (true, "ready")

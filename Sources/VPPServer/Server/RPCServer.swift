@@ -63,6 +63,11 @@ public final class RPCServer: Service, Sendable {
 
     public var metrics: ServerMetrics { self.environment.metrics }
 
+    /// Whether a shutdown has begun: the listener is closed and connections are draining (readiness turns false).
+    public var isShuttingDown: Bool {
+        self.state.withLockedValue { $0.shuttingDown }
+    }
+
     /// Binds the listening socket. Returns once the server accepts connections.
     public func start() async throws {
         try self.configuration.validate()
