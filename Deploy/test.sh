@@ -10,6 +10,9 @@ bash Deploy/lib/install-deps.sh
 echo "==> Checking that the generated protobuf code matches Protos/"
 bash Scripts/generate-protos.sh --check
 
+echo "==> Checking that docs/configuration.md lists every vppd setting as Settings.swift has it"
+bash Scripts/settings-table.sh --check
+
 echo "==> Building"
 swift build --build-tests "$@"
 
