@@ -5,6 +5,20 @@ import VPPTesting
 
 @Suite("Connection pool")
 struct PoolTests {
+    @Test("libpq tries the hosts of the list in order and takes the first that accepts read-write sessions (failover)")
+    func connectsToTheFirstLiveHostOfAList() async throws {
+        // A port nothing listens on first: libpq moves on to the real server, as it would after a failover.
+        let deadPort = try await DaemonProcess.freePort()
+        try await withTestPool(configure: { configuration in
+            configuration.hosts = "127.0.0.1,\(configuration.host)"
+            configuration.ports = "\(deadPort),\(configuration.port)"
+            configuration.targetSessionAttributes = "read-write"
+        }) { pool in
+            let rows = try await pool.query("SELECT current_setting('transaction_read_only')")
+            #expect(try rows.first?.decode(String.self, at: 0) == "off")
+        }
+    }
+
     @Test func manyMoreCallersThanConnectionsAllComplete() async throws {
         try await withTestPool(poolSize: 3) { pool in
             let results = try await withThrowingTaskGroup(of: Int.self) { group in

@@ -28,8 +28,20 @@ struct UnitTests {
         #expect(configuration.password == nil)
     }
 
+    @Test func severalHostsAndTargetSessionAttrsGoToLibpqForFailover() throws {
+        let configuration = try PostgresConfiguration(
+            url: "postgres://vpp@/vpp?host=db1.internal,db2.internal&port=5432,5433&target_session_attrs=read-write"
+        )
+        #expect(configuration.connectionParameters.contains { $0 == ("host", "db1.internal,db2.internal") })
+        #expect(configuration.connectionParameters.contains { $0 == ("port", "5432,5433") })
+        #expect(configuration.connectionParameters.contains { $0 == ("target_session_attrs", "read-write") })
+    }
+
     @Test func invalidURLsAreRejectedWithoutEchoingThem() {
-        for url in ["mysql://u@h/db", "postgres://h/db", "postgres://u:secret@h/", "postgres://u:secret@h/db?typo=1"] {
+        for url in [
+            "mysql://u@h/db", "postgres://h/db", "postgres://u:secret@h/", "postgres://u:secret@h/db?typo=1",
+            "postgres://u:secret@h/db?port=5432,x", "postgres://u:secret@h/db?target_session_attrs=primary-ish",
+        ] {
             let error = #expect(throws: PostgresError.self) { try PostgresConfiguration(url: url) }
             #expect(error?.kind == .invalidArgument)
             #expect(error?.description.contains("secret") == false)

@@ -20,6 +20,13 @@ public struct PostgresConfiguration: Sendable, Hashable {
     public var poolSize: Int
     /// How long a caller waits for a free connection before `PostgresError.Kind.poolTimeout`.
     public var poolAcquireTimeout: Duration
+    /// Several servers to try in order, for failover (libpq's comma lists): `hosts` replaces `host` and `ports`
+    /// replaces `port` when set, e.g. `db1,db2` and `5432,5432`.
+    public var hosts: String?
+    public var ports: String?
+    /// libpq's `target_session_attrs`: with several hosts, `read-write` (or `primary`) connects to the one that is the
+    /// primary now, so a failover (Patroni, pg_auto_failover) needs no change of configuration.
+    public var targetSessionAttributes: String?
 
     public init(
         host: String = "127.0.0.1",
@@ -52,7 +59,9 @@ public struct PostgresConfiguration: Sendable, Hashable {
     /// User, password and database are percent-decoded; a percent-encoded absolute path as host
     /// (`%2Fvar%2Frun%2Fpostgresql`) selects a Unix socket directory. Also understood:
     /// `connect_timeout` (seconds), `statement_timeout` (milliseconds), `pool_size`,
-    /// `pool_acquire_timeout` (milliseconds). Unknown parameters are rejected so typos show.
+    /// `pool_acquire_timeout` (milliseconds), and for failover across servers libpq's `host` and `port` lists and
+    /// `target_session_attrs` (`postgres://vpp@/vpp?host=db1,db2&port=5432,5432&target_session_attrs=read-write`).
+    /// Unknown parameters are rejected so typos show.
     public init(url: String) throws(PostgresError) {
         func invalid(_ why: String) -> PostgresError {
             // The URL itself is not quoted: it may hold a password.
@@ -86,6 +95,15 @@ public struct PostgresConfiguration: Sendable, Hashable {
             case "statement_timeout": self.statementTimeout = .milliseconds(try number())
             case "pool_size": self.poolSize = max(1, try number())
             case "pool_acquire_timeout": self.poolAcquireTimeout = .milliseconds(try number())
+            case "host": self.hosts = value
+            case "port":
+                let ports = value.split(separator: ",", omittingEmptySubsequences: false)
+                guard ports.allSatisfy({ UInt16($0) != nil }) else { throw invalid("port must be a number or a comma list of numbers") }
+                self.ports = value
+            case "target_session_attrs":
+                let known = ["any", "read-write", "read-only", "primary", "standby", "prefer-standby"]
+                guard known.contains(value) else { throw invalid("target_session_attrs must be one of \(known.joined(separator: ", "))") }
+                self.targetSessionAttributes = value
             default: throw invalid("unknown parameter \(item.name)")
             }
         }
@@ -96,8 +114,8 @@ public struct PostgresConfiguration: Sendable, Hashable {
     /// in UTC) are fixed here through `options`.
     var connectionParameters: [(keyword: String, value: String)] {
         var parameters: [(String, String)] = [
-            ("host", host),
-            ("port", String(port)),
+            ("host", hosts ?? host),
+            ("port", ports ?? String(port)),
             ("user", user),
             ("dbname", database),
             ("connect_timeout", String(max(2, Int(connectTimeout.components.seconds)))),
@@ -107,6 +125,7 @@ public struct PostgresConfiguration: Sendable, Hashable {
         if let password { parameters.append(("password", password)) }
         if let applicationName { parameters.append(("application_name", applicationName)) }
         if let sslMode { parameters.append(("sslmode", sslMode)) }
+        if let targetSessionAttributes { parameters.append(("target_session_attrs", targetSessionAttributes)) }
         return parameters
     }
 
