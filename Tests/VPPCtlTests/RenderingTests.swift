@@ -110,7 +110,7 @@ import VPPWire
         #expect(notFound.exitCode == .notFound)
 
         let refused = CtlError.from(RPCError(.unauthenticated, "The API key is not valid"), context: ErrorContext(keySource: "VPP_API_KEY"))
-        #expect(refused.description.hasPrefix("UNAUTHENTICATED: The API key is not valid. The API key from VPP_API_KEY was refused"))
+        #expect(refused.description.hasPrefix("UNAUTHENTICATED: The API key is not valid. The key came from VPP_API_KEY;"))
         #expect(!refused.description.contains("\n"))
 
         let down = CtlError.from(RPCError.unavailable("Cannot connect"), context: ErrorContext(server: "127.0.0.1:1"))
@@ -214,6 +214,19 @@ import VPPWire
             try DirectoryRows.users(RecordFile.parseCSV("external_id,email\n,a@x\n", path: "u.csv"))
         } throws: { error in
             (error as? CtlError)?.description.contains("external_id is empty") == true
+        }
+        // A file that is not a directory export at all (its first line is not a header we know), or only a header.
+        try "somehost\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect {
+            try RecordFile.load(path: path, allowed: DirectoryRows.userColumns)
+        } throws: { error in
+            (error as? CtlError)?.description.contains("line 1: unknown column \"somehost\"") == true
+        }
+        try "external_id,email\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect {
+            try RecordFile.load(path: path, allowed: DirectoryRows.userColumns)
+        } throws: { error in
+            (error as? CtlError)?.description.contains("holds no entries") == true
         }
         #expect {
             try RecordFile.load(path: directory + "/missing.csv", allowed: DirectoryRows.userColumns)

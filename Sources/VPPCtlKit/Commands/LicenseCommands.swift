@@ -175,7 +175,7 @@ struct StatusUser: CtlSubcommand {
         try await Ctl.run(self.connection, self.output) { ctl in
             var request = VppV1.GetUserStatusRequest()
             request.externalId = self.user
-            StatusPrinter.print(ctl, try await ctl.call(VppV1.LicenseService.GetUserStatus.self, request, notFound: Look.users))
+            try await StatusPrinter.print(ctl, try await ctl.call(VppV1.LicenseService.GetUserStatus.self, request, notFound: Look.users))
         }
     }
 }
@@ -195,22 +195,33 @@ struct StatusDevice: CtlSubcommand {
         try await Ctl.run(self.connection, self.output) { ctl in
             var request = VppV1.GetDeviceStatusRequest()
             request.serialNumber = self.serial
-            StatusPrinter.print(ctl, try await ctl.call(VppV1.LicenseService.GetDeviceStatus.self, request, notFound: Look.devices))
+            try await StatusPrinter.print(ctl, try await ctl.call(VppV1.LicenseService.GetDeviceStatus.self, request, notFound: Look.devices))
         }
     }
 }
 
 enum StatusPrinter {
-    static func print(_ ctl: Ctl, _ status: VppV1.TargetStatus) {
+    /// A table of the target's entries, each named by its app or book (one GetAsset per distinct asset).
+    static func print(_ ctl: Ctl, _ status: VppV1.TargetStatus) async throws {
         if ctl.printer.json {
             Swift.print(ProtoJSON.encode(status).rendered())
             return
         }
+        var names: [String: String] = [:]
+        for assetID in Set(status.entries.map(\.assetId)) {
+            var request = VppV1.GetAssetRequest()
+            request.assetId = assetID
+            names[assetID] = (try? await ctl.call(VppV1.CatalogService.GetAsset.self, request))?.name
+        }
         var lines: [String] = []
-        let entries = ProtoJSON.encode(status)["entries"]
-        if case .array(let items)? = entries, !items.isEmpty {
+        let items = status.entries.map { entry -> JSONValue in
+            guard case .object(var fields) = ProtoJSON.encode(entry) else { return .null }
+            fields.insert(.init("name", .string(names[entry.assetId] ?? "")), at: 0)
+            return .object(fields)
+        }
+        if !items.isEmpty {
             lines.append(Table(columns: [
-                Column("ASSET", "asset_id"), Column("LICENSE", "license_type"), Column("STATE", "state"),
+                Column("APP OR BOOK", "name"), Column("ASSET", "asset_id"), Column("LICENSE", "license_type"), Column("STATE", "state"),
                 Column("QUEUE", "queue_position"), Column("SINCE", "since"), Column("REASON", "reason"),
             ], items: items).render(colour: ctl.printer.colour))
         } else {

@@ -41,7 +41,10 @@ struct TokensCommand: ParsableCommand {
 
     /// The server refuses a file that is not a token with INVALID_ARGUMENT, and an expired one with
     /// FAILED_PRECONDITION: both say what is wrong; this says what to do.
-    static let uploadHints: [RpcV1.StatusCode: String] = [.invalidArgument: fileHint]
+    static let uploadHints: [RpcV1.StatusCode: String] = [
+        .invalidArgument: fileHint,
+        .alreadyExists: "With vppctl: vppctl tokens renew TOKEN-ID FILE.vpptoken replaces a token's file.",
+    ]
 }
 
 struct TokensUpload: CtlSubcommand {

@@ -86,9 +86,9 @@ public struct CtlError: Error, Sendable, CustomStringConvertible {
         case .unauthenticated:
             return CtlError(
                 rpc.code, message,
-                hint: "The API key \(context.keySource.map { "from \($0) " } ?? "")was refused: check it, or ask an "
-                    + "operator for a new one (vppctl keys create). Set it with --api-key-file, VPP_API_KEY or "
-                    + "api_key_file in \(ConfigFile.defaultPathDescription)."
+                hint: "The key came from \(context.keySource ?? "the settings"); give another with --api-key-file, "
+                    + "VPP_API_KEY or api_key_file in \(ConfigFile.defaultPathDescription) (vppctl config shows where "
+                    + "each setting comes from)."
             )
         case .permissionDenied:
             return CtlError(
@@ -98,13 +98,16 @@ public struct CtlError: Error, Sendable, CustomStringConvertible {
         case .unavailable:
             return CtlError(
                 rpc.code, message,
-                hint: "Check that the server runs at \(context.server ?? "the address given") "
-                    + "(--server, VPP_SERVER or server in \(ConfigFile.defaultPathDescription)), then retry."
+                hint: "The address \(context.server ?? "") comes from --server, VPP_SERVER or server in "
+                    + "\(ConfigFile.defaultPathDescription); check it, or retry later."
             )
         case .deadlineExceeded:
             return CtlError(rpc.code, message, hint: "Retry, or give the call more time with --timeout.")
         case .unimplemented:
             return CtlError(rpc.code, message, hint: "This server does not offer that call yet; upgrade the server.")
+        case .invalidArgument where rpc.message.contains("must be an id") && context.notFoundHint != nil:
+            // An id that is not even well-formed: the same advice as for an unknown one.
+            return CtlError(rpc.code, message, hint: context.notFoundHint!)
         case .failedPrecondition, .invalidArgument, .alreadyExists, .resourceExhausted, .outOfRange:
             // The server's messages for these say what to do (style.md); vppctl adds nothing generic.
             return CtlError(rpc.code, message)

@@ -15,10 +15,13 @@ public struct RecordFile: Sendable {
     }
 
     public var path: String
+    /// The CSV header's names (empty for JSON, whose rows name their own fields).
+    public var columns: [String]
     public var rows: [Row]
 
-    public init(path: String, rows: [Row]) {
+    public init(path: String, columns: [String] = [], rows: [Row]) {
         self.path = path
+        self.columns = columns
         self.rows = rows
     }
 
@@ -38,13 +41,17 @@ public struct RecordFile: Sendable {
         let isJSON = path.lowercased().hasSuffix(".json")
             || (!path.lowercased().hasSuffix(".csv") && (trimmed.hasPrefix("[") || trimmed.hasPrefix("{")))
         let file = isJSON ? try Self.parseJSON(data, path: path) : try Self.parseCSV(text, path: path)
-        for row in file.rows {
-            if let unknown = row.fields.keys.sorted().first(where: { !allowed.contains($0) }) {
+        let named = [(location: "line 1", names: file.columns)] + file.rows.map { ($0.location, $0.fields.keys.sorted()) }
+        for (location, names) in named {
+            if let unknown = names.first(where: { !$0.isEmpty && !allowed.contains($0) }) {
                 throw CtlError.badInput(
-                    "\(path), \(row.location): unknown column \"\(unknown)\"",
+                    "\(path), \(location): unknown column \"\(unknown)\"",
                     hint: "The columns are: " + allowed.sorted().joined(separator: ", ") + "."
                 )
             }
+        }
+        guard !file.rows.isEmpty else {
+            throw CtlError.badInput("\(path) holds no entries", hint: Self.formatHint + ", one entry per row.")
         }
         return file
     }
@@ -114,7 +121,7 @@ public struct RecordFile: Sendable {
             for (name, value) in zip(names, record.cells) where !name.isEmpty { fields[name] = value }
             rows.append(Row(location: "line \(record.line)", fields: fields))
         }
-        return RecordFile(path: path, rows: rows)
+        return RecordFile(path: path, columns: names, rows: rows)
     }
 
     public static func parseJSON(_ data: Data, path: String) throws(CtlError) -> RecordFile {

@@ -34,10 +34,11 @@ public struct Table: Sendable {
         for row in self.rows {
             for (index, cell) in row.prefix(count).enumerated() { widths[index] = max(widths[index], cell.count) }
         }
+        // A column is numeric when it holds at least one number and nothing but numbers, "-" and "unlimited".
         let numeric = (0..<count).map { index in
-            !self.rows.isEmpty && self.rows.allSatisfy { row in
-                index < row.count && (row[index] == "-" || row[index] == "unlimited" || row[index].allSatisfy(\.isNumber))
-            }
+            let cells = self.rows.map { index < $0.count ? $0[index] : "" }
+            return cells.contains { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+                && cells.allSatisfy { $0 == "-" || $0 == "unlimited" || (!$0.isEmpty && $0.allSatisfy(\.isNumber)) }
         }
         func line(_ cells: [String]) -> String {
             var parts: [String] = []
