@@ -297,6 +297,7 @@ struct SyncFollower {
         let draw = terminal || !self.ctl.printer.json
         var last: VppV1.SyncJob?
         var lastLine = ""
+        let width = max(10, min(40, Terminal.width(environment: ProcessInfo.processInfo.environment) - 40))
         do {
             // The stream's own deadline is the longest a sync may take to report; updates come at least every few
             // seconds while it runs.
@@ -304,7 +305,7 @@ struct SyncFollower {
                 last = job
                 guard draw else { continue }
                 if terminal {
-                    Terminal.writeError("\r\u{1B}[2K" + SyncProgress.bar(job, width: max(10, min(40, Terminal.width(environment: ProcessInfo.processInfo.environment) - 40))))
+                    Terminal.writeError("\r\u{1B}[2K" + SyncProgress.bar(job, width: width))
                 } else {
                     // One line per phase and state, not per item: logs stay short.
                     let line = "sync: \(SyncProgress.stateName(job.state)), \(SyncProgress.phaseName(job.phase))"
@@ -316,7 +317,7 @@ struct SyncFollower {
             if terminal, draw { Terminal.writeError("\n") }
             throw CtlError.from(error, context: self.ctl.context(notFound: Look.jobs))
         }
-        if terminal, draw { Terminal.writeError("\r\u{1B}[2K" + (last.map { SyncProgress.bar($0) } ?? "") + "\n") }
+        if terminal, draw { Terminal.writeError("\r\u{1B}[2K" + (last.map { SyncProgress.bar($0, width: width) } ?? "") + "\n") }
         guard let job = last else {
             throw CtlError(.internal, "the server ended WatchSyncJob without a job", exitCode: .other)
         }

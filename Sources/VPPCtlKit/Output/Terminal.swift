@@ -25,6 +25,9 @@ public enum Terminal {
 
     /// Writes to stderr without a newline (progress bars redraw in place).
     static func writeError(_ text: String) {
+        // What stdout holds so far goes first, so a summary and the refusals under it keep their order in a log
+        // that collects both (stdout is block-buffered when it is not a terminal).
+        fflush(nil)
         var text = text
         text.withUTF8 { buffer in
             var offset = 0
