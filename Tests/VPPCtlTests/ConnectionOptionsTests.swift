@@ -16,7 +16,8 @@ import VPPCtlKit
         func write(_ name: String, _ text: String) throws -> String {
             let path = self.directory + "/" + name
             try FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true
+                atPath: (path as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true
             )
             try text.write(toFile: path, atomically: true, encoding: .utf8)
             return path
@@ -30,7 +31,10 @@ import VPPCtlKit
         defer { scratch.remove() }
         let fileKey = try scratch.write("file.key", "key-from-config-file\n")
         let flagKey = try scratch.write("flag.key", "key-from-flag-file\n")
-        _ = try scratch.write("vppctl/config", "# comment\nserver = config.example:7000\napi_key_file = \(fileKey)\ntimeout = 5s\n")
+        _ = try scratch.write(
+            "vppctl/config",
+            "# comment\nserver = config.example:7000\napi_key_file = \(fileKey)\ntimeout = 5s\n"
+        )
         let environment = ["XDG_CONFIG_HOME": scratch.directory, "HOME": scratch.directory]
 
         // Only the config file.
@@ -113,7 +117,9 @@ import VPPCtlKit
         ("10.0.0.1:1", "10.0.0.1", 1),
     ])
     func serverAddresses(text: String, host: String, port: Int) throws {
-        let resolved = try ConnectionOptions.parse(["--server", text, "--api-key", "k"]).resolve(environment: ["HOME": "/nonexistent"])
+        let resolved = try ConnectionOptions.parse(["--server", text, "--api-key", "k"]).resolve(environment: [
+            "HOME": "/nonexistent"
+        ])
         #expect(resolved.host == host)
         #expect(resolved.port == port)
     }
@@ -121,7 +127,9 @@ import VPPCtlKit
     @Test(arguments: ["host:", "host:99999", "::1:80", ":80"])
     func badServerAddressesAreRefused(text: String) throws {
         #expect(throws: CtlError.self) {
-            try ConnectionOptions.parse(["--server", text, "--api-key", "k"]).resolve(environment: ["HOME": "/nonexistent"])
+            try ConnectionOptions.parse(["--server", text, "--api-key", "k"]).resolve(environment: [
+                "HOME": "/nonexistent"
+            ])
         }
     }
 }

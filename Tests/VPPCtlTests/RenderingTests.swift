@@ -51,7 +51,10 @@ import VPPWire
     }
 
     @Test func tablesAreAlignedWithNumbersOnTheRight() {
-        let table = Table(headers: ["NAME", "APPS", "STATE"], rows: [["Demo School", "4", "VALID"], ["X", "120", "-"]])
+        let table = Table(
+            headers: ["NAME", "APPS", "STATE"],
+            rows: [["Demo School", "4", "VALID"], ["X", "120", "-"]]
+        )
         #expect(
             table.render() == """
                 NAME         APPS  STATE
@@ -67,7 +70,10 @@ import VPPWire
         #expect(HumanFormat.cell(.string("")) == "-")
         #expect(HumanFormat.cell(.bool(true)) == "yes")
         #expect(HumanFormat.cell(.uint(2_147_483_647)) == "unlimited")
-        let rows = Table(columns: [Column("ID", "id"), Column("RESULT", "last_sync.result")], items: [ProtoJSON.encode(Self.token())])
+        let rows = Table(
+            columns: [Column("ID", "id"), Column("RESULT", "last_sync.result")],
+            items: [ProtoJSON.encode(Self.token())]
+        )
         #expect(rows.rows == [["6f1c2a9e-0000-4000-8000-000000000001", "SUCCEEDED"]])
     }
 
@@ -109,15 +115,23 @@ import VPPWire
         #expect(notFound.description == "NOT_FOUND: No token with id 42. Run \"vppctl tokens list\" to see the tokens.")
         #expect(notFound.exitCode == .notFound)
 
-        let refused = CtlError.from(RPCError(.unauthenticated, "The API key is not valid"), context: ErrorContext(keySource: "VPP_API_KEY"))
-        #expect(refused.description.hasPrefix("UNAUTHENTICATED: The API key is not valid. The key came from VPP_API_KEY;"))
+        let refused = CtlError.from(
+            RPCError(.unauthenticated, "The API key is not valid"),
+            context: ErrorContext(keySource: "VPP_API_KEY")
+        )
+        #expect(
+            refused.description.hasPrefix("UNAUTHENTICATED: The API key is not valid. The key came from VPP_API_KEY;")
+        )
         #expect(!refused.description.contains("\n"))
 
         let down = CtlError.from(RPCError.unavailable("Cannot connect"), context: ErrorContext(server: "127.0.0.1:1"))
         #expect(down.description.contains("127.0.0.1:1"))
         #expect(down.exitCode == .retryable)
 
-        let hinted = CtlError.from(RPCError.invalidArgument("not Base64"), context: ErrorContext(hints: [.invalidArgument: "Download it again."]))
+        let hinted = CtlError.from(
+            RPCError.invalidArgument("not Base64"),
+            context: ErrorContext(hints: [.invalidArgument: "Download it again."])
+        )
         #expect(hinted.description == "INVALID_ARGUMENT: not Base64. Download it again.")
     }
 
@@ -155,7 +169,9 @@ import VPPWire
         job.state = .failed
         job.attempt = 3
         job.error = "Apple refused the token: download a new one."
-        #expect(SyncProgress.summary(job) == "Sync j1 failed after 3 attempts: Apple refused the token: download a new one.")
+        #expect(
+            SyncProgress.summary(job) == "Sync j1 failed after 3 attempts: Apple refused the token: download a new one."
+        )
     }
 
     // MARK: Import files
@@ -182,7 +198,10 @@ import VPPWire
 
     @Test func jsonArraysOrAListCommandsOutput() throws {
         let listed = try RecordFile.parseJSON(
-            Data(#"{"devices": [{"serial_number": "S1", "books_app_present": false, "created_at": null}], "page": {"next_page_token": ""}}"#.utf8),
+            Data(
+                #"{"devices": [{"serial_number": "S1", "books_app_present": false, "created_at": null}], "page": {"next_page_token": ""}}"#
+                    .utf8
+            ),
             path: "d.json"
         )
         let devices = try DirectoryRows.devices(listed)
@@ -192,7 +211,10 @@ import VPPWire
         // R18: no owner and no enrollment given: automated enrollment.
         #expect(devices[0].input.enrollment == .automated)
 
-        let plain = try RecordFile.parseJSON(Data(#"[{"serial_number": "S2", "owner_external_id": "alice"}]"#.utf8), path: "d.json")
+        let plain = try RecordFile.parseJSON(
+            Data(#"[{"serial_number": "S2", "owner_external_id": "alice"}]"#.utf8),
+            path: "d.json"
+        )
         let owned = try DirectoryRows.devices(plain)
         #expect(owned[0].input.enrollment == .userAffiliated)
         // R22: the Books app is there unless the file says otherwise.

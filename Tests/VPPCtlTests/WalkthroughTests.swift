@@ -21,7 +21,8 @@ import VPPTesting
             var directory = URL(fileURLWithPath: argument).deletingLastPathComponent()
             // An .xctest bundle on macOS sits inside Contents/MacOS.
             if directory.path.hasSuffix("Contents/MacOS") {
-                directory = directory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                directory = directory.deletingLastPathComponent().deletingLastPathComponent()
+                    .deletingLastPathComponent()
             }
             candidates.append(directory.appendingPathComponent("vppctl").path)
         }
@@ -50,7 +51,9 @@ import VPPTesting
     }
 
     /// Runs vppctl with stdout and stderr kept apart (in files, so neither pipe can fill), off the cooperative pool.
-    static func vppctl(_ binary: String, _ arguments: [String], environment: [String: String], scratch: String) async throws -> Run {
+    static func vppctl(_ binary: String, _ arguments: [String], environment: [String: String], scratch: String)
+        async throws -> Run
+    {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 let out = scratch + "/out-" + UUID().uuidString
@@ -90,7 +93,10 @@ import VPPTesting
         )
         try await AppleVPPSimulator.withSimulator(logger: logger) { simulator in
             let tokenFile = try #require(try simulator.core.load(fixture).first).vppToken
-            let server = try await TestVPPServer.start(prefix: "ctl", apple: TestAppleOptions(baseURL: simulator.baseURL))
+            let server = try await TestVPPServer.start(
+                prefix: "ctl",
+                apple: TestAppleOptions(baseURL: simulator.baseURL)
+            )
             let scratch = NSTemporaryDirectory() + "vppctl-walkthrough-" + UUID().uuidString
             do {
                 try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
@@ -117,13 +123,26 @@ import VPPTesting
             "PATH": "/usr/bin:/bin", "TERM": "dumb",
         ]
         func vppctl(_ arguments: String..., environment overrides: [String: String] = [:]) async throws -> Run {
-            try await Self.vppctl(binary, arguments, environment: environment.merging(overrides) { $1 }, scratch: scratch)
+            try await Self.vppctl(
+                binary,
+                arguments,
+                environment: environment.merging(overrides) { $1 },
+                scratch: scratch
+            )
         }
 
         // What Deploy/run-local.sh does for the demo tenant: upload its token (R1).
         let upload = try await vppctl(
-            "tokens", "upload", tokenPath, "--apple-id", "vpp-admin@demo-school.example", "--account-type", "education",
-            "--name", "Demo School", "--json"
+            "tokens",
+            "upload",
+            tokenPath,
+            "--apple-id",
+            "vpp-admin@demo-school.example",
+            "--account-type",
+            "education",
+            "--name",
+            "Demo School",
+            "--json"
         )
         #expect(upload.status == 0, "\(upload)")
         let uploaded = upload.json["token"] as? [String: Any]
@@ -135,7 +154,10 @@ import VPPTesting
         let tokens = try await vppctl("tokens", "list")
         #expect(tokens.status == 0, "\(tokens)")
         let header = tokens.stdout.split(separator: "\n").first.map(String.init) ?? ""
-        #expect(header.hasPrefix("ID") && header.contains("NAME") && header.contains("STATE") && header.contains("LAST SYNC"))
+        #expect(
+            header.hasPrefix("ID") && header.contains("NAME") && header.contains("STATE")
+                && header.contains("LAST SYNC")
+        )
         #expect(tokens.stdout.contains(tokenID) && tokens.stdout.contains("Demo School"))
         #expect(!tokens.stdout.contains("\u{1B}"), "no colour when stdout is not a terminal")
 
@@ -166,12 +188,29 @@ import VPPTesting
         // Walkthrough 6 and 7: a user group, and users imported into it.
         let group = try await vppctl("groups", "create", "year-7", "--name", "Year 7", "--kind", "user")
         #expect(group.status == 0, "\(group)")
-        let imported = try await vppctl("users", "import", Self.root.appendingPathComponent("Deploy/local/demo-users.csv").path)
+        let imported = try await vppctl(
+            "users",
+            "import",
+            Self.root.appendingPathComponent("Deploy/local/demo-users.csv").path
+        )
         #expect(imported.status == 0, "\(imported)")
-        #expect(imported.stdout.contains("3 users created") && imported.stdout.contains("3 group memberships added"), "\(imported)")
+        #expect(
+            imported.stdout.contains("3 users created") && imported.stdout.contains("3 group memberships added"),
+            "\(imported)"
+        )
 
         // Walkthrough 8: Pages assigned to the group (R13).
-        let assigned = try await vppctl("assignments", "create", "--asset", "Pages", "--group", "year-7", "--action", "required", "--json")
+        let assigned = try await vppctl(
+            "assignments",
+            "create",
+            "--asset",
+            "Pages",
+            "--group",
+            "year-7",
+            "--action",
+            "required",
+            "--json"
+        )
         #expect(assigned.status == 0, "\(assigned)")
         #expect(assigned.json["action"] as? String == "REQUIRED", "\(assigned)")
         #expect(assigned.json["license_type"] as? String == "USER")
@@ -188,7 +227,10 @@ import VPPTesting
         let wrongKey = try await vppctl("tokens", "list", environment: ["VPP_API_KEY": "not-a-key-at-all"])
         #expect(wrongKey.status == 4, "\(wrongKey)")
         #expect(wrongKey.stderr.hasPrefix("vppctl: UNAUTHENTICATED: "), "\(wrongKey)")
-        #expect(wrongKey.stderr.contains("VPP_API_KEY") && wrongKey.stderr.split(separator: "\n").count == 1, "\(wrongKey)")
+        #expect(
+            wrongKey.stderr.contains("VPP_API_KEY") && wrongKey.stderr.split(separator: "\n").count == 1,
+            "\(wrongKey)"
+        )
         #expect(!wrongKey.stderr.contains("not-a-key-at-all"), "the key is never printed")
 
         let unknownToken = try await vppctl("tokens", "show", "00000000-0000-4000-8000-000000000042")
@@ -198,7 +240,10 @@ import VPPTesting
 
         let missingFile = try await vppctl("tokens", "upload", scratch + "/nope.vpptoken", "--apple-id", "a@b.example")
         #expect(missingFile.status == 5, "\(missingFile)")
-        #expect(missingFile.stderr.contains("does not exist") && missingFile.stderr.contains("Apple School Manager"), "\(missingFile)")
+        #expect(
+            missingFile.stderr.contains("does not exist") && missingFile.stderr.contains("Apple School Manager"),
+            "\(missingFile)"
+        )
 
         let garbagePath = scratch + "/garbage.vpptoken"
         try "this is not a token".write(toFile: garbagePath, atomically: true, encoding: .utf8)

@@ -47,7 +47,11 @@ struct AssignmentsCreate: CtlSubcommand {
             request.groupId = group.id
             request.action = self.action.value
             request.licenseType = self.licenseType?.value ?? (group.kind == .device ? .device : .user)
-            let assignment = try await ctl.call(VppV1.AssignmentService.CreateAssignment.self, request, notFound: Look.assets)
+            let assignment = try await ctl.call(
+                VppV1.AssignmentService.CreateAssignment.self,
+                request,
+                notFound: Look.assets
+            )
             ctl.printer.record(assignment, headline: "Assigned to \(group.name) (\(group.externalId)).")
         }
     }
@@ -74,7 +78,9 @@ struct AssignmentsList: CtlSubcommand {
             if let group = self.group { request.groupId = try await Directory.group(ctl, group).id }
             let answer = try await ctl.call(VppV1.AssignmentService.ListAssignments.self, request)
             ctl.printer.list(
-                answer, items: "assignments", columns: AssignmentsCommand.columns,
+                answer,
+                items: "assignments",
+                columns: AssignmentsCommand.columns,
                 empty: "No assignments. Create one: vppctl assignments create --asset APP --group GROUP"
             )
         }
@@ -97,7 +103,9 @@ struct AssignmentsShow: CtlSubcommand {
         try await Ctl.run(self.connection, self.output) { ctl in
             var request = VppV1.GetAssignmentRequest()
             request.assignmentId = self.assignmentID
-            ctl.printer.record(try await ctl.call(VppV1.AssignmentService.GetAssignment.self, request, notFound: Look.assignments))
+            ctl.printer.record(
+                try await ctl.call(VppV1.AssignmentService.GetAssignment.self, request, notFound: Look.assignments)
+            )
         }
     }
 }
@@ -119,7 +127,9 @@ struct AssignmentsUpdate: CtlSubcommand {
             var request = VppV1.UpdateAssignmentRequest()
             request.assignmentId = self.assignmentID
             request.action = self.action.value
-            ctl.printer.record(try await ctl.call(VppV1.AssignmentService.UpdateAssignment.self, request, notFound: Look.assignments))
+            ctl.printer.record(
+                try await ctl.call(VppV1.AssignmentService.UpdateAssignment.self, request, notFound: Look.assignments)
+            )
         }
     }
 }
@@ -138,7 +148,9 @@ struct AssignmentsDelete: CtlSubcommand {
 
     mutating func validate() throws {
         guard self.yes else {
-            throw ValidationError("Deleting an assignment releases its licenses. Add --yes to confirm (or update it to --action uninstall).")
+            throw ValidationError(
+                "Deleting an assignment releases its licenses. Add --yes to confirm (or update it to --action uninstall)."
+            )
         }
     }
 
@@ -146,7 +158,11 @@ struct AssignmentsDelete: CtlSubcommand {
         try await Ctl.run(self.connection, self.output) { ctl in
             var request = VppV1.DeleteAssignmentRequest()
             request.assignmentId = self.assignmentID
-            let answer = try await ctl.call(VppV1.AssignmentService.DeleteAssignment.self, request, notFound: Look.assignments)
+            let answer = try await ctl.call(
+                VppV1.AssignmentService.DeleteAssignment.self,
+                request,
+                notFound: Look.assignments
+            )
             ctl.printer.result(
                 "Deleted: \(answer.released) licenses released, \(answer.pendingRelease) released once the app is removed.",
                 json: ProtoJSON.encode(answer)

@@ -47,8 +47,10 @@ enum Catalog {
         }
         let candidates = (exact.isEmpty ? found : exact).prefix(5).map { "\($0.id) (\($0.name), token \($0.tokenId))" }
         throw CtlError(
-            .invalidArgument, "\"\(reference)\" matches \(exact.isEmpty ? found.count : exact.count) apps and books",
-            hint: "Give the asset id instead, e.g. " + candidates.joined(separator: ", ") + ".", exitCode: .usage
+            .invalidArgument,
+            "\"\(reference)\" matches \(exact.isEmpty ? found.count : exact.count) apps and books",
+            hint: "Give the asset id instead, e.g. " + candidates.joined(separator: ", ") + ".",
+            exitCode: .usage
         )
     }
 
@@ -72,8 +74,17 @@ struct AppsList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            let answer = try await ctl.call(VppV1.CatalogService.ListApps.self, self.filter.request(self.page), notFound: Look.tokens)
-            ctl.printer.list(answer, items: "assets", columns: Catalog.columns, empty: "No apps. Has a token synced? vppctl tokens list")
+            let answer = try await ctl.call(
+                VppV1.CatalogService.ListApps.self,
+                self.filter.request(self.page),
+                notFound: Look.tokens
+            )
+            ctl.printer.list(
+                answer,
+                items: "assets",
+                columns: Catalog.columns,
+                empty: "No apps. Has a token synced? vppctl tokens list"
+            )
         }
     }
 }
@@ -92,8 +103,17 @@ struct BooksList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            let answer = try await ctl.call(VppV1.CatalogService.ListBooks.self, self.filter.request(self.page), notFound: Look.tokens)
-            ctl.printer.list(answer, items: "assets", columns: Catalog.columns, empty: "No books. Has a token synced? vppctl tokens list")
+            let answer = try await ctl.call(
+                VppV1.CatalogService.ListBooks.self,
+                self.filter.request(self.page),
+                notFound: Look.tokens
+            )
+            ctl.printer.list(
+                answer,
+                items: "assets",
+                columns: Catalog.columns,
+                empty: "No books. Has a token synced? vppctl tokens list"
+            )
         }
     }
 }
@@ -157,7 +177,9 @@ struct AssetCounts: CtlSubcommand {
         try await Ctl.run(self.connection, self.output) { ctl in
             var request = VppV1.GetLicenseCountsRequest()
             request.assetId = try await Catalog.resolveAsset(ctl, self.asset)
-            ctl.printer.record(try await ctl.call(VppV1.CatalogService.GetLicenseCounts.self, request, notFound: Look.assets))
+            ctl.printer.record(
+                try await ctl.call(VppV1.CatalogService.GetLicenseCounts.self, request, notFound: Look.assets)
+            )
         }
     }
 }
@@ -183,7 +205,8 @@ struct AppsSkipped: CtlSubcommand {
             request.tokenId = self.tokenID ?? ""
             let answer = try await ctl.call(VppV1.CatalogService.ListSkippedAssets.self, request, notFound: Look.tokens)
             ctl.printer.list(
-                answer, items: "assets",
+                answer,
+                items: "assets",
                 columns: [
                     Column("ADAM ID", "adam_id"), Column("TOKEN", "token_id"), Column("TOTAL", "total"),
                     Column("SEEN", "seen_at"), Column("REASON", "reason"),

@@ -15,7 +15,10 @@ enum Directory {
 
     /// Tries each lookup in turn; NOT_FOUND from all of them is reported once, with `notFound` as advice.
     static func get<Method: ProtoMethod>(
-        _ ctl: Ctl, _ method: Method.Type, _ reference: String, notFound: String
+        _ ctl: Ctl,
+        _ method: Method.Type,
+        _ reference: String,
+        notFound: String
     ) async throws -> Method.Response where Method.Request == VppV1.GetEntryRequest {
         let lookups = Self.entry(reference)
         for (index, request) in lookups.enumerated() {
@@ -33,7 +36,9 @@ enum Directory {
     }
 
     /// Adds members to groups by the groups' external ids (the `groups` column of an import), in batches.
-    static func addMemberships(_ ctl: Ctl, _ memberships: [String: [String]]) async throws -> (changed: Int, errors: [String]) {
+    static func addMemberships(_ ctl: Ctl, _ memberships: [String: [String]]) async throws -> (
+        changed: Int, errors: [String]
+    ) {
         var changed = 0
         var errors: [String] = []
         for (groupKey, members) in memberships.sorted(by: { $0.key < $1.key }) {
@@ -42,7 +47,11 @@ enum Directory {
                 var request = VppV1.GroupMembersRequest()
                 request.groupId = group.id
                 request.memberKeys = Array(batch)
-                let answer = try await ctl.call(VppV1.DirectoryService.AddGroupMembers.self, request, notFound: Look.groups)
+                let answer = try await ctl.call(
+                    VppV1.DirectoryService.AddGroupMembers.self,
+                    request,
+                    notFound: Look.groups
+                )
                 changed += Int(answer.changed)
                 errors += answer.errors.map { "group \(groupKey), \($0.key): \($0.message)" }
             }
@@ -52,9 +61,15 @@ enum Directory {
 
     /// Prints what a bulk upsert did; refused entries go to stderr, one line each, and make the command exit 5.
     static func reportUpsert(
-        _ ctl: Ctl, noun: String, path: String, total: VppV1.UpsertResponse, memberships: Int, errors: [String]
+        _ ctl: Ctl,
+        noun: String,
+        path: String,
+        total: VppV1.UpsertResponse,
+        memberships: Int,
+        errors: [String]
     ) throws {
-        var sentence = "Imported \(path): \(total.created) \(noun) created, \(total.updated) updated, "
+        var sentence =
+            "Imported \(path): \(total.created) \(noun) created, \(total.updated) updated, "
             + "\(total.unchanged) unchanged"
         if memberships > 0 { sentence += ", \(memberships) group memberships added" }
         sentence += errors.isEmpty ? "." : ", \(errors.count) refused:"
@@ -67,7 +82,11 @@ enum Directory {
         ctl.printer.result(sentence, json: json)
         guard errors.isEmpty else {
             for error in errors { Terminal.writeError("  \(error)\n") }
-            throw CtlError(.invalidArgument, "\(errors.count) entries were refused", hint: "Fix them and import the file again; the rest were applied.")
+            throw CtlError(
+                .invalidArgument,
+                "\(errors.count) entries were refused",
+                hint: "Fix them and import the file again; the rest were applied."
+            )
         }
     }
 
@@ -75,7 +94,14 @@ enum Directory {
     static func keys(_ arguments: [String], file: String?) throws -> [String] {
         var keys = arguments
         if let file {
-            keys += try DirectoryRows.memberKeys(RecordFile.load(path: file, allowed: Set(["external_id", "serial_number", "key"]).union(DirectoryRows.userColumns).union(DirectoryRows.deviceColumns).union(DirectoryRows.outputOnlyColumns)))
+            keys += try DirectoryRows.memberKeys(
+                RecordFile.load(
+                    path: file,
+                    allowed: Set(["external_id", "serial_number", "key"]).union(DirectoryRows.userColumns).union(
+                        DirectoryRows.deviceColumns
+                    ).union(DirectoryRows.outputOnlyColumns)
+                )
+            )
         }
         guard !keys.isEmpty else {
             throw ValidationError("Give at least one key, or --file FILE.")
@@ -113,7 +139,10 @@ struct UsersImport: CtlSubcommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("A .csv or .json file.", valueName: "file"), completion: .file(extensions: ["csv", "json"]))
+    @Argument(
+        help: ArgumentHelp("A .csv or .json file.", valueName: "file"),
+        completion: .file(extensions: ["csv", "json"])
+    )
     var file: String
 
     @OptionGroup var connection: ConnectionOptions
@@ -133,12 +162,21 @@ struct UsersImport: CtlSubcommand {
                 total.created += answer.created
                 total.updated += answer.updated
                 total.unchanged += answer.unchanged
-                errors += answer.errors.map { "entry \(batchIndex * DirectoryRows.batchSize + Int($0.index) + 1) (\($0.key)): \($0.message)" }
+                errors += answer.errors.map {
+                    "entry \(batchIndex * DirectoryRows.batchSize + Int($0.index) + 1) (\($0.key)): \($0.message)"
+                }
             }
             var memberships: [String: [String]] = [:]
             for row in rows { for group in row.groups { memberships[group, default: []].append(row.input.externalId) } }
             let added = try await Directory.addMemberships(ctl, memberships)
-            try Directory.reportUpsert(ctl, noun: "users", path: self.file, total: total, memberships: added.changed, errors: errors + added.errors)
+            try Directory.reportUpsert(
+                ctl,
+                noun: "users",
+                path: self.file,
+                total: total,
+                memberships: added.changed,
+                errors: errors + added.errors
+            )
         }
     }
 }
@@ -171,7 +209,14 @@ struct UsersAdd: CtlSubcommand {
             request.users = [user]
             let answer = try await ctl.call(VppV1.DirectoryService.UpsertUsers.self, request)
             let errors = answer.errors.map { "\($0.key): \($0.message)" }
-            try Directory.reportUpsert(ctl, noun: "users", path: "user \(self.externalID)", total: answer, memberships: 0, errors: errors)
+            try Directory.reportUpsert(
+                ctl,
+                noun: "users",
+                path: "user \(self.externalID)",
+                total: answer,
+                memberships: 0,
+                errors: errors
+            )
         }
     }
 }
@@ -196,7 +241,12 @@ struct UsersList: CtlSubcommand {
             request.query = self.query ?? ""
             if let group = self.group { request.groupId = try await Directory.group(ctl, group).id }
             let answer = try await ctl.call(VppV1.DirectoryService.ListUsers.self, request, notFound: Look.groups)
-            ctl.printer.list(answer, items: "users", columns: UsersCommand.columns, empty: "No users. Import some: vppctl users import FILE.csv")
+            ctl.printer.list(
+                answer,
+                items: "users",
+                columns: UsersCommand.columns,
+                empty: "No users. Import some: vppctl users import FILE.csv"
+            )
         }
     }
 }
@@ -214,7 +264,9 @@ struct UsersShow: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            ctl.printer.record(try await Directory.get(ctl, VppV1.DirectoryService.GetUser.self, self.user, notFound: Look.users))
+            ctl.printer.record(
+                try await Directory.get(ctl, VppV1.DirectoryService.GetUser.self, self.user, notFound: Look.users)
+            )
         }
     }
 }
@@ -227,7 +279,8 @@ struct UsersDelete: CtlSubcommand {
     )
 
     @Argument(help: ArgumentHelp("External ids.", valueName: "external-id")) var keys: [String] = []
-    @Option(help: "A CSV or JSON file with an external_id column.", completion: .file(extensions: ["csv", "json"])) var file: String?
+    @Option(help: "A CSV or JSON file with an external_id column.", completion: .file(extensions: ["csv", "json"]))
+    var file: String?
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
@@ -250,7 +303,10 @@ enum DeleteEntries {
             total.deleted += answer.deleted
             total.notFound += answer.notFound
         }
-        ctl.printer.result("Deleted \(total.deleted) \(noun); \(total.notFound) not found.", json: ProtoJSON.encode(total))
+        ctl.printer.result(
+            "Deleted \(total.deleted) \(noun); \(total.notFound) not found.",
+            json: ProtoJSON.encode(total)
+        )
     }
 }
 
@@ -283,7 +339,10 @@ struct DevicesImport: CtlSubcommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("A .csv or .json file.", valueName: "file"), completion: .file(extensions: ["csv", "json"]))
+    @Argument(
+        help: ArgumentHelp("A .csv or .json file.", valueName: "file"),
+        completion: .file(extensions: ["csv", "json"])
+    )
     var file: String
 
     @OptionGroup var connection: ConnectionOptions
@@ -291,7 +350,10 @@ struct DevicesImport: CtlSubcommand {
 
     func execute() async throws {
         let rows = try DirectoryRows.devices(
-            RecordFile.load(path: self.file, allowed: DirectoryRows.deviceColumns.union(DirectoryRows.outputOnlyColumns))
+            RecordFile.load(
+                path: self.file,
+                allowed: DirectoryRows.deviceColumns.union(DirectoryRows.outputOnlyColumns)
+            )
         )
         try await Ctl.run(self.connection, self.output) { ctl in
             var total = VppV1.UpsertResponse()
@@ -303,12 +365,23 @@ struct DevicesImport: CtlSubcommand {
                 total.created += answer.created
                 total.updated += answer.updated
                 total.unchanged += answer.unchanged
-                errors += answer.errors.map { "entry \(batchIndex * DirectoryRows.batchSize + Int($0.index) + 1) (\($0.key)): \($0.message)" }
+                errors += answer.errors.map {
+                    "entry \(batchIndex * DirectoryRows.batchSize + Int($0.index) + 1) (\($0.key)): \($0.message)"
+                }
             }
             var memberships: [String: [String]] = [:]
-            for row in rows { for group in row.groups { memberships[group, default: []].append(row.input.serialNumber) } }
+            for row in rows {
+                for group in row.groups { memberships[group, default: []].append(row.input.serialNumber) }
+            }
             let added = try await Directory.addMemberships(ctl, memberships)
-            try Directory.reportUpsert(ctl, noun: "devices", path: self.file, total: total, memberships: added.changed, errors: errors + added.errors)
+            try Directory.reportUpsert(
+                ctl,
+                noun: "devices",
+                path: self.file,
+                total: total,
+                memberships: added.changed,
+                errors: errors + added.errors
+            )
         }
     }
 }
@@ -345,7 +418,14 @@ struct DevicesAdd: CtlSubcommand {
             request.devices = [device]
             let answer = try await ctl.call(VppV1.DirectoryService.UpsertDevices.self, request)
             let errors = answer.errors.map { "\($0.key): \($0.message)" }
-            try Directory.reportUpsert(ctl, noun: "devices", path: "device \(self.serial)", total: answer, memberships: 0, errors: errors)
+            try Directory.reportUpsert(
+                ctl,
+                noun: "devices",
+                path: "device \(self.serial)",
+                total: answer,
+                memberships: 0,
+                errors: errors
+            )
         }
     }
 }
@@ -372,7 +452,12 @@ struct DevicesList: CtlSubcommand {
             request.ownerExternalId = self.owner ?? ""
             if let group = self.group { request.groupId = try await Directory.group(ctl, group).id }
             let answer = try await ctl.call(VppV1.DirectoryService.ListDevices.self, request, notFound: Look.users)
-            ctl.printer.list(answer, items: "devices", columns: DevicesCommand.columns, empty: "No devices. Import some: vppctl devices import FILE.csv")
+            ctl.printer.list(
+                answer,
+                items: "devices",
+                columns: DevicesCommand.columns,
+                empty: "No devices. Import some: vppctl devices import FILE.csv"
+            )
         }
     }
 }
@@ -390,7 +475,9 @@ struct DevicesShow: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            ctl.printer.record(try await Directory.get(ctl, VppV1.DirectoryService.GetDevice.self, self.device, notFound: Look.devices))
+            ctl.printer.record(
+                try await Directory.get(ctl, VppV1.DirectoryService.GetDevice.self, self.device, notFound: Look.devices)
+            )
         }
     }
 }
@@ -403,14 +490,20 @@ struct DevicesDelete: CtlSubcommand {
     )
 
     @Argument(help: ArgumentHelp("Serial numbers.", valueName: "serial")) var keys: [String] = []
-    @Option(help: "A CSV or JSON file with a serial_number column.", completion: .file(extensions: ["csv", "json"])) var file: String?
+    @Option(help: "A CSV or JSON file with a serial_number column.", completion: .file(extensions: ["csv", "json"]))
+    var file: String?
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
     func execute() async throws {
         let keys = try Directory.keys(self.keys, file: self.file)
         try await Ctl.run(self.connection, self.output) { ctl in
-            try await DeleteEntries.run(ctl, keys: keys, noun: "devices", method: VppV1.DirectoryService.DeleteDevices.self)
+            try await DeleteEntries.run(
+                ctl,
+                keys: keys,
+                noun: "devices",
+                method: VppV1.DirectoryService.DeleteDevices.self
+            )
         }
     }
 }

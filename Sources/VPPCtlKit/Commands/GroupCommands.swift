@@ -26,7 +26,8 @@ struct GroupsCreate: CtlSubcommand {
         discussion: "Example: vppctl groups create year-7 --name \"Year 7\" --kind user"
     )
 
-    @Argument(help: ArgumentHelp("The group's id in the tenant's directory.", valueName: "external-id")) var externalID: String
+    @Argument(help: ArgumentHelp("The group's id in the tenant's directory.", valueName: "external-id")) var externalID:
+        String
     @Option(help: "Its name (1 to 200 characters; default: the external id).") var name: String?
     @Option(help: "user or device; fixed once created.") var kind: Choice<VppV1.GroupKind> = Choice(.user)
     @OptionGroup var connection: ConnectionOptions
@@ -39,8 +40,12 @@ struct GroupsCreate: CtlSubcommand {
             request.name = self.name ?? self.externalID
             request.kind = self.kind.value
             let group = try await ctl.call(
-                VppV1.DirectoryService.CreateGroup.self, request,
-                hints: [.alreadyExists: "Use it as it is (vppctl groups show \(self.externalID)) or pick another external id."]
+                VppV1.DirectoryService.CreateGroup.self,
+                request,
+                hints: [
+                    .alreadyExists:
+                        "Use it as it is (vppctl groups show \(self.externalID)) or pick another external id."
+                ]
             )
             ctl.printer.record(group, headline: "Created.")
         }
@@ -67,7 +72,12 @@ struct GroupsList: CtlSubcommand {
             request.query = self.query ?? ""
             request.kind = self.kind?.value ?? .unspecified
             let answer = try await ctl.call(VppV1.DirectoryService.ListGroups.self, request)
-            ctl.printer.list(answer, items: "groups", columns: GroupsCommand.columns, empty: "No groups. Create one: vppctl groups create EXTERNAL-ID --name NAME")
+            ctl.printer.list(
+                answer,
+                items: "groups",
+                columns: GroupsCommand.columns,
+                empty: "No groups. Create one: vppctl groups create EXTERNAL-ID --name NAME"
+            )
         }
     }
 }
@@ -109,7 +119,9 @@ struct GroupsUpdate: CtlSubcommand {
             var name = VppV1.StringValue()
             name.value = self.name
             request.name = name
-            ctl.printer.record(try await ctl.call(VppV1.DirectoryService.UpdateGroup.self, request, notFound: Look.groups))
+            ctl.printer.record(
+                try await ctl.call(VppV1.DirectoryService.UpdateGroup.self, request, notFound: Look.groups)
+            )
         }
     }
 }
@@ -143,7 +155,11 @@ struct GroupsDelete: CtlSubcommand {
 /// Adds or removes members, 5,000 per call.
 enum GroupMembership {
     static func change<Method: ProtoMethod>(
-        _ ctl: Ctl, group reference: String, keys: [String], method: Method.Type, verb: String
+        _ ctl: Ctl,
+        group reference: String,
+        keys: [String],
+        method: Method.Type,
+        verb: String
     ) async throws where Method.Request == VppV1.GroupMembersRequest, Method.Response == VppV1.GroupMembersResponse {
         let group = try await Directory.group(ctl, reference)
         var total = VppV1.GroupMembersResponse()
@@ -167,8 +183,14 @@ enum GroupMembership {
         )
         guard total.errors.isEmpty else {
             for error in total.errors { Terminal.writeError("  \(error.key): \(error.message)\n") }
-            let kind = group.kind == .device ? "devices' serial numbers (vppctl devices list)" : "users' external ids (vppctl users list)"
-            throw CtlError(.invalidArgument, "\(total.errors.count) members were refused", hint: "A \(Choice<VppV1.GroupKind>.name(group.kind)) group takes \(kind).")
+            let kind =
+                group.kind == .device
+                ? "devices' serial numbers (vppctl devices list)" : "users' external ids (vppctl users list)"
+            throw CtlError(
+                .invalidArgument,
+                "\(total.errors.count) members were refused",
+                hint: "A \(Choice<VppV1.GroupKind>.name(group.kind)) group takes \(kind)."
+            )
         }
     }
 }
@@ -181,15 +203,25 @@ struct GroupsAddMembers: CtlSubcommand {
     )
 
     @Argument(help: ArgumentHelp("The group's external id or id.", valueName: "group")) var group: String
-    @Argument(help: ArgumentHelp("Users' external ids or devices' serial numbers.", valueName: "member")) var members: [String] = []
-    @Option(help: "A CSV or JSON file with an external_id or serial_number column.", completion: .file(extensions: ["csv", "json"])) var file: String?
+    @Argument(help: ArgumentHelp("Users' external ids or devices' serial numbers.", valueName: "member")) var members:
+        [String] = []
+    @Option(
+        help: "A CSV or JSON file with an external_id or serial_number column.",
+        completion: .file(extensions: ["csv", "json"])
+    ) var file: String?
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
     func execute() async throws {
         let keys = try Directory.keys(self.members, file: self.file)
         try await Ctl.run(self.connection, self.output) { ctl in
-            try await GroupMembership.change(ctl, group: self.group, keys: keys, method: VppV1.DirectoryService.AddGroupMembers.self, verb: "Added")
+            try await GroupMembership.change(
+                ctl,
+                group: self.group,
+                keys: keys,
+                method: VppV1.DirectoryService.AddGroupMembers.self,
+                verb: "Added"
+            )
         }
     }
 }
@@ -202,15 +234,25 @@ struct GroupsRemoveMembers: CtlSubcommand {
     )
 
     @Argument(help: ArgumentHelp("The group's external id or id.", valueName: "group")) var group: String
-    @Argument(help: ArgumentHelp("Users' external ids or devices' serial numbers.", valueName: "member")) var members: [String] = []
-    @Option(help: "A CSV or JSON file with an external_id or serial_number column.", completion: .file(extensions: ["csv", "json"])) var file: String?
+    @Argument(help: ArgumentHelp("Users' external ids or devices' serial numbers.", valueName: "member")) var members:
+        [String] = []
+    @Option(
+        help: "A CSV or JSON file with an external_id or serial_number column.",
+        completion: .file(extensions: ["csv", "json"])
+    ) var file: String?
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
     func execute() async throws {
         let keys = try Directory.keys(self.members, file: self.file)
         try await Ctl.run(self.connection, self.output) { ctl in
-            try await GroupMembership.change(ctl, group: self.group, keys: keys, method: VppV1.DirectoryService.RemoveGroupMembers.self, verb: "Removed")
+            try await GroupMembership.change(
+                ctl,
+                group: self.group,
+                keys: keys,
+                method: VppV1.DirectoryService.RemoveGroupMembers.self,
+                verb: "Removed"
+            )
         }
     }
 }
@@ -232,7 +274,11 @@ struct GroupsMembers: CtlSubcommand {
             var request = VppV1.ListGroupMembersRequest()
             request.page = self.page.request
             request.groupId = try await Directory.group(ctl, self.group).id
-            let answer = try await ctl.call(VppV1.DirectoryService.ListGroupMembers.self, request, notFound: Look.groups)
+            let answer = try await ctl.call(
+                VppV1.DirectoryService.ListGroupMembers.self,
+                request,
+                notFound: Look.groups
+            )
             if ctl.printer.json {
                 print(ProtoJSON.encode(answer).rendered())
             } else {

@@ -32,7 +32,8 @@ struct JobsList: CtlSubcommand {
             request.tokenId = self.tokenID ?? ""
             let answer = try await ctl.call(VppV1.SyncService.ListSyncJobs.self, request, notFound: Look.tokens)
             ctl.printer.list(
-                answer, items: "jobs",
+                answer,
+                items: "jobs",
                 columns: [
                     Column("ID", "id"), Column("TOKEN", "token_id"), Column("STATE", "state"), Column("PHASE", "phase"),
                     Column("TRIGGER", "trigger"), Column("QUEUED", "queued_at"), Column("FINISHED", "finished_at"),

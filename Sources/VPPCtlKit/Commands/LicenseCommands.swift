@@ -25,7 +25,8 @@ struct LicensesUsage: CtlSubcommand {
         discussion: "Example: vppctl licenses usage 408709785"
     )
 
-    @Argument(help: ArgumentHelp("The asset id, or an adam id or name that names one asset.", valueName: "asset")) var asset: String
+    @Argument(help: ArgumentHelp("The asset id, or an adam id or name that names one asset.", valueName: "asset"))
+    var asset: String
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
@@ -33,7 +34,9 @@ struct LicensesUsage: CtlSubcommand {
         try await Ctl.run(self.connection, self.output) { ctl in
             var request = VppV1.GetLicenseUsageRequest()
             request.assetId = try await Catalog.resolveAsset(ctl, self.asset)
-            ctl.printer.record(try await ctl.call(VppV1.LicenseService.GetLicenseUsage.self, request, notFound: Look.assets))
+            ctl.printer.record(
+                try await ctl.call(VppV1.LicenseService.GetLicenseUsage.self, request, notFound: Look.assets)
+            )
         }
     }
 }
@@ -45,7 +48,8 @@ struct LicensesList: CtlSubcommand {
         discussion: "Example: vppctl licenses list Pages --state waiting-for-license"
     )
 
-    @Argument(help: ArgumentHelp("The asset id, or an adam id or name that names one asset.", valueName: "asset")) var asset: String
+    @Argument(help: ArgumentHelp("The asset id, or an adam id or name that names one asset.", valueName: "asset"))
+    var asset: String
     @Option(help: "Only entries in this install state.") var state: Choice<VppV1.InstallState>?
     @OptionGroup var page: PageOptions
     @OptionGroup var connection: ConnectionOptions
@@ -58,7 +62,12 @@ struct LicensesList: CtlSubcommand {
             request.assetId = try await Catalog.resolveAsset(ctl, self.asset)
             request.state = self.state?.value ?? .unspecified
             let answer = try await ctl.call(VppV1.LicenseService.ListLicenses.self, request, notFound: Look.assets)
-            ctl.printer.list(answer, items: "entries", columns: LicensesCommand.entryColumns, empty: "No licenses held or waited for.")
+            ctl.printer.list(
+                answer,
+                items: "entries",
+                columns: LicensesCommand.entryColumns,
+                empty: "No licenses held or waited for."
+            )
         }
     }
 }
@@ -74,19 +83,29 @@ struct LicensesReport: CtlSubcommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("A .csv or .json file.", valueName: "file"), completion: .file(extensions: ["csv", "json"]))
+    @Argument(
+        help: ArgumentHelp("A .csv or .json file.", valueName: "file"),
+        completion: .file(extensions: ["csv", "json"])
+    )
     var file: String
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var output: OutputOptions
 
     func execute() async throws {
-        let file = try RecordFile.load(path: self.file, allowed: ["serial_number", "adam_id", "outcome", "reason", "at"])
+        let file = try RecordFile.load(
+            path: self.file,
+            allowed: ["serial_number", "adam_id", "outcome", "reason", "at"]
+        )
         let reports = try file.rows.map { row throws(CtlError) -> VppV1.InstallReport in
             var report = VppV1.InstallReport()
             report.serialNumber = row.fields["serial_number"] ?? ""
             report.adamId = row.fields["adam_id"] ?? ""
             let outcome = row.fields["outcome"] ?? ""
-            guard let parsed = Choice<VppV1.InstallOutcome>(argument: outcome.lowercased().replacingOccurrences(of: "install_outcome_", with: "")) else {
+            guard
+                let parsed = Choice<VppV1.InstallOutcome>(
+                    argument: outcome.lowercased().replacingOccurrences(of: "install_outcome_", with: "")
+                )
+            else {
                 throw CtlError.badInput(
                     "\(self.file), \(row.location): outcome \"\(outcome)\" is not installed, failed or removed",
                     hint: "Write one of those."
@@ -96,7 +115,10 @@ struct LicensesReport: CtlSubcommand {
             report.reason = row.fields["reason"] ?? ""
             if let at = row.fields["at"], !at.isEmpty {
                 guard let date = ISO8601DateFormatter().date(from: at) else {
-                    throw CtlError.badInput("\(self.file), \(row.location): at \"\(at)\" is not a time", hint: "Write it like 2026-11-24T09:30:00Z.")
+                    throw CtlError.badInput(
+                        "\(self.file), \(row.location): at \"\(at)\" is not a time",
+                        hint: "Write it like 2026-11-24T09:30:00Z."
+                    )
                 }
                 var timestamp = VppV1.Timestamp()
                 timestamp.seconds = Int64(date.timeIntervalSince1970)
@@ -121,7 +143,11 @@ struct LicensesReport: CtlSubcommand {
             )
             guard total.errors.isEmpty else {
                 for error in total.errors { Terminal.writeError("  \(error)\n") }
-                throw CtlError(.invalidArgument, "\(total.errors.count) reports were refused", hint: "Fix them and report them again.")
+                throw CtlError(
+                    .invalidArgument,
+                    "\(total.errors.count) reports were refused",
+                    hint: "Fix them and report them again."
+                )
             }
         }
     }
@@ -134,7 +160,8 @@ struct LicensesRequest: CtlSubcommand {
         discussion: "Example: vppctl licenses request Keynote --user alice"
     )
 
-    @Argument(help: ArgumentHelp("The asset id, or an adam id or name that names one asset.", valueName: "asset")) var asset: String
+    @Argument(help: ArgumentHelp("The asset id, or an adam id or name that names one asset.", valueName: "asset"))
+    var asset: String
     @Option(help: "The user's external id.") var user: String
     @Option(help: "The device to install on (device licensing).") var serial: String?
     @OptionGroup var connection: ConnectionOptions
@@ -146,7 +173,9 @@ struct LicensesRequest: CtlSubcommand {
             request.assetId = try await Catalog.resolveAsset(ctl, self.asset)
             request.userExternalId = self.user
             request.serialNumber = self.serial ?? ""
-            ctl.printer.record(try await ctl.call(VppV1.LicenseService.RequestApp.self, request, notFound: Look.assignments))
+            ctl.printer.record(
+                try await ctl.call(VppV1.LicenseService.RequestApp.self, request, notFound: Look.assignments)
+            )
         }
     }
 }
@@ -163,7 +192,8 @@ struct StatusCommand: ParsableCommand {
 struct StatusUser: CtlSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "user",
-        abstract: "Show a user's apps and books: installed, pending, waiting for a license or invitation, failed (R23).",
+        abstract:
+            "Show a user's apps and books: installed, pending, waiting for a license or invitation, failed (R23).",
         discussion: "Example: vppctl status user alice"
     )
 
@@ -175,7 +205,10 @@ struct StatusUser: CtlSubcommand {
         try await Ctl.run(self.connection, self.output) { ctl in
             var request = VppV1.GetUserStatusRequest()
             request.externalId = self.user
-            try await StatusPrinter.print(ctl, try await ctl.call(VppV1.LicenseService.GetUserStatus.self, request, notFound: Look.users))
+            try await StatusPrinter.print(
+                ctl,
+                try await ctl.call(VppV1.LicenseService.GetUserStatus.self, request, notFound: Look.users)
+            )
         }
     }
 }
@@ -195,7 +228,10 @@ struct StatusDevice: CtlSubcommand {
         try await Ctl.run(self.connection, self.output) { ctl in
             var request = VppV1.GetDeviceStatusRequest()
             request.serialNumber = self.serial
-            try await StatusPrinter.print(ctl, try await ctl.call(VppV1.LicenseService.GetDeviceStatus.self, request, notFound: Look.devices))
+            try await StatusPrinter.print(
+                ctl,
+                try await ctl.call(VppV1.LicenseService.GetDeviceStatus.self, request, notFound: Look.devices)
+            )
         }
     }
 }
@@ -220,10 +256,16 @@ enum StatusPrinter {
             return .object(fields)
         }
         if !items.isEmpty {
-            lines.append(Table(columns: [
-                Column("APP OR BOOK", "name"), Column("ASSET", "asset_id"), Column("LICENSE", "license_type"), Column("STATE", "state"),
-                Column("QUEUE", "queue_position"), Column("SINCE", "since"), Column("REASON", "reason"),
-            ], items: items).render(colour: ctl.printer.colour))
+            lines.append(
+                Table(
+                    columns: [
+                        Column("APP OR BOOK", "name"), Column("ASSET", "asset_id"), Column("LICENSE", "license_type"),
+                        Column("STATE", "state"),
+                        Column("QUEUE", "queue_position"), Column("SINCE", "since"), Column("REASON", "reason"),
+                    ],
+                    items: items
+                ).render(colour: ctl.printer.colour)
+            )
         } else {
             lines.append("Nothing is assigned to \(status.key).")
         }
@@ -241,7 +283,8 @@ struct AuditCommand: ParsableCommand {
     )
 
     static let columns = [
-        Column("TIME", "time"), Column("PRINCIPAL", "principal"), Column("METHOD", "method"), Column("TARGET", "target"),
+        Column("TIME", "time"), Column("PRINCIPAL", "principal"), Column("METHOD", "method"),
+        Column("TARGET", "target"),
         Column("RESULT", "result"), Column("MESSAGE", "message"),
     ]
 }

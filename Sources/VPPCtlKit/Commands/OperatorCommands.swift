@@ -57,7 +57,8 @@ struct TenantsCreate: CtlSubcommand {
             let answer = try await ctl.call(VppV1.OperatorService.CreateTenant.self, request)
             ctl.printer.record(
                 answer,
-                headline: answer.initialKey == nil ? "Created." : "Created. The key's secret is shown once: store it now."
+                headline: answer.initialKey == nil
+                    ? "Created." : "Created. The key's secret is shown once: store it now."
             )
         }
     }
@@ -66,7 +67,12 @@ struct TenantsCreate: CtlSubcommand {
 enum Time {
     static func parse(_ text: String, option: String) throws -> VppV1.Timestamp {
         guard let date = ISO8601DateFormatter().date(from: text) else {
-            throw CtlError(.invalidArgument, "\(option) \"\(text)\" is not a time", hint: "Write it like 2015-09-01T00:00:00Z.", exitCode: .usage)
+            throw CtlError(
+                .invalidArgument,
+                "\(option) \"\(text)\" is not a time",
+                hint: "Write it like 2015-09-01T00:00:00Z.",
+                exitCode: .usage
+            )
         }
         var timestamp = VppV1.Timestamp()
         timestamp.seconds = Int64(date.timeIntervalSince1970)
@@ -94,7 +100,12 @@ struct TenantsList: CtlSubcommand {
             request.nameContains = self.name ?? ""
             request.state = self.state?.value ?? .unspecified
             let answer = try await ctl.call(VppV1.OperatorService.ListTenants.self, request)
-            ctl.printer.list(answer, items: "tenants", columns: TenantsCommand.columns, empty: "No tenants. Create one: vppctl tenants create NAME")
+            ctl.printer.list(
+                answer,
+                items: "tenants",
+                columns: TenantsCommand.columns,
+                empty: "No tenants. Create one: vppctl tenants create NAME"
+            )
         }
     }
 }
@@ -114,7 +125,9 @@ struct TenantsShow: CtlSubcommand {
         try await Ctl.run(self.connection, self.output) { ctl in
             var request = VppV1.GetTenantRequest()
             request.tenantId = self.tenantID
-            ctl.printer.record(try await ctl.call(VppV1.OperatorService.GetTenant.self, request, notFound: Look.tenants))
+            ctl.printer.record(
+                try await ctl.call(VppV1.OperatorService.GetTenant.self, request, notFound: Look.tenants)
+            )
         }
     }
 }
@@ -159,7 +172,9 @@ struct TenantsUpdate: CtlSubcommand {
                 features.deviceGroupAssignment = deviceGroups
                 request.features = features
             }
-            ctl.printer.record(try await ctl.call(VppV1.OperatorService.UpdateTenant.self, request, notFound: Look.tenants))
+            ctl.printer.record(
+                try await ctl.call(VppV1.OperatorService.UpdateTenant.self, request, notFound: Look.tenants)
+            )
         }
     }
 }
@@ -181,7 +196,9 @@ struct TenantsSuspend: CtlSubcommand {
             var request = VppV1.SuspendTenantRequest()
             request.tenantId = self.tenantID
             request.reason = self.reason
-            ctl.printer.record(try await ctl.call(VppV1.OperatorService.SuspendTenant.self, request, notFound: Look.tenants))
+            ctl.printer.record(
+                try await ctl.call(VppV1.OperatorService.SuspendTenant.self, request, notFound: Look.tenants)
+            )
         }
     }
 }
@@ -201,7 +218,9 @@ struct TenantsResume: CtlSubcommand {
         try await Ctl.run(self.connection, self.output) { ctl in
             var request = VppV1.ResumeTenantRequest()
             request.tenantId = self.tenantID
-            ctl.printer.record(try await ctl.call(VppV1.OperatorService.ResumeTenant.self, request, notFound: Look.tenants))
+            ctl.printer.record(
+                try await ctl.call(VppV1.OperatorService.ResumeTenant.self, request, notFound: Look.tenants)
+            )
         }
     }
 }
@@ -230,7 +249,10 @@ struct TenantsDelete: CtlSubcommand {
             request.tenantId = self.tenantID
             request.confirm = self.confirm
             let answer = try await ctl.call(VppV1.OperatorService.DeleteTenant.self, request, notFound: Look.tenants)
-            ctl.printer.result("Deleted tenant \(self.tenantID); \(answer.releasedTokens) tokens released.", json: ProtoJSON.encode(answer))
+            ctl.printer.result(
+                "Deleted tenant \(self.tenantID); \(answer.releasedTokens) tokens released.",
+                json: ProtoJSON.encode(answer)
+            )
         }
     }
 }
@@ -262,7 +284,10 @@ struct KeysCreate: CtlSubcommand {
             request.tenantId = self.tenantID ?? ""
             request.name = self.name
             let answer = try await ctl.call(VppV1.OperatorService.CreateApiKey.self, request, notFound: Look.tenants)
-            ctl.printer.record(answer, headline: "Created. The secret is shown once: store it now (e.g. in a file for --api-key-file).")
+            ctl.printer.record(
+                answer,
+                headline: "Created. The secret is shown once: store it now (e.g. in a file for --api-key-file)."
+            )
         }
     }
 }
@@ -288,7 +313,8 @@ struct KeysList: CtlSubcommand {
             request.includeRevoked = self.includeRevoked
             let answer = try await ctl.call(VppV1.OperatorService.ListApiKeys.self, request, notFound: Look.tenants)
             ctl.printer.list(
-                answer, items: "keys",
+                answer,
+                items: "keys",
                 columns: [
                     Column("ID", "id"), Column("KIND", "kind"), Column("TENANT", "tenant_id"), Column("NAME", "name"),
                     Column("PREFIX", "prefix"), Column("CREATED", "created_at"), Column("LAST USED", "last_used_at"),
@@ -315,7 +341,10 @@ struct KeysRevoke: CtlSubcommand {
         try await Ctl.run(self.connection, self.output) { ctl in
             var request = VppV1.RevokeApiKeyRequest()
             request.keyId = self.keyID
-            ctl.printer.record(try await ctl.call(VppV1.OperatorService.RevokeApiKey.self, request, notFound: Look.keys), headline: "Revoked.")
+            ctl.printer.record(
+                try await ctl.call(VppV1.OperatorService.RevokeApiKey.self, request, notFound: Look.keys),
+                headline: "Revoked."
+            )
         }
     }
 }
@@ -332,16 +361,24 @@ struct MigrationsCommand: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            let answer = try await ctl.call(VppV1.OperatorService.GetMigrationStatus.self, VppV1.GetMigrationStatusRequest())
+            let answer = try await ctl.call(
+                VppV1.OperatorService.GetMigrationStatus.self,
+                VppV1.GetMigrationStatusRequest()
+            )
             if ctl.printer.json {
                 print(ProtoJSON.encode(answer).rendered())
                 return
             }
             let all = ([answer.control].compactMap { $0 } + answer.tenants).map(ProtoJSON.encode)
-            print(Table(columns: [
-                Column("OWNER", "owner"), Column("SCHEMA", "schema_name"), Column("VERSION", "version"),
-                Column("LATEST", "latest_version"),
-            ], items: all).render(colour: ctl.printer.colour))
+            print(
+                Table(
+                    columns: [
+                        Column("OWNER", "owner"), Column("SCHEMA", "schema_name"), Column("VERSION", "version"),
+                        Column("LATEST", "latest_version"),
+                    ],
+                    items: all
+                ).render(colour: ctl.printer.colour)
+            )
             print("\(answer.tenantsBehind) tenant schemas behind.")
         }
     }

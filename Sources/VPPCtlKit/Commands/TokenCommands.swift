@@ -7,7 +7,8 @@ struct TokensCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokens",
         abstract: "Upload, list, show, renew, delete and sync the tenant's VPP tokens (R1-R7).",
-        discussion: "Example: vppctl tokens upload ~/Downloads/sToken_for_School.vpptoken --apple-id vpp@school.example",
+        discussion:
+            "Example: vppctl tokens upload ~/Downloads/sToken_for_School.vpptoken --apple-id vpp@school.example",
         subcommands: [
             TokensUpload.self, TokensList.self, TokensShow.self, TokensRenew.self, TokensDelete.self, TokensSync.self,
         ]
@@ -16,7 +17,8 @@ struct TokensCommand: ParsableCommand {
     static let columns = [
         Column("ID", "id"), Column("NAME", "display_name"), Column("STATE", "state"),
         Column("LOCATION", "location_name"), Column("EXPIRES", "expires_at"), Column("APPS", "app_count"),
-        Column("BOOKS", "book_count"), Column("LAST SYNC", "last_sync.finished_at"), Column("RESULT", "last_sync.result"),
+        Column("BOOKS", "book_count"), Column("LAST SYNC", "last_sync.finished_at"),
+        Column("RESULT", "last_sync.result"),
     ]
 
     static let fileHint = """
@@ -50,7 +52,8 @@ struct TokensCommand: ParsableCommand {
 struct TokensUpload: CtlSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "upload",
-        abstract: "Upload a VPP token file and claim it for this service (R1, R4, C4, C5); its first sync starts at once.",
+        abstract:
+            "Upload a VPP token file and claim it for this service (R1, R4, C4, C5); its first sync starts at once.",
         discussion: """
             --take-over takes a token from another MDM, which then loses its license assignments and user records \
             for it (R4). --wait follows the first sync to its end.
@@ -58,7 +61,10 @@ struct TokensUpload: CtlSubcommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The .vpptoken file as downloaded.", valueName: "file"), completion: .file(extensions: ["vpptoken"]))
+    @Argument(
+        help: ArgumentHelp("The .vpptoken file as downloaded.", valueName: "file"),
+        completion: .file(extensions: ["vpptoken"])
+    )
     var file: String
 
     @Option(help: "The Apple ID of the VPP account that downloaded the token.")
@@ -88,12 +94,22 @@ struct TokensUpload: CtlSubcommand {
             request.accountType = self.accountType.value
             request.displayName = self.name ?? ""
             request.takeOver = self.takeOver
-            let answer = try await ctl.call(VppV1.TokenService.UploadToken.self, request, hints: TokensCommand.uploadHints)
+            let answer = try await ctl.call(
+                VppV1.TokenService.UploadToken.self,
+                request,
+                hints: TokensCommand.uploadHints
+            )
             if self.wait, !answer.syncJobId.isEmpty {
-                ctl.printer.note("Uploaded token \(answer.token?.id ?? "") (\(answer.token?.displayName ?? "")); following its first sync.")
+                ctl.printer.note(
+                    "Uploaded token \(answer.token?.id ?? "") (\(answer.token?.displayName ?? "")); following its first sync."
+                )
                 try await SyncFollower(ctl: ctl).follow(jobID: answer.syncJobId)
             } else {
-                ctl.printer.record(answer, headline: ctl.printer.json ? nil : "Uploaded. The first sync is queued (vppctl jobs watch \(answer.syncJobId)).")
+                ctl.printer.record(
+                    answer,
+                    headline: ctl.printer.json
+                        ? nil : "Uploaded. The first sync is queued (vppctl jobs watch \(answer.syncJobId))."
+                )
             }
         }
     }
@@ -120,7 +136,9 @@ struct TokensList: CtlSubcommand {
             request.state = self.state?.value ?? .unspecified
             let answer = try await ctl.call(VppV1.TokenService.ListTokens.self, request)
             ctl.printer.list(
-                answer, items: "tokens", columns: TokensCommand.columns,
+                answer,
+                items: "tokens",
+                columns: TokensCommand.columns,
                 empty: "No tokens yet. Upload one: vppctl tokens upload FILE.vpptoken --apple-id APPLE-ID"
             )
         }
@@ -152,14 +170,18 @@ struct TokensShow: CtlSubcommand {
 struct TokensRenew: CtlSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "renew",
-        abstract: "Replace a token with a renewed file for the same location, keeping apps, assignments and licenses (R3).",
+        abstract:
+            "Replace a token with a renewed file for the same location, keeping apps, assignments and licenses (R3).",
         discussion: "Example: vppctl tokens renew 6f1c2a9e-… sToken_renewed.vpptoken"
     )
 
     @Argument(help: ArgumentHelp("The token's id (vppctl tokens list).", valueName: "token-id"))
     var tokenID: String
 
-    @Argument(help: ArgumentHelp("The renewed .vpptoken file.", valueName: "file"), completion: .file(extensions: ["vpptoken"]))
+    @Argument(
+        help: ArgumentHelp("The renewed .vpptoken file.", valueName: "file"),
+        completion: .file(extensions: ["vpptoken"])
+    )
     var file: String
 
     @OptionGroup var connection: ConnectionOptions
@@ -172,7 +194,10 @@ struct TokensRenew: CtlSubcommand {
             request.tokenId = self.tokenID
             request.tokenFile = bytes
             let token = try await ctl.call(
-                VppV1.TokenService.RenewToken.self, request, notFound: Look.tokens, hints: TokensCommand.uploadHints
+                VppV1.TokenService.RenewToken.self,
+                request,
+                notFound: Look.tokens,
+                hints: TokensCommand.uploadHints
             )
             ctl.printer.record(token, headline: "Renewed.")
         }
@@ -200,7 +225,9 @@ struct TokensDelete: CtlSubcommand {
 
     mutating func validate() throws {
         guard self.yes else {
-            throw ValidationError("Deleting a token removes its apps, books and assignments here. Add --yes to confirm.")
+            throw ValidationError(
+                "Deleting a token removes its apps, books and assignments here. Add --yes to confirm."
+            )
         }
     }
 
@@ -255,7 +282,10 @@ struct TokensSync: CtlSubcommand {
             if self.wait {
                 try await SyncFollower(ctl: ctl).follow(jobID: job.id)
             } else {
-                ctl.printer.record(job, headline: ctl.printer.json ? nil : "Sync queued. Follow it: vppctl jobs watch \(job.id)")
+                ctl.printer.record(
+                    job,
+                    headline: ctl.printer.json ? nil : "Sync queued. Follow it: vppctl jobs watch \(job.id)"
+                )
             }
         }
     }
@@ -273,13 +303,16 @@ struct TokensSync: CtlSubcommand {
             return tokens[0].id
         case 0:
             throw CtlError(
-                .failedPrecondition, "this tenant holds no token",
+                .failedPrecondition,
+                "this tenant holds no token",
                 hint: "Upload one first: vppctl tokens upload FILE.vpptoken --apple-id APPLE-ID"
             )
         default:
             throw CtlError(
-                .invalidArgument, "this tenant holds several tokens",
-                hint: "Say which: vppctl tokens sync TOKEN-ID (vppctl tokens list shows the ids).", exitCode: .usage
+                .invalidArgument,
+                "this tenant holds several tokens",
+                hint: "Say which: vppctl tokens sync TOKEN-ID (vppctl tokens list shows the ids).",
+                exitCode: .usage
             )
         }
     }
@@ -301,7 +334,11 @@ struct SyncFollower {
         do {
             // The stream's own deadline is the longest a sync may take to report; updates come at least every few
             // seconds while it runs.
-            for try await job in self.ctl.client.stream(VppV1.SyncService.WatchSyncJob.self, request, timeout: .seconds(3600)) {
+            for try await job in self.ctl.client.stream(
+                VppV1.SyncService.WatchSyncJob.self,
+                request,
+                timeout: .seconds(3600)
+            ) {
                 last = job
                 guard draw else { continue }
                 if terminal {
@@ -317,7 +354,9 @@ struct SyncFollower {
             if terminal, draw { Terminal.writeError("\n") }
             throw CtlError.from(error, context: self.ctl.context(notFound: Look.jobs))
         }
-        if terminal, draw { Terminal.writeError("\r\u{1B}[2K" + (last.map { SyncProgress.bar($0, width: width) } ?? "") + "\n") }
+        if terminal, draw {
+            Terminal.writeError("\r\u{1B}[2K" + (last.map { SyncProgress.bar($0, width: width) } ?? "") + "\n")
+        }
         guard let job = last else {
             throw CtlError(.internal, "the server ended WatchSyncJob without a job", exitCode: .other)
         }
@@ -328,8 +367,10 @@ struct SyncFollower {
         }
         if job.state == .failed {
             throw CtlError(
-                .failedPrecondition, "the sync failed",
-                hint: "Its error is above; vppctl tokens show \(job.tokenId) shows the token's state.", exitCode: .other
+                .failedPrecondition,
+                "the sync failed",
+                hint: "Its error is above; vppctl tokens show \(job.tokenId) shows the token's state.",
+                exitCode: .other
             )
         }
     }

@@ -33,7 +33,9 @@ public struct ConfigFile: Sendable, Equatable {
             }
             let key = line[..<equals].trimmingCharacters(in: .whitespaces)
             var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
-            if value.count >= 2, value.first == "\"", value.last == "\"" { value = String(value.dropFirst().dropLast()) }
+            if value.count >= 2, value.first == "\"", value.last == "\"" {
+                value = String(value.dropFirst().dropLast())
+            }
             guard Self.knownKeys.contains(key) else {
                 throw CtlError.badInput(
                     "\(path):\(number + 1): unknown setting \"\(key)\"",
@@ -71,7 +73,10 @@ public struct ConfigFile: Sendable, Equatable {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw CtlError.badInput("cannot read the config file \(path): \(error.localizedDescription)", hint: "Check its permissions.")
+            throw CtlError.badInput(
+                "cannot read the config file \(path): \(error.localizedDescription)",
+                hint: "Check its permissions."
+            )
         }
         return try Self.parse(text, path: path)
     }

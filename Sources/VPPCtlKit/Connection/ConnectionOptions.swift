@@ -11,7 +11,10 @@ public import VPPClient
 public struct ConnectionOptions: ParsableArguments, Sendable {
     @Option(
         name: .customLong("server"),
-        help: ArgumentHelp("The server's RPC address, host:port (env VPP_SERVER; default 127.0.0.1:7443).", valueName: "host:port")
+        help: ArgumentHelp(
+            "The server's RPC address, host:port (env VPP_SERVER; default 127.0.0.1:7443).",
+            valueName: "host:port"
+        )
     )
     public var server: String?
 
@@ -40,7 +43,9 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
     )
     public var configPath: String?
 
-    @Option(help: ArgumentHelp("Each call's deadline, e.g. 30s, 2m (env VPP_TIMEOUT; default 60s).", valueName: "duration"))
+    @Option(
+        help: ArgumentHelp("Each call's deadline, e.g. 30s, 2m (env VPP_TIMEOUT; default 60s).", valueName: "duration")
+    )
     public var timeout: String?
 
     public init() {}
@@ -60,11 +65,13 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
             return nil
         }
 
-        let serverSetting = pick(flag: self.server, flagName: "--server", env: "VPP_SERVER", fileKey: "server")
+        let serverSetting =
+            pick(flag: self.server, flagName: "--server", env: "VPP_SERVER", fileKey: "server")
             ?? Setting(value: "127.0.0.1:7443", source: "default")
         let (host, port) = try Self.parseServer(serverSetting.value, source: serverSetting.source)
 
-        let timeoutSetting = pick(flag: self.timeout, flagName: "--timeout", env: "VPP_TIMEOUT", fileKey: "timeout")
+        let timeoutSetting =
+            pick(flag: self.timeout, flagName: "--timeout", env: "VPP_TIMEOUT", fileKey: "timeout")
             ?? Setting(value: "60s", source: "default")
         guard let timeout = parseDuration(timeoutSetting.value), timeout > .zero else {
             throw CtlError.badInput(
@@ -80,9 +87,14 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
         }
         let keyLevels: [(inline: Setting?, file: Setting?)] = [
             (nonEmpty(self.apiKey, "--api-key"), nonEmpty(self.apiKeyFile, "--api-key-file")),
-            (nonEmpty(environment["VPP_API_KEY"], "VPP_API_KEY"), nonEmpty(environment["VPP_API_KEY_FILE"], "VPP_API_KEY_FILE")),
-            (nonEmpty(file?.values["api_key"], "api_key in \(configPath)"),
-             nonEmpty(file?.values["api_key_file"], "api_key_file in \(configPath)")),
+            (
+                nonEmpty(environment["VPP_API_KEY"], "VPP_API_KEY"),
+                nonEmpty(environment["VPP_API_KEY_FILE"], "VPP_API_KEY_FILE")
+            ),
+            (
+                nonEmpty(file?.values["api_key"], "api_key in \(configPath)"),
+                nonEmpty(file?.values["api_key_file"], "api_key_file in \(configPath)")
+            ),
         ]
         let apiKey: Setting
         if let level = keyLevels.first(where: { $0.inline != nil || $0.file != nil }) {
@@ -91,7 +103,10 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
             } else {
                 let fileSetting = level.file!
                 let path = expandTilde(fileSetting.value, environment: environment)
-                apiKey = Setting(value: try Self.readKeyFile(path, source: fileSetting.source), source: "\(fileSetting.source) (\(path))")
+                apiKey = Setting(
+                    value: try Self.readKeyFile(path, source: fileSetting.source),
+                    source: "\(fileSetting.source) (\(path))"
+                )
             }
         } else {
             throw CtlError(

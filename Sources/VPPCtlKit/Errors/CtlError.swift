@@ -82,22 +82,29 @@ public struct CtlError: Error, Sendable, CustomStringConvertible {
         if let hint = context.hints[rpc.code] { return CtlError(rpc.code, message, hint: hint) }
         switch rpc.code {
         case .notFound:
-            return CtlError(rpc.code, message, hint: context.notFoundHint ?? "Check the id; the list commands show them.")
+            return CtlError(
+                rpc.code,
+                message,
+                hint: context.notFoundHint ?? "Check the id; the list commands show them."
+            )
         case .unauthenticated:
             return CtlError(
-                rpc.code, message,
+                rpc.code,
+                message,
                 hint: "The key came from \(context.keySource ?? "the settings"); give another with --api-key-file, "
                     + "VPP_API_KEY or api_key_file in \(ConfigFile.defaultPathDescription) (vppctl config shows where "
                     + "each setting comes from)."
             )
         case .permissionDenied:
             return CtlError(
-                rpc.code, message,
+                rpc.code,
+                message,
                 hint: "This key may not do that: tenant keys manage one tenant; operator keys manage tenants and keys."
             )
         case .unavailable:
             return CtlError(
-                rpc.code, message,
+                rpc.code,
+                message,
                 hint: "The address \(context.server ?? "") comes from --server, VPP_SERVER or server in "
                     + "\(ConfigFile.defaultPathDescription); check it, or retry later."
             )

@@ -6,9 +6,12 @@ public enum DirectoryRows {
     /// The per-call limit the proto promises (the server takes up to 10,000; docs/directory.md).
     public static let batchSize = 5000
 
-    public static let userColumns: Set<String> = ["external_id", "email", "apple_id", "display_name", "app_store_disabled", "groups"]
+    public static let userColumns: Set<String> = [
+        "external_id", "email", "apple_id", "display_name", "app_store_disabled", "groups",
+    ]
     public static let deviceColumns: Set<String> = [
-        "serial_number", "owner_external_id", "enrollment", "books_app_present", "name", "model", "os_version", "groups",
+        "serial_number", "owner_external_id", "enrollment", "books_app_present", "name", "model", "os_version",
+        "groups",
     ]
     /// Fields of `users list --json` / `devices list --json` output that are not input: accepted and ignored, so a
     /// list's output can be imported elsewhere.
@@ -27,12 +30,20 @@ public enum DirectoryRows {
             var user = VppV1.UserInput()
             user.externalId = row.fields["external_id"]?.trimmingCharacters(in: .whitespaces) ?? ""
             guard !user.externalId.isEmpty else {
-                throw CtlError.badInput("\(file.path), \(row.location): external_id is empty", hint: "Every user needs its directory id in external_id.")
+                throw CtlError.badInput(
+                    "\(file.path), \(row.location): external_id is empty",
+                    hint: "Every user needs its directory id in external_id."
+                )
             }
             user.email = row.fields["email"] ?? ""
             user.appleId = row.fields["apple_id"] ?? ""
             user.displayName = row.fields["display_name"] ?? ""
-            user.appStoreDisabled = try RecordFile.bool(row.fields["app_store_disabled"], row: row, column: "app_store_disabled", path: file.path)
+            user.appStoreDisabled = try RecordFile.bool(
+                row.fields["app_store_disabled"],
+                row: row,
+                column: "app_store_disabled",
+                path: file.path
+            )
             result.append((user, Self.groups(row)))
         }
         return result
@@ -44,7 +55,10 @@ public enum DirectoryRows {
             var device = VppV1.DeviceInput()
             device.serialNumber = row.fields["serial_number"]?.trimmingCharacters(in: .whitespaces) ?? ""
             guard !device.serialNumber.isEmpty else {
-                throw CtlError.badInput("\(file.path), \(row.location): serial_number is empty", hint: "Every device needs its serial number.")
+                throw CtlError.badInput(
+                    "\(file.path), \(row.location): serial_number is empty",
+                    hint: "Every device needs its serial number."
+                )
             }
             device.ownerExternalId = row.fields["owner_external_id"] ?? ""
             let enrollment = row.fields["enrollment"] ?? ""
@@ -64,7 +78,9 @@ public enum DirectoryRows {
             }
             // R22: a device has the Books app unless the file says otherwise.
             let books = row.fields["books_app_present"] ?? ""
-            device.booksAppPresent = books.isEmpty ? true : try RecordFile.bool(books, row: row, column: "books_app_present", path: file.path)
+            device.booksAppPresent =
+                books.isEmpty
+                ? true : try RecordFile.bool(books, row: row, column: "books_app_present", path: file.path)
             device.name = row.fields["name"] ?? ""
             device.model = row.fields["model"] ?? ""
             device.osVersion = row.fields["os_version"] ?? ""

@@ -38,10 +38,12 @@ public struct RecordFile: Sendable {
         }
         let text = String(decoding: data, as: UTF8.self)
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        let isJSON = path.lowercased().hasSuffix(".json")
+        let isJSON =
+            path.lowercased().hasSuffix(".json")
             || (!path.lowercased().hasSuffix(".csv") && (trimmed.hasPrefix("[") || trimmed.hasPrefix("{")))
         let file = isJSON ? try Self.parseJSON(data, path: path) : try Self.parseCSV(text, path: path)
-        let named = [(location: "line 1", names: file.columns)] + file.rows.map { ($0.location, $0.fields.keys.sorted()) }
+        let named =
+            [(location: "line 1", names: file.columns)] + file.rows.map { ($0.location, $0.fields.keys.sorted()) }
         for (location, names) in named {
             if let unknown = names.first(where: { !$0.isEmpty && !allowed.contains($0) }) {
                 throw CtlError.badInput(
@@ -91,7 +93,9 @@ public struct RecordFile: Sendable {
             } else {
                 switch character {
                 case "\"" where cell.isEmpty: quoted = true
-                case ",": cells.append(cell); cell = ""
+                case ",":
+                    cells.append(cell)
+                    cell = ""
                 case "\n":
                     endRecord()
                     line += 1
@@ -102,7 +106,10 @@ public struct RecordFile: Sendable {
             index += 1
         }
         if quoted {
-            throw CtlError.badInput("\(path), line \(recordLine): a quoted field is not closed", hint: "Close it with \".")
+            throw CtlError.badInput(
+                "\(path), line \(recordLine): a quoted field is not closed",
+                hint: "Close it with \"."
+            )
         }
         if !cell.isEmpty || !cells.isEmpty { endRecord() }
         guard let header = records.first else {

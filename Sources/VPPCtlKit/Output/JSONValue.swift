@@ -52,7 +52,8 @@ public indirect enum JSONValue: Sendable, Equatable {
         case .string(let value): return Self.quote(value)
         case .array(let values):
             if values.isEmpty { return "[]" }
-            return "[\n" + values.map { pad + $0.rendered(indent: indent + 1) }.joined(separator: ",\n") + "\n\(closePad)]"
+            return "[\n" + values.map { pad + $0.rendered(indent: indent + 1) }.joined(separator: ",\n")
+                + "\n\(closePad)]"
         case .object(let fields):
             if fields.isEmpty { return "{}" }
             return "{\n"

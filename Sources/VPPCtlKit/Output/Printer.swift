@@ -47,7 +47,9 @@ public struct Printer: Sendable {
     /// A list response: a table of its `items` field, or the whole response as JSON (items and `page`).
     public func list(_ response: some ProtoMessage, items: String, columns: [Column], empty: String) {
         print(self.renderList(ProtoJSON.encode(response), items: items, columns: columns, empty: empty))
-        if !self.json, let next = ProtoJSON.encode(response).at(path: "page.next_page_token")?.stringValue, !next.isEmpty {
+        if !self.json, let next = ProtoJSON.encode(response).at(path: "page.next_page_token")?.stringValue,
+            !next.isEmpty
+        {
             Terminal.writeError("More on the next page: add --page-token \(next)\n")
         }
     }

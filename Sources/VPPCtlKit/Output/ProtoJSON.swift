@@ -38,10 +38,12 @@ public enum ProtoJSON {
         case .collection, .set:
             return .array(mirror.children.map { self.value(of: $0.value) })
         case .struct, .class:
-            return .object(mirror.children.compactMap { child in
-                guard let label = child.label else { return nil }
-                return JSONValue.Field(snakeCase(label), self.value(of: child.value))
-            })
+            return .object(
+                mirror.children.compactMap { child in
+                    guard let label = child.label else { return nil }
+                    return JSONValue.Field(snakeCase(label), self.value(of: child.value))
+                }
+            )
         case .enum:
             guard let payload = mirror.children.first else {
                 return .string(screamingSnakeCase(String(describing: value)))
@@ -62,7 +64,12 @@ public enum ProtoJSON {
         let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
         return String(
             format: "%04d-%02d-%02dT%02d:%02d:%02dZ",
-            parts.year ?? 0, parts.month ?? 0, parts.day ?? 0, parts.hour ?? 0, parts.minute ?? 0, parts.second ?? 0
+            parts.year ?? 0,
+            parts.month ?? 0,
+            parts.day ?? 0,
+            parts.hour ?? 0,
+            parts.minute ?? 0,
+            parts.second ?? 0
         )
     }
 }

@@ -27,7 +27,8 @@ public enum SyncProgress {
         let filled = Int((fraction * Double(width)).rounded(.down))
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let percent = String(Int((fraction * 100).rounded(.down)))
-        var line = "[\(bar)] \(String(repeating: " ", count: 3 - percent.count))\(percent)%  \(Self.phaseName(job.phase))"
+        var line =
+            "[\(bar)] \(String(repeating: " ", count: 3 - percent.count))\(percent)%  \(Self.phaseName(job.phase))"
         if job.itemsTotal > 0 { line += " \(job.itemsDone)/\(job.itemsTotal)" }
         line += "  \(Self.stateName(job.state))"
         if job.state == .retrying {
@@ -51,7 +52,9 @@ public enum SyncProgress {
                 Self.count(Int(stats.apps), "app"), Self.count(Int(stats.books), "book"),
                 Self.count(Int(stats.users), "user"), Self.count(Int(stats.assignments), "license"),
             ]
-            if stats.skippedAssets > 0 { parts.append(Self.count(Int(stats.skippedAssets), "custom app") + " skipped (R9)") }
+            if stats.skippedAssets > 0 {
+                parts.append(Self.count(Int(stats.skippedAssets), "custom app") + " skipped (R9)")
+            }
             if stats.foreignUsers > 0 {
                 parts.append(Self.count(Int(stats.foreignUsers), "user") + " of another MDM not synced (R10)")
             }

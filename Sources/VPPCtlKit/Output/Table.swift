@@ -68,14 +68,19 @@ public enum HumanFormat {
             if text.isEmpty { return "-" }
             return self.isTimestamp(text) ? self.shortTime(text) : text
         case .array(let values): return values.isEmpty ? "-" : values.map { self.cell($0) }.joined(separator: ", ")
-        case .object: return value!.rendered().split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+        case .object:
+            return value!.rendered().split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(
+                separator: " "
+            )
         }
     }
 
     /// `2026-11-24T22:12:26Z`: the only strings ProtoJSON makes that look like this.
     static func isTimestamp(_ text: String) -> Bool {
         let characters = Array(text)
-        guard characters.count == 20, characters[4] == "-", characters[10] == "T", characters[19] == "Z" else { return false }
+        guard characters.count == 20, characters[4] == "-", characters[10] == "T", characters[19] == "Z" else {
+            return false
+        }
         return true
     }
 
@@ -95,7 +100,8 @@ public enum HumanFormat {
                 let key = prefix.isEmpty ? field.key : prefix + "." + field.key
                 switch field.value {
                 case .object: walk(field.value, prefix: key)
-                case .array(let items) where items.contains(where: { if case .object = $0 { return true } else { return false } }):
+                case .array(let items)
+                where items.contains(where: { if case .object = $0 { return true } else { return false } }):
                     tables.append((key, items))
                 default: pairs.append((key, self.cell(field.value)))
                 }
