@@ -364,6 +364,7 @@ let package = Package(
             dependencies: [
                 "VPPCtlKit",
                 "VPPTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 "VPPClient",
                 "VPPProto",
                 "VPPWire",

@@ -1,6 +1,7 @@
+import ArgumentParser
 import Foundation
 import Testing
-import VPPCtlKit
+@testable import VPPCtlKit
 import VPPProto
 import VPPWire
 
@@ -255,5 +256,33 @@ import VPPWire
         } throws: { error in
             (error as? CtlError)?.exitCode == .rejected
         }
+    }
+}
+
+/// The command tree as a user meets it.
+@Suite struct CommandTreeTests {
+    /// Every command without subcommands, with its path.
+    static func leaves(_ command: any ParsableCommand.Type, path: [String] = []) -> [([String], any ParsableCommand.Type)] {
+        let configuration = command.configuration
+        let name = configuration.commandName ?? "?"
+        if configuration.subcommands.isEmpty { return [(path + [name], command)] }
+        return configuration.subcommands.flatMap { leaves($0, path: path + [name]) }
+    }
+
+    @Test func everyCommandsHelpSaysWhatItDoesWithAnExample() {
+        let leaves = Self.leaves(VPPCtlCommand.self)
+        // 56 RPCs: some commands share one (users import and add), some add local ones (config).
+        #expect(leaves.count >= 56)
+        for (path, command) in leaves {
+            let configuration = command.configuration
+            #expect(!configuration.abstract.isEmpty, "\(path)")
+            #expect(configuration.discussion.contains("Example: vppctl "), "\(path.joined(separator: " "))")
+        }
+    }
+
+    @Test func bulkCallsAreCutIntoBatchesOfTheServersLimit() {
+        #expect(DirectoryRows.batchSize == 5000)
+        #expect(batches(Array(0..<12_001)).map(\.count) == [5000, 5000, 2001])
+        #expect(batches([Int]()).isEmpty)
     }
 }

@@ -60,7 +60,7 @@ struct ConfigCommand: CtlSubcommand {
         abstract: "Show the connection settings in force and where each came from (the key is never shown).",
         discussion: """
             Each setting comes from its flag, else its environment variable, else the config file, else the default.
-            Example: VPP_SERVER=vpp.example.net:7443 vppctl config
+            Example: vppctl config --server vpp.example.net:7443
             """
     )
 
