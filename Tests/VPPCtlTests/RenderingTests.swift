@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
 import Testing
-@testable import VPPCtlKit
 import VPPProto
 import VPPWire
+
+@testable import VPPCtlKit
 
 /// Output, errors and input files of vppctl, without a server.
 @Suite struct RenderingTests {
@@ -262,7 +263,9 @@ import VPPWire
 /// The command tree as a user meets it.
 @Suite struct CommandTreeTests {
     /// Every command without subcommands, with its path.
-    static func leaves(_ command: any ParsableCommand.Type, path: [String] = []) -> [([String], any ParsableCommand.Type)] {
+    static func leaves(_ command: any ParsableCommand.Type, path: [String] = []) -> [(
+        [String], any ParsableCommand.Type
+    )] {
         let configuration = command.configuration
         let name = configuration.commandName ?? "?"
         if configuration.subcommands.isEmpty { return [(path + [name], command)] }

@@ -238,7 +238,15 @@ import VPPTesting
         #expect(unknownToken.stderr.hasPrefix("vppctl: NOT_FOUND: "), "\(unknownToken)")
         #expect(unknownToken.stderr.contains("Run \"vppctl tokens list\" to see the tokens."), "\(unknownToken)")
 
-        let missingFile = try await vppctl("tokens", "upload", scratch + "/nope.vpptoken", "--apple-id", "a@b.example")
+        let missingFile = try await vppctl(
+            "tokens",
+            "upload",
+            scratch + "/nope.vpptoken",
+            "--apple-id",
+            "a@b.example",
+            "--account-type",
+            "business"
+        )
         #expect(missingFile.status == 5, "\(missingFile)")
         #expect(
             missingFile.stderr.contains("does not exist") && missingFile.stderr.contains("Apple School Manager"),
@@ -247,7 +255,15 @@ import VPPTesting
 
         let garbagePath = scratch + "/garbage.vpptoken"
         try "this is not a token".write(toFile: garbagePath, atomically: true, encoding: .utf8)
-        let garbage = try await vppctl("tokens", "upload", garbagePath, "--apple-id", "a@b.example")
+        let garbage = try await vppctl(
+            "tokens",
+            "upload",
+            garbagePath,
+            "--apple-id",
+            "a@b.example",
+            "--account-type",
+            "business"
+        )
         #expect(garbage.status == 5, "\(garbage)")
         #expect(garbage.stderr.hasPrefix("vppctl: INVALID_ARGUMENT: "), "\(garbage)")
         #expect(garbage.stderr.contains("download it again"), "\(garbage)")

@@ -8,7 +8,7 @@ struct TokensCommand: ParsableCommand {
         commandName: "tokens",
         abstract: "Upload, list, show, renew, delete and sync the tenant's VPP tokens (R1-R7).",
         discussion:
-            "Example: vppctl tokens upload ~/Downloads/sToken_for_School.vpptoken --apple-id vpp@school.example",
+            "Example: vppctl tokens list",
         subcommands: [
             TokensUpload.self, TokensList.self, TokensShow.self, TokensRenew.self, TokensDelete.self, TokensSync.self,
         ]
@@ -70,8 +70,8 @@ struct TokensUpload: CtlSubcommand {
     @Option(help: "The Apple ID of the VPP account that downloaded the token.")
     var appleId: String
 
-    @Option(help: "The account type.")
-    var accountType: Choice<VppV1.AccountType> = Choice(.education)
+    @Option(help: "The VPP account's type (R1).")
+    var accountType: Choice<VppV1.AccountType>
 
     @Option(help: "A name for the token in lists (default: the location's name).")
     var name: String?
@@ -139,7 +139,8 @@ struct TokensList: CtlSubcommand {
                 answer,
                 items: "tokens",
                 columns: TokensCommand.columns,
-                empty: "No tokens yet. Upload one: vppctl tokens upload FILE.vpptoken --apple-id APPLE-ID"
+                empty:
+                    "No tokens yet. Upload one: vppctl tokens upload FILE.vpptoken --apple-id APPLE-ID --account-type education"
             )
         }
     }
@@ -305,7 +306,8 @@ struct TokensSync: CtlSubcommand {
             throw CtlError(
                 .failedPrecondition,
                 "this tenant holds no token",
-                hint: "Upload one first: vppctl tokens upload FILE.vpptoken --apple-id APPLE-ID"
+                hint:
+                    "Upload one first: vppctl tokens upload FILE.vpptoken --apple-id APPLE-ID --account-type education"
             )
         default:
             throw CtlError(
