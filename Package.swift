@@ -17,6 +17,8 @@
 //   VPPLoadKit              the load generator's logic (workloads, latency histograms, reports); vpp-load is its thin
 //                           executable. (Kept in this package rather than a Benchmarks/ package of its own so that it
 //                           builds with the product and shares VPPClient without a path dependency.)
+//   VPPCtlKit               the command-line client's logic (commands, connection settings, output, progress, errors);
+//                           vppctl is its thin executable
 //   AppleVPP                Apple's App and Book Management API v2: models, service tokens, errors, the client
 //   AppleVPPSimulator       an in-process simulator of Apple's API (state model, Hummingbird routes, control API)
 //   vpp-apple-sim           the simulator as an executable
@@ -34,6 +36,7 @@ let package = Package(
         .executable(name: "vppd", targets: ["vppd"]),
         .library(name: "VPPClient", targets: ["VPPClient"]),
         .executable(name: "vpp-load", targets: ["vpp-load"]),
+        .executable(name: "vppctl", targets: ["vppctl"]),
         .executable(name: "vpp-apple-sim", targets: ["vpp-apple-sim"]),
         .library(name: "AppleVPP", targets: ["AppleVPP"]),
         .library(name: "AppleVPPSimulator", targets: ["AppleVPPSimulator"]),
@@ -239,6 +242,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: The command-line client (C9)
+        .target(
+            name: "VPPCtlKit",
+            dependencies: [
+                "VPPClient",
+                "VPPWire",
+                "VPPProto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "vppctl",
+            dependencies: ["VPPCtlKit"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Apple's App and Book Management API: client and simulator
         .target(
             name: "AppleVPP",
@@ -344,6 +364,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VPPLoadTests", dependencies: ["VPPLoadKit"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "VPPCtlTests",
+            dependencies: [
+                "VPPCtlKit",
+                "VPPTesting",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "VPPClient",
+                "VPPProto",
+                "VPPWire",
+                "AppleVPP",
+                "AppleVPPSimulator",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "VPPSyncTests",
             dependencies: [

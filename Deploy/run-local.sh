@@ -11,11 +11,14 @@ cd "$(dirname "$0")/.."
 
 bash Deploy/lib/install-deps.sh
 
-echo "==> Building vppd and the Apple simulator"
+echo "==> Building vppd, the Apple simulator and vppctl"
 swift build --product vppd
 swift build --product vpp-apple-sim
-VPPD="$(swift build --show-bin-path)/vppd"
-SIM="$(swift build --show-bin-path)/vpp-apple-sim"
+swift build --product vppctl
+BIN="$(swift build --show-bin-path)"
+VPPD="$BIN/vppd"
+SIM="$BIN/vpp-apple-sim"
+VPPCTL="$BIN/vppctl"
 
 export VPP_DATA_DIR="${VPP_DATA_DIR:-$PWD/.vpp-local}"
 export VPP_PORT="${VPP_PORT:-7443}"
@@ -74,29 +77,21 @@ if [ ! -s "$tenant_file" ]; then
     (umask 077 && "$VPPD" admin create-tenant --name "Demo School" --key-name "demo admin" --log-level warning >"$tenant_file")
 fi
 
-# The demo tenant's VPP token, uploaded over RPC like any client tool would (UploadToken, R1).
+# The demo tenant's key alone in a file, for vppctl (--api-key-file, VPP_API_KEY_FILE): never on a command line.
+tenant_key_file="$VPP_DATA_DIR/demo-tenant.key"
+if [ ! -s "$tenant_key_file" ]; then
+    (umask 077 && sed -n 2p "$tenant_file" >"$tenant_key_file")
+fi
+
+# The demo tenant's VPP token, uploaded with vppctl like any tenant admin would (UploadToken, R1).
 token_marker="$VPP_DATA_DIR/demo-token-uploaded"
 if [ ! -e "$token_marker" ]; then
-    request_hex="$(python3 - "$VPP_DATA_DIR/apple-sim/2049025000431439.vpptoken" <<'PY'
-import sys
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F; n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n: return bytes(out)
-def field(number, data):  # a length-delimited field
-    return varint(number << 3 | 2) + varint(len(data)) + data
-token = open(sys.argv[1], "rb").read().strip()
-message = field(1, token) + field(2, b"vpp-admin@demo-school.example") + varint(3 << 3) + varint(2) + field(4, b"Demo School")
-print(message.hex())
-PY
-)"
-    if python3 Scripts/protocol-client-example.py raw-method --port "$VPP_PORT" --api-key "$(sed -n 2p "$tenant_file")" \
-        --method /vpp.v1.TokenService/UploadToken --request-hex "$request_hex" >/dev/null; then
+    if "$VPPCTL" tokens upload "$VPP_DATA_DIR/apple-sim/2049025000431439.vpptoken" \
+        --apple-id vpp-admin@demo-school.example --account-type education --name "Demo School" \
+        --server "127.0.0.1:$VPP_PORT" --api-key-file "$tenant_key_file" >/dev/null; then
         touch "$token_marker"
     else
-        echo "warning: the demo token could not be uploaded; see vppd's log above" >&2
+        echo "warning: the demo token could not be uploaded; vppctl's message and vppd's log are above" >&2
     fi
 fi
 
@@ -106,13 +101,14 @@ cat <<INFO
     RPC port:         127.0.0.1:$VPP_PORT   (protocol: Protos/README.md)
     Metrics, health:  http://127.0.0.1:$VPP_METRICS_PORT/metrics   /healthz   /readyz
     Operator key:     $operator_key_file
-    Demo tenant:      $(sed -n 1p "$tenant_file")   (its key: line 2 of $tenant_file)
+    Demo tenant:      $(sed -n 1p "$tenant_file")   (its key: $tenant_key_file)
     Apple simulator:  http://127.0.0.1:$VPP_SIM_PORT/mdm/v2   (control API: /_control, docs/apple-simulator.md)
                       The demo tenant holds its VPP token; the first sync ran at upload.
 
-    Try it:  python3 Scripts/protocol-client-example.py --port $VPP_PORT --api-key "\$(sed -n 2p $tenant_file)"
+    Try it (README.md, "Walkthrough"), in another terminal:
+        export PATH="$BIN:\$PATH" VPP_SERVER=127.0.0.1:$VPP_PORT VPP_API_KEY_FILE=$tenant_key_file
+        vppctl tokens list
 
-    Directory, assignments and licenses arrive with later issues; their RPCs answer UNIMPLEMENTED.
     Ctrl-C stops vppd, its PostgreSQL cluster and the simulator.
 
 INFO

@@ -1,0 +1,3 @@
+import VPPCtlKit
+
+await VPPCtlCommand.runMain()
