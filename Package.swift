@@ -371,6 +371,7 @@ let package = Package(
                 "VPPTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 "VPPClient",
+                "VPPServer",
                 "VPPProto",
                 "VPPWire",
                 "AppleVPP",

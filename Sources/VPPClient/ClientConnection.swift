@@ -324,7 +324,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         if self.welcomePromise != nil && !self.tls {
             self.failAll(RPCError.unavailable(
                 "The server closed the connection before answering the Hello. If it serves TLS on this port, connect "
-                    + "with TLS (it is the default for addresses other than loopback; drop --plaintext)."
+                    + "with TLS: drop --plaintext (TLS is the default off loopback), or give the server's CA with --ca-file."
             ))
         } else {
             self.failAll(RPCError.unavailable("The connection to the server was closed."))
@@ -337,7 +337,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         if self.welcomePromise != nil && !self.tls {
             self.failAll(RPCError.unavailable(
                 "The server answered the Hello with something that is not a frame of this protocol (\(error)). If it "
-                    + "serves TLS on this port, connect with TLS (the default for addresses other than loopback; drop --plaintext)."
+                    + "serves TLS on this port, connect with TLS: drop --plaintext (TLS is the default off loopback), or give the server's CA with --ca-file."
             ))
         } else {
             self.failAll(RPCError.unavailable(Self.describe(error, tls: self.tls)))

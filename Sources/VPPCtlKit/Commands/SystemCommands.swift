@@ -76,6 +76,8 @@ struct ConfigCommand: CtlSubcommand {
             .init("api_key_source", .string(resolved.sources["api_key"] ?? "")),
             .init("timeout", .string("\(resolved.timeout.components.seconds)s")),
             .init("timeout_source", .string(resolved.sources["timeout"] ?? "")),
+            .init("transport", .string(resolved.transportDescription)),
+            .init("transport_source", .string(resolved.sources["transport"] ?? "")),
             .init("config_file", resolved.configFile.map { .string($0) } ?? .null),
         ])
         print(printer.renderRecord(value))

@@ -1,6 +1,7 @@
 public import ArgumentParser
 import Foundation
 public import VPPClient
+import VPPWire
 
 /// Every connection setting of vppctl, in one place: the flags here, the environment and the config file are read
 /// by `resolve(environment:)` alone, and `ResolvedConnection.clientConfiguration()` alone builds the client's
@@ -48,6 +49,35 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
     )
     public var timeout: String?
 
+    @Option(
+        name: .customLong("ca-file"),
+        help: ArgumentHelp(
+            "A PEM file of the CA that signed the server's certificate, trusted instead of the system's CAs (a "
+                + "private CA; env VPP_CA_FILE).",
+            valueName: "path"
+        )
+    )
+    public var caFile: String?
+
+    @Option(
+        name: .customLong("tls-server-name"),
+        help: ArgumentHelp(
+            "The name the server's certificate must carry, when it is not the address connected to (env "
+                + "VPP_TLS_SERVER_NAME).",
+            valueName: "name"
+        )
+    )
+    public var tlsServerName: String?
+
+    @Flag(
+        name: .customLong("plaintext"),
+        help: ArgumentHelp(
+            "Plain TCP even to a server that is not on this machine: the API key crosses the network in clear text "
+                + "(env VPP_PLAINTEXT=true). Without it, vppctl uses TLS for every server but loopback."
+        )
+    )
+    public var plaintext: Bool = false
+
     public init() {}
 
     /// Reads flags, environment and config file into the settings in force, each with where it came from.
@@ -79,6 +109,50 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
                 hint: "Give one like 30s, 500ms or 2m."
             )
         }
+
+        // Transport: TLS for every server but loopback, unless plain TCP is asked for (flag, environment, file).
+        let plaintextSetting =
+            (self.plaintext ? Setting(value: "true", source: "--plaintext") : nil)
+            ?? pick(flag: nil, flagName: "--plaintext", env: "VPP_PLAINTEXT", fileKey: "plaintext")
+            ?? Setting(value: "false", source: "default")
+        let plaintext: Bool
+        switch plaintextSetting.value.lowercased() {
+        case "true", "yes", "1", "on": plaintext = true
+        case "false", "no", "0", "off": plaintext = false
+        default:
+            throw CtlError.badInput(
+                "plaintext \"\(plaintextSetting.value)\" (from \(plaintextSetting.source)) is not true or false",
+                hint: "Give true or false."
+            )
+        }
+        let caSetting = pick(flag: self.caFile, flagName: "--ca-file", env: "VPP_CA_FILE", fileKey: "ca_file")
+        let serverNameSetting = pick(
+            flag: self.tlsServerName,
+            flagName: "--tls-server-name",
+            env: "VPP_TLS_SERVER_NAME",
+            fileKey: "tls_server_name"
+        )
+        if plaintext, let given = caSetting ?? serverNameSetting {
+            throw CtlError.badInput(
+                "plain TCP was asked for (\(plaintextSetting.source)), and a TLS setting too (\(given.source))",
+                hint: "Drop --plaintext to use TLS, or drop the TLS setting."
+            )
+        }
+        let security: TransportSecurity
+        if plaintext {
+            security = .plaintext
+        } else if caSetting != nil || serverNameSetting != nil {
+            security = .tls(
+                ClientTLS(
+                    trustRootsFile: caSetting.map { expandTilde($0.value, environment: environment) },
+                    serverName: serverNameSetting?.value
+                )
+            )
+        } else {
+            security = .automatic
+        }
+        var transportSource = plaintextSetting.source
+        if let caSetting { transportSource = caSetting.source }
 
         // The key: levels in order (flags, environment, config file); within a level an inline key beats a key file.
         func nonEmpty(_ value: String?, _ source: String) -> Setting? {
@@ -122,7 +196,11 @@ public struct ConnectionOptions: ParsableArguments, Sendable {
             port: port,
             apiKey: apiKey.value,
             timeout: timeout,
-            sources: ["server": serverSetting.source, "api_key": apiKey.source, "timeout": timeoutSetting.source],
+            security: security,
+            sources: [
+                "server": serverSetting.source, "api_key": apiKey.source, "timeout": timeoutSetting.source,
+                "transport": transportSource,
+            ],
             configFile: file?.path
         )
     }
@@ -187,6 +265,8 @@ public struct ResolvedConnection: Sendable {
     public var port: Int
     public var apiKey: String
     public var timeout: Duration
+    /// TLS or plain TCP: TLS with the system's CAs for every server but loopback, unless told otherwise.
+    public var security: TransportSecurity
     /// Setting name to where it came from: "--server", "VPP_SERVER", "server in /path", "default".
     public var sources: [String: String]
     public var configFile: String?
@@ -203,8 +283,21 @@ public struct ResolvedConnection: Sendable {
             apiKey: self.apiKey,
             clientName: "vppctl/1",
             connectTimeout: .seconds(10),
-            defaultTimeout: self.timeout
+            defaultTimeout: self.timeout,
+            security: self.security
         )
+    }
+
+    /// How the connection is protected, in words (`vppctl config`).
+    public var transportDescription: String {
+        switch self.security.resolved(host: self.host) {
+        case nil:
+            HostAddress.isLoopback(self.host) && self.security == .automatic
+                ? "plain TCP (loopback)" : "plain TCP (the API key travels in clear text)"
+        case let tls?:
+            "TLS, trusting " + (tls.trustRootsFile.map { "the CA in \($0)" } ?? "the system's CAs")
+                + (tls.serverName.map { ", certificate for \($0)" } ?? "")
+        }
     }
 }
 

@@ -101,6 +101,9 @@ public struct CtlError: Error, Sendable, CustomStringConvertible {
                 message,
                 hint: "This key may not do that: tenant keys manage one tenant; operator keys manage tenants and keys."
             )
+        case .unavailable where rpc.message.contains("TLS"):
+            // The client's own message says what to check (--ca-file, --tls-server-name, --plaintext).
+            return CtlError(rpc.code, message)
         case .unavailable:
             return CtlError(
                 rpc.code,
