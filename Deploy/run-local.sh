@@ -98,7 +98,7 @@ fi
 cat <<INFO
 
 ==> The VPP License Server runs locally.
-    RPC port:         127.0.0.1:$VPP_PORT   (protocol: Protos/README.md)
+    RPC port:         127.0.0.1:$VPP_PORT   (plain TCP on loopback only; production serves TLS: docs/operations.md)
     Metrics, health:  http://127.0.0.1:$VPP_METRICS_PORT/metrics   /healthz   /readyz
     Operator key:     $operator_key_file
     Demo tenant:      $(sed -n 1p "$tenant_file")   (its key: $tenant_key_file)
