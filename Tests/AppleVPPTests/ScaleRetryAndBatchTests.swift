@@ -31,13 +31,14 @@ struct ScaleRetryAndBatchTests {
     }
 
     @Test func eventsCanCompleteOnTheirOwnAfterADelay() async throws {
-        let configuration = SimulatorConfiguration(eventCompletion: .afterDelay(.seconds(1)))
+        // Long enough that the status read right after the request still finds the event pending on a busy machine.
+        let configuration = SimulatorConfiguration(eventCompletion: .afterDelay(.seconds(5)))
         try await Env.run(configuration: configuration) { env in
             let event = try await env.session.associate(
                 ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["LATE"]))
             #expect(try await env.session.eventStatus(event.eventId).eventStatus == .pending)
             let status = try await env.session.waitForEvent(
-                event.eventId, pollInterval: .milliseconds(100), timeout: .seconds(10))
+                event.eventId, pollInterval: .milliseconds(100), timeout: .seconds(30))
             #expect(status.eventStatus == .complete)
             #expect(try await env.asset(Env.pages).assignedCount == 2)
         }
