@@ -91,7 +91,8 @@ struct TokenRulesTests {
             env.core.clearRecordedRequests()
             env.core.injectFault(SimulatorFault(kind: .throttle, count: 3, retryAfterSeconds: 1, pathSuffix: "/assets"))
             let uploaded = try await env.upload(client, location.file)
-            let ended = try await env.waitForJob(client, jobID: uploaded.syncJobId) { !$0.isActive }
+            // Three throttled attempts, each retried no sooner than Retry-After plus backoff: allow a busy machine time.
+            let ended = try await env.waitForJob(client, jobID: uploaded.syncJobId, timeout: .seconds(120)) { !$0.isActive }
             #expect(ended.state == .succeeded, "\(ended.error)")
             #expect(ended.attempt >= 2)
             // Every request after a throttled one waited at least its Retry-After.
