@@ -23,11 +23,11 @@ struct DirectoryBulkTests {
             var again = users
             for index in stride(from: 0, to: 5000, by: 50) { again[index].email = "changed-\(index)@example.com" }  // 100
             for index in stride(from: 1, to: 5000, by: 100) { again[index].appStoreDisabled = true }  // 50, R20
-            again += (0..<10).map { userInput("new-\($0)") }
+            again = Array(again.dropLast(10)) + (0..<10).map { userInput("new-\($0)") }  // still 5,000: the limit
             let second = try await client.upsertUsers(again)
             #expect(second.created == 10)
             #expect(second.updated == 150)
-            #expect(second.unchanged == 4850)
+            #expect(second.unchanged == 4840)
             #expect(second.errors.isEmpty)
 
             let changed = try await client.user(key: "user-00050")
@@ -102,16 +102,16 @@ struct DirectoryBulkTests {
             let badGroup = await rpcError { _ = try await client.createGroup("group\r") }
             #expect(badGroup?.code == .invalidArgument)
 
-            // More than 10,000 entries: the whole call is refused.
-            let tooMany = (0...10_000).map { userInput("bulk-\($0)") }
+            // More than 5,000 entries (the proto's limit): the whole call is refused.
+            let tooMany = (0...5_000).map { userInput("bulk-\($0)") }
             let oversized = await rpcError { _ = try await client.upsertUsers(tooMany) }
             #expect(oversized?.code == .invalidArgument)
-            #expect(oversized?.message.contains("10000") == true)
-            let oversizedDelete = await rpcError { _ = try await client.deleteUsers((0...10_000).map { "k\($0)" }) }
+            #expect(oversized?.message.contains("5000") == true)
+            let oversizedDelete = await rpcError { _ = try await client.deleteUsers((0...5_000).map { "k\($0)" }) }
             #expect(oversizedDelete?.code == .invalidArgument)
-            let oversizedMembers = await rpcError { _ = try await client.addMembers(group.id, (0...10_000).map { "k\($0)" }) }
+            let oversizedMembers = await rpcError { _ = try await client.addMembers(group.id, (0...5_000).map { "k\($0)" }) }
             #expect(oversizedMembers?.code == .invalidArgument)
-            let devices = (0...10_000).map { deviceInput("S\($0)", enrollment: .automated) }
+            let devices = (0...5_000).map { deviceInput("S\($0)", enrollment: .automated) }
             let oversizedDevices = await rpcError { _ = try await client.upsertDevices(devices) }
             #expect(oversizedDevices?.code == .invalidArgument)
             #expect(try await client.listUsers().users.count == 1)

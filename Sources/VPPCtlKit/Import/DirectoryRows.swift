@@ -3,7 +3,7 @@ public import VPPProto
 
 /// Turns rows of a CSV or JSON file into DirectoryService inputs, checking each value before anything is sent.
 public enum DirectoryRows {
-    /// The per-call limit the proto promises (the server takes up to 10,000; docs/directory.md).
+    /// The per-call limit of the proto (docs/directory.md), which the server enforces.
     public static let batchSize = 5000
 
     public static let userColumns: Set<String> = [

@@ -3,7 +3,7 @@
 /// always bound as parameters, never spliced into SQL).
 enum DirectoryValidation {
     /// Entries (or keys) per bulk call; more is INVALID_ARGUMENT for the whole call.
-    static let maxEntriesPerCall = 10_000
+    static let maxEntriesPerCall = 5_000  // the contract in Protos/vpp/v1/directory.proto
 
     static let maxExternalIDLength = 256
     static let maxSerialNumberLength = 64
