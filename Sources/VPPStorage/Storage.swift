@@ -55,6 +55,15 @@ public final class Storage: Sendable {
         }
     }
 
+    /// One read in the tenant's scope (C3: as its role, in its schema), in a single round trip to the database:
+    /// for the reads of tenant calls that need one statement (GetLicenseCounts, GetAsset). Same checks and errors as
+    /// `withTenant`.
+    public func readInTenant(_ tenantID: UUID, _ query: PostgresQuery) async throws -> PostgresRows {
+        try await self.requireActive(tenantID)
+        let schema = TenantSchema(tenantID: tenantID)
+        return try await self.pool.pipelinedRead(setup: schema.scopeStatements, query)
+    }
+
     /// Throws unless the tenant exists and is active.
     public func requireActive(_ tenantID: UUID) async throws {
         let state: TenantRecord.State

@@ -262,6 +262,111 @@ final class PostgresConnection: @unchecked Sendable {
         text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    // MARK: Pipelined reads
+
+    /// Runs `setup` (statements without parameters, e.g. BEGIN and SET LOCAL), then `query` (prepared, cached per SQL
+    /// text), then `finish` (e.g. COMMIT), in one round trip with libpq's pipeline mode (PostgreSQL 14+), and returns
+    /// `query`'s rows. A failing statement makes the server skip the rest up to the sync; its error is thrown, and a
+    /// transaction it leaves open is the caller's to roll back (the pool does on release).
+    func executePipelined(setup: [String], _ query: PostgresQuery, finish: [String]) throws(PostgresError) -> PostgresRows {
+        if let buildError = query.buildError { throw buildError }
+        let conn = try liveConnection()
+        for sql in setup + finish where sql.utf8.contains(0) {
+            throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
+        }
+        guard !query.sql.utf8.contains(0) else {
+            throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
+        }
+        let types = query.binds.map(\.type.oid)
+        let key = StatementKey(sql: query.sql, types: types)
+        // A statement new to this connection is prepared in the pipeline, after the setup: its table names resolve
+        // in the search path the setup sets.
+        let cached = preparedStatements[key]
+        if cached == nil, preparedStatements.count >= Self.preparedStatementLimit, transactionStatus == .idle {
+            _ = try consume(PQexec(conn, "DEALLOCATE ALL"))
+            preparedStatements.removeAll()
+        }
+        let name: String
+        if let cached {
+            name = cached
+        } else {
+            statementCounter += 1
+            name = "vpp_\(statementCounter)"
+        }
+        guard PQenterPipelineMode(conn) == 1 else { throw currentConnectionError() }
+        var sent = true
+        for sql in setup where sent { sent = PQsendQueryParams(conn, sql, 0, nil, nil, nil, nil, 0) == 1 }
+        if sent, cached == nil {
+            sent = PQsendPrepare(conn, name, query.sql, Int32(types.count), types) == 1
+        }
+        let prelude = setup.count + (cached == nil ? 1 : 0)
+        if sent {
+            for (index, bind) in query.binds.enumerated() where bind.text?.utf8.contains(0) == true {
+                _ = PQpipelineSync(conn)
+                _ = self.drainPipeline(conn, statements: prelude)
+                PQexitPipelineMode(conn)
+                throw PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
+            }
+            let copies = query.binds.map { $0.text.map { strdup($0) } ?? nil }
+            defer { copies.forEach { free($0) } }
+            let values = copies.map { $0.map { UnsafePointer($0) } }
+            sent = PQsendQueryPrepared(conn, name, Int32(values.count), values, nil, nil, 0) == 1
+        }
+        for sql in finish where sent { sent = PQsendQueryParams(conn, sql, 0, nil, nil, nil, nil, 0) == 1 }
+        guard sent, PQpipelineSync(conn) == 1 else {
+            let error = currentConnectionError()
+            // The connection is in an unknown state: closing it makes the pool replace it.
+            close()
+            throw error
+        }
+        let outcome = self.drainPipeline(conn, statements: prelude + 1 + finish.count, keep: prelude)
+        PQexitPipelineMode(conn)
+        switch outcome {
+        case .success:
+            if cached == nil { preparedStatements[key] = name }
+        case .failure(let error):
+            // A statement that failed to prepare does not exist; one whose cached plan broke is prepared afresh.
+            if cached == nil || error.sqlState == "0A000" || error.sqlState == "26000" {
+                preparedStatements[key] = nil
+                if cached == nil, transactionStatus == .idle { _ = try? consume(PQexec(conn, "DEALLOCATE \(name)")) }
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// Reads the results of `statements` pipelined statements and the sync that ends them; returns the rows of
+    /// statement number `keep` (0-based), or the first error.
+    private func drainPipeline(_ conn: OpaquePointer, statements: Int, keep: Int = -1) -> Result<PostgresRows, PostgresError> {
+        var outcome: Result<PostgresRows, PostgresError> = .success(PostgresRows(columns: [], cells: [], commandTag: "", affectedRows: nil))
+        var failed = false
+        for index in 0..<statements {
+            // Each statement's results end with a NULL.
+            while let result = PQgetResult(conn) {
+                defer { PQclear(result) }
+                switch PQresultStatus(result) {
+                case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+                    if index == keep, !failed { outcome = .success(Self.rows(from: result)) }
+                case PGRES_PIPELINE_ABORTED:
+                    break
+                default:
+                    if !failed {
+                        failed = true
+                        outcome = .failure(self.error(from: result))
+                    }
+                }
+            }
+            if isBroken { return .failure(currentConnectionError()) }
+        }
+        // The sync's own result, then the NULL after it.
+        while let result = PQgetResult(conn) {
+            let status = PQresultStatus(result)
+            PQclear(result)
+            if status == PGRES_PIPELINE_SYNC { break }
+        }
+        if isBroken, !failed { return .failure(currentConnectionError()) }
+        return outcome
+    }
+
     // MARK: COPY
 
     /// Streams rows into `COPY table (columns) FROM STDIN` in text format; returns the row count.
