@@ -37,6 +37,10 @@ let package = Package(
         .executable(name: "vpp-apple-sim", targets: ["vpp-apple-sim"]),
         .library(name: "AppleVPP", targets: ["AppleVPP"]),
         .library(name: "AppleVPPSimulator", targets: ["AppleVPPSimulator"]),
+        // For the benchmark package in Benchmarks/ (a package of its own, so its dependencies stay out of this build).
+        .library(name: "VPPProto", targets: ["VPPProto"]),
+        .library(name: "VPPWire", targets: ["VPPWire"]),
+        .library(name: "VPPPostgres", targets: ["VPPPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -203,7 +207,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "vppd",
-            dependencies: ["VPPDaemon"],
+            dependencies: [
+                "VPPDaemon",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
 
