@@ -25,7 +25,17 @@ struct RunShapeOptions: ParsableArguments {
     @Option(help: "Make this many calls in all, instead of running for a duration.")
     var calls: Int?
 
+    @Option(
+        help: """
+            Call for this long first without measuring, e.g. 10s: the server's and PostgreSQL's caches (a plan and             catalog entries per tenant schema and database connection) are then warm, as in a server that has run             for a while.
+            """
+    )
+    var warmup: String?
+
+    var warmupDuration: Duration? { self.warmup.flatMap(LoadDuration.parse) }
+
     mutating func validate() throws {
+        if let warmup, LoadDuration.parse(warmup) == nil { throw ValidationError("--warmup takes a duration such as 10s.") }
         guard (1...20_000).contains(self.connections) else { throw ValidationError("--connections must be 1 to 20000.") }
         if self.inFlight != nil, self.concurrency != nil {
             throw ValidationError("Give --in-flight or --concurrency, not both.")
@@ -174,6 +184,11 @@ func runTenantMix(_ mix: CallMix, name: String, target: TargetOptions, shape: Ru
         }
     }
     let workload = MixWorkload(mix: mix, tenants: tenants, name: name == "mix" ? "mix \(mix.description)" : name)
+    if let warmup = shape.warmupDuration, warmup > .zero {
+        var plan = try shape.plan(callTimeout: target.callTimeout)
+        plan.bound = .duration(warmup)
+        _ = try await LoadRunner(client: target.clientConfiguration(), apiKeys: tenants.map(\.apiKey)).run(workload, plan: plan)
+    }
     try await target.runAndReport(
         workload, plan: try shape.plan(callTimeout: target.callTimeout), apiKeys: tenants.map(\.apiKey)
     )
