@@ -264,17 +264,27 @@ final class PostgresConnection: @unchecked Sendable {
 
     // MARK: Pipelined reads
 
-    /// Runs `setup` (statements without parameters, e.g. BEGIN and SET LOCAL), then `query` (prepared, cached per SQL
-    /// text), then `finish` (e.g. COMMIT), in one round trip with libpq's pipeline mode (PostgreSQL 14+), and returns
-    /// `query`'s rows. A failing statement makes the server skip the rest up to the sync; its error is thrown, and a
-    /// transaction it leaves open is the caller's to roll back (the pool does on release).
-    func executePipelined(setup: [String], _ query: PostgresQuery, finish: [String]) throws(PostgresError) -> PostgresRows {
-        if let buildError = query.buildError { throw buildError }
+    /// Runs `setup` (statements sent unnamed, with their parameters: BEGIN, SET LOCAL, a check), then `query`
+    /// (prepared, cached per SQL text), then `finish` (e.g. COMMIT), in one round trip with libpq's pipeline mode
+    /// (PostgreSQL 14+). Returns the rows of each setup statement and of `query`. A failing statement makes the server
+    /// skip the rest up to the sync; its error is thrown, and a transaction it leaves open is the caller's to roll back
+    /// (the pool does on release).
+    func executePipelined(
+        setup: [PostgresQuery],
+        _ query: PostgresQuery,
+        finish: [String]
+    ) throws(PostgresError) -> (setup: [PostgresRows], rows: PostgresRows) {
         let conn = try liveConnection()
-        for sql in setup + finish where sql.utf8.contains(0) {
-            throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
+        for statement in setup + [query] {
+            if let buildError = statement.buildError { throw buildError }
+            guard !statement.sql.utf8.contains(0) else {
+                throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
+            }
+            for (index, bind) in statement.binds.enumerated() where bind.text?.utf8.contains(0) == true {
+                throw PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
+            }
         }
-        guard !query.sql.utf8.contains(0) else {
+        for sql in finish where sql.utf8.contains(0) {
             throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
         }
         let types = query.binds.map(\.type.oid)
@@ -293,25 +303,24 @@ final class PostgresConnection: @unchecked Sendable {
             statementCounter += 1
             name = "vpp_\(statementCounter)"
         }
+        func send(_ statement: PostgresQuery, prepared: String?) -> Bool {
+            let copies = statement.binds.map { $0.text.map { strdup($0) } ?? nil }
+            defer { copies.forEach { free($0) } }
+            let values = copies.map { $0.map { UnsafePointer($0) } }
+            if let prepared {
+                return PQsendQueryPrepared(conn, prepared, Int32(values.count), values, nil, nil, 0) == 1
+            }
+            let oids = statement.binds.map(\.type.oid)
+            return PQsendQueryParams(conn, statement.sql, Int32(values.count), oids, values, nil, nil, 0) == 1
+        }
         guard PQenterPipelineMode(conn) == 1 else { throw currentConnectionError() }
         var sent = true
-        for sql in setup where sent { sent = PQsendQueryParams(conn, sql, 0, nil, nil, nil, nil, 0) == 1 }
+        for statement in setup where sent { sent = send(statement, prepared: nil) }
         if sent, cached == nil {
             sent = PQsendPrepare(conn, name, query.sql, Int32(types.count), types) == 1
         }
         let prelude = setup.count + (cached == nil ? 1 : 0)
-        if sent {
-            for (index, bind) in query.binds.enumerated() where bind.text?.utf8.contains(0) == true {
-                _ = PQpipelineSync(conn)
-                _ = self.drainPipeline(conn, statements: prelude)
-                PQexitPipelineMode(conn)
-                throw PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
-            }
-            let copies = query.binds.map { $0.text.map { strdup($0) } ?? nil }
-            defer { copies.forEach { free($0) } }
-            let values = copies.map { $0.map { UnsafePointer($0) } }
-            sent = PQsendQueryPrepared(conn, name, Int32(values.count), values, nil, nil, 0) == 1
-        }
+        if sent { sent = send(query, prepared: name) }
         for sql in finish where sent { sent = PQsendQueryParams(conn, sql, 0, nil, nil, nil, nil, 0) == 1 }
         guard sent, PQpipelineSync(conn) == 1 else {
             let error = currentConnectionError()
@@ -319,52 +328,54 @@ final class PostgresConnection: @unchecked Sendable {
             close()
             throw error
         }
-        let outcome = self.drainPipeline(conn, statements: prelude + 1 + finish.count, keep: prelude)
+        let outcome = self.drainPipeline(conn, statements: prelude + 1 + finish.count)
         PQexitPipelineMode(conn)
         switch outcome {
-        case .success:
+        case .success(let results):
             if cached == nil { preparedStatements[key] = name }
+            return (Array(results.prefix(setup.count)), results[prelude])
         case .failure(let error):
             // A statement that failed to prepare does not exist; one whose cached plan broke is prepared afresh.
             if cached == nil || error.sqlState == "0A000" || error.sqlState == "26000" {
                 preparedStatements[key] = nil
                 if cached == nil, transactionStatus == .idle { _ = try? consume(PQexec(conn, "DEALLOCATE \(name)")) }
             }
+            throw error
         }
-        return try outcome.get()
     }
 
-    /// Reads the results of `statements` pipelined statements and the sync that ends them; returns the rows of
-    /// statement number `keep` (0-based), or the first error.
-    private func drainPipeline(_ conn: OpaquePointer, statements: Int, keep: Int = -1) -> Result<PostgresRows, PostgresError> {
-        var outcome: Result<PostgresRows, PostgresError> = .success(PostgresRows(columns: [], cells: [], commandTag: "", affectedRows: nil))
-        var failed = false
-        for index in 0..<statements {
+    /// Reads the results of `statements` pipelined statements and the sync that ends them: the rows of each, or the
+    /// first error.
+    private func drainPipeline(_ conn: OpaquePointer, statements: Int) -> Result<[PostgresRows], PostgresError> {
+        var results: [PostgresRows] = []
+        results.reserveCapacity(statements)
+        var failure: PostgresError?
+        for _ in 0..<statements {
+            var rows = PostgresRows(columns: [], cells: [], commandTag: "", affectedRows: nil)
             // Each statement's results end with a NULL.
             while let result = PQgetResult(conn) {
                 defer { PQclear(result) }
                 switch PQresultStatus(result) {
                 case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-                    if index == keep, !failed { outcome = .success(Self.rows(from: result)) }
+                    rows = Self.rows(from: result)
                 case PGRES_PIPELINE_ABORTED:
                     break
                 default:
-                    if !failed {
-                        failed = true
-                        outcome = .failure(self.error(from: result))
-                    }
+                    if failure == nil { failure = self.error(from: result) }
                 }
             }
+            results.append(rows)
             if isBroken { return .failure(currentConnectionError()) }
         }
-        // The sync's own result, then the NULL after it.
+        // The sync's own result ends the pipeline's results.
         while let result = PQgetResult(conn) {
             let status = PQresultStatus(result)
             PQclear(result)
             if status == PGRES_PIPELINE_SYNC { break }
         }
-        if isBroken, !failed { return .failure(currentConnectionError()) }
-        return outcome
+        if let failure { return .failure(failure) }
+        if isBroken { return .failure(currentConnectionError()) }
+        return .success(results)
     }
 
     // MARK: COPY

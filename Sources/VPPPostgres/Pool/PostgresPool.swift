@@ -173,36 +173,39 @@ public final class PostgresPool: Sendable {
 
     // MARK: Pipelined reads
 
-    /// Runs one read in a transaction of its own, set up by `setup` (statements without parameters, such as
-    /// `SET LOCAL ROLE …`), in a single round trip: BEGIN, the setup, the query and COMMIT go out together in libpq's
-    /// pipeline mode and their results come back together. For the many small reads of a tenant's calls, where four
-    /// round trips (and four hops to a pool thread) cost more than the query. Throws the first statement's error; a
-    /// transaction left open by a failure is rolled back when the connection comes back to the pool.
+    /// Runs one read in a transaction of its own, set up by `setup` (statements sent as they are, with their
+    /// parameters: `SET LOCAL ROLE …`, a check), in a single round trip: BEGIN, the setup, the query and COMMIT go out
+    /// together in libpq's pipeline mode and their results come back together. For the many small reads of tenant
+    /// calls, where four round trips (and four hops to a pool thread) cost more than the query. Returns the rows of
+    /// each setup statement and of the query. Throws the first statement's error; a transaction left open by a
+    /// failure is rolled back when the connection comes back to the pool.
     public func pipelinedRead(
         isolation: IsolationLevel = .readCommitted,
-        setup: [String],
+        setup: [PostgresQuery],
         _ query: PostgresQuery
-    ) async throws -> PostgresRows {
+    ) async throws -> (setup: [PostgresRows], rows: PostgresRows) {
         let slot = try await leaseSlot()
-        let begin = "BEGIN ISOLATION LEVEL \(isolation.rawValue)"
+        let statements = [PostgresQuery(stringLiteral: "BEGIN ISOLATION LEVEL \(isolation.rawValue)")] + setup
+        typealias Outcome = (PostgresConnection?, Result<(setup: [PostgresRows], rows: PostgresRows), any Error>)
         // One hop to a pool thread for the whole read: check the leased connection, send, receive.
-        let outcome: (PostgresConnection?, Result<PostgresRows, any Error>)
+        let outcome: Outcome
         do {
-            outcome = try await runBlocking { () -> (PostgresConnection?, Result<PostgresRows, any Error>) in
+            outcome = try await runBlocking { () -> Outcome in
                 let connection: PostgresConnection
                 do {
                     connection = try self.prepare(slot)
                 } catch {
                     return (nil, .failure(error))
                 }
-                return (connection, Result { try connection.executePipelined(setup: [begin] + setup, query, finish: ["COMMIT"]) })
+                return (connection, Result { try connection.executePipelined(setup: statements, query, finish: ["COMMIT"]) })
             }
         } catch {
             await release(nil)
             throw error
         }
         await release(outcome.0)
-        return try outcome.1.get()
+        let result = try outcome.1.get()
+        return (Array(result.setup.dropFirst()), result.rows)
     }
 
     // MARK: Lifecycle
