@@ -81,13 +81,23 @@ public final class Storage: Sendable {
         if let cached = self.tenantStates.fresh(tenantID) {
             state = cached
         } else {
-            let rows = try await self.pool.query("SELECT state FROM vpp_control.tenants WHERE id = \(tenantID)")
-            guard let row = rows.first else {
-                self.forgetTenant(tenantID)
+            // One query re-reads this tenant and every other cached tenant past half its lifetime: with 1,000 tenants
+            // calling, a query per tenant every 2 s was up to 500 queries a second beside the calls.
+            let due = [tenantID] + self.tenantStates.keys(storedBefore: self.tenantStates.lifetime / 2)
+                .filter { $0 != tenantID }.prefix(999)
+            let rows = try await self.pool.query("SELECT id, state FROM vpp_control.tenants WHERE id = ANY(\(due)::uuid[])")
+            var states: [UUID: TenantRecord.State] = [:]
+            for row in rows {
+                states[try row.decode(UUID.self, at: 0)] =
+                    TenantRecord.State(rawValue: try row.decode(String.self, at: 1)) ?? .suspended
+            }
+            for id in due {
+                if let found = states[id] { self.tenantStates.store(found, for: id) } else { self.forgetTenant(id) }
+            }
+            guard let found = states[tenantID] else {
                 throw StorageError.notFound("The tenant of this key no longer exists.")
             }
-            state = TenantRecord.State(rawValue: try row.decode(String.self, at: 0)) ?? .suspended
-            self.tenantStates.store(state, for: tenantID)
+            state = found
         }
         guard state == .active else { throw Self.suspended }
     }
