@@ -40,6 +40,10 @@ let package = Package(
         .executable(name: "vpp-apple-sim", targets: ["vpp-apple-sim"]),
         .library(name: "AppleVPP", targets: ["AppleVPP"]),
         .library(name: "AppleVPPSimulator", targets: ["AppleVPPSimulator"]),
+        // For the benchmark package in Benchmarks/ (a package of its own, so its dependencies stay out of this build).
+        .library(name: "VPPProto", targets: ["VPPProto"]),
+        .library(name: "VPPWire", targets: ["VPPWire"]),
+        .library(name: "VPPPostgres", targets: ["VPPPostgres"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -210,7 +214,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "vppd",
-            dependencies: ["VPPDaemon"],
+            dependencies: [
+                "VPPDaemon",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -231,6 +239,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Atomics", package: "swift-atomics"),
             ],

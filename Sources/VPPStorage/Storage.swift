@@ -55,26 +55,51 @@ public final class Storage: Sendable {
         }
     }
 
+    /// One read in the tenant's scope (C3: as its role, in its schema), in a single round trip to the database, for
+    /// the reads of tenant calls that need one statement (GetLicenseCounts, GetAsset). Same checks and errors as
+    /// `withTenant`. (Reading the tenant's state in the same round trip instead of through the cache was measured too:
+    /// one more statement for PostgreSQL to parse per call cost more than the cache's re-reads saved.)
+    public func readInTenant(_ tenantID: UUID, _ query: PostgresQuery) async throws -> PostgresRows {
+        try await self.requireActive(tenantID)
+        let schema = TenantSchema(tenantID: tenantID)
+        return try await self.pool.pipelinedRead(
+            setup: schema.scopeStatements.map { PostgresQuery(stringLiteral: $0) },
+            query
+        ).rows
+    }
+
+    private static var suspended: StorageError {
+        StorageError.failedPrecondition(
+            "This tenant is suspended by the platform operator; its calls and syncs are stopped until it is resumed.",
+            reason: "TENANT_SUSPENDED"
+        )
+    }
+
     /// Throws unless the tenant exists and is active.
     public func requireActive(_ tenantID: UUID) async throws {
         let state: TenantRecord.State
         if let cached = self.tenantStates.fresh(tenantID) {
             state = cached
         } else {
-            let rows = try await self.pool.query("SELECT state FROM vpp_control.tenants WHERE id = \(tenantID)")
-            guard let row = rows.first else {
-                self.forgetTenant(tenantID)
+            // One query re-reads this tenant and every other cached tenant past half its lifetime: with 1,000 tenants
+            // calling, a query per tenant every 2 s was up to 500 queries a second beside the calls.
+            let due = [tenantID] + self.tenantStates.keys(storedBefore: self.tenantStates.lifetime / 2)
+                .filter { $0 != tenantID }.prefix(999)
+            let rows = try await self.pool.query("SELECT id, state FROM vpp_control.tenants WHERE id = ANY(\(due)::uuid[])")
+            var states: [UUID: TenantRecord.State] = [:]
+            for row in rows {
+                states[try row.decode(UUID.self, at: 0)] =
+                    TenantRecord.State(rawValue: try row.decode(String.self, at: 1)) ?? .suspended
+            }
+            for id in due {
+                if let found = states[id] { self.tenantStates.store(found, for: id) } else { self.forgetTenant(id) }
+            }
+            guard let found = states[tenantID] else {
                 throw StorageError.notFound("The tenant of this key no longer exists.")
             }
-            state = TenantRecord.State(rawValue: try row.decode(String.self, at: 0)) ?? .suspended
-            self.tenantStates.store(state, for: tenantID)
+            state = found
         }
-        guard state == .active else {
-            throw StorageError.failedPrecondition(
-                "This tenant is suspended by the platform operator; its calls and syncs are stopped until it is resumed.",
-                reason: "TENANT_SUSPENDED"
-            )
-        }
+        guard state == .active else { throw Self.suspended }
     }
 
     /// Drops what this process cached about a tenant (after a change here or a notification from another server).

@@ -68,8 +68,9 @@ struct TargetOptions: ParsableArguments {
     }
 
     /// Runs the workload and prints its report; fails (exit 1) when any call failed, after printing.
-    func runAndReport(_ workload: some Workload, plan: LoadPlan) async throws {
-        let result = try await LoadRunner(client: self.clientConfiguration()).run(workload, plan: plan)
+    /// `apiKeys`: one per tenant, taken by the connections in turn; empty: every connection uses this key.
+    func runAndReport(_ workload: some Workload, plan: LoadPlan, apiKeys: [String] = []) async throws {
+        let result = try await LoadRunner(client: self.clientConfiguration(), apiKeys: apiKeys).run(workload, plan: plan)
         let report = Report(workload: workload, target: self.targetDescription, plan: plan, result: result)
         print(self.json ? try report.json() : report.human())
         if report.failed > 0 {

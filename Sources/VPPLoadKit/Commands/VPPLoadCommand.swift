@@ -9,7 +9,10 @@ public struct VPPLoadCommand: ParsableCommand {
             Sends load only to this machine (loopback) unless --allow-remote is given. Every run is bounded by a \
             call count or a duration and stops by itself. --json prints one JSON object with stable field names.
             """,
-        subcommands: [PingCommand.self, CreateTenantsCommand.self, QueueCommand.self, SyncCommand.self, AssignCommand.self]
+        subcommands: [
+            PingCommand.self, CountsCommand.self, MixCommand.self, IdleCommand.self, EchoServerCommand.self,
+            CreateTenantsCommand.self, QueueCommand.self, SyncCommand.self, AssignCommand.self,
+        ]
     )
 
     public init() {}

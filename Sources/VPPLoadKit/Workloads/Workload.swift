@@ -18,8 +18,16 @@ public protocol Workload: Sendable {
 
     /// Makes call number `index` (0-based, unique within the run) on `client`. Throws the call's error.
     func call(_ index: Int, on client: VPPClient, timeout: Duration) async throws
+
+    /// The same, knowing which of the run's connections `client` is (0-based): workloads whose connections are
+    /// different tenants use it to find the tenant's data. By default it calls `call(_:on:timeout:)`.
+    func call(_ index: Int, connection: Int, on client: VPPClient, timeout: Duration) async throws
 }
 
 extension Workload {
     public func check(welcome: RpcV1.Welcome) throws {}
+
+    public func call(_ index: Int, connection: Int, on client: VPPClient, timeout: Duration) async throws {
+        try await self.call(index, on: client, timeout: timeout)
+    }
 }

@@ -262,6 +262,122 @@ final class PostgresConnection: @unchecked Sendable {
         text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    // MARK: Pipelined reads
+
+    /// Runs `setup` (statements sent unnamed, with their parameters: BEGIN, SET LOCAL, a check), then `query`
+    /// (prepared, cached per SQL text), then `finish` (e.g. COMMIT), in one round trip with libpq's pipeline mode
+    /// (PostgreSQL 14+). Returns the rows of each setup statement and of `query`. A failing statement makes the server
+    /// skip the rest up to the sync; its error is thrown, and a transaction it leaves open is the caller's to roll back
+    /// (the pool does on release).
+    func executePipelined(
+        setup: [PostgresQuery],
+        _ query: PostgresQuery,
+        finish: [String]
+    ) throws(PostgresError) -> (setup: [PostgresRows], rows: PostgresRows) {
+        let conn = try liveConnection()
+        for statement in setup + [query] {
+            if let buildError = statement.buildError { throw buildError }
+            guard !statement.sql.utf8.contains(0) else {
+                throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
+            }
+            for (index, bind) in statement.binds.enumerated() where bind.text?.utf8.contains(0) == true {
+                throw PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
+            }
+        }
+        for sql in finish where sql.utf8.contains(0) {
+            throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
+        }
+        let types = query.binds.map(\.type.oid)
+        let key = StatementKey(sql: query.sql, types: types)
+        // A statement new to this connection is prepared in the pipeline, after the setup: its table names resolve
+        // in the search path the setup sets.
+        let cached = preparedStatements[key]
+        if cached == nil, preparedStatements.count >= Self.preparedStatementLimit, transactionStatus == .idle {
+            _ = try consume(PQexec(conn, "DEALLOCATE ALL"))
+            preparedStatements.removeAll()
+        }
+        let name: String
+        if let cached {
+            name = cached
+        } else {
+            statementCounter += 1
+            name = "vpp_\(statementCounter)"
+        }
+        func send(_ statement: PostgresQuery, prepared: String?) -> Bool {
+            let copies = statement.binds.map { $0.text.map { strdup($0) } ?? nil }
+            defer { copies.forEach { free($0) } }
+            let values = copies.map { $0.map { UnsafePointer($0) } }
+            if let prepared {
+                return PQsendQueryPrepared(conn, prepared, Int32(values.count), values, nil, nil, 0) == 1
+            }
+            let oids = statement.binds.map(\.type.oid)
+            return PQsendQueryParams(conn, statement.sql, Int32(values.count), oids, values, nil, nil, 0) == 1
+        }
+        guard PQenterPipelineMode(conn) == 1 else { throw currentConnectionError() }
+        var sent = true
+        for statement in setup where sent { sent = send(statement, prepared: nil) }
+        if sent, cached == nil {
+            sent = PQsendPrepare(conn, name, query.sql, Int32(types.count), types) == 1
+        }
+        let prelude = setup.count + (cached == nil ? 1 : 0)
+        if sent { sent = send(query, prepared: name) }
+        for sql in finish where sent { sent = PQsendQueryParams(conn, sql, 0, nil, nil, nil, nil, 0) == 1 }
+        guard sent, PQpipelineSync(conn) == 1 else {
+            let error = currentConnectionError()
+            // The connection is in an unknown state: closing it makes the pool replace it.
+            close()
+            throw error
+        }
+        let outcome = self.drainPipeline(conn, statements: prelude + 1 + finish.count)
+        PQexitPipelineMode(conn)
+        switch outcome {
+        case .success(let results):
+            if cached == nil { preparedStatements[key] = name }
+            return (Array(results.prefix(setup.count)), results[prelude])
+        case .failure(let error):
+            // A statement that failed to prepare does not exist; one whose cached plan broke is prepared afresh.
+            if cached == nil || error.sqlState == "0A000" || error.sqlState == "26000" {
+                preparedStatements[key] = nil
+                if cached == nil, transactionStatus == .idle { _ = try? consume(PQexec(conn, "DEALLOCATE \(name)")) }
+            }
+            throw error
+        }
+    }
+
+    /// Reads the results of `statements` pipelined statements and the sync that ends them: the rows of each, or the
+    /// first error.
+    private func drainPipeline(_ conn: OpaquePointer, statements: Int) -> Result<[PostgresRows], PostgresError> {
+        var results: [PostgresRows] = []
+        results.reserveCapacity(statements)
+        var failure: PostgresError?
+        for _ in 0..<statements {
+            var rows = PostgresRows(columns: [], cells: [], commandTag: "", affectedRows: nil)
+            // Each statement's results end with a NULL.
+            while let result = PQgetResult(conn) {
+                defer { PQclear(result) }
+                switch PQresultStatus(result) {
+                case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+                    rows = Self.rows(from: result)
+                case PGRES_PIPELINE_ABORTED:
+                    break
+                default:
+                    if failure == nil { failure = self.error(from: result) }
+                }
+            }
+            results.append(rows)
+            if isBroken { return .failure(currentConnectionError()) }
+        }
+        // The sync's own result ends the pipeline's results.
+        while let result = PQgetResult(conn) {
+            let status = PQresultStatus(result)
+            PQclear(result)
+            if status == PGRES_PIPELINE_SYNC { break }
+        }
+        if let failure { return .failure(failure) }
+        if isBroken { return .failure(currentConnectionError()) }
+        return .success(results)
+    }
+
     // MARK: COPY
 
     /// Streams rows into `COPY table (columns) FROM STDIN` in text format; returns the row count.

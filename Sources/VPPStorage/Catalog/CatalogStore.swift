@@ -151,14 +151,15 @@ public struct CatalogStore: Sendable {
         }
     }
 
+    /// One asset (GetAsset, GetLicenseCounts): one statement, so it goes to the database in one round trip.
     public func get(tenantID: UUID, _ assetID: UUID) async throws -> AssetRecord {
-        try await self.storage.withTenant(tenantID) { transaction in
-            let rows = try await transaction.query("SELECT \(unescaped: Self.columns) FROM assets WHERE id = \(assetID)")
-            guard let row = rows.first else {
-                throw StorageError.notFound("No app or book with id \(assetID.uuidString.lowercased()).")
-            }
-            return try Self.decode(row)
+        let rows = try await self.storage.readInTenant(
+            tenantID, "SELECT \(unescaped: Self.columns) FROM assets WHERE id = \(assetID)"
+        )
+        guard let row = rows.first else {
+            throw StorageError.notFound("No app or book with id \(assetID.uuidString.lowercased()).")
         }
+        return try Self.decode(row)
     }
 
     /// R9: the skipped custom apps, by token and adam id. The page token is the last row's (token, adam id, pricing).

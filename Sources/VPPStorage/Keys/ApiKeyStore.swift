@@ -118,6 +118,14 @@ public struct ApiKeyStore: Sendable {
         return !rows.isEmpty
     }
 
+    /// Which of `ids` are keys that exist and are not revoked: one query for many keys' re-checks.
+    public func activeKeys(among ids: [UUID]) async throws -> Set<UUID> {
+        let rows = try await self.pool.query(
+            "SELECT id FROM vpp_control.api_keys WHERE id = ANY(\(ids)::uuid[]) AND revoked_at IS NULL"
+        )
+        return Set(try rows.map { try $0.decode(UUID.self, at: 0) })
+    }
+
     public func markUsed(_ id: UUID) async throws {
         try await self.pool.query(
             """

@@ -17,6 +17,14 @@ public final class ExpiringCache<Key: Hashable & Sendable, Value: Sendable>: Sen
         return entry.value
     }
 
+    /// The keys whose entries were stored at least `age` ago (expired ones included), to refresh them together.
+    public func keys(storedBefore age: Duration) -> [Key] {
+        let now = ContinuousClock.now
+        return self.entries.withLockedValue { entries in
+            entries.compactMap { now - $0.value.stored >= age ? $0.key : nil }
+        }
+    }
+
     public func store(_ value: Value, for key: Key) {
         self.entries.withLockedValue { $0[key] = (value, ContinuousClock.now) }
     }
