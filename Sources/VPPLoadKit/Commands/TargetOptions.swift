@@ -22,6 +22,15 @@ struct TargetOptions: ParsableArguments {
     @Option(help: "Each call's deadline, e.g. 10s or 500ms.")
     var timeout: String = "10s"
 
+    @Option(
+        name: .customLong("ca-file"),
+        help: "Connect with TLS, trusting the CA in this PEM file (a server with --tls-cert-file). Without it: TLS with the system's CAs off loopback, plain TCP on loopback."
+    )
+    var caFile: String?
+
+    @Option(name: .customLong("tls-server-name"), help: "The name the server's certificate must carry, if not --host.")
+    var tlsServerName: String?
+
     @Flag(help: "Print one JSON object instead of the table.")
     var json = false
 
@@ -63,7 +72,9 @@ struct TargetOptions: ParsableArguments {
             defaultTimeout: self.callTimeout,
             // A run measures one server as it is: a call on a connection the server closed fails (and is counted)
             // only once, then the client reconnects, as a real client would.
-            reconnect: true
+            reconnect: true,
+            security: self.caFile != nil || self.tlsServerName != nil
+                ? .tls(ClientTLS(trustRootsFile: self.caFile, serverName: self.tlsServerName)) : .automatic
         )
     }
 
