@@ -1,4 +1,5 @@
 public import Foundation
+import VPPPostgres
 
 /// Figures across every tenant, for the operators' gauges and alerts: tokens by state (R6), how soon the next one
 /// expires (R3), and targets waiting for a license (R15, R16). Only counts leave the tenant schemas.
@@ -21,8 +22,8 @@ public struct FleetSnapshot: Sendable, Equatable {
 }
 
 extension Storage {
-    /// Reads the fleet's figures: one short read-only query per tenant, in the tenant's own scope (C3), `concurrency`
-    /// tenants at a time. Suspended tenants count too: their tokens still expire.
+    /// Reads the fleet's figures: one short read-only query per tenant, in the tenant's own scope (C3) and in one round
+    /// trip, `concurrency` tenants at a time. Suspended tenants count too: their tokens still expire.
     public func fleetSnapshot(now: Date = Date(), concurrency: Int = 4) async throws -> FleetSnapshot {
         let tenantIDs = try await self.pool.query("SELECT id FROM vpp_control.tenants ORDER BY id")
             .map { try $0.decode(UUID.self, at: 0) }
@@ -32,20 +33,21 @@ extension Storage {
         }
         let read: @Sendable (UUID) async -> TenantFigures? = { tenantID in
             do {
-                return try await self.inTenantScope(tenantID) { transaction in
-                    var figures = TenantFigures()
-                    let rows = try await transaction.query(
-                        """
-                        SELECT status, expires_at, (SELECT count(*) FROM licenses WHERE state = 'waiting')::bigint
-                        FROM tokens
-                        """
-                    )
-                    for row in rows {
-                        figures.tokens.append((try row.decode(String.self, at: 0), try row.decode(Date.self, at: 1)))
-                        figures.waiting = try row.decode(Int.self, at: 2)
-                    }
-                    return figures
+                // One round trip in the tenant's scope (C3), as the tenant reads of calls do (`readInTenant`).
+                let schema = TenantSchema(tenantID: tenantID)
+                let rows = try await self.pool.pipelinedRead(
+                    setup: schema.scopeStatements.map { PostgresQuery(stringLiteral: $0) },
+                    """
+                    SELECT status, expires_at, (SELECT count(*) FROM licenses WHERE state = 'waiting')::bigint
+                    FROM tokens
+                    """
+                ).rows
+                var figures = TenantFigures()
+                for row in rows {
+                    figures.tokens.append((try row.decode(String.self, at: 0), try row.decode(Date.self, at: 1)))
+                    figures.waiting = try row.decode(Int.self, at: 2)
                 }
+                return figures
             } catch {
                 // Deleted (or being created) while we read: its figures are not part of the fleet any more.
                 self.logger.debug("Fleet figures skip a tenant", metadata: ["tenant_id": "\(tenantID)", "error": "\(error)"])
