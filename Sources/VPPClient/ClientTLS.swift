@@ -1,5 +1,5 @@
-public import NIOSSL
-public import VPPWire
+import NIOSSL
+import VPPWire
 
 /// How a client protects its connection: API keys never cross a network in clear text unless asked to.
 public enum TransportSecurity: Sendable, Equatable {

@@ -295,7 +295,10 @@ struct RPCServerTests {
         }
         #expect(await eventually { server.probe.counts.started == 1 })
         let port = server.port
+        #expect(!server.server.isShuttingDown)
         let shutdown = Task { await server.server.shutdown(gracePeriod: .seconds(10)) }
+        // While the call drains, the server says it is shutting down (vppd's /readyz answers 503 then).
+        #expect(await eventually { server.server.isShuttingDown })
         let answer = try await slow.value
         #expect(answer.payload == Array("sleep:500".utf8))
         await shutdown.value
