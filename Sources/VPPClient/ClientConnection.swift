@@ -323,8 +323,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         self.closed = true
         if self.welcomePromise != nil && !self.tls {
             self.failAll(RPCError.unavailable(
-                "The server closed the connection before answering the Hello. If it serves TLS on this port, connect "
-                    + "with TLS: drop --plaintext (TLS is the default off loopback), or give the server's CA with --ca-file."
+                "The server closed the connection before answering the Hello. " + Self.tlsPortAdvice
             ))
         } else {
             self.failAll(RPCError.unavailable("The connection to the server was closed."))
@@ -336,14 +335,19 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         self.closed = true
         if self.welcomePromise != nil && !self.tls {
             self.failAll(RPCError.unavailable(
-                "The server answered the Hello with something that is not a frame of this protocol (\(error)). If it "
-                    + "serves TLS on this port, connect with TLS: drop --plaintext (TLS is the default off loopback), or give the server's CA with --ca-file."
+                "The server answered the Hello with something that is not a frame of this protocol (\(error)). "
+                    + Self.tlsPortAdvice
             ))
         } else {
             self.failAll(RPCError.unavailable(Self.describe(error, tls: self.tls)))
         }
         context.close(promise: nil)
     }
+
+    /// What to try when a plain-TCP connection fails before the Welcome: the port may serve TLS.
+    static let tlsPortAdvice =
+        "If it serves TLS on this port, connect with TLS: drop --plaintext (TLS is the default off loopback), or give "
+        + "the server's CA with --ca-file."
 
     /// One line that says what went wrong and what to check; TLS failures are the common case worth explaining.
     static func describe(_ error: any Error, tls: Bool) -> String {

@@ -13,29 +13,14 @@ import VPPTesting
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    /// The built binary: $VPPCTL_BINARY, else beside the test bundle, else .build/debug.
+    /// The built binary: $VPPCTL_BINARY, else the one built beside the tests (`DaemonProcess.product`).
     static func binary() throws -> String {
-        var candidates: [String] = []
-        if let explicit = ProcessInfo.processInfo.environment["VPPCTL_BINARY"] { candidates.append(explicit) }
-        for argument in CommandLine.arguments.prefix(1) {
-            var directory = URL(fileURLWithPath: argument).deletingLastPathComponent()
-            // An .xctest bundle on macOS sits inside Contents/MacOS.
-            if directory.path.hasSuffix("Contents/MacOS") {
-                directory = directory.deletingLastPathComponent().deletingLastPathComponent()
-                    .deletingLastPathComponent()
-            }
-            candidates.append(directory.appendingPathComponent("vppctl").path)
+        if let explicit = ProcessInfo.processInfo.environment["VPPCTL_BINARY"],
+            FileManager.default.isExecutableFile(atPath: explicit)
+        {
+            return explicit
         }
-        candidates.append(Self.root.appendingPathComponent(".build/debug/vppctl").path)
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw Missing("vppctl is not built (looked in \(candidates)); run swift build first")
-        }
-        return found
-    }
-
-    struct Missing: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
+        return try DaemonProcess.product("vppctl")
     }
 
     struct Run: CustomStringConvertible {

@@ -19,15 +19,13 @@ struct RunShapeOptions: ParsableArguments {
     )
     var concurrency: Int?
 
-    @Option(help: "Send calls for this long, e.g. 10s, 2m (at most 1h). The default when --calls is not given: 10s.")
-    var duration: String?
-
-    @Option(help: "Make this many calls in all, instead of running for a duration.")
-    var calls: Int?
+    @OptionGroup var runBound: RunBoundOptions
 
     @Option(
         help: """
-            Call for this long first without measuring, e.g. 10s: the server's and PostgreSQL's caches (a plan and             catalog entries per tenant schema and database connection) are then warm, as in a server that has run             for a while.
+            Call for this long first without measuring, e.g. 10s: the server's and PostgreSQL's caches (a plan and \
+            catalog entries per tenant schema and database connection) are then warm, as in a server that has run \
+            for a while.
             """
     )
     var warmup: String?
@@ -44,23 +42,10 @@ struct RunShapeOptions: ParsableArguments {
         if let concurrency, !(1...100_000).contains(concurrency) {
             throw ValidationError("--concurrency must be 1 to 100000.")
         }
-        _ = try self.bound()
     }
 
     func bound() throws -> LoadPlan.Bound {
-        switch (self.duration, self.calls) {
-        case (.some, .some):
-            throw ValidationError("Give --duration or --calls, not both.")
-        case (nil, .some(let calls)):
-            guard calls >= 1 else { throw ValidationError("--calls must be at least 1.") }
-            return .calls(calls)
-        case (let text, nil):
-            let text = text ?? "10s"
-            guard let duration = LoadDuration.parse(text), duration > .zero, duration <= .seconds(3600) else {
-                throw ValidationError("--duration must be a duration from 1ms to 1h such as 10s or 2m, not \(text).")
-            }
-            return .duration(duration)
-        }
+        try self.runBound.bound()
     }
 
     func plan(callTimeout: Duration) throws -> LoadPlan {

@@ -20,11 +20,7 @@ struct PingCommand: LoadSubcommand {
     @Option(name: .customLong("in-flight"), help: "Calls in flight on each connection.")
     var inFlight: Int = 32
 
-    @Option(help: "Send calls for this long, e.g. 10s, 2m (at most 1h). The default when --calls is not given: 10s.")
-    var duration: String?
-
-    @Option(help: "Make this many calls in all, instead of running for a duration.")
-    var calls: Int?
+    @OptionGroup var runBound: RunBoundOptions
 
     @Option(name: .customLong("payload-bytes"), help: "Bytes of payload in each Ping (echoed back).")
     var payloadBytes: Int = 32
@@ -35,23 +31,10 @@ struct PingCommand: LoadSubcommand {
         guard (0...(1 << 20)).contains(self.payloadBytes) else {
             throw ValidationError("--payload-bytes must be 0 to 1048576.")
         }
-        _ = try self.bound()
     }
 
     func bound() throws -> LoadPlan.Bound {
-        switch (self.duration, self.calls) {
-        case (.some, .some):
-            throw ValidationError("Give --duration or --calls, not both.")
-        case (nil, .some(let calls)):
-            guard calls >= 1 else { throw ValidationError("--calls must be at least 1.") }
-            return .calls(calls)
-        case (let text, nil):
-            let text = text ?? "10s"
-            guard let duration = LoadDuration.parse(text), duration > .zero, duration <= .seconds(3600) else {
-                throw ValidationError("--duration must be a duration from 1ms to 1h such as 10s or 2m, not \(text).")
-            }
-            return .duration(duration)
-        }
+        try self.runBound.bound()
     }
 
     func execute() async throws {
