@@ -130,6 +130,7 @@ let package = Package(
             name: "VPPPostgres",
             dependencies: [
                 "CLibPQ",
+                .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

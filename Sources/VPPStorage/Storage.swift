@@ -59,13 +59,14 @@ public final class Storage: Sendable {
     /// the reads of tenant calls that need one statement (GetLicenseCounts, GetAsset). Same checks and errors as
     /// `withTenant`. (Reading the tenant's state in the same round trip instead of through the cache was measured too:
     /// one more statement for PostgreSQL to parse per call cost more than the cache's re-reads saved.)
+    ///
+    /// The role and search path are set for the database session and kept after the read (`PostgresPool.scopedRead`),
+    /// so the next read of the same tenant on that connection is the query alone; the pool resets them before any
+    /// other use of the connection.
     public func readInTenant(_ tenantID: UUID, _ query: PostgresQuery) async throws -> PostgresRows {
         try await self.requireActive(tenantID)
         let schema = TenantSchema(tenantID: tenantID)
-        return try await self.pool.pipelinedRead(
-            setup: schema.scopeStatements.map { PostgresQuery(stringLiteral: $0) },
-            query
-        ).rows
+        return try await self.pool.scopedRead(scope: schema.schemaName, enter: schema.sessionScopeStatements, query)
     }
 
     private static var suspended: StorageError {

@@ -143,6 +143,29 @@ struct PoolStateMachineTests {
         }
     }
 
+    @Test("a lease takes the most recent open connection it prefers, else the most recent open one, else an empty slot")
+    func preferredConnectionsAreLeasedFirst() {
+        var machine = Machine(size: 4)
+        for id in 1...3 { _ = machine.lease(id) }
+        for connection in ["scope-a-1", "scope-b", "scope-a-2"] { _ = machine.release(connection) }
+        guard case .use("scope-b") = machine.lease(4, prefers: { $0 == "scope-b" }) else {
+            Issue.record("expected the preferred connection from the middle of the free list")
+            return
+        }
+        guard case .use("scope-a-2") = machine.lease(5, prefers: { $0.hasPrefix("scope-a") }) else {
+            Issue.record("expected the most recently released preferred connection")
+            return
+        }
+        guard case .use("scope-a-1") = machine.lease(6, prefers: { $0 == "scope-c" }) else {
+            Issue.record("expected an open connection when none is preferred")
+            return
+        }
+        guard case .use(nil) = machine.lease(7, prefers: { $0 == "scope-c" }) else {
+            Issue.record("expected the empty slot last")
+            return
+        }
+    }
+
     @Test func waitersAreServedFirstComeFirstServed() {
         var machine = Machine(size: 1)
         _ = machine.lease(1)

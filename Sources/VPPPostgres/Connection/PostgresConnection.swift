@@ -22,6 +22,21 @@ final class PostgresConnection: @unchecked Sendable {
     /// The server process serving this session (for logs and `pg_terminate_backend` in tests).
     let backendPID: Int32
 
+    /// The role and search path this session runs with outside transactions. A scoped read
+    /// (`PostgresPool.scopedRead`) leaves them set for its scope, so the next read in the same scope on this
+    /// connection is one statement; every other use of the connection resets them first. Written only by the
+    /// connection's lessee; read by the pool under its lock while the connection is free.
+    var sessionScope: SessionScope = .none
+
+    enum SessionScope: Equatable {
+        /// The login role and the default search path.
+        case none
+        /// Set for this scope by a scoped read that succeeded.
+        case scoped(String)
+        /// A scoped read failed part-way: whatever is set must be reset before the next use.
+        case unknown
+    }
+
     private init(conn: OpaquePointer) {
         self.conn = conn
         self.backendPID = PQbackendPID(conn)

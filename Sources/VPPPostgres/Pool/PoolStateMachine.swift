@@ -36,9 +36,15 @@ struct PoolStateMachine<Connection, WaiterID: Hashable> {
 
     var waiterCount: Int { waiters.count }
 
-    mutating func lease(_ waiter: WaiterID) -> LeaseAction {
+    /// Leases a free slot: the most recently released open connection for which `prefers` holds, else the most
+    /// recently released one, else an empty slot.
+    mutating func lease(_ waiter: WaiterID, prefers: (Connection) -> Bool = { _ in true }) -> LeaseAction {
         if isShutDown { return .fail }
         // Open connections are kept at the end, so they are reused before empty slots get connected.
+        if let index = free.lastIndex(where: { $0.map(prefers) ?? false }) {
+            leasedCount += 1
+            return .use(free.remove(at: index))
+        }
         if let slot = free.popLast() {
             leasedCount += 1
             return .use(slot)

@@ -1,4 +1,5 @@
 public import Logging
+import Atomics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -15,6 +16,7 @@ public final class PostgresPool: Sendable {
     let logger: Logger
     private let threads: NIOThreadPool
     private let state: NIOLockedValueBox<State>
+    private let scopeEntries = ManagedAtomic<Int>(0)
 
     private struct State {
         var machine: PoolStateMachine<PostgresConnection, Int>
@@ -208,6 +210,55 @@ public final class PostgresPool: Sendable {
         return (Array(result.setup.dropFirst()), result.rows)
     }
 
+    // MARK: Scoped reads
+
+    /// Runs one read in a scope set for the session: `enter` (statements such as `SET ROLE …` and
+    /// `SET search_path …`, without parameters) then `query`, in one round trip. The connection keeps the scope
+    /// afterwards, and the pool prefers it for the next read in the same scope, which is then `query` alone: one
+    /// statement, as a client that owns its session would send (docs/performance.md). Every other use of the
+    /// connection (queries, transactions, another scope) resets or replaces what `enter` set first, so nothing runs in
+    /// a scope it did not ask for. `scope` names what `enter` sets; two different `enter`s need two different names.
+    ///
+    /// `enter` and `query` run in one implicit transaction: if `query` fails, what `enter` set is rolled back, and
+    /// the connection is reset before its next use.
+    public func scopedRead(scope: String, enter: [String], _ query: PostgresQuery) async throws -> PostgresRows {
+        let slot = try await leaseSlot(prefers: { $0.sessionScope == .scoped(scope) })
+        typealias Outcome = (PostgresConnection?, Result<PostgresRows, any Error>)
+        let outcome: Outcome
+        do {
+            outcome = try await runBlocking { () -> Outcome in
+                let connection: PostgresConnection
+                do {
+                    connection = try self.prepare(slot, keepingScope: true)
+                } catch {
+                    return (nil, .failure(error))
+                }
+                let entering = connection.sessionScope != .scoped(scope)
+                if entering { self.scopeEntries.wrappingIncrement(ordering: .relaxed) }
+                // Unknown until the round trip succeeded: a failure may have set part of the scope, or rolled it back.
+                connection.sessionScope = .unknown
+                let result = Result<PostgresRows, any Error> {
+                    try connection.executePipelined(
+                        setup: entering ? enter.map { PostgresQuery(stringLiteral: $0) } : [],
+                        query,
+                        finish: []
+                    ).rows
+                }
+                if case .success = result { connection.sessionScope = .scoped(scope) }
+                return (connection, result)
+            }
+        } catch {
+            await release(nil)
+            throw error
+        }
+        await release(outcome.0)
+        return try outcome.1.get()
+    }
+
+    /// How many scoped reads had to send their `enter` statements (the others found the scope set): for tests and
+    /// benchmarks.
+    public var scopeEntryCount: Int { scopeEntries.load(ordering: .relaxed) }
+
     // MARK: Lifecycle
 
     /// Stops leasing, fails the waiters, closes idle connections, waits for leased connections
@@ -254,10 +305,23 @@ public final class PostgresPool: Sendable {
 
     /// Returns a usable connection for a leased slot: the slot's own if it is still alive, else a
     /// new one. Runs on a pool thread.
-    private func prepare(_ slot: PostgresConnection?) throws(PostgresError) -> PostgresConnection {
+    ///
+    /// A connection left in a scoped read's scope is reset to the login role and the default search path, unless
+    /// `keepingScope` (a scoped read, which sets its own scope if it differs).
+    private func prepare(_ slot: PostgresConnection?, keepingScope: Bool = false) throws(PostgresError) -> PostgresConnection {
         if let slot {
-            if slot.checkIdleConnection() { return slot }
-            logger.info("replacing a broken connection", metadata: ["pid": "\(slot.backendPID)"])
+            if slot.checkIdleConnection() {
+                if keepingScope || slot.sessionScope == .none { return slot }
+                do {
+                    try slot.simpleQuery("RESET ROLE; RESET search_path")
+                    slot.sessionScope = .none
+                    return slot
+                } catch {
+                    logger.info("replacing a connection whose scope could not be reset", metadata: ["error": "\(error.message)"])
+                }
+            } else {
+                logger.info("replacing a broken connection", metadata: ["pid": "\(slot.backendPID)"])
+            }
             slot.close()
         }
         let now = ContinuousClock.now
@@ -281,7 +345,11 @@ public final class PostgresPool: Sendable {
         }
     }
 
-    private func leaseSlot() async throws -> PostgresConnection? {
+    /// Leases a slot, preferring an open connection for which `prefers` holds (see `PoolStateMachine.lease`). By
+    /// default one outside any scoped read's scope, which needs no reset.
+    private func leaseSlot(
+        prefers: @escaping (PostgresConnection) -> Bool = { $0.sessionScope == .none }
+    ) async throws -> PostgresConnection? {
         let id = state.withLockedValue { state in
             defer { state.nextWaiterID += 1 }
             return state.nextWaiterID
@@ -295,7 +363,7 @@ public final class PostgresPool: Sendable {
                     // The cancellation flag is set before the handler runs, so checking it under
                     // the lock leaves no window where a cancellation is missed.
                     if Task.isCancelled { return .cancelled }
-                    switch state.machine.lease(id) {
+                    switch state.machine.lease(id, prefers: prefers) {
                     case .use(let slot): return .leased(slot)
                     case .fail: return .shutDown
                     case .wait:

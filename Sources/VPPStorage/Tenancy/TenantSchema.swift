@@ -53,6 +53,11 @@ public struct TenantSchema: Sendable, Hashable {
         ["SET LOCAL ROLE \(self.quotedRole)", "SET LOCAL search_path TO \(self.quotedSchema)"]
     }
 
+    /// The same scope set for the database session rather than one transaction (for `PostgresPool.scopedRead`).
+    var sessionScopeStatements: [String] {
+        ["SET ROLE \(self.quotedRole)", "SET search_path TO \(self.quotedSchema)"]
+    }
+
     public var quotedSchema: String { (try? quoteIdentifier(self.schemaName)) ?? "\"invalid\"" }
     public var quotedRole: String { (try? quoteIdentifier(self.roleName)) ?? "\"invalid\"" }
 }

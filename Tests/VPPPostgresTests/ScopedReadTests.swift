@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+import VPPPostgres
+
+/// `PostgresPool.scopedRead`: the tenant reads' session scope (C3: a tenant's reads run as its role, in its schema).
+/// Each test uses one connection, so every read and query lands on the connection the previous one left behind.
+@Suite("Scoped reads")
+struct ScopedReadTests {
+    /// Two scopes, each a role that may read only its own schema's table `t`, which holds the scope's letter.
+    struct Scopes {
+        var a: (name: String, enter: [String], role: String)
+        var b: (name: String, enter: [String], role: String)
+    }
+
+    private func withScopes(_ body: (PostgresPool, Scopes) async throws -> Void) async throws {
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        try await withTestPool(poolSize: 1) { pool in
+            var made: [(name: String, enter: [String], role: String)] = []
+            for letter in ["a", "b"] {
+                let role = "scope_\(letter)_\(suffix)"
+                let schema = "s_\(letter)"
+                try await pool.simpleQuery("""
+                    CREATE ROLE \(role) NOLOGIN;
+                    CREATE SCHEMA \(schema);
+                    CREATE TABLE \(schema).t (v text);
+                    INSERT INTO \(schema).t VALUES ('\(letter)');
+                    GRANT USAGE ON SCHEMA \(schema) TO \(role);
+                    GRANT SELECT ON \(schema).t TO \(role);
+                    """)
+                made.append((schema, ["SET ROLE \(role)", "SET search_path TO \(schema)"], role))
+            }
+            do {
+                try await body(pool, Scopes(a: made[0], b: made[1]))
+            } catch {
+                _ = try? await pool.simpleQuery("DROP OWNED BY \(made[0].role), \(made[1].role); DROP ROLE \(made[0].role), \(made[1].role)")
+                throw error
+            }
+            try await pool.simpleQuery("DROP OWNED BY \(made[0].role), \(made[1].role); DROP ROLE \(made[0].role), \(made[1].role)")
+        }
+    }
+
+    private static let read: PostgresQuery = "SELECT v, current_user::text FROM t"
+
+    @Test("a read in the scope the connection already has sends no scope statements and still runs as the scope's role")
+    func repeatedReadsKeepTheScope() async throws {
+        try await withScopes { pool, scopes in
+            let before = pool.scopeEntryCount
+            for _ in 0..<3 {
+                let row = try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, Self.read).single()
+                #expect(try row.decode(String.self, at: 0) == "a")
+                #expect(try row.decode(String.self, at: 1) == scopes.a.role)
+            }
+            #expect(pool.scopeEntryCount - before == 1, "only the first read entered the scope")
+            // The kept scope is the role, not only the search path: the other scope's table stays out of reach.
+            let error = await #expect(throws: PostgresError.self) {
+                try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, "SELECT v FROM s_b.t")
+            }
+            #expect(error?.sqlState == "42501", "permission denied")
+        }
+    }
+
+    @Test("a read in another scope switches the connection's role and search path")
+    func anotherScopeSwitches() async throws {
+        try await withScopes { pool, scopes in
+            _ = try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, Self.read)
+            let row = try await pool.scopedRead(scope: scopes.b.name, enter: scopes.b.enter, Self.read).single()
+            #expect(try row.decode(String.self, at: 0) == "b")
+            #expect(try row.decode(String.self, at: 1) == scopes.b.role)
+            let back = try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, Self.read).single()
+            #expect(try back.decode(String.self, at: 0) == "a")
+        }
+    }
+
+    @Test("any other use of the connection after a scoped read runs as the login role with the default search path")
+    func otherUsesAreReset() async throws {
+        try await withScopes { pool, scopes in
+            let login = try await pool.query("SELECT current_user::text, current_setting('search_path')").single()
+            _ = try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, Self.read)
+
+            let plain = try await pool.query("SELECT current_user::text, current_setting('search_path')").single()
+            #expect(try plain.decode(String.self, at: 0) == login.decode(String.self, at: 0))
+            #expect(try plain.decode(String.self, at: 1) == login.decode(String.self, at: 1))
+
+            _ = try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, Self.read)
+            let inTransaction = try await pool.transaction { transaction in
+                try await transaction.query("SELECT current_user::text").single().decode(String.self, at: 0)
+            }
+            #expect(try inTransaction == login.decode(String.self, at: 0))
+
+            _ = try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, Self.read)
+            let pipelined = try await pool.pipelinedRead(setup: [], "SELECT current_user::text").rows.single()
+            #expect(try pipelined.decode(String.self, at: 0) == login.decode(String.self, at: 0))
+
+            // After the reset, a read in the scope enters it again.
+            let before = pool.scopeEntryCount
+            let row = try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, Self.read).single()
+            #expect(try row.decode(String.self, at: 1) == scopes.a.role)
+            #expect(pool.scopeEntryCount - before == 1)
+        }
+    }
+
+    @Test("a scoped read that fails leaves the connection to be reset: the next uses run where they asked to")
+    func aFailedReadLeavesNothingBehind() async throws {
+        try await withScopes { pool, scopes in
+            let login = try await pool.query("SELECT current_user::text").single().decode(String.self, at: 0)
+            // Entering B, then failing: the role set in the same round trip is rolled back with it.
+            await #expect(throws: PostgresError.self) {
+                try await pool.scopedRead(scope: scopes.b.name, enter: scopes.b.enter, "SELECT 1 / 0 FROM t")
+            }
+            #expect(try await pool.query("SELECT current_user::text").single().decode(String.self, at: 0) == login)
+
+            // Failing inside a scope the connection already had.
+            _ = try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, Self.read)
+            await #expect(throws: PostgresError.self) {
+                try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, "SELECT 1 / 0 FROM t")
+            }
+            let before = pool.scopeEntryCount
+            let row = try await pool.scopedRead(scope: scopes.b.name, enter: scopes.b.enter, Self.read).single()
+            #expect(try row.decode(String.self, at: 0) == "b")
+            #expect(pool.scopeEntryCount - before == 1)
+            #expect(try await pool.query("SELECT current_user::text").single().decode(String.self, at: 0) == login)
+        }
+    }
+}
