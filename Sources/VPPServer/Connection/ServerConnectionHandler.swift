@@ -34,7 +34,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         var deadlineTimer: Scheduled<Void>?
         var method: String
         var started: NIODeadline
-        var logger: Logger
     }
 
     private let environment: ConnectionEnvironment
@@ -177,13 +176,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.write(frame)
             if case .reply(let reply) = frame.kind, let status = reply.status {
                 // A call refused before it started (limit reached, draining): count and log it like any call.
-                self.recordCallEnd(
-                    method: "(refused)",
-                    status: status,
-                    started: .now(),
-                    logger: self.logger,
-                    callID: reply.callId
-                )
+                self.recordCallEnd(method: "(refused)", status: status, started: .now(), callID: reply.callId)
             }
         case .authenticate(let hello):
             self.authenticate(hello)
@@ -247,9 +240,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         guard let context = self.context, let principal = self.principal else { return }
         let callID = call.callId
         let started = NIODeadline.now()
-        var logger = self.logger
-        logger[metadataKey: "call_id"] = "\(callID)"
-        logger[metadataKey: "method"] = "\(call.method.prefix(200))"
 
         let route: RPCRouter.Route
         switch self.environment.router.route(for: call.method) {
@@ -257,14 +247,14 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             route = found
         case .failure(let error):
             let name = self.environment.router.knownName(for: call.method)
-            self.calls[callID] = RunningCall(task: nil, deadlineTimer: nil, method: name, started: started, logger: logger)
+            self.calls[callID] = RunningCall(task: nil, deadlineTimer: nil, method: name, started: started)
             self.finishCall(callID, status: error.status, payload: nil)
             return
         }
         do {
             try RPCRouter.authorize(principal, for: route)
         } catch {
-            self.calls[callID] = RunningCall(task: nil, deadlineTimer: nil, method: route.path, started: started, logger: logger)
+            self.calls[callID] = RunningCall(task: nil, deadlineTimer: nil, method: route.path, started: started)
             self.finishCall(callID, status: error.status, payload: nil)
             return
         }
@@ -288,7 +278,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             principal: principal,
             deadline: deadline,
             metadata: metadata,
-            logger: logger,
+            logger: self.logger,
             remoteAddress: self.remoteAddress
         )
 
@@ -309,7 +299,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
                 do {
                     try await authenticator.validate(principal)
                 } catch {
-                    throw PrincipalRevoked(error: mapper(error, logger))
+                    throw PrincipalRevoked(error: mapper(error, callContext.logger))
                 }
                 outcome = .success(try await route.invoke(request, callContext, sink))
             } catch let error as PrincipalRevoked {
@@ -320,7 +310,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             } catch is CancellationError {
                 outcome = .failure(.cancelled("The call was cancelled."))
             } catch {
-                outcome = .failure(mapper(error, logger))
+                outcome = .failure(mapper(error, callContext.logger))
             }
             loopBound.eventLoop.execute {
                 loopBound.value.callReturned(callID, outcome, principalRevoked: revoked)
@@ -337,8 +327,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             task: task,
             deadlineTimer: deadlineTimer,
             method: route.path,
-            started: started,
-            logger: logger
+            started: started
         )
     }
 
@@ -387,7 +376,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             method: running?.method ?? "(unknown)",
             status: finalStatus,
             started: running?.started ?? .now(),
-            logger: running?.logger ?? self.logger,
             callID: callID
         )
         if action == .sendReplyAndClose {
@@ -415,16 +403,18 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         return context.writeAndFlush(self.wrapOutboundOut(buffer))
     }
 
-    private func recordCallEnd(method: String, status: RpcV1.Status, started: NIODeadline, logger: Logger, callID: UInt64) {
+    private func recordCallEnd(method: String, status: RpcV1.Status, started: NIODeadline, callID: UInt64) {
         let duration = NIODeadline.now() - started
         self.environment.metrics.callFinished(method: method, status: status.code.name, durationNanoseconds: duration.nanoseconds)
+        let level: Logger.Level = status.code == .internal || status.code == .unknown ? .error : self.environment.callLogLevel
+        // The call's logger and the line's metadata only when the line is written: most calls log below the level.
+        guard level >= self.logger.logLevel else { return }
+        let logger = CallContext.callLogger(self.logger, callID: callID, method: method)
         var metadata: Logger.Metadata = [
-            "call_id": "\(callID)",
             "status": "\(status.code.name)",
             "duration_ms": "\(Double(duration.nanoseconds) / 1_000_000)",
         ]
         if status.code != .ok { metadata["error"] = "\(status.message)" }
-        let level: Logger.Level = status.code == .internal || status.code == .unknown ? .error : self.environment.callLogLevel
         logger.log(level: level, "RPC call finished", metadata: metadata)
     }
 

@@ -13,8 +13,12 @@ public struct CallContext: Sendable {
     public let deadline: NIODeadline?
     /// The call's metadata; keys are lower-case.
     public let metadata: [String: String]
-    /// A logger with the call's metadata (call id, method, principal, tenant).
-    public let logger: Logger
+    /// A logger with the call's metadata (call id, method, principal, tenant). Built when asked for: most calls never
+    /// log, and setting metadata costs more than a Ping (swift-log's `StreamLogHandler` renders its metadata on every
+    /// change).
+    public var logger: Logger { Self.callLogger(self.connectionLogger, callID: self.callID, method: self.method) }
+    /// The connection's logger (peer, principal, tenant).
+    let connectionLogger: Logger
     /// The client's address, for logs.
     public let remoteAddress: String
 
@@ -24,7 +28,7 @@ public struct CallContext: Sendable {
         principal: Principal,
         deadline: NIODeadline?,
         metadata: [String: String],
-        logger: Logger,
+        logger connectionLogger: Logger,
         remoteAddress: String
     ) {
         self.callID = callID
@@ -32,8 +36,16 @@ public struct CallContext: Sendable {
         self.principal = principal
         self.deadline = deadline
         self.metadata = metadata
-        self.logger = logger
+        self.connectionLogger = connectionLogger
         self.remoteAddress = remoteAddress
+    }
+
+    /// `connectionLogger` with a call's id and method.
+    static func callLogger(_ connectionLogger: Logger, callID: UInt64, method: String) -> Logger {
+        var logger = connectionLogger
+        logger[metadataKey: "call_id"] = "\(callID)"
+        logger[metadataKey: "method"] = "\(method.prefix(200))"
+        return logger
     }
 
     /// The tenant a tenant principal acts in; PERMISSION_DENIED for an operator key. Routes registered with
