@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VPPPostgres
+import VPPTesting
 
 /// `PostgresPool.scopedRead`: the tenant reads' session scope (C3: a tenant's reads run as its role, in its schema).
 /// Each test uses one connection, so every read and query lands on the connection the previous one left behind.
@@ -120,5 +121,69 @@ struct ScopedReadTests {
             #expect(pool.scopeEntryCount - before == 1)
             #expect(try await pool.query("SELECT current_user::text").single().decode(String.self, at: 0) == login)
         }
+    }
+
+    @Test("many reads at once over two scopes, batched on one connection, each run in its own scope; one that fails fails alone")
+    func concurrentReadsInMixedScopes() async throws {
+        try await withScopes { pool, scopes in
+            // Every fifth read divides by zero; the others read their scope's letter and role.
+            let outcomes = try await withThrowingTaskGroup(of: (Int, Result<[String], PostgresError>).self) { group in
+                for index in 0..<200 {
+                    let scope = index % 2 == 0 ? scopes.a : scopes.b
+                    let query: PostgresQuery = index % 5 == 4
+                        ? "SELECT v, (1 / (\(index) - \(index)))::text FROM t"
+                        : "SELECT v, current_user::text FROM t"
+                    group.addTask {
+                        do {
+                            let row = try await pool.scopedRead(scope: scope.name, enter: scope.enter, query).single()
+                            return (index, .success([try row.decode(String.self, at: 0), try row.decode(String.self, at: 1)]))
+                        } catch let error as PostgresError {
+                            return (index, .failure(error))
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int: Result<[String], PostgresError>]()) { $0[$1.0] = $1.1 }
+            }
+            #expect(outcomes.count == 200)
+            #expect(pool.scopedReadBatchCount < 200, "reads waiting together went in one round trip")
+            for (index, outcome) in outcomes {
+                let scope = index % 2 == 0 ? scopes.a : scopes.b
+                switch outcome {
+                case .success(let values):
+                    #expect(index % 5 != 4, "read \(index) should have failed")
+                    #expect(values == [index % 2 == 0 ? "a" : "b", scope.role], "read \(index)")
+                case .failure(let error):
+                    #expect(index % 5 == 4, "read \(index) failed: \(error)")
+                    #expect(error.sqlState == "22012", "division by zero")
+                }
+            }
+            // The connection is usable afterwards, as the login role.
+            let login = try await pool.query("SELECT current_user::text = session_user::text").single()
+            #expect(try login.decode(Bool.self, at: 0))
+        }
+    }
+
+    @Test("a read that cannot be sent (a NUL in a parameter) fails alone, without touching the connection")
+    func anUnsendableReadFailsAlone() async throws {
+        try await withScopes { pool, scopes in
+            let error = await #expect(throws: PostgresError.self) {
+                try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, "SELECT v FROM t WHERE v = \("a\u{0}b")")
+            }
+            #expect(error?.kind == .invalidArgument)
+            let row = try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, Self.read).single()
+            #expect(try row.decode(String.self, at: 0) == "a")
+        }
+    }
+
+    @Test("reads queued when the pool shuts down fail with shutdown, and later ones are refused")
+    func readsAfterShutdownAreRefused() async throws {
+        let configuration = try await TestPostgres.makeDatabase(prefix: "scoped_shutdown", poolSize: 1)
+        let pool = PostgresPool(configuration: configuration)
+        _ = try await pool.scopedRead(scope: "plain", enter: [], "SELECT 1")
+        await pool.shutdown()
+        let error = await #expect(throws: PostgresError.self) {
+            try await pool.scopedRead(scope: "plain", enter: [], "SELECT 1")
+        }
+        #expect(error?.kind == .shutdown)
     }
 }

@@ -393,6 +393,165 @@ final class PostgresConnection: @unchecked Sendable {
         return .success(results)
     }
 
+    // MARK: Batched scoped reads
+
+    /// A read in a scope, as `PostgresPool.scopedRead` queues it.
+    struct ScopedRead {
+        var scope: String
+        var enter: [String]
+        var query: PostgresQuery
+    }
+
+    /// How many reads of the last `executeScopedReads` sent their `enter` statements.
+    private(set) var lastBatchEntries = 0
+
+    enum ScopedReadOutcome {
+        case rows(PostgresRows)
+        case failed(PostgresError)
+        /// Not run: an earlier read of the batch failed, which ends the batch. Safe to run again.
+        case notRun
+    }
+
+    /// Runs several scoped reads in one round trip: for each read, its `enter` statements when the session is not in
+    /// its scope already, then its query (prepared, cached per SQL text); all in libpq's pipeline mode and one implicit
+    /// transaction, ended by one sync. The session is in each read's scope when its query runs, whatever the reads
+    /// before it did: a failure anywhere aborts the rest of the batch (`notRun`) and rolls back every scope set in it,
+    /// so no query can run in a scope it did not ask for. Reads have no effects, so the rows of the reads before a
+    /// failure stand. Leaves `sessionScope` at the last read's scope, or `unknown` after a failure.
+    func executeScopedReads(_ reads: [ScopedRead]) -> [ScopedReadOutcome] {
+        var outcomes = [ScopedReadOutcome](repeating: .notRun, count: reads.count)
+        guard let conn else {
+            return outcomes.map { _ in .failed(.connectionFailure("the connection is closed", sqlState: "08003")) }
+        }
+        // Reads that cannot be sent fail on their own, before anything goes out.
+        var runnable: [Int] = []
+        for (index, read) in reads.enumerated() {
+            if let problem = Self.problem(sending: read) { outcomes[index] = .failed(problem) } else { runnable.append(index) }
+        }
+        lastBatchEntries = 0
+        guard !runnable.isEmpty else { return outcomes }
+
+        let previousScope = sessionScope
+        sessionScope = .unknown
+        if preparedStatements.count >= Self.preparedStatementLimit, transactionStatus == .idle {
+            do {
+                _ = try consume(PQexec(conn, "DEALLOCATE ALL"))
+                preparedStatements.removeAll()
+            } catch {
+                return outcomes.map { if case .failed = $0 { $0 } else { .failed(error) } }
+            }
+        }
+        guard PQenterPipelineMode(conn) == 1 else {
+            let error = currentConnectionError()
+            return outcomes.map { if case .failed = $0 { $0 } else { .failed(error) } }
+        }
+        /// Each statement sent, with the read it belongs to, and whether it is that read's query.
+        var statements: [(read: Int, isQuery: Bool)] = []
+        var newStatements: [StatementKey: String] = [:]
+        var scope = previousScope
+        var sent = true
+        for index in runnable where sent {
+            let read = reads[index]
+            if scope != .scoped(read.scope) {
+                lastBatchEntries += 1
+                for sql in read.enter where sent {
+                    sent = PQsendQueryParams(conn, sql, 0, nil, nil, nil, nil, 0) == 1
+                    statements.append((index, false))
+                }
+                scope = .scoped(read.scope)
+            }
+            let types = read.query.binds.map(\.type.oid)
+            let key = StatementKey(sql: read.query.sql, types: types)
+            let name: String
+            if let cached = preparedStatements[key] ?? newStatements[key] {
+                name = cached
+            } else {
+                statementCounter += 1
+                name = "vpp_\(statementCounter)"
+                newStatements[key] = name
+                // Prepared in the pipeline after the scope is set: its table names resolve in the read's search path.
+                if sent {
+                    sent = PQsendPrepare(conn, name, read.query.sql, Int32(types.count), types) == 1
+                    statements.append((index, false))
+                }
+            }
+            if sent {
+                let copies = read.query.binds.map { $0.text.map { strdup($0) } ?? nil }
+                defer { copies.forEach { free($0) } }
+                let values = copies.map { $0.map { UnsafePointer($0) } }
+                sent = PQsendQueryPrepared(conn, name, Int32(values.count), values, nil, nil, 0) == 1
+                statements.append((index, true))
+            }
+        }
+        guard sent, PQpipelineSync(conn) == 1 else {
+            let error = currentConnectionError()
+            // The connection is in an unknown state: closing it makes the pool replace it.
+            close()
+            return outcomes.map { if case .failed = $0 { $0 } else { .failed(error) } }
+        }
+
+        var failed = false
+        for statement in statements {
+            var rows: PostgresRows?
+            var failure: PostgresError?
+            // Each statement's results end with a NULL.
+            while let result = PQgetResult(conn) {
+                defer { PQclear(result) }
+                switch PQresultStatus(result) {
+                case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+                    rows = Self.rows(from: result)
+                case PGRES_PIPELINE_ABORTED:
+                    break
+                default:
+                    if failure == nil { failure = self.error(from: result) }
+                }
+            }
+            if isBroken {
+                let error = currentConnectionError()
+                return outcomes.map { if case .rows = $0 { $0 } else { .failed(error) } }
+            }
+            if let failure {
+                failed = true
+                outcomes[statement.read] = .failed(failure)
+            } else if statement.isQuery, !failed, let rows, case .notRun = outcomes[statement.read] {
+                outcomes[statement.read] = .rows(rows)
+            }
+        }
+        // The sync's own result ends the pipeline's results.
+        while let result = PQgetResult(conn) {
+            let status = PQresultStatus(result)
+            PQclear(result)
+            if status == PGRES_PIPELINE_SYNC { break }
+        }
+        PQexitPipelineMode(conn)
+        if isBroken {
+            let error = currentConnectionError()
+            return outcomes.map { if case .rows = $0 { $0 } else { .failed(error) } }
+        }
+        if failed {
+            // Statements that were prepared before the failure still exist (Parse is not undone by the rollback).
+            if transactionStatus == .idle {
+                for name in newStatements.values { _ = try? consume(PQexec(conn, "DEALLOCATE \(name)")) }
+            }
+        } else {
+            preparedStatements.merge(newStatements) { old, _ in old }
+            sessionScope = scope
+        }
+        return outcomes
+    }
+
+    /// Why a scoped read cannot be sent, if it cannot.
+    private static func problem(sending read: ScopedRead) -> PostgresError? {
+        if let buildError = read.query.buildError { return buildError }
+        if read.query.sql.utf8.contains(0) || read.enter.contains(where: { $0.utf8.contains(0) }) {
+            return PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
+        }
+        for (index, bind) in read.query.binds.enumerated() where bind.text?.utf8.contains(0) == true {
+            return PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
+        }
+        return nil
+    }
+
     // MARK: COPY
 
     /// Streams rows into `COPY table (columns) FROM STDIN` in text format; returns the row count.
