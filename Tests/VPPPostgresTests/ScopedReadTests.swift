@@ -126,6 +126,8 @@ struct ScopedReadTests {
     @Test("many reads at once over two scopes, batched on one connection, each run in its own scope; one that fails fails alone")
     func concurrentReadsInMixedScopes() async throws {
         try await withScopes { pool, scopes in
+            let entriesBefore = pool.scopeEntryCount
+            let batchesBefore = pool.scopedReadBatchCount
             // Every fifth read divides by zero; the others read their scope's letter and role.
             let outcomes = try await withThrowingTaskGroup(of: (Int, Result<[String], PostgresError>).self) { group in
                 for index in 0..<200 {
@@ -145,7 +147,9 @@ struct ScopedReadTests {
                 return try await group.reduce(into: [Int: Result<[String], PostgresError>]()) { $0[$1.0] = $1.1 }
             }
             #expect(outcomes.count == 200)
-            #expect(pool.scopedReadBatchCount < 200, "reads waiting together went in one round trip")
+            let batches = pool.scopedReadBatchCount - batchesBefore
+            #expect(batches < 200, "reads waiting together went in one round trip")
+            #expect(pool.scopeEntryCount - entriesBefore <= 2 * batches, "a batch enters each of its scopes once")
             for (index, outcome) in outcomes {
                 let scope = index % 2 == 0 ? scopes.a : scopes.b
                 switch outcome {
@@ -185,5 +189,28 @@ struct ScopedReadTests {
             try await pool.scopedRead(scope: "plain", enter: [], "SELECT 1")
         }
         #expect(error?.kind == .shutdown)
+    }
+
+    @Test("a statement is prepared per scope, and past the limit the least recently used are deallocated")
+    func statementsPerScopeStayBounded() async throws {
+        try await withTestPool(poolSize: 1) { pool in
+            let scopes = 2_300
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for scope in 0..<scopes {
+                    group.addTask {
+                        let row = try await pool.scopedRead(scope: "scope-\(scope)", enter: [], "SELECT \(scope)").single()
+                        #expect(try row.decode(Int.self, at: 0) == scope)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            // The same connection (pool size 1) holds the statements.
+            let prepared = try await pool.query("SELECT count(*) FROM pg_prepared_statements").single().decode(Int.self, at: 0)
+            #expect(prepared > 0)
+            #expect(prepared <= 2_048, "\(prepared) statements prepared")
+            // An evicted scope's statement is prepared again.
+            let again = try await pool.scopedRead(scope: "scope-0", enter: [], "SELECT 0").single()
+            #expect(try again.decode(Int.self, at: 0) == 0)
+        }
     }
 }

@@ -19,6 +19,24 @@ final class PostgresConnection: @unchecked Sendable {
         var types: [UInt32]
     }
 
+    /// Statements of scoped reads, prepared once per scope (`executeScopedReads`): PostgreSQL plans a statement for
+    /// the search path it was prepared under and plans it again whenever it runs under another, so a statement
+    /// shared by many scopes would be planned again on almost every read.
+    private var scopedStatements: [ScopedStatementKey: ScopedStatement] = [:]
+    private var scopedStatementUses = 0
+    /// Past this many scoped statements, the least recently used quarter is deallocated.
+    static let scopedStatementLimit = 2048
+
+    private struct ScopedStatementKey: Hashable {
+        var scope: String
+        var statement: StatementKey
+    }
+
+    private struct ScopedStatement {
+        var name: String
+        var lastUse: Int
+    }
+
     /// The server process serving this session (for logs and `pg_terminate_backend` in tests).
     let backendPID: Int32
 
@@ -166,6 +184,7 @@ final class PostgresConnection: @unchecked Sendable {
         if preparedStatements.count >= Self.preparedStatementLimit, transactionStatus == .idle {
             _ = try consume(PQexec(conn, "DEALLOCATE ALL"))
             preparedStatements.removeAll()
+            scopedStatements.removeAll()
         }
         statementCounter += 1
         let name = "vpp_\(statementCounter)"
@@ -310,6 +329,7 @@ final class PostgresConnection: @unchecked Sendable {
         if cached == nil, preparedStatements.count >= Self.preparedStatementLimit, transactionStatus == .idle {
             _ = try consume(PQexec(conn, "DEALLOCATE ALL"))
             preparedStatements.removeAll()
+            scopedStatements.removeAll()
         }
         let name: String
         if let cached {
@@ -433,13 +453,28 @@ final class PostgresConnection: @unchecked Sendable {
 
         let previousScope = sessionScope
         sessionScope = .unknown
-        if preparedStatements.count >= Self.preparedStatementLimit, transactionStatus == .idle {
+        if scopedStatements.count + runnable.count > Self.scopedStatementLimit, transactionStatus == .idle {
+            let evicted = scopedStatements.sorted { $0.value.lastUse < $1.value.lastUse }.prefix(Self.scopedStatementLimit / 4)
             do {
-                _ = try consume(PQexec(conn, "DEALLOCATE ALL"))
-                preparedStatements.removeAll()
+                _ = try consume(PQexec(conn, evicted.map { "DEALLOCATE \($0.value.name)" }.joined(separator: "; ")))
+                for entry in evicted { scopedStatements[entry.key] = nil }
             } catch {
-                return outcomes.map { if case .failed = $0 { $0 } else { .failed(error) } }
+                // Some went, some maybe not: start over.
+                do {
+                    _ = try consume(PQexec(conn, "DEALLOCATE ALL"))
+                    preparedStatements.removeAll()
+                    scopedStatements.removeAll()
+                } catch {
+                    return outcomes.map { if case .failed = $0 { $0 } else { .failed(error) } }
+                }
             }
+        }
+        // Reads of the same scope go together, those of the session's scope first: each scope is entered once.
+        runnable.sort { first, second in
+            let firstHere = previousScope == .scoped(reads[first].scope)
+            let secondHere = previousScope == .scoped(reads[second].scope)
+            if firstHere != secondHere { return firstHere }
+            return (reads[first].scope, first) < (reads[second].scope, second)
         }
         guard PQenterPipelineMode(conn) == 1 else {
             let error = currentConnectionError()
@@ -447,7 +482,8 @@ final class PostgresConnection: @unchecked Sendable {
         }
         /// Each statement sent, with the read it belongs to, and whether it is that read's query.
         var statements: [(read: Int, isQuery: Bool)] = []
-        var newStatements: [StatementKey: String] = [:]
+        var newStatements: [ScopedStatementKey: String] = [:]
+        var keys: [Int: ScopedStatementKey] = [:]
         var scope = previousScope
         var sent = true
         for index in runnable where sent {
@@ -461,10 +497,15 @@ final class PostgresConnection: @unchecked Sendable {
                 scope = .scoped(read.scope)
             }
             let types = read.query.binds.map(\.type.oid)
-            let key = StatementKey(sql: read.query.sql, types: types)
+            let key = ScopedStatementKey(scope: read.scope, statement: StatementKey(sql: read.query.sql, types: types))
+            keys[index] = key
             let name: String
-            if let cached = preparedStatements[key] ?? newStatements[key] {
+            scopedStatementUses += 1
+            if let cached = scopedStatements[key]?.name {
                 name = cached
+                scopedStatements[key]?.lastUse = scopedStatementUses
+            } else if let new = newStatements[key] {
+                name = new
             } else {
                 statementCounter += 1
                 name = "vpp_\(statementCounter)"
@@ -513,6 +554,11 @@ final class PostgresConnection: @unchecked Sendable {
             if let failure {
                 failed = true
                 outcomes[statement.read] = .failed(failure)
+                // A cached statement that is gone (26000) or whose plan no longer fits its tables (0A000, after a
+                // migration) is prepared afresh next time.
+                if failure.sqlState == "26000" || failure.sqlState == "0A000", let key = keys[statement.read] {
+                    scopedStatements[key] = nil
+                }
             } else if statement.isQuery, !failed, let rows, case .notRun = outcomes[statement.read] {
                 outcomes[statement.read] = .rows(rows)
             }
@@ -534,7 +580,9 @@ final class PostgresConnection: @unchecked Sendable {
                 for name in newStatements.values { _ = try? consume(PQexec(conn, "DEALLOCATE \(name)")) }
             }
         } else {
-            preparedStatements.merge(newStatements) { old, _ in old }
+            for (key, name) in newStatements {
+                scopedStatements[key] = ScopedStatement(name: name, lastUse: scopedStatementUses)
+            }
             sessionScope = scope
         }
         return outcomes
