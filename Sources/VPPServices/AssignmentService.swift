@@ -192,10 +192,10 @@ struct AssignmentService: Sendable {
 extension VppV1.Assignment {
     init(_ record: AssignmentRecord) {
         self.init()
-        self.id = record.id.uuidString.lowercased()
-        self.assetId = record.assetID.uuidString.lowercased()
-        self.tokenId = record.tokenID.uuidString.lowercased()
-        self.groupId = record.groupID.uuidString.lowercased()
+        self.id = record.id.lowercasedText
+        self.assetId = record.assetID.lowercasedText
+        self.tokenId = record.tokenID.lowercasedText
+        self.groupId = record.groupID.lowercasedText
         switch record.action {
         case .required: self.action = .required
         case .available: self.action = .available
@@ -215,8 +215,8 @@ extension VppV1.Assignment {
 extension VppV1.LicenseUsage {
     init(_ usage: LicenseUsageRecord) {
         self.init()
-        self.assetId = usage.asset.id.uuidString.lowercased()
-        self.tokenId = usage.asset.tokenID.uuidString.lowercased()
+        self.assetId = usage.asset.id.lowercasedText
+        self.tokenId = usage.asset.tokenID.lowercasedText
         var counts = VppV1.LicenseCounts(usage.asset)
         counts.inUse = UInt32(clamping: usage.asset.foreignAssigned + usage.held)
         counts.reserved = UInt32(clamping: usage.reserved)
@@ -236,7 +236,7 @@ extension VppV1.LicenseUsage {
 extension VppV1.LicenseEntry {
     init(_ record: LicenseRecord, adamID: String? = nil) {
         self.init()
-        self.assetId = record.assetID.uuidString.lowercased()
+        self.assetId = record.assetID.lowercasedText
         self.serialNumber = record.serialNumber
         self.userExternalId = record.userExternalID
         self.licenseType = record.targetKind == .user ? .user : .device

@@ -76,8 +76,8 @@ extension VppV1.LicenseCounts {
 extension VppV1.Asset {
     init(_ record: AssetRecord) {
         self.init()
-        self.id = record.id.uuidString.lowercased()
-        self.tokenId = record.tokenID.uuidString.lowercased()
+        self.id = record.id.lowercasedText
+        self.tokenId = record.tokenID.lowercasedText
         self.adamId = record.adamID
         self.pricingParam = VppV1.PricingParam(apple: record.pricingParam)
         self.productType = VppV1.ProductType(apple: record.productType)
@@ -95,7 +95,7 @@ extension VppV1.Asset {
 extension VppV1.SkippedAsset {
     init(_ record: SkippedAssetRecord) {
         self.init()
-        self.tokenId = record.tokenID.uuidString.lowercased()
+        self.tokenId = record.tokenID.lowercasedText
         self.adamId = record.adamID
         self.pricingParam = VppV1.PricingParam(apple: record.pricingParam)
         self.productType = VppV1.ProductType(apple: record.productType)

@@ -57,7 +57,7 @@ public final class ChangeListener: Service, Sendable {
 
     private func apply(_ payload: String) {
         let parts = payload.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let id = UUID(uuidString: parts[1]) else { return }
+        guard parts.count == 2, let id = UUID(canonicalText: parts[1]) else { return }
         switch parts[0] {
         case "key": self.authenticator.forgetKey(id)
         case "tenant": self.storage.forgetTenant(id)

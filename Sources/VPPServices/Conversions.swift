@@ -20,7 +20,7 @@ extension VppV1.Timestamp {
 extension VppV1.Tenant {
     init(_ record: TenantRecord) {
         self.init()
-        self.id = record.id.uuidString.lowercased()
+        self.id = record.id.lowercasedText
         self.displayName = record.displayName
         self.state = record.state == .active ? .active : .suspended
         self.tokenLimit = UInt32(record.tokenLimit)
@@ -40,9 +40,9 @@ extension VppV1.Tenant {
 extension VppV1.ApiKey {
     init(_ record: ApiKeyRecord) {
         self.init()
-        self.id = record.id.uuidString.lowercased()
+        self.id = record.id.lowercasedText
         self.kind = record.kind == .operator ? .operator : .tenant
-        self.tenantId = record.tenantID?.uuidString.lowercased() ?? ""
+        self.tenantId = record.tenantID?.lowercasedText ?? ""
         self.name = record.name
         self.prefix = record.prefix
         self.createdAt = VppV1.Timestamp(record.createdAt)
@@ -67,7 +67,7 @@ extension VppV1.AuditEvent {
 
 /// Parses an id from a request: a malformed one is INVALID_ARGUMENT naming the field.
 func parseID(_ text: String, field: String) throws -> UUID {
-    guard let id = UUID(uuidString: text) else {
+    guard let id = UUID(canonicalText: text) else {
         throw RPCError.invalidArgument("\(field) must be an id as returned by this server (a UUID); got \"\(text.prefix(80))\".", field: field)
     }
     return id

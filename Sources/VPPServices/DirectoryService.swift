@@ -246,7 +246,7 @@ extension VppV1.EnrollmentKind {
 extension VppV1.User {
     init(_ user: DirectoryUser) {
         self.init()
-        self.id = user.id.uuidString.lowercased()
+        self.id = user.id.lowercasedText
         self.externalId = user.externalID
         self.email = user.email
         self.appleId = user.appleID
@@ -270,7 +270,7 @@ extension VppV1.User {
 extension VppV1.Device {
     init(_ device: DirectoryDevice) {
         self.init()
-        self.id = device.id.uuidString.lowercased()
+        self.id = device.id.lowercasedText
         self.serialNumber = device.serialNumber
         self.ownerExternalId = device.ownerExternalID ?? ""
         self.enrollment = VppV1.EnrollmentKind(device.enrollment)
@@ -286,7 +286,7 @@ extension VppV1.Device {
 extension VppV1.Group {
     init(_ group: DirectoryGroup) {
         self.init()
-        self.id = group.id.uuidString.lowercased()
+        self.id = group.id.lowercasedText
         self.externalId = group.externalID
         self.name = group.name
         self.kind = group.kind == .user ? .user : .device

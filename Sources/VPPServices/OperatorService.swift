@@ -72,7 +72,7 @@ struct OperatorService: Sendable {
                 // The tenant's keys went with it: refuse them from the next call on, here and on other servers.
                 for key in keys {
                     self.authenticator.keyRevoked(key)
-                    await self.storage.announceChange("key:\(key.uuidString.lowercased())")
+                    await self.storage.announceChange("key:\(key.lowercasedText)")
                 }
                 var response = VppV1.DeleteTenantResponse()
                 response.releasedTokens = UInt32(clamping: released)
@@ -102,7 +102,7 @@ struct OperatorService: Sendable {
                 let id = try parseID(request.keyId, field: "key_id")
                 let key = try await self.storage.apiKeys.revoke(id)
                 self.authenticator.keyRevoked(id)
-                await self.storage.announceChange("key:\(id.uuidString.lowercased())")
+                await self.storage.announceChange("key:\(id.lowercasedText)")
                 return VppV1.ApiKey(key)
             }
         }
@@ -126,7 +126,7 @@ struct OperatorService: Sendable {
             response.control = control
             response.tenants = status.tenants.map { tenant in
                 var version = VppV1.SchemaVersion()
-                version.owner = tenant.tenantID.uuidString.lowercased()
+                version.owner = tenant.tenantID.lowercasedText
                 version.schemaName = tenant.schemaName
                 version.version = UInt32(tenant.version)
                 version.latestVersion = UInt32(status.latestTenantVersion)
@@ -201,7 +201,7 @@ struct OperatorService: Sendable {
 
     private func tenantChanged(_ id: UUID) async {
         self.storage.forgetTenant(id)
-        await self.storage.announceChange("tenant:\(id.uuidString.lowercased())")
+        await self.storage.announceChange("tenant:\(id.lowercasedText)")
     }
 
     /// Runs a mutating call and writes its outcome to the operator audit log.

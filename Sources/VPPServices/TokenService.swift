@@ -136,7 +136,7 @@ struct TokenService: Sendable {
                     last = message
                 }
                 if !job.state.isActive { return }
-                await self.progress.wait(for: jobID.uuidString.lowercased(), timeout: self.watchPollInterval)
+                await self.progress.wait(for: jobID.lowercasedText, timeout: self.watchPollInterval)
                 try Task.checkCancellation()
             }
         }
@@ -160,7 +160,7 @@ struct TokenService: Sendable {
         let (job, _) = try await self.syncs.request(tenantID: tenantID, tokenID: upload.token.id, trigger: .upload, full: true)
         var response = VppV1.UploadTokenResponse()
         response.token = VppV1.Token(upload.token)
-        response.syncJobId = job.id.uuidString.lowercased()
+        response.syncJobId = job.id.lowercasedText
         response.previousMdm = upload.previousMDM ?? ""
         return response
     }
@@ -169,7 +169,7 @@ struct TokenService: Sendable {
 extension VppV1.Token {
     init(_ record: TokenRecord, now: Date = Date()) {
         self.init()
-        self.id = record.id.uuidString.lowercased()
+        self.id = record.id.lowercasedText
         self.displayName = record.displayName
         switch record.state(at: now) {
         case .valid: self.state = .valid
@@ -207,7 +207,7 @@ extension VppV1.Token {
             default: last.result = .unspecified
             }
             last.error = record.lastSync.error
-            last.jobId = record.lastSync.jobID?.uuidString.lowercased() ?? ""
+            last.jobId = record.lastSync.jobID?.lowercasedText ?? ""
             self.lastSync = last
         }
         self.nextSyncAt = record.nextSyncAt.map(VppV1.Timestamp.init)
@@ -219,7 +219,7 @@ extension VppV1.Token {
 extension VppV1.SyncJob {
     init(_ job: JobRecord) {
         self.init()
-        self.id = job.id.uuidString.lowercased()
+        self.id = job.id.lowercasedText
         self.tokenId = job.subject
         switch job.state {
         case .queued: self.state = .queued

@@ -79,13 +79,13 @@ public final class Storage: Sendable {
     /// Throws unless the tenant exists and is active.
     public func requireActive(_ tenantID: UUID) async throws {
         let state: TenantRecord.State
-        if let cached = self.tenantStates.fresh(tenantID) {
+        switch self.tenantStates.lookup(tenantID) {
+        case .value(let cached):
             state = cached
-        } else {
+        case .read(let due, let claimed):
             // One query re-reads this tenant and every other cached tenant past half its lifetime: with 1,000 tenants
             // calling, a query per tenant every 2 s was up to 500 queries a second beside the calls.
-            let due = [tenantID] + self.tenantStates.keys(storedBefore: self.tenantStates.lifetime / 2)
-                .filter { $0 != tenantID }.prefix(999)
+            defer { if claimed { self.tenantStates.endRefresh() } }
             let rows = try await self.pool.query("SELECT id, state FROM vpp_control.tenants WHERE id = ANY(\(due)::uuid[])")
             var states: [UUID: TenantRecord.State] = [:]
             for row in rows {

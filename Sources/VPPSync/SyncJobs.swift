@@ -46,7 +46,7 @@ public struct SyncJobs: Sendable {
         return NewJob(
             kind: Self.kind,
             tenantID: tenantID,
-            subject: tokenID.uuidString.lowercased(),
+            subject: tokenID.lowercasedText,
             trigger: trigger.rawValue,
             payload: text,
             maxAttempts: Self.maxAttempts
@@ -63,7 +63,7 @@ public struct SyncJobs: Sendable {
             NewJob(
                 kind: Self.pushKind,
                 tenantID: tenantID,
-                subject: "push:" + tokenID.uuidString.lowercased(),
+                subject: "push:" + tokenID.lowercasedText,
                 trigger: "ledger",
                 payload: text,
                 maxAttempts: Self.maxAttempts
@@ -82,7 +82,7 @@ public struct SyncJobs: Sendable {
     /// The tenant's sync job; another tenant's id reads as unknown (C3).
     public func get(tenantID: UUID, jobID: UUID) async throws -> JobRecord {
         guard let job = try await self.queue.get(jobID, tenantID: tenantID), job.kind == Self.kind else {
-            throw StorageError.notFound("No sync job with id \(jobID.uuidString.lowercased()).")
+            throw StorageError.notFound("No sync job with id \(jobID.lowercasedText).")
         }
         return job
     }
@@ -91,7 +91,7 @@ public struct SyncJobs: Sendable {
         try await self.queue.list(
             tenantID: tenantID,
             kind: Self.kind,
-            subject: tokenID?.uuidString.lowercased(),
+            subject: tokenID?.lowercasedText,
             pageSize: pageSize,
             after: after
         )
@@ -100,7 +100,7 @@ public struct SyncJobs: Sendable {
     /// Stops the token's queued or running sync (the token is being deleted).
     @discardableResult
     public func cancel(tokenID: UUID, reason: String) async throws -> Int {
-        try await self.queue.cancelActive(kind: Self.kind, subject: tokenID.uuidString.lowercased(), reason: reason)
+        try await self.queue.cancelActive(kind: Self.kind, subject: tokenID.lowercasedText, reason: reason)
     }
 
     public static func payload(of job: JobRecord) -> Payload? {

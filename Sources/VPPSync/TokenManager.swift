@@ -8,7 +8,7 @@ public enum PlatformIdentity {
     public static let name = "VPP License Server"
 
     public static func mdmInfo(id: UUID, version: String) -> MDMInfo {
-        MDMInfo(id: id.uuidString.lowercased(), name: name, metadata: version)
+        MDMInfo(id: id.lowercasedText, name: name, metadata: version)
     }
 }
 

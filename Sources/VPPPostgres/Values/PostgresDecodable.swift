@@ -111,7 +111,7 @@ extension Double: PostgresDecodable {
 extension UUID: PostgresDecodable {
     public init(postgresText: Substring, type: PostgresDataType) throws(PostgresDecodingError.Reason) {
         guard type == .uuid else { throw .typeMismatch }
-        guard let value = UUID(uuidString: String(postgresText)) else { throw .invalidText }
+        guard let value = UUID(canonicalText: postgresText) else { throw .invalidText }
         self = value
     }
 }

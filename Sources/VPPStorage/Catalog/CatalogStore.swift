@@ -157,7 +157,7 @@ public struct CatalogStore: Sendable {
             tenantID, "SELECT \(unescaped: Self.columns) FROM assets WHERE id = \(assetID)"
         )
         guard let row = rows.first else {
-            throw StorageError.notFound("No app or book with id \(assetID.uuidString.lowercased()).")
+            throw StorageError.notFound("No app or book with id \(assetID.lowercasedText).")
         }
         return try Self.decode(row)
     }
@@ -171,7 +171,7 @@ public struct CatalogStore: Sendable {
     ) async throws -> (assets: [SkippedAssetRecord], next: PageToken?) {
         var after: (UUID, String, String)?
         if let token {
-            guard token.values.count == 3, let id = UUID(uuidString: token.values[0]) else {
+            guard token.values.count == 3, let id = UUID(canonicalText: token.values[0]) else {
                 throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
             }
             after = (id, token.values[1], token.values[2])

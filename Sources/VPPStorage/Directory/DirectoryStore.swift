@@ -379,7 +379,7 @@ public struct DirectoryStore: Sendable {
     static func notFound(_ what: String, _ lookup: DirectoryLookup, keyName: String) -> StorageError {
         switch lookup {
         case .id(let id):
-            return .notFound("No \(what) with id \(id.uuidString.lowercased()).")
+            return .notFound("No \(what) with id \(id.lowercasedText).")
         case .key(let key):
             return .notFound("No \(what) with \(keyName) \"\(key.prefix(80))\".")
         }

@@ -495,7 +495,7 @@ public final class JobQueue: Sendable {
     ) async throws -> (jobs: [JobRecord], next: PageToken?) {
         var cursor: (micros: Int64, id: UUID)?
         if let token {
-            guard token.values.count == 2, let micros = Int64(token.values[0]), let id = UUID(uuidString: token.values[1])
+            guard token.values.count == 2, let micros = Int64(token.values[0]), let id = UUID(canonicalText: token.values[1])
             else {
                 throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
             }

@@ -126,7 +126,7 @@ public struct LicenseLedger: Sendable {
             let asset = try await Self.lockAsset(assetID, transaction)
             let groups = try await transaction.query("SELECT kind FROM groups WHERE id = \(groupID)")
             guard let groupRow = groups.first else {
-                throw StorageError.notFound("No group with id \(groupID.uuidString.lowercased()).")
+                throw StorageError.notFound("No group with id \(groupID.lowercasedText).")
             }
             let groupKind = try groupRow.decode(String.self, at: 0)
             // R13: books only as Required.
@@ -312,7 +312,7 @@ public struct LicenseLedger: Sendable {
             """
         )
         guard let row = rows.first else {
-            throw StorageError.notFound("No app or book with id \(assetID.uuidString.lowercased()).")
+            throw StorageError.notFound("No app or book with id \(assetID.lowercasedText).")
         }
         return LockedAsset(
             id: try row.decode(UUID.self, at: 0),
@@ -558,7 +558,7 @@ public struct LicenseLedger: Sendable {
     static func assignmentAsset(_ id: UUID, _ transaction: PostgresTransaction) async throws -> UUID {
         let rows = try await transaction.query("SELECT asset_id FROM assignments WHERE id = \(id)")
         guard let row = rows.first else {
-            throw StorageError.notFound("No assignment with id \(id.uuidString.lowercased()).")
+            throw StorageError.notFound("No assignment with id \(id.lowercasedText).")
         }
         return try row.decode(UUID.self, at: 0)
     }
@@ -568,7 +568,7 @@ public struct LicenseLedger: Sendable {
             "SELECT \(unescaped: Self.assignmentColumns) FROM assignments a JOIN assets s ON s.id = a.asset_id WHERE a.id = \(id)"
         )
         guard let row = rows.first else {
-            throw StorageError.notFound("No assignment with id \(id.uuidString.lowercased()).")
+            throw StorageError.notFound("No assignment with id \(id.lowercasedText).")
         }
         var record = try Self.decodeAssignment(row)
         try await Self.fillCounts(&record, transaction)

@@ -95,7 +95,7 @@ extension LicenseLedger {
     ) async throws -> (entries: [LicenseRecord], next: PageToken?) {
         var afterKey: (Int64, UUID)?
         if let token {
-            guard token.values.count == 2, let order = Int64(token.values[0]), let id = UUID(uuidString: token.values[1]) else {
+            guard token.values.count == 2, let order = Int64(token.values[0]), let id = UUID(canonicalText: token.values[1]) else {
                 throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
             }
             afterKey = (order, id)

@@ -15,7 +15,7 @@ struct CreationCursor {
     /// Reads a client's token; nil for the first page.
     init?(_ token: PageToken?) throws {
         guard let token else { return nil }
-        guard token.values.count == 2, let micros = Int64(token.values[0]), let id = UUID(uuidString: token.values[1])
+        guard token.values.count == 2, let micros = Int64(token.values[0]), let id = UUID(canonicalText: token.values[1])
         else {
             throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
         }

@@ -59,7 +59,7 @@ public struct TokenCipher: Sendable {
     }
 
     private static func context(_ tenantID: UUID, _ tokenID: UUID) -> Data {
-        Data("vpp-token:\(tenantID.uuidString.lowercased()):\(tokenID.uuidString.lowercased())".utf8)
+        Data("vpp-token:\(tenantID.lowercasedText):\(tokenID.lowercasedText)".utf8)
     }
 }
 

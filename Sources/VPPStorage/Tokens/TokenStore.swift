@@ -243,7 +243,7 @@ public struct TokenStore: Sendable {
                 if let row = holder.first, try row.decode(UUID.self, at: 0) == tenantID {
                     let existing = try row.decode(UUID.self, at: 1)
                     throw StorageError.alreadyExists(
-                        "This tenant already holds a token for this Apple location (token \(existing.uuidString.lowercased())); use RenewToken to replace its file."
+                        "This tenant already holds a token for this Apple location (token \(existing.lowercasedText)); use RenewToken to replace its file."
                     )
                 }
                 throw StorageError.alreadyExists(
@@ -281,7 +281,7 @@ public struct TokenStore: Sendable {
     }
 
     static func notFound(_ tokenID: UUID) -> StorageError {
-        .notFound("No token with id \(tokenID.uuidString.lowercased()).")
+        .notFound("No token with id \(tokenID.lowercasedText).")
     }
 
     /// One page of the tenant's tokens in upload order; `state` filters on the shown state (R6).
