@@ -55,18 +55,24 @@ public final class Storage: Sendable {
         }
     }
 
-    /// One read in the tenant's scope (C3: as its role, in its schema), in a single round trip to the database, for
-    /// the reads of tenant calls that need one statement (GetLicenseCounts, GetAsset). Same checks and errors as
+    /// One read in the tenant's scope (C3: as its role, reading its schema), in a single round trip to the database,
+    /// for the reads of tenant calls that need one statement (GetLicenseCounts, GetAsset). Same checks and errors as
     /// `withTenant`. (Reading the tenant's state in the same round trip instead of through the cache was measured too:
     /// one more statement for PostgreSQL to parse per call cost more than the cache's re-reads saved.)
     ///
-    /// The role and search path are set for the database session and kept after the read (`PostgresPool.scopedRead`),
-    /// so the next read of the same tenant on that connection is the query alone; the pool resets them before any
-    /// other use of the connection.
-    public func readInTenant(_ tenantID: UUID, _ query: PostgresQuery) async throws -> PostgresRows {
+    /// `query` gets the tenant's schema name and must name its tables with it (`\(identifier: schema).assets`): the
+    /// read runs as the tenant's role but leaves the search path alone, because PostgreSQL plans a prepared statement
+    /// again whenever the search path differs from the one it was planned under. The role is set for the database
+    /// session and kept after the read (`PostgresPool.scopedRead`), so the next read of the same tenant on that
+    /// connection is the query alone; the pool resets the role before any other use of the connection.
+    public func readInTenant(_ tenantID: UUID, _ query: (_ schema: String) -> PostgresQuery) async throws -> PostgresRows {
         try await self.requireActive(tenantID)
         let schema = TenantSchema(tenantID: tenantID)
-        return try await self.pool.scopedRead(scope: schema.schemaName, enter: schema.sessionScopeStatements, query)
+        return try await self.pool.scopedRead(
+            scope: schema.schemaName,
+            enter: schema.sessionScopeStatements,
+            query(schema.schemaName)
+        )
     }
 
     private static var suspended: StorageError {

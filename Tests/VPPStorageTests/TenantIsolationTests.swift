@@ -40,6 +40,38 @@ struct TenantIsolationTests {
         await server.stop()
     }
 
+    @Test("a tenant's single-statement read runs as its own role, also when its role is kept from the read before")
+    func readInTenantRunsAsTheTenant() async throws {
+        let server = try await TestVPPServer.start(prefix: "isolation_read")
+        let a = UUID(uuidString: try await server.createTenant("A").tenant.id)!
+        let b = UUID(uuidString: try await server.createTenant("B").tenant.id)!
+        let schemaA = TenantSchema(tenantID: a)
+        let schemaB = TenantSchema(tenantID: b)
+        try await server.storage.recordTenantAudit(self.audit("secret of B"), tenantID: b)
+
+        for _ in 0..<3 {
+            let whoAmI = try await server.storage.readInTenant(a) { schema in
+                "SELECT current_user::text, \(schema)::text, count(*) FROM \(identifier: schema).audit_events"
+            }.single()
+            #expect(try whoAmI.decode(String.self, at: 0) == schemaA.roleName)
+            #expect(try whoAmI.decode(String.self, at: 1) == schemaA.schemaName)
+            // B's table, named from A's read, is refused by PostgreSQL itself.
+            let error = await #expect(throws: PostgresError.self) {
+                try await server.storage.readInTenant(a) { _ in
+                    "SELECT * FROM \(identifier: schemaB.schemaName).audit_events"
+                }
+            }
+            #expect(error?.sqlState == "42501")
+        }
+        // B reads its own.
+        let own = try await server.storage.readInTenant(b) { schema in
+            "SELECT current_user::text, count(*) FROM \(identifier: schema).audit_events"
+        }.single()
+        #expect(try own.decode(String.self, at: 0) == schemaB.roleName)
+        #expect(try own.decode(Int.self, at: 1) == 1)
+        await server.stop()
+    }
+
     @Test("ids of one tenant find nothing in another tenant's scope")
     func idsDoNotCross() async throws {
         let server = try await TestVPPServer.start(prefix: "crossids")

@@ -153,9 +153,9 @@ public struct CatalogStore: Sendable {
 
     /// One asset (GetAsset, GetLicenseCounts): one statement, so it goes to the database in one round trip.
     public func get(tenantID: UUID, _ assetID: UUID) async throws -> AssetRecord {
-        let rows = try await self.storage.readInTenant(
-            tenantID, "SELECT \(unescaped: Self.columns) FROM assets WHERE id = \(assetID)"
-        )
+        let rows = try await self.storage.readInTenant(tenantID) { schema in
+            "SELECT \(unescaped: Self.columns) FROM \(identifier: schema).assets WHERE id = \(assetID)"
+        }
         guard let row = rows.first else {
             throw StorageError.notFound("No app or book with id \(assetID.lowercasedText).")
         }

@@ -53,9 +53,10 @@ public struct TenantSchema: Sendable, Hashable {
         ["SET LOCAL ROLE \(self.quotedRole)", "SET LOCAL search_path TO \(self.quotedSchema)"]
     }
 
-    /// The same scope set for the database session rather than one transaction (for `PostgresPool.scopedRead`).
+    /// The tenant's role set for the database session rather than one transaction (for `PostgresPool.scopedRead`,
+    /// whose queries name the schema themselves: see `Storage.readInTenant`).
     var sessionScopeStatements: [String] {
-        ["SET ROLE \(self.quotedRole)", "SET search_path TO \(self.quotedSchema)"]
+        ["SET ROLE \(self.quotedRole)"]
     }
 
     public var quotedSchema: String { (try? quoteIdentifier(self.schemaName)) ?? "\"invalid\"" }
