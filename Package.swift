@@ -249,7 +249,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "vpp-load",
-            dependencies: ["VPPLoadKit"],
+            dependencies: [
+                "VPPLoadKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
 
