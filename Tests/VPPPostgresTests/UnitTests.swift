@@ -4,6 +4,19 @@ import Testing
 
 @Suite("Configuration, identifiers, literals and errors (no server)")
 struct UnitTests {
+    @Test("a NUL is found wherever it is, in native and in bridged strings; texts without one pass")
+    func nulBytesAreFound() {
+        let long = String(repeating: "SELECT x FROM t; ", count: 40)
+        #expect(!long.containsNUL)
+        #expect(!"".containsNUL)
+        #expect((long + "\u{0}").containsNUL)
+        #expect(("\u{0}" + long).containsNUL)
+        #expect(("é" + "\u{0}" + "ü").containsNUL)
+        let bridged = NSString(string: "abc\u{0}def") as String
+        #expect(bridged.containsNUL)
+        #expect(!(NSString(string: "abcdef") as String).containsNUL)
+    }
+
     @Test func aURLParsesIntoEveryField() throws {
         let configuration = try PostgresConfiguration(
             url: "postgres://vpp%20user:p%40ss%3Aw%27rd@db.example:6543/vpp_main?sslmode=require&application_name=vppd&statement_timeout=1500&pool_size=7"

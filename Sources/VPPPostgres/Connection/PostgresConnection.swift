@@ -171,14 +171,14 @@ final class PostgresConnection: @unchecked Sendable {
     @discardableResult
     func simpleQuery(_ sql: String) throws(PostgresError) -> PostgresRows {
         let conn = try liveConnection()
-        guard !sql.utf8.contains(0) else {
+        guard !sql.containsNUL else {
             throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
         }
         return try consume(PQexec(conn, sql))
     }
 
     private func prepare(_ sql: String, types: [UInt32], conn: OpaquePointer) throws(PostgresError) -> String {
-        guard !sql.utf8.contains(0) else {
+        guard !sql.containsNUL else {
             throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
         }
         if preparedStatements.count >= Self.preparedStatementLimit, transactionStatus == .idle {
@@ -197,7 +197,7 @@ final class PostgresConnection: @unchecked Sendable {
         _ binds: [PostgresBind],
         _ body: ([UnsafePointer<CChar>?]) -> OpaquePointer?
     ) throws(PostgresError) -> OpaquePointer? {
-        for (index, bind) in binds.enumerated() where bind.text?.utf8.contains(0) == true {
+        for (index, bind) in binds.enumerated() where bind.text?.containsNUL == true {
             // The value itself is not quoted: parameters may be secrets.
             throw PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
         }
@@ -311,14 +311,14 @@ final class PostgresConnection: @unchecked Sendable {
         let conn = try liveConnection()
         for statement in setup + [query] {
             if let buildError = statement.buildError { throw buildError }
-            guard !statement.sql.utf8.contains(0) else {
+            guard !statement.sql.containsNUL else {
                 throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
             }
-            for (index, bind) in statement.binds.enumerated() where bind.text?.utf8.contains(0) == true {
+            for (index, bind) in statement.binds.enumerated() where bind.text?.containsNUL == true {
                 throw PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
             }
         }
-        for sql in finish where sql.utf8.contains(0) {
+        for sql in finish where sql.containsNUL {
             throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
         }
         let types = query.binds.map(\.type.oid)
@@ -591,10 +591,10 @@ final class PostgresConnection: @unchecked Sendable {
     /// Why a scoped read cannot be sent, if it cannot.
     private static func problem(sending read: ScopedRead) -> PostgresError? {
         if let buildError = read.query.buildError { return buildError }
-        if read.query.sql.utf8.contains(0) || read.enter.contains(where: { $0.utf8.contains(0) }) {
+        if read.query.sql.containsNUL || read.enter.contains(where: { $0.containsNUL }) {
             return PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
         }
-        for (index, bind) in read.query.binds.enumerated() where bind.text?.utf8.contains(0) == true {
+        for (index, bind) in read.query.binds.enumerated() where bind.text?.containsNUL == true {
             return PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
         }
         return nil

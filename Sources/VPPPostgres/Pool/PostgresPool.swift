@@ -561,7 +561,7 @@ public final class PostgresPool: Sendable {
 
 /// Channel names are identifiers; they come from code, but are checked anyway.
 func validateChannelName(_ channel: String) throws(PostgresError) {
-    guard !channel.isEmpty, channel.utf8.count < 64, !channel.utf8.contains(0) else {
+    guard !channel.isEmpty, channel.utf8.count < 64, !channel.containsNUL else {
         throw PostgresError(kind: .invalidArgument, message: "a channel name must be 1 to 63 bytes without NUL")
     }
 }
