@@ -60,6 +60,21 @@ struct ScopedReadTests {
         }
     }
 
+    @Test("a scoped read whose enter sets no search path runs with an empty one, so unqualified names resolve nowhere")
+    func theSearchPathIsEmptyUnlessEnterSetsOne() async throws {
+        try await withScopes { pool, scopes in
+            let roleOnly = ["SET ROLE \(scopes.a.role)"]
+            let path = try await pool.scopedRead(scope: "a-role-only", enter: roleOnly, "SELECT current_setting('search_path')")
+            #expect(try path.single().decode(String.self, at: 0) == "\"\"")
+            let error = await #expect(throws: PostgresError.self) {
+                try await pool.scopedRead(scope: "a-role-only", enter: roleOnly, "SELECT v FROM t")
+            }
+            #expect(error?.sqlState == "42P01", "undefined table")
+            let qualified = try await pool.scopedRead(scope: "a-role-only", enter: roleOnly, "SELECT v FROM \(identifier: scopes.a.name).t")
+            #expect(try qualified.single().decode(String.self, at: 0) == "a")
+        }
+    }
+
     @Test("a read in another scope switches the connection's role and search path")
     func anotherScopeSwitches() async throws {
         try await withScopes { pool, scopes in

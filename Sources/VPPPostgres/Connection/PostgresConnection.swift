@@ -432,8 +432,8 @@ final class PostgresConnection: @unchecked Sendable {
         case notRun
     }
 
-    /// Runs several scoped reads in one round trip: for each read, its `enter` statements when the session is not in
-    /// its scope already, then its query (prepared, cached per SQL text); all in libpq's pipeline mode and one implicit
+    /// Runs several scoped reads in one round trip: an empty search path if the session comes from other work, then
+    /// for each read its `enter` statements when the session is not in its scope already, then its query (prepared, cached per SQL text); all in libpq's pipeline mode and one implicit
     /// transaction, ended by one sync. The session is in each read's scope when its query runs, whatever the reads
     /// before it did: a failure anywhere aborts the rest of the batch (`notRun`) and rolls back every scope set in it,
     /// so no query can run in a scope it did not ask for. Reads have no effects, so the rows of the reads before a
@@ -486,6 +486,13 @@ final class PostgresConnection: @unchecked Sendable {
         var keys: [Int: ScopedStatementKey] = [:]
         var scope = previousScope
         var sent = true
+        if case .scoped = previousScope {} else {
+            // Coming from other work (or a failed batch): an empty search path, which the reads' own `enter` may
+            // replace. PostgreSQL recomputes the search path after every change of role, and with the default path
+            // (`"$user", public`) that was a catalog look-up and a privilege check per read.
+            sent = PQsendQueryParams(conn, "SET search_path TO ''", 0, nil, nil, nil, nil, 0) == 1
+            statements.append((runnable[0], false))
+        }
         for index in runnable where sent {
             let read = reads[index]
             if scope != .scoped(read.scope) {

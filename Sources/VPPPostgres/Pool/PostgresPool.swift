@@ -235,6 +235,9 @@ public final class PostgresPool: Sendable {
     /// other use of the connection (queries, transactions) resets what `enter` set first, so nothing runs in a scope it
     /// did not ask for. `scope` names what `enter` sets: two different `enter`s need two different names.
     ///
+    /// The search path is empty unless `enter` sets one, so `query` names its tables with their schema (or `enter`
+    /// sets a search path). Each statement is prepared once per scope and connection.
+    ///
     /// Reads are queued and sent in batches: a few runners, each on one connection, take every read waiting (up to
     /// `maxReadBatch`) and send them in one round trip (`PostgresConnection.executeScopedReads`), so many small reads
     /// cost one hand-over to a pool thread and one round trip between them instead of one each (docs/performance.md).
