@@ -272,7 +272,20 @@ public final class PostgresPool: Sendable {
             self.endReadRunner(failingOneBatchWith: error)
             return
         }
-        let connection = try? await runBlocking { () -> PostgresConnection? in
+        let connection: PostgresConnection?
+        do {
+            connection = try await self.drainScopedReads(on: slot)
+        } catch {
+            // The pool's threads are stopping: nothing ran.
+            self.endReadRunner(failingOneBatchWith: error)
+            connection = slot
+        }
+        await release(connection)
+    }
+
+    /// Sends the queued reads in batches on a pool thread until none is left; returns the connection to release.
+    private func drainScopedReads(on slot: PostgresConnection?) async throws -> PostgresConnection? {
+        try await runBlocking { () -> PostgresConnection? in
             let connection: PostgresConnection
             do {
                 connection = try self.prepare(slot, keepingScope: true)
@@ -304,7 +317,6 @@ public final class PostgresPool: Sendable {
             }
             return connection
         }
-        await release(connection)
     }
 
     /// The next batch of queued reads for a runner; when none is queued, ends the runner (in the same critical section
