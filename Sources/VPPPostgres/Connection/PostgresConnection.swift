@@ -310,13 +310,7 @@ final class PostgresConnection: @unchecked Sendable {
     ) throws(PostgresError) -> (setup: [PostgresRows], rows: PostgresRows) {
         let conn = try liveConnection()
         for statement in setup + [query] {
-            if let buildError = statement.buildError { throw buildError }
-            guard !statement.sql.containsNUL else {
-                throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
-            }
-            for (index, bind) in statement.binds.enumerated() where bind.text?.containsNUL == true {
-                throw PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
-            }
+            if let problem = Self.problem(sending: statement) { throw problem }
         }
         for sql in finish where sql.containsNUL {
             throw PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
@@ -338,24 +332,14 @@ final class PostgresConnection: @unchecked Sendable {
             statementCounter += 1
             name = "vpp_\(statementCounter)"
         }
-        func send(_ statement: PostgresQuery, prepared: String?) -> Bool {
-            let copies = statement.binds.map { $0.text.map { strdup($0) } ?? nil }
-            defer { copies.forEach { free($0) } }
-            let values = copies.map { $0.map { UnsafePointer($0) } }
-            if let prepared {
-                return PQsendQueryPrepared(conn, prepared, Int32(values.count), values, nil, nil, 0) == 1
-            }
-            let oids = statement.binds.map(\.type.oid)
-            return PQsendQueryParams(conn, statement.sql, Int32(values.count), oids, values, nil, nil, 0) == 1
-        }
         guard PQenterPipelineMode(conn) == 1 else { throw currentConnectionError() }
         var sent = true
-        for statement in setup where sent { sent = send(statement, prepared: nil) }
+        for statement in setup where sent { sent = Self.send(statement, prepared: nil, on: conn) }
         if sent, cached == nil {
             sent = PQsendPrepare(conn, name, query.sql, Int32(types.count), types) == 1
         }
         let prelude = setup.count + (cached == nil ? 1 : 0)
-        if sent { sent = send(query, prepared: name) }
+        if sent { sent = Self.send(query, prepared: name, on: conn) }
         for sql in finish where sent { sent = PQsendQueryParams(conn, sql, 0, nil, nil, nil, nil, 0) == 1 }
         guard sent, PQpipelineSync(conn) == 1 else {
             let error = currentConnectionError()
@@ -386,31 +370,69 @@ final class PostgresConnection: @unchecked Sendable {
         results.reserveCapacity(statements)
         var failure: PostgresError?
         for _ in 0..<statements {
-            var rows = PostgresRows(columns: [], cells: [], commandTag: "", affectedRows: nil)
-            // Each statement's results end with a NULL.
-            while let result = PQgetResult(conn) {
-                defer { PQclear(result) }
-                switch PQresultStatus(result) {
-                case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-                    rows = Self.rows(from: result)
-                case PGRES_PIPELINE_ABORTED:
-                    break
-                default:
-                    if failure == nil { failure = self.error(from: result) }
-                }
-            }
-            results.append(rows)
+            let result = self.readPipelinedResult(conn)
+            results.append(result.rows ?? PostgresRows(columns: [], cells: [], commandTag: "", affectedRows: nil))
+            if failure == nil { failure = result.failure }
             if isBroken { return .failure(currentConnectionError()) }
         }
-        // The sync's own result ends the pipeline's results.
+        Self.readPipelineSync(conn)
+        if let failure { return .failure(failure) }
+        if isBroken { return .failure(currentConnectionError()) }
+        return .success(results)
+    }
+
+    /// Reads the results of the next pipelined statement, which end with a NULL: its rows, or its error (neither for a
+    /// statement skipped after an earlier failure).
+    private func readPipelinedResult(_ conn: OpaquePointer) -> (rows: PostgresRows?, failure: PostgresError?) {
+        var rows: PostgresRows?
+        var failure: PostgresError?
+        while let result = PQgetResult(conn) {
+            defer { PQclear(result) }
+            switch PQresultStatus(result) {
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+                rows = Self.rows(from: result)
+            case PGRES_PIPELINE_ABORTED:
+                break
+            default:
+                if failure == nil { failure = self.error(from: result) }
+            }
+        }
+        return (rows, failure)
+    }
+
+    /// Reads the sync's own result, which ends the pipeline's results.
+    private static func readPipelineSync(_ conn: OpaquePointer) {
         while let result = PQgetResult(conn) {
             let status = PQresultStatus(result)
             PQclear(result)
             if status == PGRES_PIPELINE_SYNC { break }
         }
-        if let failure { return .failure(failure) }
-        if isBroken { return .failure(currentConnectionError()) }
-        return .success(results)
+    }
+
+    /// Sends `statement` in a pipeline: as the prepared statement `prepared`, or unnamed with its SQL and parameter
+    /// types. False when libpq could not queue it.
+    private static func send(_ statement: PostgresQuery, prepared: String?, on conn: OpaquePointer) -> Bool {
+        let copies = statement.binds.map { $0.text.map { strdup($0) } ?? nil }
+        defer { copies.forEach { free($0) } }
+        let values = copies.map { $0.map { UnsafePointer($0) } }
+        if let prepared {
+            return PQsendQueryPrepared(conn, prepared, Int32(values.count), values, nil, nil, 0) == 1
+        }
+        let oids = statement.binds.map(\.type.oid)
+        return PQsendQueryParams(conn, statement.sql, Int32(values.count), oids, values, nil, nil, 0) == 1
+    }
+
+    /// Why a statement cannot be sent, if it cannot: an error from building it, or a NUL that a C string would cut
+    /// short.
+    private static func problem(sending statement: PostgresQuery) -> PostgresError? {
+        if let buildError = statement.buildError { return buildError }
+        if statement.sql.containsNUL {
+            return PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
+        }
+        for (index, bind) in statement.binds.enumerated() where bind.text?.containsNUL == true {
+            return PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
+        }
+        return nil
     }
 
     // MARK: Batched scoped reads
@@ -433,8 +455,8 @@ final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Runs several scoped reads in one round trip: an empty search path if the session comes from other work, then
-    /// for each read its `enter` statements when the session is not in its scope already, then its query (prepared, cached per SQL text); all in libpq's pipeline mode and one implicit
-    /// transaction, ended by one sync. The session is in each read's scope when its query runs, whatever the reads
+    /// for each read its `enter` statements when the session is not in its scope already, then its query (prepared
+    /// once per scope and SQL text); all in libpq's pipeline mode and one implicit transaction, ended by one sync. The session is in each read's scope when its query runs, whatever the reads
     /// before it did: a failure anywhere aborts the rest of the batch (`notRun`) and rolls back every scope set in it,
     /// so no query can run in a scope it did not ask for. Reads have no effects, so the rows of the reads before a
     /// failure stand. Leaves `sessionScope` at the last read's scope, or `unknown` after a failure.
@@ -524,10 +546,7 @@ final class PostgresConnection: @unchecked Sendable {
                 }
             }
             if sent {
-                let copies = read.query.binds.map { $0.text.map { strdup($0) } ?? nil }
-                defer { copies.forEach { free($0) } }
-                let values = copies.map { $0.map { UnsafePointer($0) } }
-                sent = PQsendQueryPrepared(conn, name, Int32(values.count), values, nil, nil, 0) == 1
+                sent = Self.send(read.query, prepared: name, on: conn)
                 statements.append((index, true))
             }
         }
@@ -540,20 +559,7 @@ final class PostgresConnection: @unchecked Sendable {
 
         var failed = false
         for statement in statements {
-            var rows: PostgresRows?
-            var failure: PostgresError?
-            // Each statement's results end with a NULL.
-            while let result = PQgetResult(conn) {
-                defer { PQclear(result) }
-                switch PQresultStatus(result) {
-                case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-                    rows = Self.rows(from: result)
-                case PGRES_PIPELINE_ABORTED:
-                    break
-                default:
-                    if failure == nil { failure = self.error(from: result) }
-                }
-            }
+            let (rows, failure) = self.readPipelinedResult(conn)
             if isBroken {
                 let error = currentConnectionError()
                 return outcomes.map { if case .rows = $0 { $0 } else { .failed(error) } }
@@ -570,12 +576,7 @@ final class PostgresConnection: @unchecked Sendable {
                 outcomes[statement.read] = .rows(rows)
             }
         }
-        // The sync's own result ends the pipeline's results.
-        while let result = PQgetResult(conn) {
-            let status = PQresultStatus(result)
-            PQclear(result)
-            if status == PGRES_PIPELINE_SYNC { break }
-        }
+        Self.readPipelineSync(conn)
         PQexitPipelineMode(conn)
         if isBroken {
             let error = currentConnectionError()
@@ -597,12 +598,9 @@ final class PostgresConnection: @unchecked Sendable {
 
     /// Why a scoped read cannot be sent, if it cannot.
     private static func problem(sending read: ScopedRead) -> PostgresError? {
-        if let buildError = read.query.buildError { return buildError }
-        if read.query.sql.containsNUL || read.enter.contains(where: { $0.containsNUL }) {
+        if let problem = Self.problem(sending: read.query) { return problem }
+        if read.enter.contains(where: { $0.containsNUL }) {
             return PostgresError(kind: .invalidArgument, message: "SQL text must not contain NUL")
-        }
-        for (index, bind) in read.query.binds.enumerated() where bind.text?.containsNUL == true {
-            return PostgresError(kind: .invalidArgument, message: "parameter $\(index + 1) contains a NUL byte")
         }
         return nil
     }
