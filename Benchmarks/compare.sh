@@ -22,7 +22,7 @@
 # IDLE_CONNECTIONS (1000).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/lib.sh"
 JSON=0
 [[ ${1:-} == --json ]] && JSON=1
 DURATION=${DURATION:-10s}
@@ -42,7 +42,6 @@ VPPD_PID=
 ECHO_PID=
 SUCCEEDED=0
 
-log() { printf '[compare.sh] %s\n' "$*" >&2; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 cleanup() {
@@ -63,7 +62,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # Every connection is a descriptor in vpp-load and in vppd.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -73,13 +71,7 @@ fi
 command -v pgbench >/dev/null || PATH=$PATH:/usr/lib/postgresql/15/bin
 command -v pgbench >/dev/null || { log "pgbench is missing: apt-get install postgresql-contrib"; exit 1; }
 
-cd "$ROOT"
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "building vppd and vpp-load in release mode"
-    swift build -c release --product vppd >&2
-    swift build -c release --product vpp-load >&2
-fi
-BIN=${BIN:-$(swift build -c release --show-bin-path)}
+build_release vppd vpp-load
 VPPD=${VPPD:-$BIN/vppd}
 LOAD=$BIN/vpp-load
 PORT=$(free_port)

@@ -13,7 +13,7 @@
 # database to use instead of throwaway clusters; then only set-ups 1 and 2 run).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/lib.sh"
 JOBS=${JOBS:-20000}
 WORKERS=${WORKERS:-2}
 CONCURRENCY=${CONCURRENCY:-64}
@@ -21,14 +21,8 @@ PRODUCERS=${PRODUCERS:-4}
 OUT=$(mktemp -d /tmp/vpp-bench-queue.XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 
-log() { printf '[queue.sh] %s\n' "$*" >&2; }
 
-cd "$ROOT"
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "building vpp-load in release mode"
-    swift build -c release --product vpp-load >&2
-fi
-BIN=${BIN:-$(swift build -c release --show-bin-path)}
+build_release vpp-load
 
 run() {
     local name=$1

@@ -16,7 +16,7 @@
 # BIN (the folder of vppd and vpp-load; default: the release build's).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/lib.sh"
 COUNT=${COUNT:-1000}
 CONCURRENCY=${CONCURRENCY:-8}
 WORK=$(mktemp -d /tmp/vpp-bench-tenants.XXXXXX)
@@ -26,7 +26,6 @@ DATA=$WORK/data
 VPPD_PID=
 SUCCEEDED=0
 
-log() { printf '[tenants.sh] %s\n' "$*" >&2; }
 
 postmaster_pid() {
     local file=$DATA/postgres/postmaster.pid
@@ -62,10 +61,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # Starts `vppd serve` in the background, logging to $1, and waits for "vppd started".
 start_vppd() {
     local logfile=$1
@@ -92,11 +87,35 @@ psql_vpp() {
     psql -X -h 127.0.0.1 -p "$port" -U vpp -d vpp -v ON_ERROR_STOP=1 -q "$@"
 }
 
-# With vppd running (so its cluster is up): every tenant schema back to version 0 without its audit_events table.
+# With vppd running (so its cluster is up): every tenant schema back to version 0, emptied of what the migrations
+# made (tables, sequences, functions), so that every migration runs again.
 make_schemas_behind() {
-    psql_vpp -At -c "SELECT format('DROP TABLE %I.audit_events;', schema_name) FROM vpp_control.tenants" \
-        | psql_vpp >/dev/null
-    psql_vpp -c "UPDATE vpp_control.tenants SET schema_version = 0" >/dev/null
+    psql_vpp >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DO $$
+DECLARE statement text;
+BEGIN
+    FOR statement IN
+        SELECT format('DROP TABLE IF EXISTS %I.%I CASCADE', n.nspname, c.relname)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN vpp_control.tenants t ON t.schema_name = n.nspname
+        WHERE c.relkind IN ('r', 'p')
+        UNION ALL
+        SELECT format('DROP SEQUENCE IF EXISTS %I.%I CASCADE', n.nspname, c.relname)
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN vpp_control.tenants t ON t.schema_name = n.nspname
+        WHERE c.relkind = 'S'
+        UNION ALL
+        SELECT format('DROP FUNCTION IF EXISTS %I.%I CASCADE', n.nspname, p.proname)
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        JOIN vpp_control.tenants t ON t.schema_name = n.nspname
+    LOOP
+        EXECUTE statement;
+    END LOOP;
+END
+$$;
+UPDATE vpp_control.tenants SET schema_version = 0;
+SQL
     local behind
     behind=$(psql_vpp -At -c "SELECT count(*) FROM vpp_control.tenants t WHERE schema_version = 0
         AND to_regclass(format('%I.audit_events', schema_name)) IS NULL")
@@ -115,14 +134,7 @@ seconds_since() { python3 -c "import sys, time; print(f'{time.monotonic() - floa
 now() { python3 -c 'import time; print(time.monotonic())'; }
 
 # 1. Build.
-cd "$ROOT"
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "building vppd and vpp-load in release mode"
-    # One build per product: given --product twice, swift build builds only the last one.
-    swift build -c release --product vppd >&2
-    swift build -c release --product vpp-load >&2
-fi
-BIN=${BIN:-$(swift build -c release --show-bin-path)}
+build_release vppd vpp-load
 PORT=$(free_port)
 
 # 2, 3. A fresh server, an operator key, the tenants.
