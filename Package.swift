@@ -138,10 +138,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // MARK: Licenses (no I/O)
+        .target(name: "VPPLicensing", swiftSettings: swiftSettings),
         .target(
             name: "VPPStorage",
             dependencies: [
                 "VPPPostgres",
+                "VPPLicensing",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -168,6 +171,7 @@ let package = Package(
             dependencies: [
                 "AppleVPP",
                 "VPPStorage",
+                "VPPLicensing",
                 "VPPJobs",
                 "VPPPostgres",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -182,6 +186,7 @@ let package = Package(
             dependencies: [
                 "VPPServer",
                 "VPPStorage",
+                "VPPLicensing",
                 "VPPSync",
                 "AppleVPP",
                 "VPPPostgres",
@@ -331,6 +336,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "VPPLicensingTests", dependencies: ["VPPLicensing"], swiftSettings: swiftSettings),
         .testTarget(name: "VPPProtoTests", dependencies: ["VPPProto", "VPPTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VPPWireTests",
@@ -399,6 +405,7 @@ let package = Package(
             name: "VPPSyncTests",
             dependencies: [
                 "VPPSync",
+                "VPPLicensing",
                 "VPPJobs",
                 "VPPTesting",
                 "VPPStorage",
