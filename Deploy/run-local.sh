@@ -31,7 +31,9 @@ export VPP_SIM_PORT="${VPP_SIM_PORT:-8090}"
 export VPP_APPLE_BASE_URL="${VPP_APPLE_BASE_URL:-http://127.0.0.1:$VPP_SIM_PORT/mdm/v2}"
 mkdir -p "$VPP_DATA_DIR/apple-sim"
 echo "==> Starting the Apple simulator on 127.0.0.1:$VPP_SIM_PORT"
-"$SIM" --port "$VPP_SIM_PORT" --fixture Deploy/local/demo-fixture.json --token-dir "$VPP_DATA_DIR/apple-sim" &
+# Events complete a second after they are sent, as Apple's usually do (VPP_SIM_EVENT_DELAY, seconds).
+"$SIM" --port "$VPP_SIM_PORT" --fixture Deploy/local/demo-fixture.json --token-dir "$VPP_DATA_DIR/apple-sim" \
+    --event-delay "${VPP_SIM_EVENT_DELAY:-1}" &
 sim_pid=$!
 
 echo "==> Starting vppd (RPC on 127.0.0.1:$VPP_PORT, metrics on 127.0.0.1:$VPP_METRICS_PORT, data in $VPP_DATA_DIR)"

@@ -3,6 +3,7 @@ import Logging
 import VPPProto
 import VPPServer
 import VPPStorage
+import VPPLicensing
 import VPPSync
 import VPPWire
 
@@ -88,22 +89,15 @@ struct AssignmentService: Sendable {
             return VppV1.LicenseUsage(usage)
         }
         router.register(Licenses.ListLicenses.self, requires: .tenant) { request, context in
-            let states: [String]?
-            switch request.state {
-            case .unspecified: states = nil
-            case .waitingForLicense: states = ["waiting"]
-            case .pending, .installed, .waitingForInvitation: states = ["reserved", "granted"]
-            case .failed: states = ["failed"]
-            case .notApplicable: states = ["not_applicable"]
-            case .removing: states = ["removing", "releasing"]
-            case .available: states = ["available"]
-            case .removed: states = ["releasing"]
-            case .unrecognized(let value): throw RPCError.invalidArgument("state \(value) is not an InstallState.", field: "state")
+            let state: TargetState?
+            if case .unrecognized(let value) = request.state {
+                throw RPCError.invalidArgument("state \(value) is not an InstallState.", field: "state")
             }
+            state = request.state == .unspecified ? nil : TargetState(request.state)
             let (entries, next) = try await self.ledger.entries(
                 tenantID: try context.tenantID(),
                 assetID: try parseID(request.assetId, field: "asset_id"),
-                states: states,
+                state: state,
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 2)
             )
@@ -217,19 +211,41 @@ extension VppV1.LicenseUsage {
         self.init()
         self.assetId = usage.asset.id.lowercasedText
         self.tokenId = usage.asset.tokenID.lowercasedText
-        var counts = VppV1.LicenseCounts(usage.asset)
-        counts.inUse = UInt32(clamping: usage.asset.foreignAssigned + usage.held)
-        counts.reserved = UInt32(clamping: usage.reserved)
-        counts.waiting = UInt32(clamping: usage.waiting)
-        counts.available = usage.free.map { UInt32(clamping: $0) } ?? counts.available
-        self.counts = counts
-        self.installed = UInt32(clamping: usage.installed)
-        self.pending = UInt32(clamping: usage.pending)
-        self.waitingForLicense = UInt32(clamping: usage.waiting)
-        self.waitingForInvitation = UInt32(clamping: usage.waitingForInvitation)
-        self.failed = UInt32(clamping: usage.failed)
-        self.notApplicable = UInt32(clamping: usage.notApplicable)
-        self.removing = UInt32(clamping: usage.removing)
+        // The same counts as GetLicenseCounts and the catalog (one computation: LedgerCounts).
+        self.counts = VppV1.LicenseCounts(usage.asset)
+        self.installed = UInt32(clamping: usage[.installed])
+        self.pending = UInt32(clamping: usage[.pending])
+        self.waitingForLicense = UInt32(clamping: usage[.waitingForLicense])
+        self.waitingForInvitation = UInt32(clamping: usage[.waitingForInvitation])
+        self.failed = UInt32(clamping: usage[.failed])
+        self.notApplicable = UInt32(clamping: usage[.notApplicable])
+        self.removing = UInt32(clamping: usage[.removing])
+        self.removed = UInt32(clamping: usage[.removed])
+        self.available = UInt32(clamping: usage[.available])
+    }
+}
+
+extension VppV1.InstallState {
+    init(_ state: TargetState) {
+        switch state {
+        case .installed: self = .installed
+        case .pending: self = .pending
+        case .waitingForLicense: self = .waitingForLicense
+        case .waitingForInvitation: self = .waitingForInvitation
+        case .failed: self = .failed
+        case .notApplicable: self = .notApplicable
+        case .removing: self = .removing
+        case .removed: self = .removed
+        case .available: self = .available
+        }
+    }
+}
+
+extension TargetState {
+    /// nil for UNSPECIFIED and unknown values.
+    init?(_ state: VppV1.InstallState) {
+        guard let match = TargetState.allCases.first(where: { VppV1.InstallState($0) == state }) else { return nil }
+        self = match
     }
 }
 
@@ -240,19 +256,9 @@ extension VppV1.LicenseEntry {
         self.serialNumber = record.serialNumber
         self.userExternalId = record.userExternalID
         self.licenseType = record.targetKind == .user ? .user : .device
-        switch (record.state, record.installState) {
-        case ("waiting", _): self.state = .waitingForLicense
-        case ("available", _): self.state = .available
-        case ("failed", _): self.state = .failed
-        case ("not_applicable", _): self.state = .notApplicable
-        case ("removing", _), ("releasing", _): self.state = record.installState == "removed" ? .removed : .removing
-        case ("waiting_for_invitation", _): self.state = .waitingForInvitation
-        case (_, "installed"): self.state = .installed
-        case (_, "failed"): self.state = .failed
-        case (_, "removed"): self.state = .removed
-        default: self.state = .pending
-        }
-        self.reason = record.installState == "failed" && !record.installReason.isEmpty ? record.installReason : record.reason
+        // R23: one state and one reason for one target, whichever call asks (TargetState.of).
+        self.state = VppV1.InstallState(record.targetState)
+        self.reason = record.explanation
         self.queuePosition = UInt32(clamping: record.queuePosition)
         self.since = VppV1.Timestamp(record.since)
     }

@@ -58,15 +58,20 @@ struct CatalogService: Sendable {
 }
 
 extension VppV1.LicenseCounts {
-    /// Apple's counts as of the last sync. The local ledger (reservations, waiting targets) comes with assignments;
-    /// until then nothing is reserved here and nothing waits.
+    /// Every count of one asset, from `AssetRecord.counts` (LedgerCounts): the ledger's seats and Apple's figures,
+    /// each under its own name (catalog.proto defines them).
     init(_ asset: AssetRecord) {
         self.init()
-        self.unlimited = asset.unlimited
+        let counts = asset.counts
+        self.unlimited = counts.unlimited
         // Free apps: Apple reports 2147483647; no arithmetic is done on it.
-        self.total = UInt32(clamping: asset.totalCount)
-        self.inUse = UInt32(clamping: asset.assignedCount)
-        self.available = UInt32(clamping: asset.availableCount)
+        self.total = UInt32(clamping: counts.total)
+        self.inUse = UInt32(clamping: counts.inUse)
+        self.available = UInt32(clamping: counts.available ?? counts.total)
+        self.reserved = UInt32(clamping: counts.reserved)
+        self.waiting = UInt32(clamping: counts.waiting)
+        self.heldElsewhere = UInt32(clamping: counts.heldElsewhere)
+        self.overAssigned = UInt32(clamping: counts.overAssigned)
         self.appleAssigned = UInt32(clamping: asset.assignedCount)
         self.appleAvailable = UInt32(clamping: asset.availableCount)
         self.appleRetired = UInt32(clamping: asset.retiredCount)

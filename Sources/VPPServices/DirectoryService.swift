@@ -253,14 +253,14 @@ extension VppV1.User {
         self.displayName = user.displayName
         self.appStoreDisabled = user.appStoreDisabled
         // R19, R20: the ledger registers a user at Apple when they first need a user license; Apple invites them, and
-        // they are associated once they accept. (The invitation link itself is not built yet: Apple e-mails it.)
+        // they are associated once they accept the invitation at `invitation_url` (Apple's template, the user's code).
         switch user.vppStatus {
         case "Registered": self.vppState = .invited
         case "Associated": self.vppState = .associated
         case "Retired": self.vppState = .retired
         default: self.vppState = .notRegistered
         }
-        self.invitationUrl = ""
+        self.invitationUrl = self.vppState == .invited ? user.invitationURL : ""
         self.deviceCount = UInt32(clamping: user.deviceCount)
         self.createdAt = VppV1.Timestamp(user.createdAt)
         self.updatedAt = VppV1.Timestamp(user.updatedAt)

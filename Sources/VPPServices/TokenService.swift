@@ -243,6 +243,7 @@ extension VppV1.SyncJob {
         case .schedule: self.trigger = .schedule
         case .manual: self.trigger = .manual
         case .upload: self.trigger = .upload
+        case .ledger: self.trigger = .ledger
         case nil: self.trigger = .unspecified
         }
         self.itemsDone = UInt64(max(0, job.itemsDone))

@@ -38,8 +38,16 @@ public struct PushRunner: Sendable {
     /// Rows read per round; a round sends them all, then reads again until the outbox is empty.
     static let roundSize = 20_000
 
-    /// Returns how many rows were applied.
-    public func run(tenantID: UUID, tokenID: UUID) async throws(SyncFailure) -> Int {
+    /// What a push did: the rows applied, and whether Apple's counts proved stale (a 9709), so the token's counts must
+    /// be synced again.
+    public struct Outcome: Sendable, Hashable {
+        public var applied = 0
+        public var countsStale = false
+        /// Users were registered at Apple: their invitations (R20) are read by the next sync.
+        public var usersRegistered = false
+    }
+
+    public func run(tenantID: UUID, tokenID: UUID) async throws(SyncFailure) -> Outcome {
         do {
             try await self.ledger.clearOutboxFlag(tenantID: tenantID, tokenID: tokenID)
             let (record, credential, _) = try await self.tokens.credential(tenantID: tenantID, tokenID)
@@ -49,7 +57,7 @@ public struct PushRunner: Sendable {
             let token = try ServiceToken(fileContents: credential, now: Date())
             let session = self.apple.session(token: token, ownMDMInfo: self.identity)
             let limits = try await self.apple.limits()
-            var applied = 0
+            var outcome = Outcome()
             for _ in 0..<50 {
                 let rows = try await self.ledger.outbox(tenantID: tenantID, tokenID: tokenID, limit: Self.roundSize)
                 if rows.isEmpty {
@@ -58,9 +66,9 @@ public struct PushRunner: Sendable {
                     guard try await self.ledger.takeOutboxFlag(tenantID: tenantID, tokenID: tokenID) else { break }
                     continue
                 }
-                applied += try await self.send(rows, session: session, limits: limits, tenantID: tenantID, tokenID: tokenID)
+                try await self.send(rows, session: session, limits: limits, tenantID: tenantID, tokenID: tokenID, into: &outcome)
             }
-            return applied
+            return outcome
         } catch let failure as SyncFailure {
             throw failure
         } catch let error as AppleVPPError {
@@ -83,21 +91,27 @@ public struct PushRunner: Sendable {
         session: AppleVPPSession,
         limits: ServiceLimits,
         tenantID: UUID,
-        tokenID: UUID
-    ) async throws -> Int {
-        var applied = 0
+        tokenID: UUID,
+        into outcome: inout Outcome
+    ) async throws {
         // Rows sent before (by a push that died): follow their events.
         let sent = Dictionary(grouping: rows.filter { $0.eventID != nil }, by: { $0.eventID! })
         for (eventID, group) in sent.sorted(by: { $0.key < $1.key }) {
             do {
                 let status = try await session.waitForEvent(eventID, pollInterval: self.eventPollInterval)
-                try await self.apply(status, group, tenantID: tenantID, tokenID: tokenID)
+                outcome.countsStale = try await self.apply(status, group, tenantID: tenantID, tokenID: tokenID) || outcome.countsStale
             } catch let error as AppleVPPError where error.errorNumber == AppleVPPError.Number.eventNotFound || error.kind == .timeout {
                 try await self.ledger.markUnsent(tenantID: tenantID, rows: group.map(\.id))
             }
-            applied += group.count
+            outcome.applied += group.count
         }
-        let fresh = rows.filter { $0.eventID == nil }
+        // A seat's disassociation goes only after its association is answered: were both sent at once, Apple could
+        // take back first and assign after, and keep a seat the ledger gave back. Deferred rows go next round.
+        let associating = Set(rows.filter { $0.operation == .associate }.compactMap(\.licenseID))
+        let fresh = rows.filter { row in
+            row.eventID == nil
+                && !(row.operation == .disassociate && row.licenseID.map(associating.contains) == true)
+        }
         // Users first: a license for a user needs the user at Apple (R20). A registration sent again after a crash
         // is answered "user exists" (9716), which counts as done.
         while true {
@@ -126,7 +140,8 @@ public struct PushRunner: Sendable {
                         return (user.clientUserID, .done)
                     }
                 )
-                applied += chunk.count
+                outcome.applied += chunk.count
+                outcome.usersRegistered = true
             }
         }
         // Seats given back first, so Apple has them free before the associations that take them.
@@ -136,7 +151,12 @@ public struct PushRunner: Sendable {
             for (_, group) in byAsset.sorted(by: { $0.key < $1.key }) {
                 for (isDevice, rows) in [(true, group.filter { !$0.serialNumber.isEmpty }), (false, group.filter { $0.serialNumber.isEmpty })] {
                     let size = max(1, isDevice ? limits.maxSerialNumbers : limits.maxClientUserIds)
-                    for chunk in rows.chunked(into: size) where !chunk.isEmpty {
+                    for planned in rows.chunked(into: size) where !planned.isEmpty {
+                        // Marked 'sending' first: the ledger cancels only associations never sent, so one cancelled
+                        // since this round read the outbox is not sent now.
+                        let sendable = try await self.ledger.markSending(tenantID: tenantID, rows: planned.map(\.id))
+                        let chunk = planned.filter { sendable.contains($0.id) }
+                        guard !chunk.isEmpty else { continue }
                         let request = ManageAssetsRequest(
                             assets: [AssetReference(adamId: chunk[0].adamID, pricingParam: PricingParam(rawValue: chunk[0].pricingParam))],
                             clientUserIds: isDevice ? nil : chunk.map(\.clientUserID),
@@ -145,13 +165,13 @@ public struct PushRunner: Sendable {
                         let event = operation == .associate
                             ? try await session.associate(request)
                             : try await session.disassociate(request)
-                        try await self.follow(event.eventId, chunk, session: session, tenantID: tenantID, tokenID: tokenID)
-                        applied += chunk.count
+                        outcome.countsStale = try await self.follow(event.eventId, chunk, session: session, tenantID: tenantID, tokenID: tokenID)
+                            || outcome.countsStale
+                        outcome.applied += chunk.count
                     }
                 }
             }
         }
-        return applied
     }
 
     /// Records the event, waits for its end, and applies the answer.
@@ -161,14 +181,15 @@ public struct PushRunner: Sendable {
         session: AppleVPPSession,
         tenantID: UUID,
         tokenID: UUID
-    ) async throws {
+    ) async throws -> Bool {
         try await self.ledger.markSent(tenantID: tenantID, rows: rows.map(\.id), eventID: eventID)
         let status = try await session.waitForEvent(eventID, pollInterval: self.eventPollInterval)
-        try await self.apply(status, rows, tenantID: tenantID, tokenID: tokenID)
+        return try await self.apply(status, rows, tenantID: tenantID, tokenID: tokenID)
     }
 
-    /// Matches an event's failures to its rows (by serial number or client user id); the others succeeded.
-    private func apply(_ status: StatusResponse, _ rows: [OutboxRow], tenantID: UUID, tokenID: UUID) async throws {
+    /// Matches an event's failures to its rows (by serial number or client user id); the others succeeded. Returns
+    /// whether Apple's counts proved stale.
+    private func apply(_ status: StatusResponse, _ rows: [OutboxRow], tenantID: UUID, tokenID: UUID) async throws -> Bool {
         var failures: [String: (Int, String)] = [:]
         var unattributed: (Int, String)?
         for failure in status.failures ?? [] {
@@ -185,7 +206,7 @@ public struct PushRunner: Sendable {
             }
             return (row, .done)
         }
-        try await self.ledger.complete(tenantID: tenantID, tokenID: tokenID, results)
+        return try await self.ledger.complete(tenantID: tenantID, tokenID: tokenID, results)
     }
 }
 

@@ -33,6 +33,8 @@ public struct SyncJobs: Sendable {
         case schedule
         case manual
         case upload
+        /// The ledger found Apple's counts stale (Apple had no license left where the sync said there were some).
+        case ledger
     }
 
     /// Queues a sync of the token, or joins the one already queued or running (R7).

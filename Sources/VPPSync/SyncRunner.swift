@@ -228,16 +228,23 @@ public struct SyncRunner: Sendable {
             users = try await session.allUsers()
         }
         try await checkOwnership()
+        // R20: invited users get the link that accepts the invitation.
+        let invitationTemplate = try await self.apple.serviceConfig().urls[ServiceURLKey.invitationEmail]
         let userCounts = try await self.store.applyUsers(
             tenantID: tenantID,
             tokenID: tokenID,
-            users: users.items.map {
-                SyncedUser(
-                    clientUserID: $0.clientUserId,
-                    email: $0.email ?? "",
-                    status: $0.status.rawValue,
-                    idHash: $0.idHash ?? "",
-                    inviteCode: $0.inviteCode ?? ""
+            users: users.items.map { user in
+                var invitation = ""
+                if user.status == .registered, let template = invitationTemplate {
+                    invitation = AppleVPPClient.invitationURL(template: template, inviteCode: user.inviteCode ?? "") ?? ""
+                }
+                return SyncedUser(
+                    clientUserID: user.clientUserId,
+                    email: user.email ?? "",
+                    status: user.status.rawValue,
+                    idHash: user.idHash ?? "",
+                    inviteCode: user.inviteCode ?? "",
+                    invitationURL: invitation
                 )
             },
             at: startedAt

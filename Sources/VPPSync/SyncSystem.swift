@@ -3,6 +3,7 @@ import Foundation
 public import Logging
 public import VPPJobs
 public import VPPStorage
+public import VPPLicensing
 
 /// The token and sync parts of a server, wired together once (vppd and the test server build them the same way).
 public struct SyncSystem: Sendable {
@@ -82,7 +83,7 @@ public struct SyncSystem: Sendable {
             catalog: CatalogStore(storage: storage),
             ledger: ledger,
             push: push,
-            pushHandler: PushJobHandler(runner: push, logger: logger),
+            pushHandler: PushJobHandler(runner: push, syncs: syncs, logger: logger),
             scheduleInterval: scheduleInterval
         )
     }

@@ -307,7 +307,7 @@ struct LicenseLedgerTests {
 
             // After the restart, the push sends the whole outbox: Apple ends with exactly 100, the ledger agrees.
             let applied = try await env.sync.push.run(tenantID: fixture.tenantID, tokenID: UUID(uuidString: fixture.tokenID)!)
-            #expect(applied == 100)
+            #expect(applied.applied == 100)
             let usage = try await fixture.settled(assetID)
             #expect(fixture.appleAssigned(Self.app) == 100)
             #expect(usage.counts?.reserved == 0)
@@ -448,7 +448,7 @@ struct LicenseLedgerTests {
             let daveDevice = try await fixture.client.call(VppV1.LicenseService.GetDeviceStatus.self, deviceStatus)
             let entry = try #require(daveDevice.entries.first { $0.assetId == appID })
             #expect(entry.state == .failed)
-            #expect(entry.reason == "not enough storage")
+            #expect(entry.reason == "The device reported the install failed: not enough storage")
             let usage = try await fixture.usage(appID)
             #expect(usage.installed == 1)
             #expect(usage.failed == 1)

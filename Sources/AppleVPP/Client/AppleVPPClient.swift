@@ -63,6 +63,21 @@ public final class AppleVPPClient: Sendable {
         try await serviceConfig().serviceLimits
     }
 
+    /// R20: the link a user follows to accept Apple's VPP invitation: service config's `invitationEmail` template
+    /// with the user's `inviteCode` in place of `%25inviteCode%25` (or `%inviteCode%`). nil when Apple gives no template.
+    public func invitationURL(inviteCode: String) async throws -> String? {
+        guard let template = try await serviceConfig().urls[ServiceURLKey.invitationEmail] else { return nil }
+        return Self.invitationURL(template: template, inviteCode: inviteCode)
+    }
+
+    /// The template filled in; nil for an empty code.
+    public static func invitationURL(template: String, inviteCode: String) -> String? {
+        guard !inviteCode.isEmpty else { return nil }
+        let code = inviteCode.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? inviteCode
+        return template.replacingOccurrences(of: "%25inviteCode%25", with: code)
+            .replacingOccurrences(of: "%inviteCode%", with: code)
+    }
+
     /// Names, bundle ids and kinds of the given adamIds from the public content-metadata lookup. An adamId missing
     /// from the answer is not public: a custom B2B app, or one no longer sold.
     public func lookupContentMetadata(adamIds: [String]) async throws -> [ContentMetadata] {

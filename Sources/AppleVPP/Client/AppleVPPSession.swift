@@ -194,14 +194,18 @@ public struct AppleVPPSession: Sendable {
         try await get(ServiceURLKey.eventStatus, "/status", query: [("eventId", eventId)], as: StatusResponse.self)
     }
 
-    /// Polls `/status` until the event is no longer PENDING. Apple asks for at least 30 s between polls and to
-    /// resubmit after 10 minutes of PENDING; the defaults follow that, tests shorten them.
+    /// Polls `/status` until the event is no longer PENDING. Apple asks for at least 30 s between polls while an
+    /// event is PENDING and to resubmit after 10 minutes; the defaults follow that, tests shorten them. The first poll
+    /// comes `firstPoll` after the request (at most `pollInterval`; Apple finishes most events within seconds), so a
+    /// freed license reaches the next waiter in seconds rather than a poll interval later.
     public func waitForEvent(
         _ eventId: String,
         pollInterval: Duration = .seconds(30),
+        firstPoll: Duration = .seconds(2),
         timeout: Duration = .seconds(600)
     ) async throws -> StatusResponse {
         let deadline = ContinuousClock.now + timeout
+        try await Task.sleep(for: min(firstPoll, pollInterval))
         while true {
             let status = try await eventStatus(eventId)
             if status.isFinished { return status }

@@ -27,7 +27,7 @@ struct TenantsCreate: CtlSubcommand {
         abstract: "Create a tenant, optionally with its first API key (printed once).",
         discussion: """
             --created-at sets the organisation's creation date, which decides R14 (device groups only for tenants \
-            created after January 2017).
+            created after January 2017, i.e. on or after 2017-02-01 UTC).
             Example: vppctl tenants create "Springfield Schools" --key-name "admin tool"
             """
     )

@@ -5,19 +5,22 @@ internal import CProtobufC
 internal import VPPProtoC
 
 extension VppV1 {
+    /// One asset's licenses. Every RPC that returns counts (GetLicenseCounts, Asset.counts in ListApps/ListBooks/GetAsset,
+    /// GetLicenseUsage) computes them in one place from the ledger and Apple's figures, so two calls never disagree
+    /// (docs/licenses.md, "What each count means").
     public struct LicenseCounts: ProtoMessage {
         public static let protoMessageName: Swift.String = "vpp.v1.LicenseCounts"
 
         /// R8: bought at Apple.
         public var total: Swift.UInt32 = 0
 
-        /// In use: granted by this service plus assigned at Apple by anything else.
+        /// Counted against `total`: seats this service holds (`reserved` included: confirmed or not) plus `held_elsewhere`.
         public var inUse: Swift.UInt32 = 0
 
-        /// Left to hand out: total - in_use - reserved.
+        /// Left to hand out: total - in_use, never below 0. R15: the ledger hands out exactly these.
         public var available: Swift.UInt32 = 0
 
-        /// Reserved here, not yet confirmed by Apple.
+        /// Of `in_use`: held here but not yet confirmed by Apple.
         public var reserved: Swift.UInt32 = 0
 
         /// R15: targets waiting for a license.
@@ -26,12 +29,20 @@ extension VppV1 {
         /// Free apps: no limit (Apple reports total as 2147483647; never do arithmetic on it).
         public var unlimited: Swift.Bool = false
 
-        /// Apple's own counts as of the last sync.
+        /// Apple's own counts as of the last sync, under Apple's names: they lag the ledger until the next sync.
         public var appleAssigned: Swift.UInt32 = 0
 
         public var appleAvailable: Swift.UInt32 = 0
 
         public var appleRetired: Swift.UInt32 = 0
+
+        /// Of `in_use`: seats others hold at Apple (another MDM, Apple Business Manager, users' own), as of the last full
+        /// sync. This service cannot use them.
+        public var heldElsewhere: Swift.UInt32 = 0
+
+        /// Seats held beyond `total` (after a refund or a transfer at Apple). Nothing is revoked on its own; nobody new
+        /// gets a license until in_use is back within total.
+        public var overAssigned: Swift.UInt32 = 0
 
         public init() {}
 
@@ -82,6 +93,8 @@ extension VppV1.LicenseCounts: ProtoCBridged {
         self.appleAssigned = c.pointee.apple_assigned
         self.appleAvailable = c.pointee.apple_available
         self.appleRetired = c.pointee.apple_retired
+        self.heldElsewhere = c.pointee.held_elsewhere
+        self.overAssigned = c.pointee.over_assigned
     }
 
     func _fill(_ c: inout Vpp__V1__LicenseCounts, _ arena: ProtoArena) {
@@ -94,6 +107,8 @@ extension VppV1.LicenseCounts: ProtoCBridged {
         c.apple_assigned = self.appleAssigned
         c.apple_available = self.appleAvailable
         c.apple_retired = self.appleRetired
+        c.held_elsewhere = self.heldElsewhere
+        c.over_assigned = self.overAssigned
     }
 }
 

@@ -92,7 +92,7 @@ extension VppV1 {
     public enum GroupKind: Swift.Sendable, Swift.Hashable, Swift.CaseIterable {
         case unspecified  // = 0
         case user  // = 1
-        /// R14: only for tenants created after January 2017 or with the feature enabled.
+        /// R14: only for tenants created after January 2017 (on or after 2017-02-01 UTC) or with the feature enabled.
         case device  // = 2
         /// A number this enum does not define (from a newer peer); re-encodes as the same number.
         case unrecognized(Swift.Int32)

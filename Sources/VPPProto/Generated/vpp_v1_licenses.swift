@@ -9,7 +9,7 @@ extension VppV1 {
     public enum InstallState: Swift.Sendable, Swift.Hashable, Swift.CaseIterable {
         case unspecified  // = 0
         case installed  // = 1
-        /// Licensed; the install has not been reported yet.
+        /// Licensed (or a license held and Apple asked); the install has not been reported yet.
         case pending  // = 2
         /// R15: no license left; waits in line.
         case waitingForLicense  // = 3
@@ -20,6 +20,7 @@ extension VppV1 {
         case notApplicable  // = 6
         /// R17: uninstall requested; the license is freed once removal is reported.
         case removing  // = 7
+        /// R17: reported removed; the license is being given back to Apple and goes to the next in line.
         case removed  // = 8
         /// R21: offered, not requested.
         case available  // = 9
@@ -104,6 +105,8 @@ extension VppV1 {
 }
 
 extension VppV1 {
+    /// One asset's licenses and its targets by the state every call reports (the same state ListLicenses,
+    /// GetUserStatus and GetDeviceStatus give each target): the state counts add up to the asset's entries.
     public struct LicenseUsage: ProtoMessage {
         public static let protoMessageName: Swift.String = "vpp.v1.LicenseUsage"
 
@@ -111,6 +114,7 @@ extension VppV1 {
 
         public var tokenId: Swift.String = ""
 
+        /// The same counts as GetLicenseCounts.
         public var counts: VppV1.LicenseCounts? = nil
 
         public var installed: Swift.UInt32 = 0
@@ -126,6 +130,10 @@ extension VppV1 {
         public var notApplicable: Swift.UInt32 = 0
 
         public var removing: Swift.UInt32 = 0
+
+        public var removed: Swift.UInt32 = 0
+
+        public var available: Swift.UInt32 = 0
 
         public init() {}
 
@@ -177,6 +185,8 @@ extension VppV1.LicenseUsage: ProtoCBridged {
         self.failed = c.pointee.failed
         self.notApplicable = c.pointee.not_applicable
         self.removing = c.pointee.removing
+        self.removed = c.pointee.removed
+        self.available = c.pointee.available
     }
 
     func _fill(_ c: inout Vpp__V1__LicenseUsage, _ arena: ProtoArena) {
@@ -190,6 +200,8 @@ extension VppV1.LicenseUsage: ProtoCBridged {
         c.failed = self.failed
         c.not_applicable = self.notApplicable
         c.removing = self.removing
+        c.removed = self.removed
+        c.available = self.available
     }
 }
 
@@ -208,6 +220,7 @@ extension VppV1 {
 
         public var state: VppV1.InstallState = VppV1.InstallState()
 
+        /// Why the target stands here and what would change it (R23); never empty.
         public var reason: Swift.String = ""
 
         /// For waiters: the place in line (1 is next).

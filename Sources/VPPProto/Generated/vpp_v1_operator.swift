@@ -76,7 +76,7 @@ extension VppV1 {
     public struct TenantFeatures: ProtoMessage {
         public static let protoMessageName: Swift.String = "vpp.v1.TenantFeatures"
 
-        /// R14: device-group assignment for a tenant created before 2017-01-01, enabled by an operator.
+        /// R14: device-group assignment for a tenant created before 2017-02-01 UTC (not after January 2017), enabled by an operator.
         public var deviceGroupAssignment: Swift.Bool = false
 
         public init() {}
@@ -142,7 +142,7 @@ extension VppV1 {
 
         public var tokenCount: Swift.UInt32 = 0
 
-        /// The organisation's creation date; decides R14 (device groups only for tenants created after January 2017).
+        /// The organisation's creation date; decides R14 (device groups only for tenants created after January 2017 (on or after 2017-02-01 UTC)).
         public var createdAt: VppV1.Timestamp? = nil
 
         public var features: VppV1.TenantFeatures? = nil

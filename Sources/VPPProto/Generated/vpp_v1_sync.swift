@@ -106,6 +106,8 @@ extension VppV1 {
         case schedule  // = 1
         case manual  // = 2
         case upload  // = 3
+        /// R15: Apple had no license left where the last sync counted some (9709): its counts are read again.
+        case ledger  // = 4
         /// A number this enum does not define (from a newer peer); re-encodes as the same number.
         case unrecognized(Swift.Int32)
 
@@ -118,6 +120,7 @@ extension VppV1 {
             case 1: self = .schedule
             case 2: self = .manual
             case 3: self = .upload
+            case 4: self = .ledger
             default: self = .unrecognized(rawValue)
             }
         }
@@ -128,12 +131,13 @@ extension VppV1 {
             case .schedule: return 1
             case .manual: return 2
             case .upload: return 3
+            case .ledger: return 4
             case .unrecognized(let number): return number
             }
         }
 
         /// Every defined case (not `.unrecognized`).
-        public static let allCases: [VppV1.SyncTrigger] = [.unspecified, .schedule, .manual, .upload]
+        public static let allCases: [VppV1.SyncTrigger] = [.unspecified, .schedule, .manual, .upload, .ledger]
     }
 }
 

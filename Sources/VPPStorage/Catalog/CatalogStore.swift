@@ -1,5 +1,6 @@
 public import Foundation
 import VPPPostgres
+public import VPPLicensing
 
 /// An app or book bought with one token (R8, R11, R12), with Apple's counts as of the last sync.
 public struct AssetRecord: Sendable, Hashable {
@@ -23,6 +24,22 @@ public struct AssetRecord: Sendable, Hashable {
     public var syncedAt: Date
     /// Seats others hold at Apple (another MDM, Apple Business Manager), as of the last full sync.
     public var foreignAssigned: Int = 0
+    /// The ledger's seats of this asset: held here (reserved included), reserved, and targets waiting.
+    public var held = 0
+    public var reserved = 0
+    public var waiting = 0
+
+    /// Every count an RPC returns for this asset, from one place (R8, R15).
+    public var counts: LedgerCounts {
+        LedgerCounts(
+            total: self.totalCount,
+            unlimited: self.unlimited,
+            heldElsewhere: self.foreignAssigned,
+            held: self.held,
+            reserved: self.reserved,
+            waiting: self.waiting
+        )
+    }
 
     public init(
         id: UUID, tokenID: UUID, adamID: String, pricingParam: String, productType: String, name: String,
@@ -82,8 +99,18 @@ public struct CatalogStore: Sendable {
     }
 
     static let columns = """
-        id, token_id, adam_id, pricing_param, product_type, name, bundle_id, artwork_url, platforms, device_assignable,
-        revocable, unlimited, total_count, assigned_count, available_count, retired_count, synced_at, foreign_assigned
+        a.id, a.token_id, a.adam_id, a.pricing_param, a.product_type, a.name, a.bundle_id, a.artwork_url, a.platforms,
+        a.device_assignable, a.revocable, a.unlimited, a.total_count, a.assigned_count, a.available_count,
+        a.retired_count, a.synced_at, a.foreign_assigned, c.held, c.reserved, c.waiting
+        """
+
+    /// The ledger's counts of asset `a` (columns `c.held`, `c.reserved`, `c.waiting`), selected LATERAL over the
+    /// tenant's `licenses l`: the one place every RPC's counts come from (with the asset's own columns,
+    /// `AssetRecord.counts`). Written `CROSS JOIN LATERAL (SELECT <this> FROM licenses l WHERE l.asset_id = a.id) c`.
+    static let ledgerCountColumns = """
+        count(*) FILTER (WHERE l.state IN \(LicenseState.sqlList(LicenseState.seatHolding)))::bigint AS held,
+        count(*) FILTER (WHERE l.state = 'reserved')::bigint AS reserved,
+        count(*) FILTER (WHERE l.state = 'waiting')::bigint AS waiting
         """
 
     static func decode(_ row: PostgresRow) throws -> AssetRecord {
@@ -107,6 +134,9 @@ public struct CatalogStore: Sendable {
             syncedAt: try row.decode(Date.self, at: 16)
         )
         record.foreignAssigned = try row.decode(Int.self, at: 17)
+        record.held = try row.decode(Int.self, at: 18)
+        record.reserved = try row.decode(Int.self, at: 19)
+        record.waiting = try row.decode(Int.self, at: 20)
         return record
     }
 
@@ -133,16 +163,17 @@ public struct CatalogStore: Sendable {
             }
             let rows = try await transaction.query(
                 """
-                SELECT \(unescaped: Self.columns), \(unescaped: CreationCursor.microsColumn)
-                FROM assets
-                WHERE product_type = \(productType)
-                  AND (\(tokenID)::uuid IS NULL OR token_id = \(tokenID))
-                  AND (\(pattern)::text IS NULL OR name ILIKE \(pattern) ESCAPE '\\' OR adam_id = \(query))
-                  AND (NOT \(onlyAvailable) OR unlimited OR available_count > 0)
+                SELECT \(unescaped: Self.columns), (extract(epoch FROM a.created_at) * 1000000)::bigint
+                FROM assets a
+                CROSS JOIN LATERAL (SELECT \(unescaped: Self.ledgerCountColumns) FROM licenses l WHERE l.asset_id = a.id) c
+                WHERE a.product_type = \(productType)
+                  AND (\(tokenID)::uuid IS NULL OR a.token_id = \(tokenID))
+                  AND (\(pattern)::text IS NULL OR a.name ILIKE \(pattern) ESCAPE '\\' OR a.adam_id = \(query))
+                  AND (NOT \(onlyAvailable) OR a.unlimited OR a.total_count - a.foreign_assigned - c.held > 0)
                   AND (\(cursor?.id)::uuid IS NULL
-                       OR (created_at, id) > ('epoch'::timestamptz + \(cursor?.micros)::bigint * interval '1 microsecond',
-                                             \(cursor?.id)::uuid))
-                ORDER BY created_at, id
+                       OR (a.created_at, a.id) > ('epoch'::timestamptz + \(cursor?.micros)::bigint * interval '1 microsecond',
+                                                 \(cursor?.id)::uuid))
+                ORDER BY a.created_at, a.id
                 LIMIT \(pageSize + 1)
                 """
             )
@@ -154,7 +185,13 @@ public struct CatalogStore: Sendable {
     /// One asset (GetAsset, GetLicenseCounts): one statement, so it goes to the database in one round trip.
     public func get(tenantID: UUID, _ assetID: UUID) async throws -> AssetRecord {
         let rows = try await self.storage.readInTenant(tenantID) { schema in
-            "SELECT \(unescaped: Self.columns) FROM \(identifier: schema).assets WHERE id = \(assetID)"
+            """
+            SELECT \(unescaped: Self.columns) FROM \(identifier: schema).assets a
+            CROSS JOIN LATERAL (
+                SELECT \(unescaped: Self.ledgerCountColumns) FROM \(identifier: schema).licenses l WHERE l.asset_id = a.id
+            ) c
+            WHERE a.id = \(assetID)
+            """
         }
         guard let row = rows.first else {
             throw StorageError.notFound("No app or book with id \(assetID.lowercasedText).")

@@ -47,13 +47,16 @@ public struct SyncedUser: Sendable, Hashable {
     public var status: String
     public var idHash: String
     public var inviteCode: String
+    /// R20: the invitation link built from `inviteCode` and Apple's template; empty once accepted.
+    public var invitationURL: String
 
-    public init(clientUserID: String, email: String, status: String, idHash: String, inviteCode: String) {
+    public init(clientUserID: String, email: String, status: String, idHash: String, inviteCode: String, invitationURL: String = "") {
         self.clientUserID = clientUserID
         self.email = email
         self.status = status
         self.idHash = idHash
         self.inviteCode = inviteCode
+        self.invitationURL = invitationURL
     }
 }
 
@@ -164,11 +167,11 @@ public struct SyncStore: Sendable {
             let updated = try await transaction.query(
                 """
                 UPDATE vpp_users u SET email = s.email, status = s.status, id_hash = s.id_hash,
-                    invite_code = s.invite_code, apple_seen_at = \(time)
+                    invite_code = s.invite_code, invitation_url = s.invitation_url, apple_seen_at = \(time)
                 FROM unnest(\(users.map(\.clientUserID))::text[], \(users.map(\.email))::text[],
                             \(users.map(\.status))::text[], \(users.map(\.idHash))::text[],
-                            \(users.map(\.inviteCode))::text[])
-                     AS s(client_user_id, email, status, id_hash, invite_code)
+                            \(users.map(\.inviteCode))::text[], \(users.map(\.invitationURL))::text[])
+                     AS s(client_user_id, email, status, id_hash, invite_code, invitation_url)
                 WHERE u.token_id = \(tokenID) AND u.client_user_id = s.client_user_id
                 """
             )
@@ -231,18 +234,38 @@ public struct SyncStore: Sendable {
                 )
             }
             if full {
-                // Seats others hold at Apple (another MDM, Apple Business Manager): the ledger cannot use them (R15).
+                // Seats held at Apple that the ledger does not hold (another MDM, Apple Business Manager, our
+                // users' own): the ledger cannot use them (R15). Counted from this read's own list of assignments,
+                // so an association or disassociation the push has in flight meanwhile is still known as ours: a
+                // listed seat is ours when the ledger holds a seat for that target, or a disassociation of it waits in
+                // the outbox (a deleted device's seat).
                 try await transaction.query(
                     """
-                    UPDATE assets s SET foreign_assigned = greatest(0, s.assigned_count - o.ours)
-                    FROM (
-                        SELECT a.id, count(aa.adam_id) AS ours FROM assets a
-                        LEFT JOIN apple_assignments aa ON aa.token_id = a.token_id AND aa.adam_id = a.adam_id
-                             AND aa.pricing_param = a.pricing_param AND aa.missing_since IS NULL
-                        WHERE a.token_id = \(tokenID) AND NOT a.unlimited
-                        GROUP BY a.id
-                    ) o
-                    WHERE s.id = o.id
+                    WITH ours AS (
+                        SELECT s.adam_id, s.pricing_param, l.serial_number, ''::text AS client_user_id
+                        FROM licenses l JOIN assets s ON s.id = l.asset_id
+                        WHERE s.token_id = \(tokenID) AND l.target_kind = 'device'
+                          AND l.state IN ('reserved', 'granted', 'removing', 'releasing')
+                        UNION
+                        SELECT s.adam_id, s.pricing_param, '', coalesce(v.client_user_id, l.user_id::text)
+                        FROM licenses l JOIN assets s ON s.id = l.asset_id
+                        LEFT JOIN vpp_users v ON v.token_id = s.token_id AND v.user_id = l.user_id
+                        WHERE s.token_id = \(tokenID) AND l.target_kind = 'user'
+                          AND l.state IN ('reserved', 'granted', 'removing', 'releasing')
+                        UNION
+                        SELECT adam_id, pricing_param, serial_number, client_user_id FROM apple_outbox
+                        WHERE token_id = \(tokenID) AND operation = 'disassociate'
+                    ), elsewhere AS (
+                        SELECT ss.adam_id, ss.pricing_param, count(*) AS seats FROM sync_seen ss
+                        WHERE NOT EXISTS (
+                            SELECT 1 FROM ours o
+                            WHERE o.adam_id = ss.adam_id AND o.pricing_param = ss.pricing_param
+                              AND o.serial_number = ss.serial_number AND o.client_user_id = ss.client_user_id)
+                        GROUP BY 1, 2
+                    )
+                    UPDATE assets a SET foreign_assigned = coalesce(e.seats, 0)
+                    FROM assets a2 LEFT JOIN elsewhere e ON e.adam_id = a2.adam_id AND e.pricing_param = a2.pricing_param
+                    WHERE a.id = a2.id AND a2.token_id = \(tokenID) AND NOT a2.unlimited
                     """
                 )
             }

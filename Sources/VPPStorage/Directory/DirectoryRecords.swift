@@ -17,6 +17,8 @@ public struct DirectoryUser: Sendable, Hashable {
     /// The user at Apple's VPP service through this service's tokens (R19, R20): nil (never needed a user
     /// license), "Pending" (to register), "Registered" (invited), "Associated" (accepted), "Retired", "Failed".
     public var vppStatus: String?
+    /// R20: while invited ("Registered"), the link that accepts Apple's invitation.
+    public var invitationURL: String = ""
 }
 
 /// What an upsert says about one user.

@@ -70,7 +70,7 @@ extension DirectoryStore {
             // R14
             guard tenant.deviceGroupAssignmentAllowed else {
                 throw StorageError.failedPrecondition(
-                    "Device groups are available only to tenants created after January 2017 (R14); this tenant was created earlier. Use a user group, or ask the platform operator to enable device-group assignment for this tenant.",
+                    "Device groups are available only to tenants created after January 2017 (on or after 2017-02-01 UTC) (R14); this tenant was created earlier. Use a user group, or ask the platform operator to enable device-group assignment for this tenant.",
                     reason: "DEVICE_GROUPS_NOT_ALLOWED"
                 )
             }

@@ -35,6 +35,8 @@ public struct DirectoryStore: Sendable {
         (SELECT v.status FROM vpp_users v WHERE v.user_id = u.id
          ORDER BY CASE v.status WHEN 'Associated' THEN 0 WHEN 'Registered' THEN 1 WHEN 'Pending' THEN 2 ELSE 3 END
          LIMIT 1),
+        (SELECT v.invitation_url FROM vpp_users v WHERE v.user_id = u.id AND v.status = 'Registered'
+           AND v.invitation_url <> '' ORDER BY v.token_id LIMIT 1),
         (extract(epoch FROM u.created_at) * 1000000)::bigint
         """
 
@@ -49,7 +51,8 @@ public struct DirectoryStore: Sendable {
             deviceCount: try row.decode(Int.self, at: 6),
             createdAt: try row.decode(Date.self, at: 7),
             updatedAt: try row.decode(Date.self, at: 8),
-            vppStatus: try row.decode(String?.self, at: 9)
+            vppStatus: try row.decode(String?.self, at: 9),
+            invitationURL: try row.decode(String?.self, at: 10) ?? ""
         )
     }
 
@@ -69,16 +72,49 @@ public struct DirectoryStore: Sendable {
         for (index, user) in users.enumerated() where problems[index] == nil {
             if let problem = Self.problem(user) { problems[index] = problem }
         }
+        // R19: one Apple ID belongs to one user (the pair is unique at Apple); twice in one request is refused.
+        var appleIDOwners: [String: Set<String>] = [:]
+        for user in users where !user.appleID.isEmpty { appleIDOwners[user.appleID.lowercased(), default: []].insert(user.externalID) }
+        for (index, user) in users.enumerated() where problems[index] == nil && !user.appleID.isEmpty {
+            if (appleIDOwners[user.appleID.lowercased()]?.count ?? 0) > 1 {
+                problems[index] = "This apple_id is given to more than one user in this request; one Apple ID belongs to one user (R19)."
+            }
+        }
         var summary = DirectoryUpsertSummary()
-        summary.errors = Self.entryErrors(problems, key: { users[$0].externalID })
-        let valid = users.indices.filter { problems[$0] == nil }.map { users[$0] }
-        guard !valid.isEmpty else { return summary }
+        var candidates = users.indices.filter { problems[$0] == nil }
+        guard !candidates.isEmpty else {
+            summary.errors = Self.entryErrors(problems, key: { users[$0].externalID })
+            return summary
+        }
 
-        let ids = valid.map { _ in UUID() }
-        let row = try await self.storage.withTenant(tenantID) { transaction in
+        let (row, taken): (PostgresRow?, [Int: String]) = try await self.storage.withTenant(tenantID) { transaction in
+            // R19: an Apple ID another user of the tenant already has is refused. Upserts that name Apple IDs take the
+            // tenant's lock for them first, so two at once cannot both give one Apple ID to two users.
+            var taken: [Int: String] = [:]
+            let named = candidates.filter { !users[$0].appleID.isEmpty }
+            if !named.isEmpty {
+                try await transaction.query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.users.apple_id'))")
+                let owners = try await transaction.query(
+                    """
+                    SELECT lower(apple_id), external_id FROM users
+                    WHERE lower(apple_id) = ANY(\(named.map { users[$0].appleID.lowercased() })::text[])
+                    """
+                )
+                var owner: [String: String] = [:]
+                for row in owners { owner[try row.decode(String.self, at: 0)] = try row.decode(String.self, at: 1) }
+                for index in named {
+                    if let other = owner[users[index].appleID.lowercased()], other != users[index].externalID {
+                        taken[index] = "This apple_id is already the Apple ID of user \"\(other.prefix(80))\"; one Apple ID belongs to one user (R19). Correct one of them first."
+                    }
+                }
+                candidates.removeAll { taken[$0] != nil }
+            }
+            let valid = candidates.map { users[$0] }
+            guard !valid.isEmpty else { return (nil as PostgresRow?, taken) }
+            let ids = valid.map { _ in UUID() }
             // Rows are written in key order, so two concurrent upserts of overlapping users lock them in the same
             // order and cannot deadlock. `xmax = 0` tells a row inserted from one updated on conflict.
-            try await transaction.query(
+            let counts = try await transaction.query(
                 """
                 WITH upserted AS (
                     INSERT INTO users (id, external_id, email, apple_id, display_name, app_store_disabled)
@@ -100,10 +136,14 @@ public struct DirectoryStore: Sendable {
                 FROM upserted
                 """
             ).single()
+            return (counts, taken)
         }
+        problems.merge(taken) { first, _ in first }
+        summary.errors = Self.entryErrors(problems, key: { users[$0].externalID })
+        guard let row else { return summary }
         summary.created = try row.decode(Int.self, at: 0)
         summary.updated = try row.decode(Int.self, at: 1)
-        summary.unchanged = valid.count - summary.created - summary.updated
+        summary.unchanged = users.count - problems.count - summary.created - summary.updated
         await self.changed(tenantID, summary.created + summary.updated)
         return summary
     }

@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 import VPPPostgres
+public import VPPLicensing
 
 /// An assignment of an app or book to a group (R13).
 public struct AssignmentRecord: Sendable, Hashable {
@@ -38,32 +39,42 @@ public struct LicenseRecord: Sendable, Hashable {
     public var targetKind: AssignmentRecord.LicenseType
     public var serialNumber: String
     public var userExternalID: String
-    /// The ledger state: available, waiting, reserved, granted, removing, releasing, failed, not_applicable.
-    public var state: String
+    public var state: LicenseState
+    /// The ledger's own reason (Apple's answer, a policy); `explanation` is what clients are shown.
     public var reason: String
-    /// installed, failed, removed, or none.
-    public var installState: String
+    public var installState: InstallReport
     public var installReason: String
     /// For waiters: 1 is next.
     public var queuePosition: Int
     public var since: Date
+    /// R20: a user license whose user has not accepted Apple's VPP invitation yet.
+    public var invitationPending = false
+
+    /// The one state every RPC reports for this entry (R23).
+    public var targetState: TargetState {
+        TargetState.of(self.state, install: self.installState, invitationPending: self.invitationPending)
+    }
+
+    /// Why the entry stands where it does and what would change it (R23).
+    public var explanation: String {
+        self.targetState.reason(
+            ledgerState: self.state,
+            stored: self.reason,
+            installReason: self.installReason,
+            queuePosition: self.queuePosition,
+            licenseType: self.targetKind.rawValue
+        )
+    }
 }
 
 /// Per-asset counts of the ledger (R15, R23).
 public struct LicenseUsageRecord: Sendable, Hashable {
+    /// The asset, with the counts every RPC returns (`asset.counts`).
     public var asset: AssetRecord
-    /// Seats this service holds or has asked for (reserved, granted, removing, releasing).
-    public var held = 0
-    public var reserved = 0
-    public var waiting = 0
-    public var installed = 0
-    public var pending = 0
-    public var waitingForInvitation = 0
-    public var failed = 0
-    public var notApplicable = 0
-    public var removing = 0
-    /// Seats this service may still hand out (nil: unlimited).
-    public var free: Int?
+    /// Entries by the state the RPCs report (`TargetState`); absent states count 0.
+    public var byState: [TargetState: Int] = [:]
+
+    public subscript(_ state: TargetState) -> Int { self.byState[state] ?? 0 }
 }
 
 /// The license ledger (R15-R22): who should hold a license of which asset, who holds one, who waits, and the changes
@@ -79,13 +90,7 @@ public struct LicenseLedger: Sendable {
     /// deleted, the device or user was deleted).
     public let reclaim: ReclaimPolicy
 
-    public enum ReclaimPolicy: String, Sendable, Hashable, CaseIterable {
-        /// Apple is asked at once to take the seat back (the default: seats return to waiters soonest).
-        case immediate
-        /// The seat stays held as 'removing' until the device reports the app removed (R17's rule, applied to
-        /// every reclaim).
-        case afterRemoval = "after-removal"
-    }
+    public typealias ReclaimPolicy = VPPLicensing.ReclaimPolicy
 
     public init(storage: Storage, logger: Logger, reclaim: ReclaimPolicy = .immediate) {
         self.storage = storage
@@ -139,7 +144,7 @@ public struct LicenseLedger: Sendable {
             // R14: device groups only for tenants created after January 2017, or where an operator enabled them.
             if groupKind == "device" && !tenant.deviceGroupAssignmentAllowed {
                 throw StorageError.failedPrecondition(
-                    "Assigning to device groups is available only to organisations created after January 2017, unless the platform operator enables it (R14).",
+                    "Assigning to device groups is available only to organisations created after January 2017 (on or after 2017-02-01 UTC), unless the platform operator enables it (R14).",
                     reason: "DEVICE_GROUPS_NOT_ALLOWED"
                 )
             }
@@ -189,14 +194,9 @@ public struct LicenseLedger: Sendable {
         try await self.inLedger(tenantID) { transaction in
             let assetID = try await Self.assignmentAsset(id, transaction)
             let asset = try await Self.lockAsset(assetID, transaction)
-            let releasing = try await Self.count(asset.id, states: ["releasing"], transaction)
-            let removing = try await Self.count(asset.id, states: ["removing"], transaction)
             try await transaction.query("DELETE FROM assignments WHERE id = \(id)")
-            try await Self.reconcile(asset: asset, reclaim: self.reclaim, transaction)
-            return (
-                try await Self.count(asset.id, states: ["releasing"], transaction) - releasing,
-                max(0, try await Self.count(asset.id, states: ["removing"], transaction) - removing)
-            )
+            let reclaimed = try await Self.reconcile(asset: asset, reclaim: self.reclaim, transaction)
+            return (reclaimed.released, reclaimed.keptUntilRemoval)
         }
     }
 
@@ -326,7 +326,7 @@ public struct LicenseLedger: Sendable {
         )
     }
 
-    static let heldStates = ["reserved", "granted", "removing", "releasing"]
+    static let heldStates = LicenseState.seatHolding.map(\.rawValue)
 
     static func count(_ assetID: UUID, states: [String], _ transaction: PostgresTransaction) async throws -> Int {
         try await transaction.query(
@@ -335,7 +335,12 @@ public struct LicenseLedger: Sendable {
     }
 
     /// Brings the asset's ledger in line with its assignments and the directory, then serves waiters.
-    static func reconcile(asset: LockedAsset, reclaim: ReclaimPolicy, _ transaction: PostgresTransaction) async throws {
+    /// Returns what became of the seats of targets no assignment reaches any more: given back now, or kept until the
+    /// removal is reported.
+    @discardableResult
+    static func reconcile(asset: LockedAsset, reclaim: ReclaimPolicy, _ transaction: PostgresTransaction) async throws
+        -> (released: Int, keptUntilRemoval: Int)
+    {
         // Who should have what: the strongest action over every assignment that reaches the target
         // (0 required, 1 available, 2 uninstall). R18: devices without user affinity are reached only by device
         // targeting, never through a user.
@@ -343,7 +348,7 @@ public struct LicenseLedger: Sendable {
             """
             CREATE TEMP TABLE IF NOT EXISTS ledger_desired (
                 target_kind text NOT NULL, target_id uuid NOT NULL, device_id uuid, user_id uuid, rank integer NOT NULL,
-                sort_key text NOT NULL
+                sort_key text NOT NULL, blocked boolean NOT NULL DEFAULT false
             ) ON COMMIT DROP
             """
         )
@@ -392,124 +397,138 @@ public struct LicenseLedger: Sendable {
             GROUP BY target_kind, device_id, user_id
             """
         )
+        // R20: user licensing cannot work where a policy disables the App Store app.
+        try await transaction.query(
+            """
+            UPDATE ledger_desired d SET blocked = true FROM users u
+            WHERE d.target_kind = 'user' AND u.id = d.user_id AND u.app_store_disabled
+            """
+        )
         // Fresh statistics, so the joins below hash instead of looping over thousands of targets.
         try await transaction.simpleQuery("ANALYZE ledger_desired")
+        let sql = LedgerSQL(reclaim: reclaim)
 
-        // New targets: required ones take a free seat at once when nobody is waiting (else they queue behind the
-        // waiters, in a stable order: by key); available ones are offered (R21). R20: user licensing cannot work where
-        // a policy disables the App Store app.
-        let waiting = try await Self.count(asset.id, states: ["waiting"], transaction)
-        let direct = waiting == 0 ? try await Self.freeSeats(asset, transaction) : 0
-        // One statement writes the new rows, the VPP users their reserved seats need and the outbox rows, so no id
-        // makes a round trip through this process (50,000 targets in one assignment stay fast).
+        // Entries whose target's intent changed: the machine's transition for each (state, intent, blocked). A seat
+        // wanted again before its removal is confirmed at Apple once more (an association Apple holds counts as done).
+        let update = sql.intentUpdate
         try await transaction.query(
             """
-            WITH inserted AS (
-                INSERT INTO licenses (id, asset_id, target_kind, device_id, user_id, serial_number, state, wait_seq, reason)
-                SELECT gen_random_uuid(), \(asset.id), n.target_kind, n.device_id, n.user_id,
-                       CASE WHEN n.target_kind = 'device' THEN n.sort_key ELSE '' END,
-                       CASE WHEN n.blocked THEN 'not_applicable'
-                            WHEN n.rank = 1 THEN 'available'
-                            WHEN n.position <= \(direct) THEN 'reserved'
-                            ELSE 'waiting' END,
-                       CASE WHEN n.rank = 0 AND NOT n.blocked AND n.position > \(direct) THEN nextval('licenses_wait_seq') END,
-                       CASE WHEN n.blocked
-                            THEN 'A policy disables the App Store app for this user, so user licensing cannot work: allow the App Store app or use device licensing (R20).'
-                            ELSE '' END
-                FROM (
-                    SELECT d.*, (d.target_kind = 'user' AND coalesce(u.app_store_disabled, false)) AS blocked,
-                           row_number() OVER (
-                               PARTITION BY (d.rank = 0 AND NOT (d.target_kind = 'user' AND coalesce(u.app_store_disabled, false)))
-                               ORDER BY d.sort_key, d.target_id) AS position
-                    FROM ledger_desired d
-                    LEFT JOIN users u ON u.id = d.user_id
-                    WHERE d.rank < 2
-                      AND NOT EXISTS (
-                          SELECT 1 FROM licenses l
-                          WHERE l.asset_id = \(asset.id) AND l.target_kind = d.target_kind AND l.target_id = d.target_id
-                      )
-                ) n
-                ORDER BY n.sort_key, n.target_id
-                RETURNING id, asset_id, serial_number, user_id, state
-            ),
-            reserved AS (SELECT * FROM inserted WHERE state = 'reserved')
-            \(unescaped: Self.outboxInsert("associate", from: "reserved"))
+            WITH moved AS (
+                UPDATE licenses l SET
+                    state = \(unescaped: update.state),
+                    wait_seq = \(unescaped: update.waitSeq),
+                    reason = '', since = clock_timestamp(), updated_at = clock_timestamp()
+                FROM ledger_desired d
+                WHERE l.asset_id = \(asset.id) AND l.target_kind = d.target_kind AND l.target_id = d.target_id
+                  AND \(unescaped: update.moves)
+                RETURNING l.id, l.asset_id, l.serial_number, l.user_id, \(unescaped: update.associate) AS associate
+            ), again AS (
+                SELECT * FROM moved m WHERE m.associate AND NOT EXISTS (
+                    SELECT 1 FROM apple_outbox o WHERE o.license_id = m.id AND o.operation = 'associate')
+            )
+            \(unescaped: Self.outboxInsert("associate", from: "again"))
             """
         )
-        // Targets whose action changed.
-        try await transaction.query(
-            """
-            UPDATE licenses l SET
-                state = CASE
-                    WHEN d.rank = 0 AND l.state = 'available' THEN 'waiting'
-                    WHEN d.rank = 0 AND l.state = 'removing' THEN 'granted'
-                    WHEN d.rank = 1 AND l.state = 'waiting' THEN 'available'
-                    WHEN d.rank = 2 AND l.state IN ('reserved', 'granted') THEN 'removing'
-                    ELSE l.state END,
-                wait_seq = CASE WHEN d.rank = 0 AND l.state = 'available' THEN nextval('licenses_wait_seq')
-                                WHEN d.rank = 1 AND l.state = 'waiting' THEN NULL
-                                ELSE l.wait_seq END,
-                since = clock_timestamp(), updated_at = clock_timestamp()
-            FROM ledger_desired d
-            WHERE l.asset_id = \(asset.id) AND l.target_kind = d.target_kind AND l.target_id = d.target_id
-              AND ((d.rank = 0 AND l.state IN ('available', 'removing'))
-                   OR (d.rank = 1 AND l.state = 'waiting')
-                   OR (d.rank = 2 AND l.state IN ('reserved', 'granted')))
-            """
-        )
-        // Uninstall reaching a waiter or an offer: nothing to free, the row goes.
         try await transaction.query(
             """
             DELETE FROM licenses l USING ledger_desired d
-            WHERE l.asset_id = \(asset.id) AND d.rank = 2
-              AND l.target_kind = d.target_kind AND l.target_id = d.target_id
-              AND l.state IN ('waiting', 'available', 'not_applicable', 'failed')
+            WHERE l.asset_id = \(asset.id) AND l.target_kind = d.target_kind AND l.target_id = d.target_id
+              AND \(unescaped: sql.intentDelete)
             """
         )
-        // Targets no assignment reaches any more: the reclaim policy takes seats back at once; the rest goes.
+
+        // Targets reached for the first time: the machine's first state; new waiters join the line in a stable
+        // order (by key) behind those already waiting, and the line is served below (R15).
+        try await transaction.query(
+            """
+            INSERT INTO licenses (id, asset_id, target_kind, device_id, user_id, serial_number, state, wait_seq, reason)
+            SELECT gen_random_uuid(), \(asset.id), n.target_kind, n.device_id, n.user_id,
+                   CASE WHEN n.target_kind = 'device' THEN n.sort_key ELSE '' END,
+                   n.state,
+                   CASE WHEN n.state = 'waiting' THEN nextval('licenses_wait_seq') END,
+                   CASE WHEN n.state = 'not_applicable'
+                        THEN 'A policy disables the App Store app for this user, so user licensing cannot work: allow the App Store app or use device licensing (R20).'
+                        ELSE '' END
+            FROM (
+                SELECT d.*, \(unescaped: sql.initialState) AS state
+                FROM ledger_desired d
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM licenses l
+                    WHERE l.asset_id = \(asset.id) AND l.target_kind = d.target_kind AND l.target_id = d.target_id
+                )
+            ) n
+            WHERE n.state IS NOT NULL
+            ORDER BY n.sort_key, n.target_id
+            """
+        )
+
+        // Targets no assignment reaches any more: entries without a seat go; seats are given back at once or kept
+        // until the removal is reported, as the reclaim policy says.
         let gone = """
             NOT EXISTS (SELECT 1 FROM ledger_desired d WHERE l.target_kind = d.target_kind AND l.target_id = d.target_id)
             """
-        try await transaction.query(
-            """
-            DELETE FROM licenses l WHERE l.asset_id = \(asset.id) AND \(unescaped: gone)
-              AND l.state IN ('waiting', 'available', 'not_applicable', 'failed')
-            """
-        )
-        switch reclaim {
-        case .immediate:
-            try await Self.release(
-                asset,
-                where: "l.state IN ('reserved', 'granted', 'removing') AND \(gone)",
-                transaction
-            )
-        case .afterRemoval:
+        let unreached = sql.unreached
+        if !unreached.delete.isEmpty {
             try await transaction.query(
                 """
-                UPDATE licenses l SET state = 'removing', updated_at = clock_timestamp()
-                WHERE l.asset_id = \(asset.id) AND l.state IN ('reserved', 'granted') AND \(unescaped: gone)
+                DELETE FROM licenses l WHERE l.asset_id = \(asset.id) AND \(unescaped: gone)
+                  AND l.state IN \(unescaped: LicenseState.sqlList(unreached.delete))
                 """
             )
         }
+        var released = 0
+        var kept = 0
+        if !unreached.release.isEmpty {
+            released = try await Self.release(
+                asset,
+                where: "l.state IN \(LicenseState.sqlList(unreached.release)) AND \(gone)",
+                transaction
+            )
+        }
+        if !unreached.remove.isEmpty {
+            kept = try await transaction.query(
+                """
+                UPDATE licenses l SET state = 'removing', since = clock_timestamp(), updated_at = clock_timestamp()
+                WHERE l.asset_id = \(asset.id) AND \(unescaped: gone)
+                  AND l.state IN \(unescaped: LicenseState.sqlList(unreached.remove))
+                """
+            ).affectedRows ?? 0
+        }
         try await Self.allocate(asset, transaction)
+        return (released, kept)
     }
 
-    /// Marks the asset's seats that match `condition` 'releasing' and asks Apple to take them back (the outbox).
-    /// `condition` is fixed SQL over `licenses l` (no values: the asset's id is bound).
-    static func release(_ asset: LockedAsset, where condition: String, _ transaction: PostgresTransaction) async throws {
-        try await transaction.query(
+    /// Gives back the asset's seats that match `condition` (LicenseEvent.intentChanged(.none) and removal reports):
+    /// a seat whose association was never sent to Apple is simply dropped with it (nothing to undo; the delete
+    /// trigger cancels the association); the others become 'releasing' and Apple is asked to take them back (the
+    /// outbox). `condition` is fixed SQL over `licenses l` (no values: the asset's id is bound). Returns the seats
+    /// given back.
+    @discardableResult
+    static func release(_ asset: LockedAsset, where condition: String, _ transaction: PostgresTransaction) async throws -> Int {
+        let dropped = try await transaction.query(
+            """
+            DELETE FROM licenses l
+            WHERE l.asset_id = \(asset.id) AND \(unescaped: condition) AND l.state IN ('reserved', 'removing')
+              AND EXISTS (SELECT 1 FROM apple_outbox o
+                          WHERE o.license_id = l.id AND o.operation = 'associate' AND o.state = 'pending')
+            """
+        ).affectedRows ?? 0
+        let released = try await transaction.query(
             """
             WITH released AS (
-                UPDATE licenses l SET state = 'releasing', wait_seq = NULL, updated_at = clock_timestamp()
+                UPDATE licenses l SET state = 'releasing', wait_seq = NULL, since = clock_timestamp(),
+                    updated_at = clock_timestamp()
                 WHERE l.asset_id = \(asset.id) AND \(unescaped: condition)
+                  AND l.state IN ('reserved', 'granted', 'removing')
                 RETURNING l.id, l.asset_id, l.serial_number, l.user_id
             )
             \(unescaped: Self.outboxInsert("disassociate", from: "released"))
             """
-        )
+        ).affectedRows ?? 0
+        return Int(dropped) + Int(released)
     }
 
-    /// R15: hands free seats to waiters in line order, and writes what Apple must be told.
+    /// R15: hands free seats to waiters in line order (LicenseEvent.seatFreed), and writes what Apple must be told.
     static func allocate(_ asset: LockedAsset, _ transaction: PostgresTransaction) async throws {
         let limit = try await Self.freeSeats(asset, transaction)
         guard limit > 0 else { return }
@@ -575,39 +594,52 @@ public struct LicenseLedger: Sendable {
         return record
     }
 
-    /// The assignment's group's targets and how their licenses of the asset stand.
+    /// The assignment's group's targets and how their licenses of the asset stand: `granted` counts targets holding
+    /// a seat, the others count the states every RPC reports (`TargetState`), so they agree with ListLicenses.
     static func fillCounts(_ record: inout AssignmentRecord, _ transaction: PostgresTransaction) async throws {
-        let row = try await transaction.query(
+        let group = record.groupID
+        let kind = record.licenseType.rawValue
+        record.targets = try await transaction.query(
             """
-            WITH targets AS (
+            SELECT count(*)::bigint FROM (
                 SELECT gd.device_id AS device_id, NULL::uuid AS user_id FROM group_devices gd
-                WHERE gd.group_id = \(record.groupID) AND \(record.licenseType.rawValue) = 'device'
+                WHERE gd.group_id = \(group) AND \(kind) = 'device'
                 UNION
                 SELECT d.id, NULL FROM group_users gu JOIN devices d ON d.owner_user_id = gu.user_id
-                WHERE gu.group_id = \(record.groupID) AND \(record.licenseType.rawValue) = 'device'
-                  AND d.enrollment = 'user_affiliated'
+                WHERE gu.group_id = \(group) AND \(kind) = 'device' AND d.enrollment = 'user_affiliated'
                 UNION
                 SELECT NULL, gu.user_id FROM group_users gu
-                WHERE gu.group_id = \(record.groupID) AND \(record.licenseType.rawValue) = 'user'
+                WHERE gu.group_id = \(group) AND \(kind) = 'user'
                 UNION
                 SELECT NULL, d.owner_user_id FROM group_devices gd JOIN devices d ON d.id = gd.device_id
-                WHERE gd.group_id = \(record.groupID) AND \(record.licenseType.rawValue) = 'user'
-                  AND d.enrollment = 'user_affiliated' AND d.owner_user_id IS NOT NULL
-            )
-            SELECT count(*)::bigint,
-                   count(*) FILTER (WHERE l.state IN ('reserved', 'granted'))::bigint,
-                   count(*) FILTER (WHERE l.state = 'waiting')::bigint,
-                   count(*) FILTER (WHERE l.install_state = 'installed')::bigint,
-                   count(*) FILTER (WHERE l.state = 'failed' OR l.install_state = 'failed')::bigint
-            FROM targets t
-            LEFT JOIN licenses l ON l.asset_id = \(record.assetID)
-                 AND l.target_id = coalesce(t.device_id, t.user_id)
+                WHERE gd.group_id = \(group) AND \(kind) = 'user' AND d.enrollment = 'user_affiliated'
+                  AND d.owner_user_id IS NOT NULL
+            ) t
             """
-        ).single()
-        record.targets = try row.decode(Int.self, at: 0)
-        record.granted = try row.decode(Int.self, at: 1)
-        record.waiting = try row.decode(Int.self, at: 2)
-        record.installed = try row.decode(Int.self, at: 3)
-        record.failed = try row.decode(Int.self, at: 4)
+        ).single().decode(Int.self, at: 0)
+        let groups = try Self.stateGroups(
+            try await transaction.query(
+                """
+                SELECT \(unescaped: Self.stateGroupColumns) FROM licenses l
+                WHERE l.asset_id = \(record.assetID) AND l.target_id IN (
+                    SELECT gd.device_id FROM group_devices gd WHERE gd.group_id = \(group) AND \(kind) = 'device'
+                    UNION
+                    SELECT d.id FROM group_users gu JOIN devices d ON d.owner_user_id = gu.user_id
+                    WHERE gu.group_id = \(group) AND \(kind) = 'device' AND d.enrollment = 'user_affiliated'
+                    UNION
+                    SELECT gu.user_id FROM group_users gu WHERE gu.group_id = \(group) AND \(kind) = 'user'
+                    UNION
+                    SELECT d.owner_user_id FROM group_devices gd JOIN devices d ON d.id = gd.device_id
+                    WHERE gd.group_id = \(group) AND \(kind) = 'user' AND d.enrollment = 'user_affiliated'
+                      AND d.owner_user_id IS NOT NULL)
+                  AND l.target_kind = \(kind)
+                GROUP BY 1, 2, 3
+                """
+            )
+        )
+        record.granted = groups.filter { $0.ledger.holdsSeat }.reduce(0) { $0 + $1.count }
+        record.waiting = groups.filter { $0.target == .waitingForLicense }.reduce(0) { $0 + $1.count }
+        record.installed = groups.filter { $0.target == .installed }.reduce(0) { $0 + $1.count }
+        record.failed = groups.filter { $0.target == .failed }.reduce(0) { $0 + $1.count }
     }
 }

@@ -1,5 +1,6 @@
 public import Foundation
 import VPPPostgres
+public import VPPLicensing
 
 /// A device's report of one app or book (R17, R23).
 public struct InstallReportInput: Sendable, Hashable {
@@ -23,73 +24,105 @@ public struct InstallReportInput: Sendable, Hashable {
 }
 
 extension LicenseLedger {
+    /// R20: the entry is a user license whose user has not accepted Apple's invitation (not registered at Apple yet,
+    /// or registered and invited). Over `licenses l`.
+    static let invitationPending = """
+        (l.user_id IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM vpp_users v JOIN assets ia ON ia.token_id = v.token_id
+            WHERE ia.id = l.asset_id AND v.user_id = l.user_id AND v.status = 'Associated'))
+        """
+
     static let entryColumns = """
         l.id, l.asset_id, l.target_kind, coalesce(d.serial_number, ''), coalesce(u.external_id, ''), l.state, l.reason,
         l.install_state, l.install_reason,
         CASE WHEN l.state = 'waiting'
              THEN (SELECT count(*) FROM licenses w WHERE w.asset_id = l.asset_id AND w.state = 'waiting'
                    AND w.wait_seq <= l.wait_seq) ELSE 0 END,
-        l.since
+        l.since, \(invitationPending)
         """
 
+    /// Columns after `entryColumns` start here.
+    static let entryColumnCount = 12
+
     static func decodeEntry(_ row: PostgresRow) throws -> LicenseRecord {
-        LicenseRecord(
+        let state = try row.decode(String.self, at: 5)
+        let install = try row.decode(String.self, at: 7)
+        guard let ledgerState = LicenseState(rawValue: state), let report = InstallReport(rawValue: install) else {
+            throw StorageError.internalInconsistency("A license has the unknown state \(state)/\(install).")
+        }
+        return LicenseRecord(
             id: try row.decode(UUID.self, at: 0),
             assetID: try row.decode(UUID.self, at: 1),
             targetKind: AssignmentRecord.LicenseType(rawValue: try row.decode(String.self, at: 2)) ?? .device,
             serialNumber: try row.decode(String.self, at: 3),
             userExternalID: try row.decode(String.self, at: 4),
-            state: try row.decode(String.self, at: 5),
+            state: ledgerState,
             reason: try row.decode(String.self, at: 6),
-            installState: try row.decode(String.self, at: 7),
+            installState: report,
             installReason: try row.decode(String.self, at: 8),
             queuePosition: try row.decode(Int.self, at: 9),
-            since: try row.decode(Date.self, at: 10)
+            since: try row.decode(Date.self, at: 10),
+            invitationPending: try row.decode(Bool.self, at: 11)
         )
     }
 
-    /// R15, R23: an asset's seats and how its targets stand.
+    /// A SQL condition over `licenses l` selecting the entries whose `TargetState` is `state` (fixed text).
+    static func condition(_ state: TargetState) -> String {
+        let sources = state.sources.map { source in
+            "(l.state = '\(source.state.rawValue)' AND l.install_state = '\(source.install.rawValue)' AND \(source.invitationPending ? "" : "NOT ")\(invitationPending))"
+        }
+        return sources.isEmpty ? "false" : "(" + sources.joined(separator: " OR ") + ")"
+    }
+
+    /// Selected over `licenses l` with `GROUP BY 1, 2, 3`: what decides each entry's `TargetState`, and how many;
+    /// `byState` maps and adds them up in Swift with `TargetState.of`, the one mapping.
+    static let stateGroupColumns = "l.state, l.install_state, \(invitationPending) AS invited, count(*)::bigint"
+
+    static func byState(_ rows: PostgresRows) throws -> [TargetState: Int] {
+        try Self.stateGroups(rows).reduce(into: [:]) { $0[$1.target, default: 0] += $1.count }
+    }
+
+    static func stateGroups(_ rows: PostgresRows) throws -> [(ledger: LicenseState, target: TargetState, count: Int)] {
+        try rows.map { row in
+            let state = try row.decode(String.self, at: 0)
+            let install = try row.decode(String.self, at: 1)
+            guard let ledgerState = LicenseState(rawValue: state), let report = InstallReport(rawValue: install) else {
+                throw StorageError.internalInconsistency("A license has the unknown state \(state)/\(install).")
+            }
+            let target = TargetState.of(ledgerState, install: report, invitationPending: try row.decode(Bool.self, at: 2))
+            return (ledgerState, target, try row.decode(Int.self, at: 3))
+        }
+    }
+
+    /// R15, R23: an asset's counts (the same as GetLicenseCounts and the catalog's) and its entries by state, read in
+    /// one transaction so they agree.
     public func usage(tenantID: UUID, assetID: UUID) async throws -> LicenseUsageRecord {
-        let asset = try await CatalogStore(storage: self.storage).get(tenantID: tenantID, assetID)
-        return try await self.storage.withTenant(tenantID) { transaction in
-            let row = try await transaction.query(
+        try await self.storage.withTenant(tenantID) { transaction in
+            let rows = try await transaction.query(
                 """
-                SELECT count(*) FILTER (WHERE state IN ('reserved', 'granted', 'removing', 'releasing'))::bigint,
-                       count(*) FILTER (WHERE state = 'reserved')::bigint,
-                       count(*) FILTER (WHERE state = 'waiting')::bigint,
-                       count(*) FILTER (WHERE state IN ('reserved', 'granted') AND install_state = 'installed')::bigint,
-                       count(*) FILTER (WHERE state IN ('reserved', 'granted') AND install_state = 'none')::bigint,
-                       count(*) FILTER (WHERE state = 'failed' OR install_state = 'failed')::bigint,
-                       count(*) FILTER (WHERE state = 'not_applicable')::bigint,
-                       count(*) FILTER (WHERE state = 'removing')::bigint,
-                       (SELECT greatest(0, total_count - foreign_assigned) FROM assets WHERE id = \(assetID))::bigint,
-                       count(*) FILTER (WHERE state IN ('reserved', 'granted') AND target_kind = 'user' AND NOT EXISTS (
-                           SELECT 1 FROM vpp_users v JOIN assets s ON s.id = \(assetID)
-                           WHERE v.token_id = s.token_id AND v.user_id = licenses.user_id
-                             AND v.status = 'Associated'))::bigint
-                FROM licenses WHERE asset_id = \(assetID)
+                SELECT \(unescaped: CatalogStore.columns) FROM assets a
+                CROSS JOIN LATERAL (SELECT \(unescaped: CatalogStore.ledgerCountColumns) FROM licenses l WHERE l.asset_id = a.id) c
+                WHERE a.id = \(assetID)
                 """
-            ).single()
-            var usage = LicenseUsageRecord(asset: asset)
-            usage.held = try row.decode(Int.self, at: 0)
-            usage.reserved = try row.decode(Int.self, at: 1)
-            usage.waiting = try row.decode(Int.self, at: 2)
-            usage.installed = try row.decode(Int.self, at: 3)
-            usage.pending = try row.decode(Int.self, at: 4)
-            usage.failed = try row.decode(Int.self, at: 5)
-            usage.notApplicable = try row.decode(Int.self, at: 6)
-            usage.removing = try row.decode(Int.self, at: 7)
-            usage.free = asset.unlimited ? nil : max(0, try row.decode(Int.self, at: 8) - usage.held)
-            usage.waitingForInvitation = try row.decode(Int.self, at: 9)
+            )
+            guard let row = rows.first else {
+                throw StorageError.notFound("No app or book with id \(assetID.lowercasedText).")
+            }
+            var usage = LicenseUsageRecord(asset: try CatalogStore.decode(row))
+            usage.byState = try Self.byState(
+                try await transaction.query(
+                    "SELECT \(unescaped: Self.stateGroupColumns) FROM licenses l WHERE l.asset_id = \(assetID) GROUP BY 1, 2, 3"
+                )
+            )
             return usage
         }
     }
 
-    /// The asset's ledger: holders first, then waiters in line order. `state` filters on the ledger state.
+    /// The asset's ledger: holders first, then waiters in line order. `state` filters on the reported state.
     public func entries(
         tenantID: UUID,
         assetID: UUID,
-        states: [String]?,
+        state: TargetState?,
         pageSize: Int,
         after token: PageToken?
     ) async throws -> (entries: [LicenseRecord], next: PageToken?) {
@@ -101,6 +134,7 @@ extension LicenseLedger {
             afterKey = (order, id)
         }
         _ = try await CatalogStore(storage: self.storage).get(tenantID: tenantID, assetID)
+        let filter = state.map(Self.condition) ?? "true"
         return try await self.storage.withTenant(tenantID) { transaction in
             // Order: holders (by since), then waiters by place in line. The key: one bigint and the id.
             let rows = try await transaction.query(
@@ -112,7 +146,7 @@ extension LicenseLedger {
                     FROM licenses l
                     LEFT JOIN devices d ON d.id = l.device_id
                     LEFT JOIN users u ON u.id = l.user_id
-                    WHERE l.asset_id = \(assetID) AND (\(states)::text[] IS NULL OR l.state = ANY(\(states)::text[]))
+                    WHERE l.asset_id = \(assetID) AND \(unescaped: filter)
                 ) e
                 WHERE (\(afterKey?.0)::bigint IS NULL OR (e.sort_key, e.id) > (\(afterKey?.0)::bigint, \(afterKey?.1)::uuid))
                 ORDER BY e.sort_key, e.id
@@ -121,7 +155,7 @@ extension LicenseLedger {
             )
             let items = try rows.prefix(pageSize).map(Self.decodeEntry)
             guard rows.count > pageSize, let last = items.last else { return (items, nil) }
-            let key = try rows[pageSize - 1].decode(Int64.self, at: 11)
+            let key = try rows[pageSize - 1].decode(Int64.self, at: Self.entryColumnCount)
             return (items, PageToken(["\(key)", last.id.uuidString]))
         }
     }
@@ -163,6 +197,27 @@ extension LicenseLedger {
                 if devices > 5 {
                     notes.append("The user has \(devices) devices; one Apple ID with its user covers at most five devices (R19).")
                 }
+                // R19: a user and an Apple ID form a unique pair, and Apple invites by e-mail: another user with the same
+                // Apple ID or e-mail cannot both accept.
+                let twins = try await transaction.query(
+                    """
+                    SELECT o.external_id, (o.apple_id <> '' AND lower(o.apple_id) = lower(me.apple_id)),
+                           (o.email <> '' AND lower(o.email) = lower(me.email))
+                    FROM users me JOIN users o ON o.id <> me.id
+                         AND ((me.apple_id <> '' AND lower(o.apple_id) = lower(me.apple_id))
+                              OR (me.email <> '' AND lower(o.email) = lower(me.email)))
+                    WHERE me.id = \(targetID)
+                    ORDER BY o.external_id LIMIT 5
+                    """
+                )
+                for twin in twins {
+                    let other = String(try twin.decode(String.self, at: 0).prefix(80))
+                    if try twin.decode(Bool.self, at: 1) {
+                        notes.append("User \"\(other)\" has the same Apple ID: a user and an Apple ID form a unique pair, so only one of them can use it for VPP (R19). Correct the directory.")
+                    } else {
+                        notes.append("User \"\(other)\" has the same e-mail: Apple sends the VPP invitation by e-mail, and only one Apple ID can accept it (R19). Give each user their own e-mail or Apple ID.")
+                    }
+                }
                 // Holds a user license but has not accepted at Apple (not registered yet, or invited).
                 let invited = try await transaction.query(
                     """
@@ -179,10 +234,7 @@ extension LicenseLedger {
             }
             let rows = try await transaction.query(
                 """
-                SELECT \(unescaped: Self.entryColumns), s.adam_id, s.product_type,
-                       (l.user_id IS NOT NULL AND NOT EXISTS (
-                           SELECT 1 FROM vpp_users v WHERE v.token_id = s.token_id AND v.user_id = l.user_id
-                             AND v.status = 'Associated'))
+                SELECT \(unescaped: Self.entryColumns), s.adam_id, s.product_type
                 FROM (SELECT \(targetID)::uuid AS id) t
                 CROSS JOIN licenses l
                 JOIN assets s ON s.id = l.asset_id
@@ -196,13 +248,9 @@ extension LicenseLedger {
             var types: [UUID: String] = [:]
             var entries: [LicenseRecord] = []
             for row in rows {
-                var entry = try Self.decodeEntry(row)
-                adamIDs[entry.assetID] = try row.decode(String.self, at: 11)
-                types[entry.assetID] = try row.decode(String.self, at: 12)
-                if try row.decode(Bool.self, at: 13), ["reserved", "granted"].contains(entry.state), entry.installState == "none" {
-                    entry.state = "waiting_for_invitation"
-                    entry.reason = "The user has not accepted Apple's VPP invitation yet (R20)."
-                }
+                let entry = try Self.decodeEntry(row)
+                adamIDs[entry.assetID] = try row.decode(String.self, at: Self.entryColumnCount)
+                types[entry.assetID] = try row.decode(String.self, at: Self.entryColumnCount + 1)
                 entries.append(entry)
             }
             return (entries, adamIDs, types, notes)
@@ -238,10 +286,10 @@ extension LicenseLedger {
                 }
             }
             for assetID in assetsToRelease.sorted(by: { $0.uuidString < $1.uuidString }) {
+                // removalReported: the seat is given back at Apple (R17); the line moves once Apple confirms.
                 let asset = try await Self.lockAsset(assetID, transaction)
-                let before = try await Self.count(assetID, states: ["releasing"], transaction)
-                try await Self.release(asset, where: "l.state = 'removing' AND l.install_state = 'removed'", transaction)
-                freed += try await Self.count(assetID, states: ["releasing"], transaction) - before
+                freed += try await Self.release(asset, where: "l.state = 'removing' AND l.install_state = 'removed'", transaction)
+                try await Self.allocate(asset, transaction)
             }
             return (applied, freed, errors)
         }

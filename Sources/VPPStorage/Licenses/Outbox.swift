@@ -1,5 +1,6 @@
 public import Foundation
 import VPPPostgres
+public import VPPLicensing
 
 /// One change Apple must be told about (a row of the tenant's `apple_outbox`).
 public struct OutboxRow: Sendable, Hashable {
@@ -166,24 +167,43 @@ extension LicenseLedger {
         }
     }
 
-    /// Puts rows back to be sent again (their event was lost or never finished).
+    /// Puts rows back to be sent again (their event was lost or never finished). They stay 'sending', not 'pending':
+    /// Apple may have applied them, so the ledger must not cancel them as never sent.
     public func markUnsent(tenantID: UUID, rows: [Int64]) async throws {
         _ = try await self.storage.withTenant(tenantID) { transaction in
-            try await transaction.query("UPDATE apple_outbox SET state = 'pending', event_id = NULL WHERE id = ANY(\(rows))")
+            try await transaction.query("UPDATE apple_outbox SET state = 'sending', event_id = NULL WHERE id = ANY(\(rows))")
         }
     }
 
-    /// Applies Apple's answers to the ledger in one transaction: granted seats, released seats, failures (a failure
-    /// frees the seat; "not enough licenses" (9709) puts the target back at the front of the line and stops handing
-    /// out seats of that asset until the next sync re-reads Apple's counts). Then serves waiters.
-    public func complete(tenantID: UUID, tokenID: UUID, _ results: [(row: OutboxRow, outcome: OutboxOutcome)]) async throws {
-        guard !results.isEmpty else { return }
-        try await self.inLedger(tenantID) { transaction in
+    /// Marks rows the push is about to send ('sending'), in a committed statement before they go: the ledger then
+    /// knows Apple may hold them, and cancels only associations still 'pending' (never sent). Returns the ids still
+    /// there to send (a row cancelled meanwhile is not sent).
+    public func markSending(tenantID: UUID, rows: [Int64]) async throws -> Set<Int64> {
+        try await self.storage.withTenant(tenantID) { transaction in
+            Set(
+                try await transaction.query(
+                    "UPDATE apple_outbox SET state = 'sending' WHERE id = ANY(\(rows)) AND state <> 'sent' RETURNING id"
+                ).map { try $0.decode(Int64.self, at: 0) }
+            )
+        }
+    }
+
+    /// Applies Apple's answers to the ledger in one transaction, following `LicenseStateMachine`: an association
+    /// confirmed grants the seat; "not enough licenses" (9709) puts the target back at the front of the line and holds
+    /// the asset's seats until the token's counts are synced again; another refusal fails the entry; a
+    /// disassociation confirmed frees the seat. Then each touched asset is reconciled: the line is served and a target
+    /// wanted again joins it. Returns whether Apple's counts must be re-read (a 9709).
+    @discardableResult
+    public func complete(tenantID: UUID, tokenID: UUID, _ results: [(row: OutboxRow, outcome: OutboxOutcome)]) async throws -> Bool {
+        guard !results.isEmpty else { return false }
+        return try await self.inLedger(tenantID) { transaction in
             var touchedAssets: Set<UUID> = []
+            var refreshCounts = false
             for (row, outcome) in results {
                 switch (row.operation, outcome) {
                 case (.associate, .done), (.associate, .failed(9616, _)):
-                    // 9616: already assigned (a resend after a crash): granted all the same.
+                    // appleAssociated (9616: already assigned, a resend after a crash). A seat that is being removed or
+                    // given back meanwhile keeps its state: Apple holds it until the disassociation that follows.
                     guard let licenseID = row.licenseID else { continue }
                     try await transaction.query(
                         """
@@ -203,19 +223,21 @@ extension LicenseLedger {
                 case (.associate, .failed(let number, let message)):
                     guard let licenseID = row.licenseID else { continue }
                     if number == 9709 {
-                        // R15: Apple has fewer seats than we thought: back to the front of the line.
+                        // appleHasNoLicense (R15): Apple has fewer seats than counted: back to the front of the line;
+                        // the asset hands out no more seats until its counts are re-read (the push asks for a sync).
                         let asset = try await transaction.query(
                             """
                             UPDATE licenses SET state = 'waiting',
                                 wait_seq = (SELECT coalesce(min(wait_seq), nextval('licenses_wait_seq')) - 1 FROM licenses
                                             WHERE asset_id = licenses.asset_id AND state = 'waiting'),
-                                reason = 'Apple reported no license left; waiting for one to be freed or bought (R15).',
+                                reason = 'Apple reported no license left when asked to assign one; the counts are being synced again.',
                                 updated_at = clock_timestamp()
                             WHERE id = \(licenseID) AND state = 'reserved'
                             RETURNING asset_id
                             """
                         )
                         if let assetID = try asset.first?.decode(UUID.self, at: 0) {
+                            refreshCounts = true
                             try await transaction.query(
                                 """
                                 UPDATE assets SET foreign_assigned = greatest(foreign_assigned, total_count - (
@@ -225,20 +247,21 @@ extension LicenseLedger {
                                 """
                             )
                         }
-                    } else {
-                        let asset = try await transaction.query(
-                            """
-                            UPDATE licenses SET state = 'failed', reason = \("Apple refused the license (\(number)): \(message)"),
-                                updated_at = clock_timestamp()
-                            WHERE id = \(licenseID) AND state = 'reserved'
-                            RETURNING asset_id
-                            """
-                        )
-                        if let assetID = try asset.first?.decode(UUID.self, at: 0) { touchedAssets.insert(assetID) }
                     }
+                    // appleRefused (and 9709 for a seat no longer wanted): the entry fails with Apple's answer; no
+                    // seat is held. Reconciling removes it where no assignment wants it.
+                    let failed = try await transaction.query(
+                        """
+                        UPDATE licenses SET state = 'failed', reason = \("Apple refused the license (\(number)): \(message)"),
+                            wait_seq = NULL, updated_at = clock_timestamp()
+                        WHERE id = \(licenseID) AND state IN ('reserved', 'removing', 'releasing')
+                        RETURNING asset_id
+                        """
+                    )
+                    if let assetID = try failed.first?.decode(UUID.self, at: 0) { touchedAssets.insert(assetID) }
                 case (.disassociate, .done), (.disassociate, .failed(9610, _)):
-                    // 9610: Apple has no such license: it is free all the same.
-                    // Rows without a license are seats of deleted devices or users (see licenses_release_deleted).
+                    // appleDisassociated (9610: Apple has no such license: it is free all the same). Rows whose license
+                    // is gone are seats of deleted devices or users (see licenses_release_deleted).
                     let asset = try await transaction.query(
                         "DELETE FROM licenses WHERE id = \(row.licenseID) AND state = 'releasing' RETURNING asset_id"
                     )
@@ -249,7 +272,18 @@ extension LicenseLedger {
                           AND client_user_id = \(row.clientUserID) AND serial_number = \(row.serialNumber)
                         """
                     )
-                    if let assetID = try asset.first?.decode(UUID.self, at: 0) { touchedAssets.insert(assetID) }
+                    if let assetID = try asset.first?.decode(UUID.self, at: 0) {
+                        touchedAssets.insert(assetID)
+                    } else {
+                        // A deleted target's seat: free all the same, so its asset's line moves too.
+                        let owner = try await transaction.query(
+                            """
+                            SELECT id FROM assets WHERE token_id = \(tokenID) AND adam_id = \(row.adamID)
+                              AND pricing_param = \(row.pricingParam)
+                            """
+                        )
+                        if let assetID = try owner.first?.decode(UUID.self, at: 0) { touchedAssets.insert(assetID) }
+                    }
                 case (.disassociate, .failed):
                     // Stays 'releasing' (the seat stays counted) and is sent again by the next push.
                     try await transaction.query(
@@ -260,8 +294,9 @@ extension LicenseLedger {
             try await transaction.query("DELETE FROM apple_outbox WHERE id = ANY(\(results.map(\.row.id)))")
             for assetID in touchedAssets.sorted(by: { $0.uuidString < $1.uuidString }) {
                 let asset = try await Self.lockAsset(assetID, transaction)
-                try await Self.allocate(asset, transaction)
+                try await Self.reconcile(asset: asset, reclaim: self.reclaim, transaction)
             }
+            return refreshCounts
         }
     }
 }

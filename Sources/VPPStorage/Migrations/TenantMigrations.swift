@@ -1,3 +1,5 @@
+import VPPLicensing
+
 /// Every tenant's own schema (C3). Statements use unqualified names: they run with `search_path` set to the tenant's
 /// schema and as the tenant's own role, which owns what they create.
 enum TenantMigrations {
@@ -288,6 +290,119 @@ enum TenantMigrations {
                 );
                 CREATE INDEX apple_outbox_pending_idx ON apple_outbox (token_id, operation, id);
                 """
-        )
+        ),
+        Migration(version: 5, name: "the ledger follows LicenseStateMachine; seats guarded in the database", sql: Self.ledgerGuards),
     ]
+
+    /// v5 (R15–R17): the database refuses a change of a license's state that `LicenseStateMachine` does not allow,
+    /// and a statement that makes an asset hold more seats than it may (bought, minus what others hold at Apple).
+    /// The allowed pairs are rows of `license_transitions`, written here from the Swift type; a test compares them,
+    /// so a change to the machine needs a migration that rewrites the table.
+    ///
+    /// The outbox gains 'sending': the push marks rows it is about to send in a committed statement first, so the
+    /// ledger knows which associations Apple may already have. An association still 'pending' was never sent and is
+    /// cancelled when its seat is given back (nothing to undo at Apple).
+    static var ledgerGuards: String {
+        let pairs = LicenseStateMachine.allowedTransitionsUnderAnyPolicy.sorted().map { pair in
+            "(\(pair.from.map { "'\($0.rawValue)'" } ?? "NULL"), \(pair.to.map { "'\($0.rawValue)'" } ?? "NULL"))"
+        }
+        let held = LicenseState.sqlList(LicenseState.seatHolding)
+        return """
+            CREATE TABLE license_transitions (
+                from_state text,
+                to_state text,
+                UNIQUE NULLS NOT DISTINCT (from_state, to_state)
+            );
+            INSERT INTO license_transitions (from_state, to_state) VALUES
+                \(pairs.joined(separator: ",\n    "));
+
+            -- R15: a statement that gives seats (an entry enters a seat-holding state) must leave each asset it
+            -- touched within what it may hold. A refund may leave an asset above that; then no new seat is given.
+            CREATE FUNCTION licenses_check_seats(entered uuid[]) RETURNS void LANGUAGE plpgsql AS $fn$
+            DECLARE
+                bad text;
+            BEGIN
+                SELECT a.id::text INTO bad FROM assets a
+                WHERE a.id = ANY(entered) AND NOT a.unlimited
+                  AND (SELECT count(*) FROM licenses l WHERE l.asset_id = a.id AND l.state IN \(held))
+                      > greatest(0, a.total_count - a.foreign_assigned)
+                LIMIT 1;
+                IF bad IS NOT NULL THEN
+                    RAISE EXCEPTION 'asset % would hold more licenses than were bought (R15)', bad
+                        USING ERRCODE = 'check_violation';
+                END IF;
+            END
+            $fn$;
+
+            CREATE FUNCTION licenses_follow_state_machine() RETURNS trigger LANGUAGE plpgsql AS $fn$
+            DECLARE
+                bad text;
+                entered uuid[];
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    SELECT 'none -> ' || n.state INTO bad FROM new_rows n
+                    WHERE NOT EXISTS (SELECT 1 FROM license_transitions t WHERE t.from_state IS NULL AND t.to_state = n.state)
+                    LIMIT 1;
+                    SELECT array_agg(DISTINCT n.asset_id) INTO entered FROM new_rows n WHERE n.state IN \(held);
+                ELSE
+                    SELECT o.state || ' -> ' || n.state INTO bad FROM old_rows o JOIN new_rows n ON n.id = o.id
+                    WHERE o.state <> n.state
+                      AND NOT EXISTS (SELECT 1 FROM license_transitions t WHERE t.from_state = o.state AND t.to_state = n.state)
+                    LIMIT 1;
+                    SELECT array_agg(DISTINCT n.asset_id) INTO entered FROM old_rows o JOIN new_rows n ON n.id = o.id
+                    WHERE n.state IN \(held) AND o.state NOT IN \(held);
+                END IF;
+                IF bad IS NOT NULL THEN
+                    RAISE EXCEPTION 'license state change % is not one LicenseStateMachine allows', bad
+                        USING ERRCODE = 'check_violation';
+                END IF;
+                IF entered IS NOT NULL THEN
+                    PERFORM licenses_check_seats(entered);
+                END IF;
+                RETURN NULL;
+            END
+            $fn$;
+            CREATE TRIGGER licenses_follow_state_machine_insert AFTER INSERT ON licenses
+                REFERENCING NEW TABLE AS new_rows
+                FOR EACH STATEMENT EXECUTE FUNCTION licenses_follow_state_machine();
+            CREATE TRIGGER licenses_follow_state_machine_update AFTER UPDATE ON licenses
+                REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+                FOR EACH STATEMENT EXECUTE FUNCTION licenses_follow_state_machine();
+
+            ALTER TABLE apple_outbox DROP CONSTRAINT apple_outbox_state_check;
+            ALTER TABLE apple_outbox ADD CONSTRAINT apple_outbox_state_check
+                CHECK (state IN ('pending', 'sending', 'sent'));
+            CREATE INDEX apple_outbox_license_idx ON apple_outbox (license_id);
+
+            -- R20: the link that accepts Apple's invitation (service config's template with the user's inviteCode).
+            ALTER TABLE vpp_users ADD COLUMN invitation_url text NOT NULL DEFAULT '';
+
+            -- A deleted device or user (ON DELETE CASCADE) gives its seats back: an association never sent is
+            -- cancelled; otherwise Apple is asked to take the seat back. 'releasing' rows have their request queued.
+            CREATE OR REPLACE FUNCTION licenses_release_deleted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+            DECLARE
+                cancelled integer;
+            BEGIN
+                IF OLD.state IN ('reserved', 'granted', 'removing') THEN
+                    DELETE FROM apple_outbox
+                    WHERE license_id = OLD.id AND operation = 'associate' AND state = 'pending';
+                    GET DIAGNOSTICS cancelled = ROW_COUNT;
+                    IF cancelled = 0 OR OLD.state = 'granted' THEN
+                        INSERT INTO apple_outbox (token_id, operation, adam_id, pricing_param, serial_number,
+                                                  client_user_id, license_id)
+                        SELECT s.token_id, 'disassociate', s.adam_id, s.pricing_param, OLD.serial_number,
+                               CASE WHEN OLD.user_id IS NULL THEN ''
+                                    ELSE coalesce((SELECT v.client_user_id FROM vpp_users v
+                                                   WHERE v.token_id = s.token_id AND v.user_id = OLD.user_id),
+                                                  OLD.user_id::text) END,
+                               OLD.id
+                        FROM assets s JOIN tokens t ON t.id = s.token_id
+                        WHERE s.id = OLD.asset_id;
+                    END IF;
+                END IF;
+                RETURN OLD;
+            END
+            $fn$;
+            """
+    }
 }

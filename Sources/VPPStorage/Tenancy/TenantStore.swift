@@ -17,13 +17,13 @@ public struct TenantRecord: Sendable, Hashable {
     public var tokenLimit: Int
     /// The organisation's creation date, which decides R14.
     public var organizationCreatedAt: Date
-    /// R14: an operator enabled device-group assignment for a tenant created before 2017.
+    /// R14: an operator enabled device-group assignment for a tenant created before 2017-02-01 UTC.
     public var deviceGroupAssignmentEnabled: Bool
     public var schemaVersion: Int
     public var createdAt: Date
     public var updatedAt: Date
 
-    /// R14: device groups are for tenants created after January 2017, or where an operator enabled them.
+    /// R14: device groups are for tenants created after January 2017 (on or after 2017-02-01 UTC), or where an operator enabled them.
     public static let deviceGroupCutoff = Date(timeIntervalSince1970: 1_485_907_200)  // 2017-02-01T00:00:00Z
 
     public var deviceGroupAssignmentAllowed: Bool {

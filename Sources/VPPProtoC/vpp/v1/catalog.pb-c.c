@@ -412,7 +412,7 @@ void   vpp__v1__get_license_counts_request__free_unpacked
   assert(message->base.descriptor == &vpp__v1__get_license_counts_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor vpp__v1__license_counts__field_descriptors[9] =
+static const ProtobufCFieldDescriptor vpp__v1__license_counts__field_descriptors[11] =
 {
   {
     "total",
@@ -522,13 +522,39 @@ static const ProtobufCFieldDescriptor vpp__v1__license_counts__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "held_elsewhere",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__LicenseCounts, held_elsewhere),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "over_assigned",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__LicenseCounts, over_assigned),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned vpp__v1__license_counts__field_indices_by_name[] = {
   6,   /* field[6] = apple_assigned */
   7,   /* field[7] = apple_available */
   8,   /* field[8] = apple_retired */
   2,   /* field[2] = available */
+  9,   /* field[9] = held_elsewhere */
   1,   /* field[1] = in_use */
+  10,   /* field[10] = over_assigned */
   3,   /* field[3] = reserved */
   0,   /* field[0] = total */
   5,   /* field[5] = unlimited */
@@ -537,7 +563,7 @@ static const unsigned vpp__v1__license_counts__field_indices_by_name[] = {
 static const ProtobufCIntRange vpp__v1__license_counts__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor vpp__v1__license_counts__descriptor =
 {
@@ -547,7 +573,7 @@ const ProtobufCMessageDescriptor vpp__v1__license_counts__descriptor =
   "Vpp__V1__LicenseCounts",
   "vpp.v1",
   sizeof(Vpp__V1__LicenseCounts),
-  9,
+  11,
   vpp__v1__license_counts__field_descriptors,
   vpp__v1__license_counts__field_indices_by_name,
   1,  vpp__v1__license_counts__number_ranges,

@@ -547,7 +547,7 @@ void   vpp__v1__request_app_request__free_unpacked
   assert(message->base.descriptor == &vpp__v1__request_app_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor vpp__v1__license_usage__field_descriptors[10] =
+static const ProtobufCFieldDescriptor vpp__v1__license_usage__field_descriptors[12] =
 {
   {
     "asset_id",
@@ -669,14 +669,40 @@ static const ProtobufCFieldDescriptor vpp__v1__license_usage__field_descriptors[
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "removed",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__LicenseUsage, removed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "available",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__LicenseUsage, available),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned vpp__v1__license_usage__field_indices_by_name[] = {
   0,   /* field[0] = asset_id */
+  11,   /* field[11] = available */
   2,   /* field[2] = counts */
   7,   /* field[7] = failed */
   3,   /* field[3] = installed */
   8,   /* field[8] = not_applicable */
   4,   /* field[4] = pending */
+  10,   /* field[10] = removed */
   9,   /* field[9] = removing */
   1,   /* field[1] = token_id */
   6,   /* field[6] = waiting_for_invitation */
@@ -685,7 +711,7 @@ static const unsigned vpp__v1__license_usage__field_indices_by_name[] = {
 static const ProtobufCIntRange vpp__v1__license_usage__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor vpp__v1__license_usage__descriptor =
 {
@@ -695,7 +721,7 @@ const ProtobufCMessageDescriptor vpp__v1__license_usage__descriptor =
   "Vpp__V1__LicenseUsage",
   "vpp.v1",
   sizeof(Vpp__V1__LicenseUsage),
-  10,
+  12,
   vpp__v1__license_usage__field_descriptors,
   vpp__v1__license_usage__field_indices_by_name,
   1,  vpp__v1__license_usage__number_ranges,

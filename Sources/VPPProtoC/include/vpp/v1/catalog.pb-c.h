@@ -32,6 +32,11 @@ typedef struct Vpp__V1__GetLicenseCountsRequest Vpp__V1__GetLicenseCountsRequest
 
 /* --- messages --- */
 
+/*
+ * One asset's licenses. Every RPC that returns counts (GetLicenseCounts, Asset.counts in ListApps/ListBooks/GetAsset,
+ * GetLicenseUsage) computes them in one place from the ledger and Apple's figures, so two calls never disagree
+ * (docs/licenses.md, "What each count means").
+ */
 struct  Vpp__V1__LicenseCounts
 {
   ProtobufCMessage base;
@@ -40,15 +45,15 @@ struct  Vpp__V1__LicenseCounts
    */
   uint32_t total;
   /*
-   * In use: granted by this service plus assigned at Apple by anything else.
+   * Counted against `total`: seats this service holds (`reserved` included: confirmed or not) plus `held_elsewhere`.
    */
   uint32_t in_use;
   /*
-   * Left to hand out: total - in_use - reserved.
+   * Left to hand out: total - in_use, never below 0. R15: the ledger hands out exactly these.
    */
   uint32_t available;
   /*
-   * Reserved here, not yet confirmed by Apple.
+   * Of `in_use`: held here but not yet confirmed by Apple.
    */
   uint32_t reserved;
   /*
@@ -60,15 +65,25 @@ struct  Vpp__V1__LicenseCounts
    */
   protobuf_c_boolean unlimited;
   /*
-   * Apple's own counts as of the last sync.
+   * Apple's own counts as of the last sync, under Apple's names: they lag the ledger until the next sync.
    */
   uint32_t apple_assigned;
   uint32_t apple_available;
   uint32_t apple_retired;
+  /*
+   * Of `in_use`: seats others hold at Apple (another MDM, Apple Business Manager, users' own), as of the last full
+   * sync. This service cannot use them.
+   */
+  uint32_t held_elsewhere;
+  /*
+   * Seats held beyond `total` (after a refund or a transfer at Apple). Nothing is revoked on its own; nobody new
+   * gets a license until in_use is back within total.
+   */
+  uint32_t over_assigned;
 };
 #define VPP__V1__LICENSE_COUNTS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&vpp__v1__license_counts__descriptor) \
-    , 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 /*

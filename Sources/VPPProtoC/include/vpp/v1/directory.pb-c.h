@@ -85,7 +85,7 @@ typedef enum _Vpp__V1__GroupKind {
   VPP__V1__GROUP_KIND__GROUP_KIND_UNSPECIFIED = 0,
   VPP__V1__GROUP_KIND__GROUP_KIND_USER = 1,
   /*
-   * R14: only for tenants created after January 2017 or with the feature enabled.
+   * R14: only for tenants created after January 2017 (on or after 2017-02-01 UTC) or with the feature enabled.
    */
   VPP__V1__GROUP_KIND__GROUP_KIND_DEVICE = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(VPP__V1__GROUP_KIND)

@@ -40,7 +40,7 @@ typedef enum _Vpp__V1__InstallState {
   VPP__V1__INSTALL_STATE__INSTALL_STATE_UNSPECIFIED = 0,
   VPP__V1__INSTALL_STATE__INSTALL_STATE_INSTALLED = 1,
   /*
-   * Licensed; the install has not been reported yet.
+   * Licensed (or a license held and Apple asked); the install has not been reported yet.
    */
   VPP__V1__INSTALL_STATE__INSTALL_STATE_PENDING = 2,
   /*
@@ -60,6 +60,9 @@ typedef enum _Vpp__V1__InstallState {
    * R17: uninstall requested; the license is freed once removal is reported.
    */
   VPP__V1__INSTALL_STATE__INSTALL_STATE_REMOVING = 7,
+  /*
+   * R17: reported removed; the license is being given back to Apple and goes to the next in line.
+   */
   VPP__V1__INSTALL_STATE__INSTALL_STATE_REMOVED = 8,
   /*
    * R21: offered, not requested.
@@ -77,11 +80,18 @@ typedef enum _Vpp__V1__InstallOutcome {
 
 /* --- messages --- */
 
+/*
+ * One asset's licenses and its targets by the state every call reports (the same state ListLicenses,
+ * GetUserStatus and GetDeviceStatus give each target): the state counts add up to the asset's entries.
+ */
 struct  Vpp__V1__LicenseUsage
 {
   ProtobufCMessage base;
   char *asset_id;
   char *token_id;
+  /*
+   * The same counts as GetLicenseCounts.
+   */
   Vpp__V1__LicenseCounts *counts;
   uint32_t installed;
   uint32_t pending;
@@ -90,10 +100,12 @@ struct  Vpp__V1__LicenseUsage
   uint32_t failed;
   uint32_t not_applicable;
   uint32_t removing;
+  uint32_t removed;
+  uint32_t available;
 };
 #define VPP__V1__LICENSE_USAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&vpp__v1__license_usage__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0, 0, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Vpp__V1__LicenseEntry
@@ -107,6 +119,9 @@ struct  Vpp__V1__LicenseEntry
   char *user_external_id;
   Vpp__V1__LicenseType license_type;
   Vpp__V1__InstallState state;
+  /*
+   * Why the target stands here and what would change it (R23); never empty.
+   */
   char *reason;
   /*
    * For waiters: the place in line (1 is next).

@@ -63,7 +63,7 @@ struct  Vpp__V1__TenantFeatures
 {
   ProtobufCMessage base;
   /*
-   * R14: device-group assignment for a tenant created before 2017-01-01, enabled by an operator.
+   * R14: device-group assignment for a tenant created before 2017-02-01 UTC (not after January 2017), enabled by an operator.
    */
   protobuf_c_boolean device_group_assignment;
 };
@@ -84,7 +84,7 @@ struct  Vpp__V1__Tenant
   uint32_t token_limit;
   uint32_t token_count;
   /*
-   * The organisation's creation date; decides R14 (device groups only for tenants created after January 2017).
+   * The organisation's creation date; decides R14 (device groups only for tenants created after January 2017 (on or after 2017-02-01 UTC)).
    */
   Vpp__V1__Timestamp *created_at;
   Vpp__V1__TenantFeatures *features;

@@ -55,7 +55,11 @@ typedef enum _Vpp__V1__SyncTrigger {
   VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_UNSPECIFIED = 0,
   VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_SCHEDULE = 1,
   VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_MANUAL = 2,
-  VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_UPLOAD = 3
+  VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_UPLOAD = 3,
+  /*
+   * R15: Apple had no license left where the last sync counted some (9709): its counts are read again.
+   */
+  VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_LEDGER = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(VPP__V1__SYNC_TRIGGER)
 } Vpp__V1__SyncTrigger;
 
