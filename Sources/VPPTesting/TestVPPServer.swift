@@ -43,7 +43,7 @@ public struct TestVPPServer: Sendable {
         configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestVPPServer {
         var logger = Logger(label: "test.vpp")
-        logger.logLevel = .critical
+        logger.logLevel = ProcessInfo.processInfo.environment["VPP_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         var databaseConfiguration: PostgresConfiguration
         if let database {
             databaseConfiguration = database

@@ -268,6 +268,25 @@ public final class SimulatorCore: Sendable {
         }
     }
 
+    /// A read-only look at a location's assignments (every license Apple holds there), for tests.
+    public func assignments(uId: String) throws -> [AppleVPP.Assignment] {
+        try withLocation(uId) { location in
+            location.assignmentRows.compactMap { $0?.key }.map { key in
+                switch key.subject {
+                case .user(let id):
+                    AppleVPP.Assignment(adamId: key.asset.adamId, pricingParam: key.asset.pricingParam, clientUserId: id)
+                case .device(let serial):
+                    AppleVPP.Assignment(adamId: key.asset.adamId, pricingParam: key.asset.pricingParam, serialNumber: serial)
+                }
+            }
+        }
+    }
+
+    /// A read-only look at a location's users as `GET /users` shows them (invite codes of invited users), for tests.
+    public func users(uId: String) throws -> [ResponseUser] {
+        try withLocation(uId) { location in location.users.values.sorted { $0.order < $1.order }.map(\.response) }
+    }
+
     func withLocation<T>(_ uId: String, _ body: (inout LocationState) throws -> T) throws -> T {
         try state.withLockedValue { state in
             guard state.locations[uId] != nil else { throw SimulatorControlError("no location \(uId)") }

@@ -1,0 +1,433 @@
+import AppleVPP
+import AppleVPPSimulator
+import Foundation
+import Testing
+import VPPClient
+import VPPProto
+import VPPTesting
+
+/// The license lifecycle as a client written from Protos/ sees it, over the RPC port (real PostgreSQL, the simulator):
+/// issue 15's seven points, each under the rule it proves.
+@Suite("License story over RPC: every view agrees, freed licenses reach the next waiter and Apple", .timeLimit(.minutes(5)))
+struct LicenseStoryTests {
+    static let app = "408709785"
+
+    // MARK: Directory through the RPCs
+
+    /// Users (each with one user-affiliated device `D-<id>`) in a new user group, all through DirectoryService.
+    static func userGroup(_ client: VPPClient, _ name: String, users: [String]) async throws -> String {
+        var upsert = VppV1.UpsertUsersRequest()
+        upsert.users = users.map { id in
+            var user = VppV1.UserInput()
+            user.externalId = id
+            user.email = "\(id)@example.com"
+            return user
+        }
+        _ = try await client.call(VppV1.DirectoryService.UpsertUsers.self, upsert)
+        var devices = VppV1.UpsertDevicesRequest()
+        devices.devices = users.map { id in
+            var device = VppV1.DeviceInput()
+            device.serialNumber = "D-\(id)"
+            device.ownerExternalId = id
+            device.enrollment = .userAffiliated
+            device.booksAppPresent = true
+            return device
+        }
+        _ = try await client.call(VppV1.DirectoryService.UpsertDevices.self, devices)
+        return try await Self.group(client, name, kind: .user, members: users)
+    }
+
+    /// Automated (DEP) devices in a new device group.
+    static func deviceGroup(_ client: VPPClient, _ name: String, serials: [String]) async throws -> String {
+        var devices = VppV1.UpsertDevicesRequest()
+        devices.devices = serials.map { serial in
+            var device = VppV1.DeviceInput()
+            device.serialNumber = serial
+            device.enrollment = .automated
+            device.booksAppPresent = true
+            return device
+        }
+        _ = try await client.call(VppV1.DirectoryService.UpsertDevices.self, devices)
+        return try await Self.group(client, name, kind: .device, members: serials)
+    }
+
+    static func group(_ client: VPPClient, _ name: String, kind: VppV1.GroupKind, members: [String]) async throws -> String {
+        var create = VppV1.CreateGroupRequest()
+        create.externalId = name
+        create.name = name
+        create.kind = kind
+        let group = try await client.call(VppV1.DirectoryService.CreateGroup.self, create)
+        var add = VppV1.GroupMembersRequest()
+        add.groupId = group.id
+        add.memberKeys = members
+        _ = try await client.call(VppV1.DirectoryService.AddGroupMembers.self, add)
+        return group.id
+    }
+
+    static func assign(
+        _ client: VPPClient,
+        _ assetID: String,
+        _ groupID: String,
+        action: VppV1.AssignmentAction = .required,
+        type: VppV1.LicenseType
+    ) async throws -> VppV1.Assignment {
+        var request = VppV1.CreateAssignmentRequest()
+        request.assetId = assetID
+        request.groupId = groupID
+        request.action = action
+        request.licenseType = type
+        return try await client.call(VppV1.AssignmentService.CreateAssignment.self, request)
+    }
+
+    static func entries(_ client: VPPClient, _ assetID: String) async throws -> [VppV1.LicenseEntry] {
+        var request = VppV1.ListLicensesRequest()
+        request.assetId = assetID
+        request.page = VppV1.PageRequest()
+        request.page?.pageSize = 1000
+        return try await client.call(VppV1.LicenseService.ListLicenses.self, request).entries
+    }
+
+    /// Every count a client can read for one asset, from every call that returns them.
+    static func allCounts(_ client: VPPClient, _ assetID: String) async throws -> [String: VppV1.LicenseCounts] {
+        var countsRequest = VppV1.GetLicenseCountsRequest()
+        countsRequest.assetId = assetID
+        var assetRequest = VppV1.GetAssetRequest()
+        assetRequest.assetId = assetID
+        var usageRequest = VppV1.GetLicenseUsageRequest()
+        usageRequest.assetId = assetID
+        let listed = try await client.call(VppV1.CatalogService.ListApps.self, VppV1.ListAssetsRequest()).assets
+        return [
+            "GetLicenseCounts": try await client.call(VppV1.CatalogService.GetLicenseCounts.self, countsRequest),
+            "GetAsset": try await client.call(VppV1.CatalogService.GetAsset.self, assetRequest).counts ?? .init(),
+            "ListApps": listed.first { $0.id == assetID }?.counts ?? .init(),
+            "GetLicenseUsage": try await client.call(VppV1.LicenseService.GetLicenseUsage.self, usageRequest).counts ?? .init(),
+        ]
+    }
+
+    /// The serial numbers (device licensing) or client user ids (user licensing) Apple holds for the app.
+    static func appleHolders(_ env: SyncEnvironment, _ uId: String, adamID: String = app) throws -> Set<String> {
+        Set(try env.core.assignments(uId: uId).filter { $0.adamId == adamID }.map { $0.serialNumber ?? $0.clientUserId ?? "" })
+    }
+
+    // MARK: 1, 2
+
+    @Test("R8, R15: GetLicenseCounts, Asset.counts and GetLicenseUsage give the same counts, each meaning one thing")
+    func countsAgree() async throws {
+        try await SyncEnvironment.run { env in
+            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 20)])
+            defer { Task { await fixture.client.close() } }
+            let client = fixture.client
+            let assetID = try await fixture.assetID(Self.app)
+            let group = try await Self.userGroup(client, "year-7", users: (0..<60).map { String(format: "u%03d", $0) })
+            let assignment = try await Self.assign(client, assetID, group, type: .user)
+            #expect(assignment.targets == 60)
+            #expect(assignment.granted == 20)
+            #expect(assignment.waiting == 40)
+
+            // Right away (seats reserved, Apple not yet answered) and once settled, every call agrees.
+            for moment in ["at once", "settled"] {
+                if moment == "settled" { _ = try await fixture.settled(assetID) }
+                let counts = try await Self.allCounts(client, assetID)
+                let reference = try #require(counts["GetLicenseCounts"])
+                for (call, value) in counts {
+                    #expect(value == reference, "\(moment): \(call) says \(value), GetLicenseCounts \(reference)")
+                }
+                #expect(reference.total == 20)
+                #expect(reference.inUse == 20, "\(moment): in_use counts every seat held here, reserved ones too")
+                #expect(reference.available == 0)
+                #expect(reference.waiting == 40)
+                #expect(reference.reserved <= reference.inUse)
+                #expect(reference.available == reference.total - reference.inUse)
+            }
+            #expect(try Self.appleHolders(env, fixture.uId).count == 20)
+        }
+    }
+
+    @Test("R23: one target has one state for one asset, whichever call asks; usage counts add up to the entries")
+    func statesAgree() async throws {
+        try await SyncEnvironment.run { env in
+            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 10)])
+            defer { Task { await fixture.client.close() } }
+            let client = fixture.client
+            let assetID = try await fixture.assetID(Self.app)
+            let users = (0..<15).map { String(format: "s%03d", $0) }
+            let group = try await Self.userGroup(client, "class", users: users)
+            _ = try await Self.assign(client, assetID, group, type: .user)
+            _ = try await fixture.settled(assetID)
+
+            func check(_ label: String) async throws -> [VppV1.InstallState: Int] {
+                let listed = try await Self.entries(client, assetID)
+                var byState: [VppV1.InstallState: Int] = [:]
+                for entry in listed {
+                    byState[entry.state, default: 0] += 1
+                    var status = VppV1.GetUserStatusRequest()
+                    status.externalId = entry.userExternalId
+                    let user = try await client.call(VppV1.LicenseService.GetUserStatus.self, status)
+                    let same = try #require(user.entries.first { $0.assetId == assetID })
+                    #expect(same.state == entry.state, "\(label): \(entry.userExternalId) is \(entry.state) in ListLicenses, \(same.state) in GetUserStatus")
+                    #expect(same.reason == entry.reason)
+                    // The device's view shows its owner's user license the same way.
+                    var device = VppV1.GetDeviceStatusRequest()
+                    device.serialNumber = "D-\(entry.userExternalId)"
+                    let onDevice = try await client.call(VppV1.LicenseService.GetDeviceStatus.self, device)
+                    #expect(onDevice.entries.first { $0.assetId == assetID }?.state == entry.state)
+                }
+                var usageRequest = VppV1.GetLicenseUsageRequest()
+                usageRequest.assetId = assetID
+                let usage = try await client.call(VppV1.LicenseService.GetLicenseUsage.self, usageRequest)
+                #expect(Int(usage.pending) == byState[.pending, default: 0], "\(label)")
+                #expect(Int(usage.waitingForInvitation) == byState[.waitingForInvitation, default: 0], "\(label)")
+                #expect(Int(usage.waitingForLicense) == byState[.waitingForLicense, default: 0], "\(label)")
+                #expect(Int(usage.installed) == byState[.installed, default: 0], "\(label)")
+                let holders = Int(usage.pending + usage.waitingForInvitation + usage.installed)
+                #expect(holders == 10, "\(label): 10 holders, counted once each")
+                return byState
+            }
+            // R20: registered at Apple, not accepted yet: every holder waits for its invitation.
+            var states = try await check("invited")
+            #expect(states[.waitingForInvitation] == 10)
+            #expect(states[.waitingForLicense] == 5)
+
+            // Four accept; the next sync learns it: they are pending, the others still wait for their invitation.
+            let holders = try await Self.entries(client, assetID).filter { $0.state != .waitingForLicense }.prefix(4)
+            for entry in holders {
+                let userID = try await Self.userID(client, entry.userExternalId)
+                try env.core.acceptInvitation(uId: fixture.uId, clientUserId: userID)
+            }
+            // The sync after any already under way (it may have read Apple's users before they accepted).
+            for _ in 0..<2 {
+                let job = try await env.syncNow(client, fixture.tokenID)
+                _ = try await env.waitForJob(client, jobID: job.id) { !$0.isActive }
+            }
+            states = try await check("four accepted")
+            #expect(states[.pending] == 4)
+            #expect(states[.waitingForInvitation] == 6)
+        }
+    }
+
+    static func userID(_ client: VPPClient, _ externalID: String) async throws -> String {
+        var request = VppV1.GetEntryRequest()
+        request.by = .key(externalID)
+        return try await client.call(VppV1.DirectoryService.GetUser.self, request).id
+    }
+
+    // MARK: 3
+
+    @Test("R15, R17: freed licenses are released at Apple and granted to the waiters in line, Apple and the ledger agreeing")
+    func freedLicensesReachWaiters() async throws {
+        try await SyncEnvironment.run { env in
+            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 10)])
+            defer { Task { await fixture.client.close() } }
+            let client = fixture.client
+            let assetID = try await fixture.assetID(Self.app)
+            let holdersSerials = (0..<10).map { String(format: "H%02d", $0) }
+            let waitersSerials = (0..<5).map { String(format: "W%02d", $0) }
+            let holders = try await Self.deviceGroup(client, "holders", serials: holdersSerials)
+            let waiters = try await Self.deviceGroup(client, "waiters", serials: waitersSerials)
+            let first = try await Self.assign(client, assetID, holders, type: .device)
+            _ = try await Self.assign(client, assetID, waiters, type: .device)
+            _ = try await fixture.settled(assetID)
+            #expect(try Self.appleHolders(env, fixture.uId) == Set(holdersSerials))
+            var listed = try await Self.entries(client, assetID)
+            #expect(listed.filter { $0.state == .waitingForLicense }.map(\.serialNumber) == waitersSerials)
+            #expect(listed.filter { $0.state == .waitingForLicense }.map(\.queuePosition) == [1, 2, 3, 4, 5])
+
+            // R17: the holders' assignment turns to Uninstall: seats stay held until removal is reported.
+            var update = VppV1.UpdateAssignmentRequest()
+            update.assignmentId = first.id
+            update.action = .uninstall
+            _ = try await client.call(VppV1.AssignmentService.UpdateAssignment.self, update)
+            listed = try await Self.entries(client, assetID)
+            #expect(listed.filter { $0.state == .removing }.count == 10)
+            #expect(listed.filter { $0.state == .waitingForLicense }.count == 5)
+
+            // Five devices report the app removed.
+            var report = VppV1.ReportInstallResultsRequest()
+            report.reports = holdersSerials.prefix(5).map { serial in
+                var item = VppV1.InstallReport()
+                item.serialNumber = serial
+                item.adamId = Self.app
+                item.outcome = .removed
+                return item
+            }
+            let reportedAt = ContinuousClock.now
+            let reported = try await client.call(VppV1.LicenseService.ReportInstallResults.self, report)
+            #expect(reported.applied == 5)
+            #expect(reported.freedLicenses == 5)
+            _ = try await fixture.settled(assetID)
+            let served = reportedAt.duration(to: .now)
+            // Apple released the five and assigned the five waiters; the ledger holds exactly what Apple holds.
+            let atApple = try Self.appleHolders(env, fixture.uId)
+            #expect(atApple == Set(holdersSerials.suffix(5) + waitersSerials), "Apple holds \(atApple.sorted())")
+            listed = try await Self.entries(client, assetID)
+            #expect(listed.filter { $0.state == .pending }.map(\.serialNumber).sorted() == waitersSerials)
+            #expect(listed.filter { $0.state == .waitingForLicense }.isEmpty)
+            var counts = try #require(try await Self.allCounts(client, assetID)["GetLicenseCounts"])
+            #expect(counts.inUse == 10)
+            #expect(counts.available == 0)
+            print("R17: REMOVED reported to the waiters' grants confirmed at Apple: \(served)")
+
+            // A sixth removal frees one seat that nobody waits for: in use 9, one available, Apple holds 9.
+            report.reports = [report.reports[0]]
+            report.reports[0].serialNumber = holdersSerials[5]
+            _ = try await client.call(VppV1.LicenseService.ReportInstallResults.self, report)
+            _ = try await fixture.settled(assetID)
+            for (call, value) in try await Self.allCounts(client, assetID) {
+                #expect(value.inUse == 9, "\(call): in_use \(value.inUse)")
+                #expect(value.available == 1, "\(call): available \(value.available)")
+            }
+            #expect(try Self.appleHolders(env, fixture.uId).count == 9)
+            counts = try #require(try await Self.allCounts(client, assetID)["GetLicenseCounts"])
+            #expect(counts.waiting == 0)
+        }
+    }
+
+    // MARK: 4, 5
+
+    @Test("R19: a second user with the same Apple ID is refused; a shared e-mail is flagged in both users' status")
+    func uniqueAppleID() async throws {
+        try await SyncEnvironment.run(workers: 0) { env in
+            let (_, client) = try await env.tenant("R19")
+            defer { Task { await client.close() } }
+            func user(_ id: String, appleID: String = "", email: String = "") -> VppV1.UserInput {
+                var input = VppV1.UserInput()
+                input.externalId = id
+                input.appleId = appleID
+                input.email = email
+                return input
+            }
+            var request = VppV1.UpsertUsersRequest()
+            request.users = [user("ann", appleID: "Ann@Example.com", email: "ann@example.com")]
+            #expect(try await client.call(VppV1.DirectoryService.UpsertUsers.self, request).created == 1)
+
+            // Another user with Ann's Apple ID (case differs): refused, naming the user who has it.
+            request.users = [user("impostor", appleID: "ann@example.COM"), user("bob", appleID: "bob@example.com")]
+            var response = try await client.call(VppV1.DirectoryService.UpsertUsers.self, request)
+            #expect(response.created == 1)
+            #expect(response.errors.count == 1)
+            #expect(response.errors.first?.key == "impostor")
+            #expect(response.errors.first?.message.contains("\"ann\"") == true)
+            #expect(response.errors.first?.message.contains("R19") == true)
+            // Ann herself may be written again with her own Apple ID.
+            request.users = [user("ann", appleID: "ann@example.com", email: "ann@example.com")]
+            response = try await client.call(VppV1.DirectoryService.UpsertUsers.self, request)
+            #expect(response.errors.isEmpty)
+            // Two users with one Apple ID in one request: both refused.
+            request.users = [user("c1", appleID: "same@example.com"), user("c2", appleID: "SAME@example.com")]
+            response = try await client.call(VppV1.DirectoryService.UpsertUsers.self, request)
+            #expect(response.created == 0)
+            #expect(response.errors.map(\.key).sorted() == ["c1", "c2"])
+
+            // A shared e-mail is accepted, and both users' status says what it breaks.
+            request.users = [user("dan", email: "class@example.com"), user("eve", email: "Class@example.com")]
+            response = try await client.call(VppV1.DirectoryService.UpsertUsers.self, request)
+            #expect(response.created == 2)
+            for (who, other) in [("dan", "eve"), ("eve", "dan")] {
+                var status = VppV1.GetUserStatusRequest()
+                status.externalId = who
+                let notes = try await client.call(VppV1.LicenseService.GetUserStatus.self, status).notes
+                #expect(notes.contains { $0.contains("\"\(other)\"") && $0.contains("R19") }, "\(who): \(notes)")
+            }
+        }
+    }
+
+    @Test("R20: an invited user's invitation_url is Apple's template with their invite code; empty once associated")
+    func invitationURL() async throws {
+        try await SyncEnvironment.run { env in
+            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 5)])
+            defer { Task { await fixture.client.close() } }
+            let client = fixture.client
+            let assetID = try await fixture.assetID(Self.app)
+            let group = try await Self.userGroup(client, "invited", users: ["ivy"])
+            _ = try await Self.assign(client, assetID, group, type: .user)
+            _ = try await fixture.settled(assetID)
+            var request = VppV1.GetEntryRequest()
+            request.by = .key("ivy")
+            // The push registered Ivy at Apple and asked for the sync that reads her invitation.
+            var ivy = try await client.call(VppV1.DirectoryService.GetUser.self, request)
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ivy.invitationUrl.isEmpty, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                ivy = try await client.call(VppV1.DirectoryService.GetUser.self, request)
+            }
+            #expect(ivy.vppState == .invited)
+            let atApple = try #require(try env.core.users(uId: fixture.uId).first { $0.clientUserId == ivy.id })
+            let code = try #require(atApple.inviteCode)
+            #expect(ivy.invitationUrl.hasSuffix("inviteCode=\(code)"), "\(ivy.invitationUrl)")
+            #expect(ivy.invitationUrl.hasPrefix("http"))
+            #expect(!ivy.invitationUrl.contains("%inviteCode%") && !ivy.invitationUrl.contains("%25inviteCode%25"))
+
+            try env.core.acceptInvitation(uId: fixture.uId, clientUserId: ivy.id)
+            // "Sync now" joins a sync already queued or running, which may have read Apple's users before Ivy
+            // accepted: the sync after it sees her accepted.
+            for _ in 0..<2 {
+                let job = try await env.syncNow(client, fixture.tokenID)
+                _ = try await env.waitForJob(client, jobID: job.id) { !$0.isActive }
+            }
+            ivy = try await client.call(VppV1.DirectoryService.GetUser.self, request)
+            #expect(ivy.vppState == .associated)
+            #expect(ivy.invitationUrl.isEmpty)
+        }
+    }
+
+    // MARK: 6
+
+    @Test("R23: every state carries a reason that says why and what would change it")
+    func everyStateHasAReason() async throws {
+        try await SyncEnvironment.run { env in
+            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 3)])
+            defer { Task { await fixture.client.close() } }
+            let client = fixture.client
+            let assetID = try await fixture.assetID(Self.app)
+            let lab = try await Self.deviceGroup(client, "lab", serials: ["R1", "R2", "R3", "R4", "R5"])
+            let offered = try await Self.deviceGroup(client, "offered", serials: ["O1"])
+            _ = try await Self.assign(client, assetID, lab, type: .device)
+            _ = try await Self.assign(client, assetID, offered, action: .available, type: .device)
+            _ = try await fixture.settled(assetID)
+            var report = VppV1.ReportInstallResultsRequest()
+            report.reports = [("R1", VppV1.InstallOutcome.installed, ""), ("R2", .failed, "disk full")].map { serial, outcome, reason in
+                var item = VppV1.InstallReport()
+                item.serialNumber = serial
+                item.adamId = Self.app
+                item.outcome = outcome
+                item.reason = reason
+                return item
+            }
+            _ = try await client.call(VppV1.LicenseService.ReportInstallResults.self, report)
+            let listed = try await Self.entries(client, assetID)
+            let states = Set(listed.map(\.state))
+            #expect(states == [.installed, .failed, .pending, .waitingForLicense, .available])
+            for entry in listed {
+                #expect(!entry.reason.isEmpty, "\(entry.serialNumber) \(entry.state) has no reason")
+            }
+            let waiters = listed.filter { $0.state == .waitingForLicense }
+            #expect(waiters.map(\.reason).allSatisfy { $0.contains("in line") && $0.contains("R15") })
+            #expect(waiters.first?.reason.contains("Place 1") == true)
+            #expect(listed.first { $0.serialNumber == "R2" }?.reason.contains("disk full") == true)
+        }
+    }
+
+    // MARK: 7
+
+    @Test("R14: device groups are for tenants created after January 2017 (from 2017-02-01 UTC), said the same everywhere")
+    func deviceGroupCutoff() async throws {
+        try await SyncEnvironment.run(workers: 0) { env in
+            for (created, allowed) in [(1_485_907_199, false), (1_485_907_200, true)] {  // 2017-01-31T23:59:59Z, 2017-02-01
+                let (tenant, client) = try await env.tenant("R14 \(created)") { request in
+                    request.createdAt = { var t = VppV1.Timestamp(); t.seconds = Int64(created); return t }()
+                }
+                defer { Task { await client.close() } }
+                #expect(tenant.deviceGroupAssignmentAllowed == allowed, "created at \(created)")
+            }
+        }
+        // The documents and the contract name the same date.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        for file in ["Protos/vpp/v1/operator.proto", "Protos/vpp/v1/directory.proto", "docs/licenses.md", "docs/directory.md"] {
+            let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
+            for line in text.split(separator: "\n") where line.contains("R14") && line.contains("2017") {
+                #expect(line.contains("2017-02-01"), "\(file): \(line)")
+                #expect(!line.contains("2017-01-01") && !line.contains("before February 2017"), "\(file): \(line)")
+            }
+        }
+    }
+}
