@@ -406,6 +406,7 @@ let package = Package(
             dependencies: [
                 "VPPSync",
                 "VPPLicensing",
+                "VPPServices",
                 "VPPJobs",
                 "VPPTesting",
                 "VPPStorage",

@@ -65,8 +65,8 @@ public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
         RPCError(.resourceExhausted, message, details: Self.detail(reason: reason, field: nil))
     }
 
-    public static func unavailable(_ message: String) -> RPCError {
-        RPCError(.unavailable, message)
+    public static func unavailable(_ message: String, reason: String? = nil) -> RPCError {
+        RPCError(.unavailable, message, details: Self.detail(reason: reason, field: nil))
     }
 
     public static func unimplemented(_ message: String) -> RPCError {
