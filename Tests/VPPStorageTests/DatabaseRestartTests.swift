@@ -37,3 +37,59 @@ struct DatabaseRestartTests {
         try await cluster.stop()
     }
 }
+
+@Suite("A database outage is an outage, not a revoked key (issue 16)")
+struct DatabaseOutageTests {
+    @Test("while PostgreSQL is down, calls get UNAVAILABLE / DATABASE_UNAVAILABLE, the connection stays, the key still works after")
+    func outageIsNotRevocation() async throws {
+        let cluster = try await TestPostgres.makeDedicatedCluster()
+        let admin = PostgresPool(configuration: cluster.configuration(database: "postgres"))
+        try await admin.simpleQuery("CREATE DATABASE outage")
+        await admin.shutdown()
+        // Keys are re-checked on every call past 50 ms: the outage hits the key check itself.
+        let server = try await TestVPPServer.start(database: cluster.configuration(database: "outage"), keyRecheckInterval: .milliseconds(50))
+        let (_, key) = try await server.createTenant("outage")
+        // No reconnect: a GoAway would end this client for good, so the last call proves the connection stayed.
+        let client = server.client(key: key, reconnect: false)
+        _ = try await client.call(VppV1.SystemService.WhoAmI.self, VppV1.WhoAmIRequest())
+
+        try await cluster.stop()
+        try await Task.sleep(for: .milliseconds(100))
+        var seen: RPCError?
+        do {
+            _ = try await client.call(VppV1.SystemService.WhoAmI.self, VppV1.WhoAmIRequest())
+        } catch let error as RPCError {
+            seen = error
+        }
+        #expect(seen?.code == .unavailable, "got \(String(describing: seen))")
+        #expect(seen?.reason == "DATABASE_UNAVAILABLE")
+        // A new connection during the outage: told the database is down, not that its key is bad.
+        let newcomer = server.client(key: key, reconnect: false)
+        var refused: RPCError?
+        do {
+            _ = try await newcomer.call(VppV1.SystemService.WhoAmI.self, VppV1.WhoAmIRequest())
+        } catch let error as RPCError {
+            refused = error
+        }
+        #expect(refused?.code == .unavailable, "got \(String(describing: refused))")
+        #expect(refused?.reason == "DATABASE_UNAVAILABLE")
+        await newcomer.close()
+
+        try await cluster.start()
+        let recovered = await eventually {
+            do {
+                _ = try await client.call(VppV1.SystemService.WhoAmI.self, VppV1.WhoAmIRequest())
+                return true
+            } catch let error as RPCError where error.code == .unavailable {
+                return false
+            } catch {
+                Issue.record("the connection did not survive the outage: \(error)")
+                return true
+            }
+        }
+        #expect(recovered)
+        await client.close()
+        await server.stop()
+        try await cluster.stop()
+    }
+}

@@ -299,7 +299,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
                 do {
                     try await authenticator.validate(principal)
                 } catch {
-                    throw PrincipalRevoked(error: mapper(error, callContext.logger))
+                    // Only a key the authenticator refuses is revoked: an outage while re-checking it (the database
+                    // unreachable) fails this call with its own status and keeps the connection (issue 16).
+                    let status = mapper(error, callContext.logger)
+                    if status.code == .unauthenticated { throw PrincipalRevoked(error: status) }
+                    throw status
                 }
                 outcome = .success(try await route.invoke(request, callContext, sink))
             } catch let error as PrincipalRevoked {
