@@ -255,10 +255,10 @@ public struct SyncRunner: Sendable {
         await progress(.assignments, 0, 0)
         var assignments: PagedResult<Assignment>
         do {
-            assignments = try await self.readAssignments(session, since: full ? nil : versions.assignments)
+            assignments = try await self.readAssignments(session, since: full ? nil : versions.assignments, progress: progress)
         } catch let error as AppleVPPError where error.errorNumber == AppleVPPError.Number.invalidVersionId {
             full = true
-            assignments = try await self.readAssignments(session, since: nil)
+            assignments = try await self.readAssignments(session, since: nil, progress: progress)
         }
         try await checkOwnership()
         let total = Int64(assignments.items.count)
@@ -311,10 +311,21 @@ public struct SyncRunner: Sendable {
     }
 
     /// Every page of assignments; read again (once) when the data changed between pages.
-    private func readAssignments(_ session: AppleVPPSession, since: String?) async throws -> PagedResult<Assignment> {
-        let first = try await session.allAssignments(sinceVersionId: since)
-        if first.consistent { return first }
-        return try await session.allAssignments(sinceVersionId: since)
+    private func readAssignments(
+        _ session: AppleVPPSession,
+        since: String?,
+        progress: Progress
+    ) async throws -> PagedResult<Assignment> {
+        // The longest phase: its progress moves with every page read (issue 16). The reader calls it only while this
+        // function runs.
+        try await withoutActuallyEscaping(progress) { progress in
+            let report: @Sendable (Int, Int) async -> Void = { read, expected in
+                await progress(.assignments, Int64(read), Int64(expected))
+            }
+            let first = try await session.allAssignments(sinceVersionId: since, progress: report)
+            if first.consistent { return first }
+            return try await session.allAssignments(sinceVersionId: since, progress: report)
+        }
     }
 
     private func claimedElsewhere(_ holder: MDMInfo?, tenantID: UUID, tokenID: UUID) async -> SyncFailure {

@@ -1,6 +1,7 @@
 import AppleVPP
 import AppleVPPSimulator
 import Foundation
+import Synchronization
 import Testing
 
 @Suite("Pagination at scale, retries and batching against the simulator")
@@ -27,6 +28,25 @@ struct ScaleRetryAndBatchTests {
             let changes = try await env.session.allAssignments(sinceVersionId: all.versionId)
             #expect(changes.items.compactMap(\.serialNumber).sorted() == ["NEW1", "NEW2"])
             #expect(changes.versionId != all.versionId)
+        }
+    }
+
+    @Test("A long read of assignments reports its progress page by page (issue 16: sync progress moved only at the end)")
+    func assignmentsReadReportsProgress() async throws {
+        try await Env.run { env in
+            try env.simulator.core.addDeviceAssignments(uId: env.uId, adamId: Env.freeApp, count: 5_000)
+            let seen = Mutex<[(read: Int, expected: Int)]>([])
+            let all = try await env.session.allAssignments(progress: { read, expected in
+                seen.withLock { $0.append((read, expected)) }
+            })
+            let reports = seen.withLock { $0 }
+            #expect(all.items.count == 5_001)
+            #expect(reports.count == 6, "one report per page")
+            #expect(reports.first?.read == 1_000)
+            #expect(reports.first?.expected == 6_000, "the pages Apple announced times the first page's size")
+            #expect(reports.last?.read == 5_001)
+            #expect(zip(reports, reports.dropFirst()).allSatisfy { $0.read < $1.read })
+            #expect(reports.allSatisfy { $0.read <= $0.expected })
         }
     }
 

@@ -78,11 +78,16 @@ public struct AppleVPPSession: Sendable {
     }
 
     /// Every page of `GET /assignments` (pages after the first in parallel, at most five at once).
+    /// Every page of `GET /assignments`. `progress` hears (items read, items expected: the pages Apple announced
+    /// times the first page's size) after each page.
     public func allAssignments(
         filter: AssignmentFilter = .init(),
-        sinceVersionId: String? = nil
+        sinceVersionId: String? = nil,
+        progress: (@Sendable (_ read: Int, _ expected: Int) async -> Void)? = nil
     ) async throws -> PagedResult<Assignment> {
-        try await allPages { try await assignments(filter: filter, sinceVersionId: sinceVersionId, pageIndex: $0) }
+        try await allPages(progress: progress) {
+            try await assignments(filter: filter, sinceVersionId: sinceVersionId, pageIndex: $0)
+        }
     }
 
     /// `POST /assets/associate` with one request as given (see `associateInBatches` for any size).
@@ -264,10 +269,14 @@ public struct AppleVPPSession: Sendable {
     }
 
     private func allPages<Page: AppleVPPPage>(
+        progress: (@Sendable (_ read: Int, _ expected: Int) async -> Void)? = nil,
         _ fetch: @escaping @Sendable (Int?) async throws -> Page
     ) async throws -> PagedResult<Page.Item> where Page.Item: Sendable {
         let first = try await fetch(nil)
         let totalPages = first.totalPages ?? 1
+        let expected = max(first.items.count, first.items.count * totalPages)
+        var read = first.items.count
+        await progress?(read, expected)
         var pages: [Int: Page] = [:]
         if first.nextPageIndex != nil, totalPages > 1 {
             let limit = client.configuration.maxConcurrentPageRequests
@@ -280,6 +289,8 @@ public struct AppleVPPSession: Sendable {
                 }
                 while let (index, page) = try await group.next() {
                     pages[index] = page
+                    read += page.items.count
+                    await progress?(read, max(read, expected))
                     if next < totalPages {
                         let index = next
                         group.addTask { (index, try await fetch(index)) }
