@@ -27,9 +27,10 @@ import VPPWire
 //
 // Seeded and reproducible:
 //   VPP_LEDGER_MODEL_SEED        the master seed (random when unset; printed on failure)
-//   VPP_LEDGER_MODEL_SEQUENCES   sequences to run (default 6)
-//   VPP_LEDGER_MODEL_STEPS       steps per sequence (default 25)
+//   VPP_LEDGER_MODEL_SEQUENCES   sequences to run (default 8)
+//   VPP_LEDGER_MODEL_STEPS       steps per sequence (default 30)
 //   VPP_LEDGER_MODEL_ONLY        run only this sequence number (1-based) of the seed
+//   VPP_LEDGER_MODEL_BOOKS_REVOCABLE  0: books are not revocable, as at Apple (default: revocable in the fixture)
 //   VPP_LEDGER_MODEL_KEEP_GOING  1: do not stop a sequence at its first failing step (the model adopts the server's
 //                                ledger and goes on), and print a summary of the distinct discrepancies at the end
 // e.g. VPP_LEDGER_MODEL_SEED=42 swift test --filter LedgerModel
@@ -79,15 +80,19 @@ struct LedgerModelConfig {
     var steps: Int
     var only: Int?
     var keepGoing: Bool
+    /// Apple's books are not revocable; by default the fixture makes them revocable so that freed book seats can go
+    /// back (set VPP_LEDGER_MODEL_BOOKS_REVOCABLE=0 for Apple's real behaviour).
+    var booksRevocable: Bool
 
     static func fromEnvironment() -> LedgerModelConfig {
         let env = ProcessInfo.processInfo.environment
         return LedgerModelConfig(
             seed: env["VPP_LEDGER_MODEL_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64(Int64.max)),
-            sequences: env["VPP_LEDGER_MODEL_SEQUENCES"].flatMap { Int($0) } ?? 6,
-            steps: env["VPP_LEDGER_MODEL_STEPS"].flatMap { Int($0) } ?? 25,
+            sequences: env["VPP_LEDGER_MODEL_SEQUENCES"].flatMap { Int($0) } ?? 8,
+            steps: env["VPP_LEDGER_MODEL_STEPS"].flatMap { Int($0) } ?? 30,
             only: env["VPP_LEDGER_MODEL_ONLY"].flatMap { Int($0) },
-            keepGoing: env["VPP_LEDGER_MODEL_KEEP_GOING"] == "1"
+            keepGoing: env["VPP_LEDGER_MODEL_KEEP_GOING"] == "1",
+            booksRevocable: env["VPP_LEDGER_MODEL_BOOKS_REVOCABLE"] != "0"
         )
     }
 }
@@ -395,7 +400,13 @@ final class LedgerModelRun {
             .init(
                 locationName: "Model School \(sequence)",
                 assets: assets.map {
-                    .init(adamId: $0.adamID, productType: $0.isBook ? .book : .app, totalCount: $0.bought, deviceAssignable: !$0.isBook)
+                    .init(
+                        adamId: $0.adamID,
+                        productType: $0.isBook ? .book : .app,
+                        totalCount: $0.bought,
+                        deviceAssignable: !$0.isBook,
+                        revocable: !$0.isBook || config.booksRevocable
+                    )
                 }
             )
         )
@@ -694,8 +705,8 @@ final class LedgerModelRun {
             guard var current = model.assets[assetIndex].entries[touchedTarget] else { continue }
             switch (item.outcome, current.seat) {
             case (.removed, .removing): model.assets[assetIndex].entries[touchedTarget] = nil  // R17: the seat is freed
-            case (.installed, .held): current.install = .installed
-            case (.failed, .held): current.install = .failed
+            case (.installed, .held), (.installed, .removing): current.install = .installed
+            case (.failed, .held), (.failed, .removing): current.install = .failed
             default: break
             }
             if model.assets[assetIndex].entries[touchedTarget] != nil { model.assets[assetIndex].entries[touchedTarget] = current }
@@ -746,7 +757,8 @@ final class LedgerModelRun {
             adamId: model.assets[index].adamID,
             productType: model.assets[index].isBook ? .book : .app,
             count: count,
-            deviceAssignable: !model.assets[index].isBook
+            deviceAssignable: !model.assets[index].isBook,
+            revocable: !model.assets[index].isBook || config.booksRevocable
         )
         model.assets[index].bought += count
         return try await sync("addPurchase(\(model.assets[index].name), \(count)) at Apple; SyncToken")
@@ -809,7 +821,21 @@ final class LedgerModelRun {
                 let states = try await env.server.storage.pool.query(
                     "SELECT kind, state, attempt, error FROM vpp_control.jobs WHERE subject = ANY(\(subjects)::text[]) ORDER BY queued_at DESC LIMIT 5"
                 ).map { "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(Int.self, at: 2)) \(try $0.decode(String.self, at: 3))" }
-                fail("settle timeout", "pushes did not settle within \(timeout): outbox \(outbox), active jobs \(jobs), flagged \(flagged); last jobs \(states)")
+                let rows = try await env.server.storage.withTenant(tenantID) { transaction in
+                    try await transaction.query(
+                        """
+                        SELECT operation || ' ' || adam_id || ' serial=' || serial_number || ' user=' || client_user_id
+                               || ' license=' || coalesce(license_id::text, '-') || ' event=' || coalesce(event_id, '-')
+                               || CASE WHEN license_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM licenses l WHERE l.id = license_id)
+                                       THEN ' (license row gone)' ELSE '' END
+                        FROM apple_outbox ORDER BY id LIMIT 10
+                        """
+                    ).map { try $0.decode(String.self, at: 0) }
+                }
+                fail(
+                    "settle timeout",
+                    "pushes did not settle within \(timeout): outbox \(outbox), active jobs \(jobs), flagged \(flagged); last jobs \(states); outbox rows \(rows)"
+                )
                 return false
             }
             try await Task.sleep(for: .milliseconds(50))
@@ -1213,13 +1239,15 @@ final class LedgerModelRun {
             var done = false
             for _ in 0..<30 where !done { done = try await randomOperation() }
             if !done { steps.append("(no operation possible)") }
-            if try await settle() { try await checkAll() }
+            let settled = try await settle()
+            if settled { try await checkAll() }
             adopt(try await observe())
             if !discrepancies.isEmpty {
                 failures.append((stepNumber, discrepancies))
                 report(step: stepNumber)
                 discrepancies = []
-                if !config.keepGoing { break }
+                // Once pushes stop settling, every later step would only wait out the timeout again.
+                if !config.keepGoing || !settled { break }
             }
         }
         await client.close()
