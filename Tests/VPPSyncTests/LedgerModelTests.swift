@@ -1272,7 +1272,7 @@ final class LedgerModelRun {
 
 // MARK: - The test
 
-@Suite("Ledger model: random sequences against an in-memory model of the truth (R15, R16, R17, R20, R21, R23)", .timeLimit(.minutes(10)))
+@Suite("Ledger model: random sequences against an in-memory model of the truth (R15, R16, R17, R20, R21, R23)", .timeLimit(.minutes(30)))
 struct LedgerModelTests {
     @Test("R15-R23: seats <= bought, Apple == ledger, FIFO waiters, every view agrees, every entry says why")
     func randomSequences() async throws {
