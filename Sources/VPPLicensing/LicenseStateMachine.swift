@@ -13,6 +13,8 @@ public enum LicenseEvent: Sendable, Hashable {
     case appleRefused
     /// Apple took the seat back (or answered "no such license", 9610).
     case appleDisassociated
+    /// Apple cannot take the seat back: the asset is not revocable (9706; books). The license stays with its user.
+    case appleCannotTakeBack
     /// The device reported the app removed (R17).
     case removalReported
     /// R21: the user asked for an AVAILABLE app.
@@ -23,8 +25,8 @@ public enum LicenseEvent: Sendable, Hashable {
     /// Every event, for exhaustive tests and for deriving the allowed transitions.
     public static let all: [LicenseEvent] =
         LicenseIntent.allCases.flatMap { intent in [false, true].map { LicenseEvent.intentChanged(intent, blocked: $0) } }
-        + [.seatFreed, .appleAssociated, .appleHasNoLicense, .appleRefused, .appleDisassociated, .removalReported,
-           .requested, .targetDeleted]
+        + [.seatFreed, .appleAssociated, .appleHasNoLicense, .appleRefused, .appleDisassociated, .appleCannotTakeBack,
+           .removalReported, .requested, .targetDeleted]
 }
 
 /// What must be done beside the change of state (in the same transaction).
@@ -159,6 +161,9 @@ public struct LicenseStateMachine: Sendable, Hashable {
         case (.releasing?, .appleDisassociated):
             // The seat is free: the next in line gets it (R17), and a target that is wanted again joins the line.
             return move(nil, .serveWaiters)
+        case (.releasing?, .appleCannotTakeBack):
+            // The seat is spent: the entry goes, the license counts as held elsewhere (nothing freed, nobody served).
+            return move(nil)
         case (.releasing?, .appleHasNoLicense), (.releasing?, .appleRefused):
             // The association never happened; the disassociation that follows is answered "no such license".
             return move(.failed, .serveWaiters)

@@ -162,9 +162,24 @@ public struct PushRunner: Sendable {
                             clientUserIds: isDevice ? nil : chunk.map(\.clientUserID),
                             serialNumbers: isDevice ? chunk.map(\.serialNumber) : nil
                         )
-                        let event = operation == .associate
-                            ? try await session.associate(request)
-                            : try await session.disassociate(request)
+                        let event: EventResponse
+                        do {
+                            event = operation == .associate
+                                ? try await session.associate(request)
+                                : try await session.disassociate(request)
+                        } catch let error as AppleVPPError
+                            where operation == .disassociate && error.errorNumber == AppleVPPError.Number.assetNotRevocable
+                        {
+                            // 9706: Apple cannot take back a license of this asset (books): the seats stay spent with
+                            // their users. The ledger stops counting them as its own instead of retrying for ever.
+                            try await self.ledger.complete(
+                                tenantID: tenantID,
+                                tokenID: tokenID,
+                                chunk.map { ($0, .failed(errorNumber: error.errorNumber ?? 9706, message: error.message)) }
+                            )
+                            outcome.applied += chunk.count
+                            continue
+                        }
                         outcome.countsStale = try await self.follow(event.eventId, chunk, session: session, tenantID: tenantID, tokenID: tokenID)
                             || outcome.countsStale
                         outcome.applied += chunk.count

@@ -74,7 +74,7 @@ actor TestPostgresServer {
         }
         let directory = try TestPostgres.makeTemporaryDirectory()
         let cluster = try EmbeddedPostgres(
-            options: .init(dataDirectory: directory + "/data", unsafeFastWrites: true, maxConnections: 300)
+            options: .init(dataDirectory: directory + "/data", unsafeFastWrites: true, maxConnections: 1000)
         )
         ClusterReaper.register(cluster, directory: directory)
         try await cluster.start()

@@ -47,7 +47,8 @@ struct LicenseStateMachineTests {
                     guard let transition = machine.apply(event, to: state), !(transition.to?.holdsSeat ?? false) else {
                         continue
                     }
-                    let throughApple = [LicenseEvent.appleDisassociated, .appleRefused, .appleHasNoLicense].contains(event)
+                    let throughApple = [LicenseEvent.appleDisassociated, .appleRefused, .appleHasNoLicense, .appleCannotTakeBack]
+                        .contains(event)
                     let toldApple = transition.actions.contains(.disassociateAtApple)
                     let alreadyReleasing = state == .releasing && event == .targetDeleted
                     #expect(throughApple || toldApple || alreadyReleasing, "\(state) on \(event) drops a seat silently")
@@ -55,6 +56,9 @@ struct LicenseStateMachineTests {
                     // reserved seat): then nothing was freed, and the counts are read again instead.
                     if state == .reserved && event == .appleHasNoLicense {
                         #expect(transition.actions.contains(.refreshAppleCounts))
+                    } else if event == .appleCannotTakeBack {
+                        // 9706: the seat is not freed (it stays with its user at Apple), so nobody is served.
+                        #expect(!transition.actions.contains(.serveWaiters))
                     } else {
                         #expect(transition.actions.contains(.serveWaiters), "\(state) on \(event) frees a seat without serving the line")
                     }

@@ -282,6 +282,33 @@ struct LicenseStoryTests {
         }
     }
 
+    @Test("R17: targets wanted again before their removal keep their seats, and Apple confirms them")
+    func requiredAgainBeforeRemoval() async throws {
+        try await SyncEnvironment.run { env in
+            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 3)])
+            defer { Task { await fixture.client.close() } }
+            let client = fixture.client
+            let assetID = try await fixture.assetID(Self.app)
+            _ = try await Self.userGroup(client, "people", users: ["u1", "u2"])
+            // User licensing through a device group: each device's owner (R18).
+            let group = try await Self.group(client, "tablets", kind: .device, members: ["D-u1", "D-u2"])
+            let assignment = try await Self.assign(client, assetID, group, type: .user)
+            _ = try await fixture.settled(assetID)
+            for action in [VppV1.AssignmentAction.uninstall, .required] {
+                var update = VppV1.UpdateAssignmentRequest()
+                update.assignmentId = assignment.id
+                update.action = action
+                _ = try await client.call(VppV1.AssignmentService.UpdateAssignment.self, update)
+                let usage = try await fixture.settled(assetID)
+                #expect(usage.counts?.reserved == 0, "after \(action): nothing left unconfirmed")
+                #expect(usage.counts?.inUse == 2)
+                #expect(try Self.appleHolders(env, fixture.uId).count == 2)
+            }
+            let listed = try await Self.entries(client, assetID)
+            #expect(listed.map(\.state) == [.waitingForInvitation, .waitingForInvitation])
+        }
+    }
+
     // MARK: 4, 5
 
     @Test("R19: a second user with the same Apple ID is refused; a shared e-mail is flagged in both users' status")

@@ -20,7 +20,9 @@ extension VppV1 {
 
         public var licenseType: VppV1.LicenseType = VppV1.LicenseType()
 
-        /// Targets in the group right now, and how their licenses stand.
+        /// Targets in the group right now, and how their licenses of the asset stand (the states ListLicenses reports):
+        /// `granted` counts targets licensed and not being removed (PENDING, WAITING_FOR_INVITATION, INSTALLED, or FAILED
+        /// on the device while still licensed); `waiting`, `installed` and `failed` count those states.
         public var targets: Swift.UInt32 = 0
 
         public var granted: Swift.UInt32 = 0

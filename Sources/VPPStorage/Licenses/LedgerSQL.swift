@@ -40,20 +40,28 @@ struct LedgerSQL {
     }
 
     /// The parts of the UPDATE of entries whose intent moves them to another state (the target stays reached), over
-    /// `licenses l` joined with `ledger_desired d`: the new state, the new `wait_seq`, which rows move, and which of
-    /// them need Apple to associate again (for the outbox).
+    /// `licenses l` joined with `ledger_desired d`: the new state, the new `wait_seq` (NULL for those joining the line:
+    /// the ledger gives them their places next, in key order), which rows move, and which of them need Apple to
+    /// associate again (for the outbox; a condition on the row as RETURNING sees it, after the move).
     var intentUpdate: (state: String, waitSeq: String, moves: String, associate: String) {
         let moves = self.reached.filter { $0.transition.to != nil && $0.transition.to != $0.state }
         let stateCase = moves.map { "WHEN \(Self.condition($0)) THEN '\($0.transition.to!.rawValue)'" }
             .joined(separator: " ")
         let joins = moves.filter { $0.transition.actions.contains(.joinLine) }
         let leaves = moves.filter { $0.transition.actions.contains(.leaveLine) }
-        let associates = moves.filter { $0.transition.actions.contains(.associateAtApple) }
+        // RETURNING sees the new row, so the entries to associate are told by the state they moved to: every move
+        // into such a state asks Apple to associate (checked here, so a change to the machine cannot break it).
+        let associateStates = Set(moves.filter { $0.transition.actions.contains(.associateAtApple) }.compactMap(\.transition.to))
+        precondition(
+            moves.filter { associateStates.contains($0.transition.to!) }.allSatisfy { $0.transition.actions.contains(.associateAtApple) },
+            "a move into a state that asks Apple to associate does not ask it"
+        )
         return (
             "CASE \(stateCase) ELSE l.state END",
-            "CASE WHEN \(Self.any(joins)) THEN nextval('licenses_wait_seq') WHEN \(Self.any(leaves)) THEN NULL ELSE l.wait_seq END",
+            // Entries joining the line get their place right after, in key order (an UPDATE has no row order).
+            "CASE WHEN \(Self.any(joins)) OR \(Self.any(leaves)) THEN NULL ELSE l.wait_seq END",
             Self.any(moves),
-            Self.any(associates)
+            associateStates.isEmpty ? "false" : "l.state IN \(LicenseState.sqlList(associateStates.sorted { $0.rawValue < $1.rawValue }))"
         )
     }
 

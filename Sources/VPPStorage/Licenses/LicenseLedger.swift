@@ -238,7 +238,9 @@ public struct LicenseLedger: Sendable {
 
     /// Re-derives every assigned asset's targets from the directory (membership changed) and serves waiters.
     public func reconcileAll(tenantID: UUID) async throws {
-        try await self.inLedger(tenantID) { transaction in
+        // A deleted device's or user's seat was queued for Apple by the delete itself (licenses_release_deleted), in a
+        // transaction that flagged nothing: flag every token with rows waiting, so the push sends them.
+        try await self.inLedger(tenantID, flagEveryWaitingToken: true) { transaction in
             let assets = try await transaction.query(
                 "SELECT DISTINCT asset_id FROM assignments ORDER BY asset_id"
             ).map { try $0.decode(UUID.self, at: 0) }
@@ -269,12 +271,16 @@ public struct LicenseLedger: Sendable {
 
     /// A tenant-scoped transaction for ledger changes. Tokens whose outbox gained rows are flagged in the control
     /// registry in the same transaction (after leaving the tenant's role), so the push job cannot miss them.
-    func inLedger<Result: Sendable>(_ tenantID: UUID, _ body: (PostgresTransaction) async throws -> Result) async throws
-        -> Result
-    {
+    func inLedger<Result: Sendable>(
+        _ tenantID: UUID,
+        flagEveryWaitingToken: Bool = false,
+        _ body: (PostgresTransaction) async throws -> Result
+    ) async throws -> Result {
         try await self.storage.withTenant(tenantID) { transaction in
-            let highWater = try await transaction.query("SELECT coalesce(max(id), 0)::bigint FROM apple_outbox")
-                .single().decode(Int64.self, at: 0)
+            let highWater = flagEveryWaitingToken
+                ? 0
+                : try await transaction.query("SELECT coalesce(max(id), 0)::bigint FROM apple_outbox")
+                    .single().decode(Int64.self, at: 0)
             let result = try await body(transaction)
             let tokens = try await transaction.query(
                 "SELECT DISTINCT token_id FROM apple_outbox WHERE id > \(highWater)"
@@ -397,6 +403,15 @@ public struct LicenseLedger: Sendable {
             GROUP BY target_kind, device_id, user_id
             """
         )
+        // R21: a target that asked for an AVAILABLE app (RequestApp) wants it as if it were REQUIRED, as long as an
+        // AVAILABLE assignment still reaches it: it keeps its place in line, or its seat.
+        try await transaction.query(
+            """
+            UPDATE ledger_desired d SET rank = 0 FROM licenses l
+            WHERE d.rank = 1 AND l.asset_id = \(asset.id) AND l.requested
+              AND l.target_kind = d.target_kind AND l.target_id = d.target_id
+            """
+        )
         // R20: user licensing cannot work where a policy disables the App Store app.
         try await transaction.query(
             """
@@ -423,8 +438,9 @@ public struct LicenseLedger: Sendable {
                   AND \(unescaped: update.moves)
                 RETURNING l.id, l.asset_id, l.serial_number, l.user_id, \(unescaped: update.associate) AS associate
             ), again AS (
-                SELECT * FROM moved m WHERE m.associate AND NOT EXISTS (
-                    SELECT 1 FROM apple_outbox o WHERE o.license_id = m.id AND o.operation = 'associate')
+                -- Always asked again, even while an earlier association is in flight: Apple answers the second
+                -- "already assigned", which confirms it as well.
+                SELECT * FROM moved m WHERE m.associate
             )
             \(unescaped: Self.outboxInsert("associate", from: "again"))
             """
@@ -437,15 +453,15 @@ public struct LicenseLedger: Sendable {
             """
         )
 
-        // Targets reached for the first time: the machine's first state; new waiters join the line in a stable
-        // order (by key) behind those already waiting, and the line is served below (R15).
+        // Targets reached for the first time: the machine's first state; new waiters join the line (their places
+        // next), and the line is served below (R15).
         try await transaction.query(
             """
             INSERT INTO licenses (id, asset_id, target_kind, device_id, user_id, serial_number, state, wait_seq, reason)
             SELECT gen_random_uuid(), \(asset.id), n.target_kind, n.device_id, n.user_id,
                    CASE WHEN n.target_kind = 'device' THEN n.sort_key ELSE '' END,
                    n.state,
-                   CASE WHEN n.state = 'waiting' THEN nextval('licenses_wait_seq') END,
+                   NULL,
                    CASE WHEN n.state = 'not_applicable'
                         THEN 'A policy disables the App Store app for this user, so user licensing cannot work: allow the App Store app or use device licensing (R20).'
                         ELSE '' END
@@ -459,6 +475,22 @@ public struct LicenseLedger: Sendable {
             ) n
             WHERE n.state IS NOT NULL
             ORDER BY n.sort_key, n.target_id
+            """
+        )
+        // Entries that joined the line just now (moved or new) have no place yet: they take theirs behind everyone
+        // already waiting, all together in a stable order, by key (R15).
+        try await transaction.query(
+            """
+            UPDATE licenses l SET wait_seq = o.seq
+            FROM (
+                SELECT ordered.id, nextval('licenses_wait_seq') AS seq FROM (
+                    SELECT l2.id FROM licenses l2
+                    JOIN ledger_desired d ON d.target_kind = l2.target_kind AND d.target_id = l2.target_id
+                    WHERE l2.asset_id = \(asset.id) AND l2.state = 'waiting' AND l2.wait_seq IS NULL
+                    ORDER BY d.sort_key, d.target_id
+                ) ordered
+            ) o
+            WHERE l.id = o.id
             """
         )
 
@@ -594,8 +626,9 @@ public struct LicenseLedger: Sendable {
         return record
     }
 
-    /// The assignment's group's targets and how their licenses of the asset stand: `granted` counts targets holding
-    /// a seat, the others count the states every RPC reports (`TargetState`), so they agree with ListLicenses.
+    /// The assignment's group's targets and how their licenses of the asset stand: `granted` counts targets licensed
+    /// and not being removed, the others count the states every RPC reports (`TargetState`), so they agree with
+    /// ListLicenses.
     static func fillCounts(_ record: inout AssignmentRecord, _ transaction: PostgresTransaction) async throws {
         let group = record.groupID
         let kind = record.licenseType.rawValue
@@ -637,7 +670,8 @@ public struct LicenseLedger: Sendable {
                 """
             )
         )
-        record.granted = groups.filter { $0.ledger.holdsSeat }.reduce(0) { $0 + $1.count }
+        // Licensed and not being removed (removing and releasing seats still count in the asset's in_use).
+        record.granted = groups.filter { [.reserved, .granted].contains($0.ledger) }.reduce(0) { $0 + $1.count }
         record.waiting = groups.filter { $0.target == .waitingForLicense }.reduce(0) { $0 + $1.count }
         record.installed = groups.filter { $0.target == .installed }.reduce(0) { $0 + $1.count }
         record.failed = groups.filter { $0.target == .failed }.reduce(0) { $0 + $1.count }

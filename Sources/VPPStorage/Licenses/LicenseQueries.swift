@@ -273,6 +273,8 @@ extension LicenseLedger {
                     FROM assets s, devices d
                     WHERE s.id = l.asset_id AND s.adam_id = \(report.adamID) AND d.serial_number = \(report.serialNumber)
                       AND (l.device_id = d.id OR (l.user_id = d.owner_user_id AND d.enrollment = 'user_affiliated'))
+                      -- Only a license reaches a device: offers, waiters and refusals hold none to install or remove.
+                      AND l.state IN \(unescaped: LicenseState.sqlList(LicenseState.seatHolding))
                     RETURNING l.asset_id, l.state
                     """
                 )
@@ -314,8 +316,8 @@ extension LicenseLedger {
             // The offer is for the user (user licensing) or for the device (device licensing).
             let updated = try await transaction.query(
                 """
-                UPDATE licenses SET state = 'waiting', wait_seq = nextval('licenses_wait_seq'), since = clock_timestamp(),
-                    updated_at = clock_timestamp()
+                UPDATE licenses SET state = 'waiting', wait_seq = nextval('licenses_wait_seq'), requested = true,
+                    since = clock_timestamp(), updated_at = clock_timestamp()
                 WHERE asset_id = \(assetID) AND state = 'available'
                   AND (user_id = \(userID) OR device_id = \(deviceID))
                 RETURNING id

@@ -197,6 +197,14 @@ extension LicenseLedger {
     public func complete(tenantID: UUID, tokenID: UUID, _ results: [(row: OutboxRow, outcome: OutboxOutcome)]) async throws -> Bool {
         guard !results.isEmpty else { return false }
         return try await self.inLedger(tenantID) { transaction in
+            // The assets first, in id order, as every ledger change does: a reconcile running at the same time waits,
+            // so neither decides from a snapshot the other is changing.
+            try await transaction.query(
+                """
+                SELECT id FROM assets WHERE token_id = \(tokenID) AND adam_id = ANY(\(Array(Set(results.map(\.row.adamID))))::text[])
+                ORDER BY id FOR UPDATE
+                """
+            )
             var touchedAssets: Set<UUID> = []
             var refreshCounts = false
             for (row, outcome) in results {
@@ -284,6 +292,20 @@ extension LicenseLedger {
                         )
                         if let assetID = try owner.first?.decode(UUID.self, at: 0) { touchedAssets.insert(assetID) }
                     }
+                case (.disassociate, .failed(9706, _)):
+                    // appleCannotTakeBack: the asset is not revocable (books): the license stays with its user at
+                    // Apple. The entry goes, and the seat counts as held elsewhere until the next full sync counts it.
+                    try await transaction.query(
+                        "DELETE FROM licenses WHERE id = \(row.licenseID) AND state = 'releasing'"
+                    )
+                    let owner = try await transaction.query(
+                        """
+                        UPDATE assets SET foreign_assigned = foreign_assigned + 1
+                        WHERE token_id = \(tokenID) AND adam_id = \(row.adamID) AND pricing_param = \(row.pricingParam)
+                        RETURNING id
+                        """
+                    )
+                    if let assetID = try owner.first?.decode(UUID.self, at: 0) { touchedAssets.insert(assetID) }
                 case (.disassociate, .failed):
                     // Stays 'releasing' (the seat stays counted) and is sent again by the next push.
                     try await transaction.query(

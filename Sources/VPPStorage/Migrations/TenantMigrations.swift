@@ -374,6 +374,9 @@ enum TenantMigrations {
                 CHECK (state IN ('pending', 'sending', 'sent'));
             CREATE INDEX apple_outbox_license_idx ON apple_outbox (license_id);
 
+            -- R21: the target asked for an AVAILABLE app (RequestApp): it wants it as if REQUIRED while offered.
+            ALTER TABLE licenses ADD COLUMN requested boolean NOT NULL DEFAULT false;
+
             -- R20: the link that accepts Apple's invitation (service config's template with the user's inviteCode).
             ALTER TABLE vpp_users ADD COLUMN invitation_url text NOT NULL DEFAULT '';
 

@@ -41,7 +41,9 @@ struct  Vpp__V1__Assignment
   Vpp__V1__AssignmentAction action;
   Vpp__V1__LicenseType license_type;
   /*
-   * Targets in the group right now, and how their licenses stand.
+   * Targets in the group right now, and how their licenses of the asset stand (the states ListLicenses reports):
+   * `granted` counts targets licensed and not being removed (PENDING, WAITING_FOR_INVITATION, INSTALLED, or FAILED
+   * on the device while still licensed); `waiting`, `installed` and `failed` count those states.
    */
   uint32_t targets;
   uint32_t granted;
