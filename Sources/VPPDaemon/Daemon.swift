@@ -45,6 +45,7 @@ struct Daemon {
             host: self.settings[.host],
             port: try self.settings.int(.port, in: 0...65535),
             maxFrameBytes: try self.settings.int(.maxFrameBytes, in: 1024...(256 * 1024 * 1024)),
+            frameBudgetBytes: try self.settings.int(.frameBudgetBytes, in: 1024...(64 * 1024 * 1024 * 1024)),
             maxCallsInFlight: try self.settings.int(.maxCallsInFlight, in: 1...65536),
             maxConnections: try self.settings.int(.maxConnections, in: 1...1_000_000),
             authenticationTimeout: try self.settings.duration(.authTimeout),

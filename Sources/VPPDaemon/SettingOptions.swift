@@ -33,6 +33,8 @@ struct SettingOptions: ParsableArguments {
     var migrationConcurrency: String?
     @Option(name: .customLong(Setting.maxFrameBytes.rawValue), help: ArgumentHelp(Setting.maxFrameBytes.help))
     var maxFrameBytes: String?
+    @Option(name: .customLong(Setting.frameBudgetBytes.rawValue), help: ArgumentHelp(Setting.frameBudgetBytes.help))
+    var frameBudgetBytes: String?
     @Option(name: .customLong(Setting.maxCallsInFlight.rawValue), help: ArgumentHelp(Setting.maxCallsInFlight.help))
     var maxCallsInFlight: String?
     @Option(name: .customLong(Setting.maxConnections.rawValue), help: ArgumentHelp(Setting.maxConnections.help))
@@ -86,6 +88,7 @@ struct SettingOptions: ParsableArguments {
             (.databaseURL, self.databaseURL), (.dataDir, self.dataDir), (.databasePoolSize, self.databasePoolSize),
             (.databaseStatementTimeout, self.databaseStatementTimeout),
             (.migrationConcurrency, self.migrationConcurrency), (.maxFrameBytes, self.maxFrameBytes),
+            (.frameBudgetBytes, self.frameBudgetBytes),
             (.maxCallsInFlight, self.maxCallsInFlight), (.maxConnections, self.maxConnections),
             (.authTimeout, self.authTimeout), (.idleTimeout, self.idleTimeout),
             (.maxCallDuration, self.maxCallDuration), (.shutdownGrace, self.shutdownGrace),

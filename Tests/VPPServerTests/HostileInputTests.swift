@@ -42,6 +42,65 @@ struct HostileInputTests {
         await server.stop()
     }
 
+    @Test("issue 16: before authentication frames are held to 16 KiB, so an unauthenticated peer cannot pin 4 MiB")
+    func preAuthenticationLimit() async throws {
+        let server = try await TestServer.start()
+        #expect(server.server.configuration.preAuthenticationFrameBytes == 16 * 1024)
+        // The attack: a 4 MiB prefix, the body all but one byte, and no Hello. Refused from the prefix alone.
+        let raw = try await RawConnection.connect(port: server.port)
+        try await raw.send(bytes: [0x00, 0x40, 0x00, 0x00])
+        let frames = await raw.framesUntilClosed()
+        #expect(self.goAwayCode(frames) == .invalidArgument)
+        if case .goAway(let goAway) = frames.last?.kind {
+            #expect(goAway.status?.details.first?.reason == GoAwayReason.malformedFrame.rawValue)
+            #expect(goAway.status?.message.contains("16384") == true)
+        }
+        #expect(server.server.frameBudget.inUse == 0)
+        // After the Welcome, the full limit applies: a 1 MiB Ping is served.
+        let client = server.client()
+        let pong = try await client.call(
+            VppV1.SystemService.Ping.self,
+            VppV1.PingRequest(String(repeating: "a", count: 1024 * 1024))
+        )
+        #expect(pong.payload.count == 1024 * 1024)
+        await client.close()
+        await server.stop()
+    }
+
+    @Test("issue 16: partial frames share a server-wide budget; past it a new one is refused with SERVER_BUSY, and closing gives it back")
+    func frameBudget() async throws {
+        let server = try await TestServer.start {
+            $0.maxFrameBytes = 1024 * 1024
+            $0.frameBudgetBytes = 2 * 1024 * 1024
+        }
+        // Two peers each announce 1 MiB and send half: the budget is full.
+        var holders: [RawConnection] = []
+        for _ in 0..<2 {
+            let raw = try await self.authenticatedRaw(server)
+            try await raw.send(bytes: [0x00, 0x10, 0x00, 0x00] + [UInt8](repeating: 0, count: 512 * 1024))
+            holders.append(raw)
+        }
+        try await eventuallyTrue { server.server.frameBudget.inUse == 2 * 1024 * 1024 }
+        // A third is refused as soon as it announces a frame that does not fit.
+        let third = try await self.authenticatedRaw(server)
+        try await third.send(bytes: [0x00, 0x10, 0x00, 0x00, 0x01])
+        let frames = await third.framesUntilClosed()
+        #expect(self.goAwayCode(frames) == .resourceExhausted)
+        if case .goAway(let goAway) = frames.last?.kind {
+            #expect(goAway.status?.details.first?.reason == GoAwayReason.serverBusy.rawValue)
+        }
+        // The holders go away: their share comes back, and small calls never needed it.
+        for raw in holders { await raw.close() }
+        try await eventuallyTrue { server.server.frameBudget.inUse == 0 }
+        try await self.serverStillServes(server)
+        await server.stop()
+    }
+
+    private func eventuallyTrue(_ condition: () -> Bool) async throws {
+        for _ in 0..<200 where !condition() { try await Task.sleep(for: .milliseconds(25)) }
+        #expect(condition())
+    }
+
     @Test("a request of exactly the maximum frame size is served")
     func maximumSizeFrame() async throws {
         let limit = 64 * 1024

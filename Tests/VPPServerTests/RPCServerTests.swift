@@ -327,7 +327,9 @@ struct RPCServerTests {
 
     @Test("the client reconnects by itself after the server closed its connection")
     func reconnect() async throws {
-        let server = try await TestServer.start { $0.idleTimeout = .milliseconds(200) }
+        // Long enough that a loaded machine (the whole suite at once) gets the new connection's call in before the
+        // idle timeout closes that one too.
+        let server = try await TestServer.start { $0.idleTimeout = .seconds(1) }
         let client = server.client()
         _ = try await client.call(VppV1.SystemService.Ping.self, VppV1.PingRequest("one"))
         #expect(await eventually { server.server.metrics.openConnectionCount == 0 })

@@ -50,8 +50,12 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private var logger: Logger
     private var remoteAddress = "unknown"
 
-    init(environment: ConnectionEnvironment) {
+    /// The connection's frame limits, shared with its decoder: raised once the connection authenticated.
+    private let frameLimits: FrameLimits?
+
+    init(environment: ConnectionEnvironment, frameLimits: FrameLimits? = nil) {
         self.environment = environment
+        self.frameLimits = frameLimits
         self.machine = ServerConnectionStateMachine(maxCallsInFlight: environment.configuration.maxCallsInFlight)
         self.logger = environment.logger
     }
@@ -106,6 +110,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.admitted = false
             self.environment.metrics.connectionClosed()
         }
+        // A frame left half-sent gives its share of the server's budget back.
+        self.frameLimits?.releaseReservation()
         context.fireChannelInactive()
     }
 
@@ -133,6 +139,18 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.logger.notice("Frame refused: too large", metadata: ["length": "\(length)", "limit": "\(limit)"])
             self.perform(
                 self.machine.undecodableFrame("a frame of \(length) bytes exceeds the limit of \(limit) bytes"),
+                reason: nil
+            )
+        case FrameError.overBudget(let length, let budget):
+            self.environment.metrics.frameRejected(reason: "over_budget")
+            self.logger.warning(
+                "Frame refused: the server's budget for partial frames is spent",
+                metadata: ["length": "\(length)", "budget": "\(budget)"]
+            )
+            self.perform(
+                self.machine.frameBudgetExhausted(
+                    "the server is holding its limit of partial frames (\(budget) bytes); retry this connection later"
+                ),
                 reason: nil
             )
         case FrameError.truncated(let expected, let received):
@@ -215,6 +233,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         switch result {
         case .success(let principal):
             guard self.machine.authenticationSucceeded() else { return }
+            // Full-size frames from now on (before, only a Hello could come).
+            self.frameLimits?.authenticated()
             // Idle time counts from here: checking the key may have taken a while.
             self.lastRead = .now()
             self.principal = principal

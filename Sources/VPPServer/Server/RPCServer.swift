@@ -15,6 +15,8 @@ public final class RPCServer: Service, Sendable {
     private let environment: ConnectionEnvironment
     private let group: any EventLoopGroup
     private let state = NIOLockedValueBox(State())
+    /// What partial frames announce across every connection (issue 16): bounded by `frameBudgetBytes`.
+    public let frameBudget: FrameBudget
 
     private struct State {
         var serverChannel: (any Channel)?
@@ -47,6 +49,7 @@ public final class RPCServer: Service, Sendable {
             errorMapper: errorMapper ?? RPCServer.defaultErrorMapper
         )
         self.group = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
+        self.frameBudget = FrameBudget(limit: max(1, configuration.frameBudgetBytes))
     }
 
     /// Answers INTERNAL for an error no one mapped, and logs it (the client sees no internals).
@@ -73,6 +76,8 @@ public final class RPCServer: Service, Sendable {
         try self.configuration.validate()
         let environment = self.environment
         let maxFrameBytes = self.configuration.maxFrameBytes
+        let preAuthenticationFrameBytes = self.configuration.preAuthenticationFrameBytes
+        let budget = self.frameBudget
         let tls = self.configuration.tls
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 1024)
@@ -84,10 +89,15 @@ public final class RPCServer: Service, Sendable {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
                     }
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrameBytes))
+                    let limits = FrameLimits(
+                        preAuthenticationBytes: preAuthenticationFrameBytes,
+                        maxFrameBytes: maxFrameBytes,
+                        budget: budget
                     )
-                    try channel.pipeline.syncOperations.addHandler(ServerConnectionHandler(environment: environment))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(limits: limits)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ServerConnectionHandler(environment: environment, frameLimits: limits)
+                    )
                     self?.track(channel)
                 }
             }

@@ -6,6 +6,12 @@ public struct ServerConfiguration: Sendable {
     public var port: Int
     /// Largest frame accepted or sent, in bytes. Refused from the length prefix, before the body is read.
     public var maxFrameBytes: Int
+    /// Largest frame before the connection authenticated: only a Hello may come, well under 1 KiB. An unauthenticated
+    /// peer can make the server hold no more than this.
+    public var preAuthenticationFrameBytes: Int
+    /// What frames still arriving may announce across all connections at once (partial frames are held in memory);
+    /// past it a new partial frame closes its connection with RESOURCE_EXHAUSTED.
+    public var frameBudgetBytes: Int
     /// Calls one connection may have in flight; more answer RESOURCE_EXHAUSTED.
     public var maxCallsInFlight: Int
     /// Connections open at once; more are told RESOURCE_EXHAUSTED and closed.
@@ -30,6 +36,8 @@ public struct ServerConfiguration: Sendable {
         host: String = "127.0.0.1",
         port: Int = 7443,
         maxFrameBytes: Int = 4 * 1024 * 1024,
+        preAuthenticationFrameBytes: Int = 16 * 1024,
+        frameBudgetBytes: Int = 128 * 1024 * 1024,
         maxCallsInFlight: Int = 128,
         maxConnections: Int = 10_000,
         authenticationTimeout: Duration = .seconds(10),
@@ -43,6 +51,8 @@ public struct ServerConfiguration: Sendable {
         self.host = host
         self.port = port
         self.maxFrameBytes = maxFrameBytes
+        self.preAuthenticationFrameBytes = preAuthenticationFrameBytes
+        self.frameBudgetBytes = frameBudgetBytes
         self.maxCallsInFlight = maxCallsInFlight
         self.maxConnections = maxConnections
         self.authenticationTimeout = authenticationTimeout
@@ -64,6 +74,11 @@ public struct ServerConfiguration: Sendable {
             self.maxFrameBytes >= 1024 && self.maxFrameBytes <= 256 * 1024 * 1024,
             "max frame bytes must be 1 KiB...256 MiB"
         )
+        try check(
+            self.preAuthenticationFrameBytes >= 1024 && self.preAuthenticationFrameBytes <= self.maxFrameBytes,
+            "the pre-authentication frame limit must be 1 KiB...max frame bytes"
+        )
+        try check(self.frameBudgetBytes >= self.maxFrameBytes, "the frame budget must hold at least one frame of max frame bytes")
         try check(self.maxCallsInFlight >= 1 && self.maxCallsInFlight <= 65_536, "max calls in flight must be 1...65536")
         try check(self.maxConnections >= 1, "max connections must be at least 1")
         try check(self.authenticationTimeout > .zero, "authentication timeout must be positive")

@@ -14,6 +14,8 @@ public enum GoAwayReason: String, Sendable, CaseIterable {
     /// Bytes that are not a ClientFrame, or a frame over the size limit.
     case malformedFrame = "MALFORMED_FRAME"
     case connectionLimit = "CONNECTION_LIMIT"
+    /// The server's budget for frames still arriving is spent: this connection's next frame would not fit.
+    case serverBusy = "SERVER_BUSY"
 }
 
 /// The server side of one connection's protocol, without I/O: authentication first, then many calls in flight,
@@ -188,6 +190,12 @@ public struct ServerConnectionStateMachine: Sendable {
             status.details = [detail]
         }
         return .closeWithError(status)
+    }
+
+    /// The server cannot hold another partial frame (its frame budget is spent): close with RESOURCE_EXHAUSTED.
+    public mutating func frameBudgetExhausted(_ message: String) -> FrameAction {
+        guard self.state != .closed else { return .none }
+        return self.fail(.resourceExhausted, .serverBusy, message)
     }
 
     /// The connection's key was revoked or its tenant deleted: close at once.

@@ -6,6 +6,8 @@ public enum FrameError: Error, Equatable, Sendable {
     case tooLarge(length: Int, limit: Int)
     /// The stream ended inside a frame.
     case truncated(expected: Int, received: Int)
+    /// The server's budget for frames still arriving has no room for this one's announced length.
+    case overBudget(length: Int, budget: Int)
 }
 
 /// Splits a byte stream into frames: a 4-byte big-endian unsigned length, then exactly that many bytes.
@@ -18,11 +20,19 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     /// The length prefix's size in bytes.
     public static let prefixLength = 4
 
-    public let maxFrameBytes: Int
+    public let limits: FrameLimits
+
+    /// The largest frame the connection accepts now.
+    public var maxFrameBytes: Int { self.limits.current }
 
     public init(maxFrameBytes: Int) {
         precondition(maxFrameBytes >= 0 && maxFrameBytes <= Int(UInt32.max), "maxFrameBytes out of range")
-        self.maxFrameBytes = maxFrameBytes
+        self.limits = FrameLimits(maxFrameBytes: maxFrameBytes)
+    }
+
+    /// Limits that change (a small one before authentication) and a server-wide budget for partial frames.
+    public init(limits: FrameLimits) {
+        self.limits = limits
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> ByteBuffer? {
@@ -31,12 +41,18 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
         }
         let bodyLength = Int(length)
         // The limit is checked from the prefix alone, so an oversized frame is never buffered or allocated.
-        guard bodyLength <= self.maxFrameBytes else {
-            throw FrameError.tooLarge(length: bodyLength, limit: self.maxFrameBytes)
+        let limit = self.limits.current
+        guard bodyLength <= limit else {
+            throw FrameError.tooLarge(length: bodyLength, limit: limit)
         }
         guard buffer.readableBytes >= Self.prefixLength + bodyLength else {
+            // Still arriving: what it announced counts against the server's budget until it is complete.
+            guard self.limits.reserve(bodyLength) else {
+                throw FrameError.overBudget(length: bodyLength, budget: self.limits.budget?.limit ?? 0)
+            }
             return nil
         }
+        self.limits.releaseReservation()
         buffer.moveReaderIndex(forwardBy: Self.prefixLength)
         return buffer.readSlice(length: bodyLength)
     }
@@ -45,6 +61,7 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
         if let frame = try self.decode(buffer: &buffer) {
             return frame
         }
+        self.limits.releaseReservation()
         let leftover = buffer.readableBytes
         guard leftover == 0 else {
             let expected: Int
