@@ -65,7 +65,25 @@ struct Daemon {
         guard let callLogLevel = Logger.Level(rawValue: self.settings[.callLogLevel].lowercased()) else {
             throw SettingsError("VPP_CALL_LOG_LEVEL / --call-log-level must be trace, debug, info, notice, warning, error or critical.")
         }
-        let serverConfiguration = try self.serverConfiguration()
+        var serverConfiguration = try self.serverConfiguration()
+        // Issue 16: never more connections than the descriptors allow (past the cap, clients hear CONNECTION_LIMIT).
+        if let descriptors = DescriptorLimit.raise() {
+            let poolSize = try self.settings.int(.databasePoolSize, in: 1...1024)
+            let allowed = descriptors.connectionLimit(configured: serverConfiguration.maxConnections, databasePoolSize: poolSize)
+            if allowed < serverConfiguration.maxConnections {
+                logger.warning(
+                    "The file-descriptor limit caps the RPC connections below --max-connections; raise the limit (ulimit -n, LimitNOFILE=) to allow more",
+                    metadata: [
+                        "descriptor_limit": "\(descriptors.soft)",
+                        "max_connections": "\(serverConfiguration.maxConnections)",
+                        "connections_allowed": "\(allowed)",
+                    ]
+                )
+                serverConfiguration.maxConnections = allowed
+            } else {
+                logger.info("File descriptors", metadata: ["descriptor_limit": "\(descriptors.soft)", "max_connections": "\(allowed)"])
+            }
+        }
         let metricsPort = try self.settings.int(.metricsPort, in: 0...65535)
         let migrationConcurrency = try self.settings.int(.migrationConcurrency, in: 1...64)
         let syncWorkers = try self.settings.int(.syncWorkers, in: 0...256)

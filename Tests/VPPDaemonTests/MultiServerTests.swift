@@ -134,7 +134,7 @@ struct MultiServerTests {
         }
     }
 
-    private static func url(_ configuration: PostgresConfiguration) -> String {
+    static func url(_ configuration: PostgresConfiguration) -> String {
         let password = configuration.password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
         return "postgres://\(configuration.user)\(password)@\(configuration.host):\(configuration.port)/\(configuration.database)"
     }
