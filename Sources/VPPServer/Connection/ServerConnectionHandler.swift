@@ -50,6 +50,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private var logger: Logger
     private var remoteAddress = "unknown"
 
+    /// The most metadata entries a Call may carry (Protos/README.md).
+    static let maxCallMetadataEntries = 64
+
     /// The connection's frame limits, shared with its decoder: raised once the connection authenticated.
     private let frameLimits: FrameLimits?
 
@@ -119,6 +122,21 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         let frameBytes = self.unwrapInboundIn(data)
         self.lastRead = .now()
         let frame: RpcV1.ClientFrame
+        // Issue 16: a Call's metadata is counted on the wire before anything is decoded (2 million empty entries fit
+        // in 4 MiB, and decoding them would hold this event loop for seconds).
+        let metadataEntries = frameBytes.withUnsafeReadableBytes { bytes in
+            try? ProtoWireScan.count(of: 4, inside: 2, of: bytes)
+        }
+        if let entries = metadataEntries, entries > Self.maxCallMetadataEntries {
+            self.environment.metrics.frameRejected(reason: "too_many_elements")
+            self.perform(
+                self.machine.undecodableFrame(
+                    "a Call with \(entries) metadata entries; a call may carry at most \(Self.maxCallMetadataEntries)"
+                ),
+                reason: "malformed"
+            )
+            return
+        }
         do {
             frame = try RpcV1.ClientFrame(buffer: frameBytes)
         } catch {

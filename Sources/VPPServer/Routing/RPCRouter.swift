@@ -1,5 +1,6 @@
 public import VPPProto
 public import VPPWire
+import NIOPosix
 
 /// Which principals may call a method.
 public enum PrincipalRequirement: Sendable, Hashable {
@@ -45,7 +46,7 @@ public struct RPCRouter: Sendable {
         precondition(!Method.isServerStreaming, "\(Method.path) is server-streaming; use registerStream")
         self.add(
             Route(path: Method.path, requirement: requirement, isServerStreaming: false) { bytes, context, _ in
-                let request = try Self.decode(Method.Request.self, bytes, method: Method.path)
+                let request = try await Self.decode(Method.Request.self, bytes, method: Method.path)
                 return try await handler(request, context).serializedBytes()
             }
         )
@@ -60,7 +61,7 @@ public struct RPCRouter: Sendable {
         precondition(Method.isServerStreaming, "\(Method.path) is unary; use register")
         self.add(
             Route(path: Method.path, requirement: requirement, isServerStreaming: true) { bytes, context, sink in
-                let request = try Self.decode(Method.Request.self, bytes, method: Method.path)
+                let request = try await Self.decode(Method.Request.self, bytes, method: Method.path)
                 try await handler(request, context, ResponseStream(sendBytes: sink))
                 return nil
             }
@@ -91,12 +92,33 @@ public struct RPCRouter: Sendable {
         self.routes[path] != nil || self.declared.contains(path) ? path : "(unknown)"
     }
 
+    /// The most elements a repeated field of a request may hold (bulk calls take 5,000 and say so); checked on the
+    /// wire bytes before anything is decoded (issue 16).
+    public static let maxRepeatedElements = 10_000
+    /// Requests larger than this are decoded on NIO's thread pool, not on the event loop that runs the call.
+    static let decodeOffLoopBytes = 64 * 1024
+
     private static func decode<Message: ProtoMessage>(
         _ type: Message.Type,
         _ bytes: [UInt8],
         method: String
-    ) throws -> Message {
+    ) async throws -> Message {
+        let largest: Int
         do {
+            largest = try ProtoWireScan.largestRepetition(bytes)
+        } catch {
+            throw RPCError.invalidArgument("The request does not decode as \(Message.protoMessageName) (\(method)): malformed.")
+        }
+        guard largest <= Self.maxRepeatedElements else {
+            throw RPCError.invalidArgument(
+                "The request repeats one field \(largest) times; a request may hold at most \(Self.maxRepeatedElements) elements of one list (bulk calls: 5,000).",
+                reason: "TOO_MANY_ELEMENTS"
+            )
+        }
+        do {
+            if bytes.count > Self.decodeOffLoopBytes {
+                return try await NIOThreadPool.singleton.runIfActive { try Message(serializedBytes: bytes) }
+            }
             return try Message(serializedBytes: bytes)
         } catch {
             throw RPCError.invalidArgument(
