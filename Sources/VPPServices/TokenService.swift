@@ -155,8 +155,13 @@ struct TokenService: Sendable {
             appleID: request.appleId,
             accountType: accountType,
             displayName: request.displayName,
-            takeOver: request.takeOver
+            takeOver: request.takeOver,
+            stored: { [syncs] record in
+                // Queued before the claim: if this call is cut, the sync claims the token and reads it (issue 16).
+                _ = try await syncs.request(tenantID: tenantID, tokenID: record.id, trigger: .upload, full: true)
+            }
         )
+        // Joins the job queued above.
         let (job, _) = try await self.syncs.request(tenantID: tenantID, tokenID: upload.token.id, trigger: .upload, full: true)
         var response = VppV1.UploadTokenResponse()
         response.token = VppV1.Token(upload.token)

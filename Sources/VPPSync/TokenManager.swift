@@ -58,13 +58,20 @@ public struct TokenManager: Sendable {
 
     /// R1: validates the file, refuses an expired one, reads the client config from Apple, stores the token (C4, C5)
     /// and claims it for this service. Another MDM's token is refused (R4) unless `takeOver`.
+    ///
+    /// The steps span the database and Apple, so each is resumable (issue 16): `stored` runs right after the token is
+    /// stored and before the claim (the caller queues the first sync there, which claims a token nobody claims), so
+    /// a call cut before or during the claim leaves a token that the sync finishes; a claim Apple refuses removes the
+    /// token again, whatever happens to the call meanwhile. Uploading the same file again for the same location is
+    /// the same token: the retry of a call whose answer was lost gets it back, and claims it once more.
     public func upload(
         tenantID: UUID,
         file: [UInt8],
         appleID: String,
         accountType: TokenRecord.AccountType?,
         displayName: String,
-        takeOver: Bool
+        takeOver: Bool,
+        stored: @Sendable (TokenRecord) async throws -> Void = { _ in }
     ) async throws -> Upload {
         let token = try self.parse(file)
         let appleID = try Self.validateAppleID(appleID)
@@ -88,7 +95,9 @@ public struct TokenManager: Sendable {
             previousMDM = holder.name
         }
         let interval = self.scheduleInterval.timeInterval
-        let record = try await self.store.insert(
+        let record: TokenRecord
+        do {
+            record = try await self.store.insert(
             tenantID: tenantID,
             NewToken(
                 displayName: name,
@@ -103,17 +112,33 @@ public struct TokenManager: Sendable {
                 // R7: the first sync runs at once (queued by the caller); scheduled ones are spread over the interval.
                 firstSyncAt: self.now().addingTimeInterval(Double.random(in: 0.5...1.0) * interval)
             )
-        )
+            )
+        } catch let error as StorageError {
+            // The same file for a location this tenant holds: a retry of an upload whose answer was lost.
+            guard case .alreadyExists = error,
+                let existingID = try await self.store.tokenID(tenantID: tenantID, locationUID: locationUID),
+                try await self.store.credential(tenantID: tenantID, existingID).credential == token.bearerCredential
+            else { throw error }
+            record = try await self.store.get(tenantID: tenantID, existingID)
+        }
+        // A take-over queues the sync only once the claim is made: before it, the sync would find the other MDM's
+        // claim and mark the token claimed elsewhere (a cut take-over is finished by uploading it again).
+        if previousMDM == nil { try await stored(record) }
         do {
             let claimed = try await self.appleCall { try await session.claim(self.identity) }
             if let holder = claimed.mdmInfo, AppleVPPSession.isForeign(holder, own: self.identity) {
                 throw AppleUnavailableError(message: "Apple did not record this service's claim on the token; retry.")
             }
         } catch {
-            // Nothing half-done stays behind: the token is forgotten when the claim fails.
-            _ = try? await self.store.delete(tenantID: tenantID, record.id)
+            // Cut (a deadline, the shutdown grace): the first sync, already queued, claims the token. Refused by Apple:
+            // the token goes, in a task of its own so that the call's cancellation cannot stop it half-way.
+            if !Task.isCancelled {
+                let store = self.store
+                _ = try? await Task { try await store.delete(tenantID: tenantID, record.id) }.value
+            }
             throw error
         }
+        if previousMDM != nil { try await stored(record) }
         self.logger.notice(
             "VPP token uploaded",
             metadata: [

@@ -93,6 +93,39 @@ struct TokenLifecycleTests {
         }
     }
 
+    @Test("issue 16: an upload cut during Apple's claim leaves a token its first sync claims; the same upload again returns it")
+    func uploadCutDuringTheClaim() async throws {
+        try await SyncEnvironment.run { env in
+            let location = try env.newLocation()
+            let (_, client) = try await env.tenant()
+            defer { Task { await client.close() } }
+            // Apple answers client config slowly: the call's 2 s deadline passes during the claim (the second request).
+            env.core.injectFault(SimulatorFault(kind: .latency, count: 2, latencyMilliseconds: 1_400, pathSuffix: "/client/config"))
+            do {
+                _ = try await client.call(VppV1.TokenService.UploadToken.self, SyncEnvironment.uploadRequest(location.file), timeout: .seconds(2))
+                Issue.record("the upload was expected to be cut by its deadline")
+            } catch let error as RPCError {
+                #expect(error.code == .deadlineExceeded, "\(error)")
+            }
+            env.core.clearFaults()
+            // Nothing is left half-made: the token is there and its first sync, queued before the claim, claims and
+            // reads it.
+            var token: VppV1.Token?
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline {
+                token = try await client.call(VppV1.TokenService.ListTokens.self, VppV1.ListTokensRequest()).tokens.first
+                if let token, token.state == .valid, token.appCount > 0 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let stored = try #require(token)
+            #expect(stored.state == .valid)
+            #expect(stored.appCount > 0, "the first sync ran")
+            // The client retries the call whose answer it lost: the same token, not ALREADY_EXISTS.
+            let again = try await env.upload(client, location.file)
+            #expect(again.token?.id == stored.id)
+        }
+    }
+
     @Test("R11: an app bought with two tokens is listed once per token")
     func appPerToken() async throws {
         try await SyncEnvironment.run { env in

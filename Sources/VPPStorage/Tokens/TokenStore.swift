@@ -280,6 +280,13 @@ public struct TokenStore: Sendable {
         return record
     }
 
+    /// The tenant's token for an Apple location, if it holds one.
+    public func tokenID(tenantID: UUID, locationUID: String) async throws -> UUID? {
+        try await self.storage.withTenant(tenantID) { transaction in
+            try await transaction.query("SELECT id FROM tokens WHERE location_uid = \(locationUID)").first?.decode(UUID.self, at: 0)
+        }
+    }
+
     static func notFound(_ tokenID: UUID) -> StorageError {
         .notFound("No token with id \(tokenID.lowercasedText).")
     }
