@@ -90,7 +90,9 @@ for _ in $(seq 1 1200); do
 done
 grep -q "vppd started" "$WORK/vppd.log" || { log "vppd did not start"; exit 1; }
 PGPORT=$(sed -n 4p "$DATA/postgres/postmaster.pid" | tr -d ' ')
-DATABASE_URL="postgres://vpp@127.0.0.1:$PGPORT/vpp"
+# The embedded cluster asks for its superuser's password (kept 0600 in the data directory): psql and pgbench read it too.
+export PGPASSWORD="$(cat "$DATA/postgres/vpp-superuser.password")"
+DATABASE_URL="postgres://vpp:$PGPASSWORD@127.0.0.1:$PGPORT/vpp"
 VPP_API_KEY=$("$VPPD" admin create-operator-key --data-dir "$DATA" --name compare 2>>"$WORK/admin.log")
 export VPP_API_KEY
 

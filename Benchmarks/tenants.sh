@@ -84,7 +84,9 @@ schemas_took() {
 psql_vpp() {
     local port
     port=$(sed -n 4p "$DATA/postgres/postmaster.pid" | tr -d ' ')
-    psql -X -h 127.0.0.1 -p "$port" -U vpp -d vpp -v ON_ERROR_STOP=1 -q "$@"
+    # The embedded cluster asks for its superuser's password (kept 0600 in the data directory).
+    PGPASSWORD="$(cat "$DATA/postgres/vpp-superuser.password")" \
+        psql -X -h 127.0.0.1 -p "$port" -U vpp -d vpp -v ON_ERROR_STOP=1 -q "$@"
 }
 
 # With vppd running (so its cluster is up): every tenant schema back to version 0, emptied of what the migrations

@@ -2,9 +2,13 @@ public import Foundation
 
 /// A local PostgreSQL cluster run from the server binaries, for the local run and the tests.
 ///
-/// `initdb` runs once for an empty data directory (UTF-8, trust authentication for local and
-/// loopback connections); `start()` writes `vpp-embedded.conf` (port, loopback only, the Unix
-/// socket inside the data directory, `max_connections`, optionally no fsync) and runs `pg_ctl -w`.
+/// `initdb` runs once for an empty data directory (UTF-8, the superuser with a generated password and
+/// scram-sha-256 for every connection, the password kept in `vpp-superuser.password`, mode 0600, inside the data
+/// directory, which only the cluster's user (and root) can read); `start()` writes `vpp-embedded.conf` (port,
+/// loopback only, the Unix socket inside the data directory, `max_connections`, optionally no fsync) and
+/// `pg_hba.conf`, and runs `pg_ctl -w`. Another local account can reach the port but not the password (issue 16: the
+/// cluster used to trust every local user, who could connect as the superuser and insert an operator key). A data
+/// directory made by an older version (trust, no password file) gets a password at its next start.
 /// PostgreSQL refuses to run as root, so as root every command runs as the `postgres` user via
 /// `runuser` and the data directory is handed to that user (its parents must be traversable).
 public final class EmbeddedPostgres: Sendable {
@@ -62,9 +66,15 @@ public final class EmbeddedPostgres: Sendable {
         else { throw EmbeddedPostgresError("the superuser name must be letters, digits and underscores") }
     }
 
-    /// A configuration for connecting as the superuser over TCP.
+    /// The superuser's password, readable by the cluster's user and root only.
+    public var passwordFile: String { options.dataDirectory + "/vpp-superuser.password" }
+
+    /// A configuration for connecting as the superuser over TCP, with the password from `passwordFile`.
     public func configuration(database: String = "postgres") -> PostgresConfiguration {
-        PostgresConfiguration(host: "127.0.0.1", port: port, user: options.superuser, database: database)
+        var configuration = PostgresConfiguration(host: "127.0.0.1", port: port, user: options.superuser, database: database)
+        configuration.password = (try? String(contentsOfFile: self.passwordFile, encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return configuration
     }
 
     /// Initializes the data directory if needed and starts the server; returns when it accepts
@@ -72,11 +82,63 @@ public final class EmbeddedPostgres: Sendable {
     public func start() async throws {
         try await initializeIfNeeded()
         try writeSettings()
+        let needsPassword = !FileManager.default.fileExists(atPath: self.passwordFile)
+        // A data directory from before passwords: trusted once more, to give the superuser its password.
+        try writeAccessRules(trust: needsPassword)
         try await run(
             "pg_ctl",
             ["start", "-w", "-t", "60", "-s", "-D", options.dataDirectory, "-l", logFile],
             what: "start PostgreSQL"
         )
+        if needsPassword {
+            let password = Self.makePassword()
+            var admin = self.configuration()
+            admin.password = nil
+            admin.poolSize = 1
+            let pool = PostgresPool(configuration: admin)
+            do {
+                // Hex only: safe to write as a literal (ALTER ROLE takes no parameters).
+                try await pool.simpleQuery("ALTER ROLE \(try quoteIdentifier(options.superuser)) PASSWORD '\(password)'")
+                await pool.shutdown()
+            } catch {
+                await pool.shutdown()
+                throw error
+            }
+            try self.writePrivateFile(self.passwordFile, password)
+            try writeAccessRules(trust: false)
+            try await run("pg_ctl", ["reload", "-s", "-D", options.dataDirectory], what: "reload PostgreSQL's access rules")
+        }
+    }
+
+    static func makePassword() -> String {
+        (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+
+    /// Writes `text` to `path`, mode 0600, owned by the cluster's user.
+    private func writePrivateFile(_ path: String, _ text: String) throws {
+        let created = FileManager.default.createFile(
+            atPath: path,
+            contents: Data((text + "\n").utf8),
+            attributes: [.posixPermissions: 0o600]
+        )
+        guard created else { throw EmbeddedPostgresError("could not write \(path)") }
+        try handToPostgresUser(path)
+    }
+
+    /// pg_hba.conf: every connection authenticates with the superuser's password (scram-sha-256); `trust` only for the
+    /// one start that gives an older data directory its password.
+    private func writeAccessRules(trust: Bool) throws {
+        let method = trust ? "trust" : "scram-sha-256"
+        let rules = """
+            # Written by EmbeddedPostgres at each start.
+            local all all \(method)
+            host all all 127.0.0.1/32 \(method)
+            host all all ::1/128 \(method)
+
+            """
+        let path = options.dataDirectory + "/pg_hba.conf"
+        try rules.write(toFile: path, atomically: false, encoding: .utf8)
+        try handToPostgresUser(path)
     }
 
     /// Stops the server (`pg_ctl stop -m fast`): running sessions are disconnected.
@@ -128,15 +190,22 @@ public final class EmbeddedPostgres: Sendable {
             throw EmbeddedPostgresError("\(directory) is neither empty nor a PostgreSQL data directory")
         }
         try handToPostgresUser(directory)
+        // initdb reads the password from a file beside the data directory (it must be empty), then it moves inside.
+        let password = Self.makePassword()
+        let passwordDraft = URL(fileURLWithPath: directory).deletingLastPathComponent().path + "/.vpp-pw-\(UUID().uuidString)"
+        try self.writePrivateFile(passwordDraft, password)
+        defer { try? fileManager.removeItem(atPath: passwordDraft) }
         try await run(
             "initdb",
             [
                 "-D", directory, "-U", options.superuser, "-E", "UTF8", "--no-locale",
-                "--auth-local=trust", "--auth-host=trust", "--no-instructions",
+                "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--pwfile=\(passwordDraft)",
+                "--no-instructions",
             ],
             what: "initialize a PostgreSQL data directory",
             includeLog: false
         )
+        try self.writePrivateFile(self.passwordFile, password)
         let include = "\n# Written by EmbeddedPostgres; the settings are rewritten at each start.\n"
             + "include_if_exists = 'vpp-embedded.conf'\n"
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/postgresql.conf"))
