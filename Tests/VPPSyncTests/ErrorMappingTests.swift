@@ -42,6 +42,7 @@ struct ErrorMappingTests {
         "SettingsError", "ConfigurationError",  // start-up configuration
         "PrincipalRevoked",  // the connection handler's own signal: becomes a GoAway
         "Reason",  // PostgresDecodingError.Reason: thrown only inside a PostgresDecodingError
+        "Malformed",  // ProtoWireScan.Malformed: caught where frames and requests are decoded, answered there
     ]
 
     @Test("Each error type maps to its chosen status, with a reason where a client must tell causes apart")

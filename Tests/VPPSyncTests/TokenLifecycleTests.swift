@@ -99,10 +99,11 @@ struct TokenLifecycleTests {
             let location = try env.newLocation()
             let (_, client) = try await env.tenant()
             defer { Task { await client.close() } }
-            // Apple answers client config slowly: the call's 2 s deadline passes during the claim (the second request).
-            env.core.injectFault(SimulatorFault(kind: .latency, count: 2, latencyMilliseconds: 1_400, pathSuffix: "/client/config"))
+            // Apple answers client config slowly (4 s each): the call's 6 s deadline passes during the claim, the
+            // second request, with 2 s to spare either side on a loaded machine.
+            env.core.injectFault(SimulatorFault(kind: .latency, count: 2, latencyMilliseconds: 4_000, pathSuffix: "/client/config"))
             do {
-                _ = try await client.call(VppV1.TokenService.UploadToken.self, SyncEnvironment.uploadRequest(location.file), timeout: .seconds(2))
+                _ = try await client.call(VppV1.TokenService.UploadToken.self, SyncEnvironment.uploadRequest(location.file), timeout: .seconds(6))
                 Issue.record("the upload was expected to be cut by its deadline")
             } catch let error as RPCError {
                 #expect(error.code == .deadlineExceeded, "\(error)")

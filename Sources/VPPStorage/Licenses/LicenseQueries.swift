@@ -313,13 +313,19 @@ extension LicenseLedger {
                 }
                 deviceID = id
             }
-            // The offer is for the user (user licensing) or for the device (device licensing).
+            // The offer is for the user (user licensing) or for the device (device licensing). One request takes one
+            // license: the device's offer when the request names a device that has one, else the user's.
             let updated = try await transaction.query(
                 """
                 UPDATE licenses SET state = 'waiting', wait_seq = nextval('licenses_wait_seq'), requested = true,
                     since = clock_timestamp(), updated_at = clock_timestamp()
-                WHERE asset_id = \(assetID) AND state = 'available'
-                  AND (user_id = \(userID) OR device_id = \(deviceID))
+                WHERE id = (
+                    SELECT id FROM licenses
+                    WHERE asset_id = \(assetID) AND state = 'available'
+                      AND (user_id = \(userID) OR device_id = \(deviceID))
+                    ORDER BY (device_id IS NOT NULL AND device_id = \(deviceID)) DESC, id
+                    LIMIT 1
+                )
                 RETURNING id
                 """
             )
