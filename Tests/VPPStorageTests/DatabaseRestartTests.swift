@@ -7,12 +7,18 @@ import VPPWire
 
 @Suite("The server and PostgreSQL restarts")
 struct DatabaseRestartTests {
-    @Test("after PostgreSQL restarts, calls answer UNAVAILABLE for a moment, then work again by themselves")
-    func survivesRestart() async throws {
+    /// A cluster of the test's own (it is stopped and started) with one empty database.
+    static func clusterWithDatabase(_ name: String) async throws -> EmbeddedPostgres {
         let cluster = try await TestPostgres.makeDedicatedCluster()
         let admin = PostgresPool(configuration: cluster.configuration(database: "postgres"))
-        try await admin.simpleQuery("CREATE DATABASE restart")
+        try await admin.simpleQuery("CREATE DATABASE \(try quoteIdentifier(name))")
         await admin.shutdown()
+        return cluster
+    }
+
+    @Test("after PostgreSQL restarts, calls answer UNAVAILABLE for a moment, then work again by themselves")
+    func survivesRestart() async throws {
+        let cluster = try await Self.clusterWithDatabase("restart")
         let server = try await TestVPPServer.start(database: cluster.configuration(database: "restart"))
         let client = server.operatorClient()
         _ = try await client.call(Operator.ListTenants.self, VppV1.ListTenantsRequest())
@@ -42,10 +48,7 @@ struct DatabaseRestartTests {
 struct DatabaseOutageTests {
     @Test("while PostgreSQL is down, calls get UNAVAILABLE / DATABASE_UNAVAILABLE, the connection stays, the key still works after")
     func outageIsNotRevocation() async throws {
-        let cluster = try await TestPostgres.makeDedicatedCluster()
-        let admin = PostgresPool(configuration: cluster.configuration(database: "postgres"))
-        try await admin.simpleQuery("CREATE DATABASE outage")
-        await admin.shutdown()
+        let cluster = try await DatabaseRestartTests.clusterWithDatabase("outage")
         // Keys are re-checked on every call past 50 ms: the outage hits the key check itself.
         let server = try await TestVPPServer.start(database: cluster.configuration(database: "outage"), keyRecheckInterval: .milliseconds(50))
         let (_, key) = try await server.createTenant("outage")

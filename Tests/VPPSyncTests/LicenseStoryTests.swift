@@ -109,15 +109,23 @@ struct LicenseStoryTests {
         Set(try env.core.assignments(uId: uId).filter { $0.adamId == adamID }.map { $0.serialNumber ?? $0.clientUserId ?? "" })
     }
 
+    /// A tenant with one synced token whose app has `licenses` licenses, and its client and the app's asset id.
+    static func withApp(
+        licenses: Int,
+        _ body: (SyncEnvironment, LedgerFixture, VPPClient, String) async throws -> Void
+    ) async throws {
+        try await SyncEnvironment.run { env in
+            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: licenses)])
+            defer { Task { await fixture.client.close() } }
+            try await body(env, fixture, fixture.client, try await fixture.assetID(Self.app))
+        }
+    }
+
     // MARK: 1, 2
 
     @Test("R8, R15: GetLicenseCounts, Asset.counts and GetLicenseUsage give the same counts, each meaning one thing")
     func countsAgree() async throws {
-        try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 20)])
-            defer { Task { await fixture.client.close() } }
-            let client = fixture.client
-            let assetID = try await fixture.assetID(Self.app)
+        try await Self.withApp(licenses: 20) { env, fixture, client, assetID in
             let group = try await Self.userGroup(client, "year-7", users: (0..<60).map { String(format: "u%03d", $0) })
             let assignment = try await Self.assign(client, assetID, group, type: .user)
             #expect(assignment.targets == 60)
@@ -129,8 +137,14 @@ struct LicenseStoryTests {
                 if moment == "settled" { _ = try await fixture.settled(assetID) }
                 let counts = try await Self.allCounts(client, assetID)
                 let reference = try #require(counts["GetLicenseCounts"])
+                // Apple's own figures (apple_*) move whenever a sync lands, which may be between two calls (the push
+                // asks for one after registering users); the ledger's must be equal in every call.
+                func ledger(_ counts: VppV1.LicenseCounts) -> [UInt32] {
+                    [counts.total, counts.inUse, counts.available, counts.reserved, counts.waiting, counts.heldElsewhere,
+                     counts.overAssigned]
+                }
                 for (call, value) in counts {
-                    #expect(value == reference, "\(moment): \(call) says \(value), GetLicenseCounts \(reference)")
+                    #expect(ledger(value) == ledger(reference), "\(moment): \(call) says \(value), GetLicenseCounts \(reference)")
                 }
                 #expect(reference.total == 20)
                 #expect(reference.inUse == 20, "\(moment): in_use counts every seat held here, reserved ones too")
@@ -145,11 +159,7 @@ struct LicenseStoryTests {
 
     @Test("R23: one target has one state for one asset, whichever call asks; usage counts add up to the entries")
     func statesAgree() async throws {
-        try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 10)])
-            defer { Task { await fixture.client.close() } }
-            let client = fixture.client
-            let assetID = try await fixture.assetID(Self.app)
+        try await Self.withApp(licenses: 10) { env, fixture, client, assetID in
             let users = (0..<15).map { String(format: "s%03d", $0) }
             let group = try await Self.userGroup(client, "class", users: users)
             _ = try await Self.assign(client, assetID, group, type: .user)
@@ -215,11 +225,7 @@ struct LicenseStoryTests {
 
     @Test("R15, R17: freed licenses are released at Apple and granted to the waiters in line, Apple and the ledger agreeing")
     func freedLicensesReachWaiters() async throws {
-        try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 10)])
-            defer { Task { await fixture.client.close() } }
-            let client = fixture.client
-            let assetID = try await fixture.assetID(Self.app)
+        try await Self.withApp(licenses: 10) { env, fixture, client, assetID in
             let holdersSerials = (0..<10).map { String(format: "H%02d", $0) }
             let waitersSerials = (0..<5).map { String(format: "W%02d", $0) }
             let holders = try await Self.deviceGroup(client, "holders", serials: holdersSerials)
@@ -284,11 +290,7 @@ struct LicenseStoryTests {
 
     @Test("R17: targets wanted again before their removal keep their seats, and Apple confirms them")
     func requiredAgainBeforeRemoval() async throws {
-        try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 3)])
-            defer { Task { await fixture.client.close() } }
-            let client = fixture.client
-            let assetID = try await fixture.assetID(Self.app)
+        try await Self.withApp(licenses: 3) { env, fixture, client, assetID in
             _ = try await Self.userGroup(client, "people", users: ["u1", "u2"])
             // User licensing through a device group: each device's owner (R18).
             let group = try await Self.group(client, "tablets", kind: .device, members: ["D-u1", "D-u2"])
@@ -360,11 +362,7 @@ struct LicenseStoryTests {
 
     @Test("R20: an invited user's invitation_url is Apple's template with their invite code; empty once associated")
     func invitationURL() async throws {
-        try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 5)])
-            defer { Task { await fixture.client.close() } }
-            let client = fixture.client
-            let assetID = try await fixture.assetID(Self.app)
+        try await Self.withApp(licenses: 5) { env, fixture, client, assetID in
             let group = try await Self.userGroup(client, "invited", users: ["ivy"])
             _ = try await Self.assign(client, assetID, group, type: .user)
             _ = try await fixture.settled(assetID)
@@ -401,11 +399,7 @@ struct LicenseStoryTests {
 
     @Test("R23: every state carries a reason that says why and what would change it")
     func everyStateHasAReason() async throws {
-        try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 3)])
-            defer { Task { await fixture.client.close() } }
-            let client = fixture.client
-            let assetID = try await fixture.assetID(Self.app)
+        try await Self.withApp(licenses: 3) { env, fixture, client, assetID in
             let lab = try await Self.deviceGroup(client, "lab", serials: ["R1", "R2", "R3", "R4", "R5"])
             let offered = try await Self.deviceGroup(client, "offered", serials: ["O1"])
             _ = try await Self.assign(client, assetID, lab, type: .device)
