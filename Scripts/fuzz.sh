@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Fuzzes the decoding of everything a peer can send (issue 16): the envelope (ClientFrame and the messages inside it)
+# and every request message of Protos/, through the generated protobuf-c code the server decodes with, under
+# libFuzzer with AddressSanitizer and UndefinedBehaviorSanitizer. The input's first byte picks the message type; the
+# rest is the encoded message. Each input that decodes is encoded again and freed, so leaks and bad frees show too.
+#
+# Usage: Scripts/fuzz.sh [SECONDS]   (default 60; Deploy/test.sh runs a short smoke of it)
+# Needs clang with libFuzzer (the Swift toolchain's) and libprotobuf-c-dev. Crashes land in .build-fuzz/crashes/.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SECONDS_TO_RUN="${1:-60}"
+OUT="$ROOT/.build-fuzz"
+mkdir -p "$OUT/crashes" "$OUT/corpus"
+CC="${CC:-clang}"
+command -v "$CC" >/dev/null || { echo "fuzz: $CC is missing (the Swift toolchain ships clang)" >&2; exit 2; }
+
+# Every message a peer may send: the envelope's and each request type, from the generated headers.
+descriptors=$(grep -ho 'extern const ProtobufCMessageDescriptor [a-z0-9_]*__descriptor' \
+    "$ROOT"/Sources/VPPProtoC/include/vpp/rpc/v1/*.h "$ROOT"/Sources/VPPProtoC/include/vpp/v1/*.h \
+    | awk '{print $4}' | grep -E '(client_frame|__call|__hello|__cancel|__ping|_request)__descriptor$' | sort)
+count=$(echo "$descriptors" | wc -l)
+{
+    echo '// Written by Scripts/fuzz.sh from the generated headers.'
+    echo '#include "VPPProtoC.h"'
+    echo 'const ProtobufCMessageDescriptor *const vpp_fuzz_descriptors[] = {'
+    for d in $descriptors; do echo "    &$d,"; done
+    echo '};'
+    echo "const unsigned vpp_fuzz_descriptor_count = $count;"
+} >"$OUT/descriptors.c"
+
+"$CC" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -I"$ROOT/Sources/VPPProtoC/include" \
+    "$ROOT/Tests/Fuzz/fuzz_decode.c" "$OUT/descriptors.c" "$ROOT"/Sources/VPPProtoC/vpp/rpc/v1/*.c "$ROOT"/Sources/VPPProtoC/vpp/v1/*.c \
+    -lprotobuf-c -o "$OUT/fuzz_decode" >"$OUT/build.log" 2>&1 \
+    || { tail -20 "$OUT/build.log" >&2; echo "fuzz: the harness did not build" >&2; exit 1; }
+
+# Seeds: an empty message of every type, and valid ClientFrames (a Hello; a Call of Ping with metadata).
+for i in $(seq 0 $((count - 1))); do printf "$(printf '\\%03o' "$i")" >"$OUT/corpus/empty-$i"; done
+frame=$(echo "$descriptors" | grep -n 'client_frame__descriptor' | cut -d: -f1)
+frame=$((frame - 1))
+octal=$(printf '\\%03o' "$frame")
+printf "${octal}\x0a\x10\x0a\x06secret\x12\x04test\x18\x01" >"$OUT/corpus/hello"
+printf "${octal}\x12\x2b\x08\x07\x12\x1d/vpp.v1.SystemService/Ping\x22\x06\x0a\x01k\x12\x01v\x2a\x00" >"$OUT/corpus/call-ping"
+
+echo "==> Fuzzing $count message types for ${SECONDS_TO_RUN}s"
+"$OUT/fuzz_decode" -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+    -artifact_prefix="$OUT/crashes/" -print_final_stats=1 "$OUT/corpus" 2>"$OUT/fuzz.log" \
+    || { tail -40 "$OUT/fuzz.log" >&2; echo "fuzz: a crash or leak; the input is in $OUT/crashes/" >&2; exit 1; }
+grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$OUT/fuzz.log" | sed 's/^/fuzz: /'
