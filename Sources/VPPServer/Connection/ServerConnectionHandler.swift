@@ -34,6 +34,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         var deadlineTimer: Scheduled<Void>?
         var method: String
         var started: NIODeadline
+        /// The request's bytes, held in the server's frame budget until the call ends.
+        var heldBytes = 0
     }
 
     private let environment: ConnectionEnvironment
@@ -105,6 +107,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.calls[callID]?.task?.cancel()
             self.calls[callID]?.deadlineTimer?.cancel()
         }
+        // The requests of calls cut by the close give their share of the frame budget back.
+        let held = self.calls.values.reduce(0) { $0 + $1.heldBytes }
+        if held > 0 { self.frameLimits?.budget?.release(held) }
         self.calls.removeAll()
         for timer in self.timers { timer.cancel() }
         self.timers.removeAll()
@@ -296,6 +301,22 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.finishCall(callID, status: error.status, payload: nil)
             return
         }
+        // The request stays in memory while the call runs: it counts in the server's frame budget (issue 16).
+        let heldBytes = call.request.count
+        if heldBytes > 0, let budget = self.frameLimits?.budget, !budget.reserve(heldBytes) {
+            self.environment.metrics.frameRejected(reason: "over_budget")
+            self.calls[callID] = RunningCall(task: nil, deadlineTimer: nil, method: route.path, started: started)
+            self.finishCall(
+                callID,
+                status: RpcV1.Status(
+                    code: .resourceExhausted,
+                    message: "The server is holding its limit of request bytes (\(budget.limit)); retry in a moment.",
+                    reason: GoAwayReason.serverBusy.rawValue
+                ),
+                payload: nil
+            )
+            return
+        }
 
         // The deadline: the client's timeout, capped by the server's maximum call duration.
         var timeout: Int64?  // nanoseconds
@@ -369,7 +390,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             task: task,
             deadlineTimer: deadlineTimer,
             method: route.path,
-            started: started
+            started: started,
+            heldBytes: heldBytes
         )
     }
 
@@ -400,6 +422,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         let action = self.machine.callFinished(callID)
         let running = self.calls.removeValue(forKey: callID)
         running?.deadlineTimer?.cancel()
+        if let held = running?.heldBytes, held > 0 { self.frameLimits?.budget?.release(held) }
         if status.code == .cancelled || status.code == .deadlineExceeded {
             running?.task?.cancel()
         }

@@ -445,6 +445,10 @@ public struct LicenseLedger: Sendable {
             \(unescaped: Self.outboxInsert("associate", from: "again"))
             """
         )
+        // R21: an UNINSTALL ends a request; the entry is an ordinary offer again once AVAILABLE (found by the soak).
+        try await transaction.query(
+            "UPDATE licenses SET requested = false WHERE asset_id = \(asset.id) AND requested AND state IN ('removing', 'releasing')"
+        )
         try await transaction.query(
             """
             DELETE FROM licenses l USING ledger_desired d

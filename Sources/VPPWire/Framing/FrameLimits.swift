@@ -1,8 +1,9 @@
 import Synchronization
 
-/// How many bytes the frames still arriving on every connection of a server may announce in all (issue 16): a peer
-/// that sends a length prefix and then the body slowly, or never, holds what it announced. Past the budget a new
-/// partial frame is refused (`FrameError.overBudget`) instead of buffered.
+/// How many bytes of frames a server holds for all its connections at once (issue 16): what frames still arriving
+/// announced (a peer that sends a length prefix and then the body slowly, or never, holds that), and the requests of
+/// calls in flight. Past the budget a new partial frame is refused (`FrameError.overBudget`) instead of buffered, and
+/// a call is answered RESOURCE_EXHAUSTED instead of run.
 public final class FrameBudget: Sendable {
     public let limit: Int
     private let used = Atomic<Int>(0)
@@ -15,7 +16,8 @@ public final class FrameBudget: Sendable {
     /// Bytes announced by partial frames right now.
     public var inUse: Int { self.used.load(ordering: .relaxed) }
 
-    func reserve(_ bytes: Int) -> Bool {
+    /// Reserves `bytes`; false (and nothing reserved) when they do not fit.
+    public func reserve(_ bytes: Int) -> Bool {
         var current = self.used.load(ordering: .relaxed)
         while true {
             guard current + bytes <= self.limit else { return false }
@@ -29,7 +31,7 @@ public final class FrameBudget: Sendable {
         }
     }
 
-    func release(_ bytes: Int) {
+    public func release(_ bytes: Int) {
         self.used.subtract(bytes, ordering: .relaxed)
     }
 }
