@@ -52,7 +52,7 @@ struct ScaleRetryAndBatchTests {
 
     @Test func eventsCanCompleteOnTheirOwnAfterADelay() async throws {
         // Long enough that the status read right after the request still finds the event pending on a busy machine.
-        let configuration = SimulatorConfiguration(eventCompletion: .afterDelay(.seconds(5)))
+        let configuration = SimulatorConfiguration(eventCompletion: .afterDelay(.seconds(20)))
         try await Env.run(configuration: configuration) { env in
             let event = try await env.session.associate(
                 ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["LATE"]))

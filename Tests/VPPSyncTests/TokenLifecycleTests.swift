@@ -112,7 +112,8 @@ struct TokenLifecycleTests {
             // Nothing is left half-made: the token is there and its first sync, queued before the claim, claims and
             // reads it.
             var token: VppV1.Token?
-            let deadline = ContinuousClock.now + .seconds(30)
+            // Generous: the whole suite runs at once on two cores (CI), and the sync retries after the cut claim.
+            let deadline = ContinuousClock.now + .seconds(90)
             while ContinuousClock.now < deadline {
                 token = try await client.call(VppV1.TokenService.ListTokens.self, VppV1.ListTokensRequest()).tokens.first
                 if let token, token.state == .valid, token.appCount > 0 { break }
