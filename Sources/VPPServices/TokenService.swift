@@ -156,9 +156,14 @@ struct TokenService: Sendable {
             accountType: accountType,
             displayName: request.displayName,
             takeOver: request.takeOver,
-            stored: { [syncs] record in
-                // Queued before the claim: if this call is cut, the sync claims the token and reads it (issue 16).
-                _ = try await syncs.request(tenantID: tenantID, tokenID: record.id, trigger: .upload, full: true)
+            queueFirstSync: { [syncs] tokenID, transaction in
+                // Queued with the token, before the claim: if this call is cut, the sync claims the token and reads
+                // it (issue 16).
+                if let transaction {
+                    try await syncs.request(tenantID: tenantID, tokenID: tokenID, trigger: .upload, full: true, in: transaction)
+                } else {
+                    _ = try await syncs.request(tenantID: tenantID, tokenID: tokenID, trigger: .upload, full: true)
+                }
             }
         )
         // Joins the job queued above.

@@ -1,4 +1,5 @@
 public import Foundation
+public import VPPPostgres
 public import VPPStorage
 
 /// Sync jobs (C6) on the PostgreSQL job queue: one kind, one subject per token, so a sync requested while one is
@@ -40,6 +41,18 @@ public struct SyncJobs: Sendable {
     /// Queues a sync of the token, or joins the one already queued or running (R7).
     public func request(tenantID: UUID, tokenID: UUID, trigger: Trigger, full: Bool) async throws -> (job: JobRecord, joined: Bool) {
         try await self.queue.enqueue(Self.newJob(tenantID: tenantID, tokenID: tokenID, trigger: trigger, full: full))
+    }
+
+    /// `request` inside the caller's transaction: the job exists only if the transaction commits.
+    @discardableResult
+    public func request(
+        tenantID: UUID,
+        tokenID: UUID,
+        trigger: Trigger,
+        full: Bool,
+        in transaction: PostgresTransaction
+    ) async throws -> (job: JobRecord, joined: Bool) {
+        try await self.queue.enqueue(Self.newJob(tenantID: tenantID, tokenID: tokenID, trigger: trigger, full: full), in: transaction)
     }
 
     static func newJob(tenantID: UUID, tokenID: UUID, trigger: Trigger, full: Bool) -> NewJob {

@@ -1,6 +1,7 @@
 public import AppleVPP
 public import Foundation
 public import Logging
+public import VPPPostgres
 public import VPPStorage
 
 /// Who this installation is at Apple: the `mdmInfo` every token is claimed with (R4).
@@ -59,11 +60,13 @@ public struct TokenManager: Sendable {
     /// R1: validates the file, refuses an expired one, reads the client config from Apple, stores the token (C4, C5)
     /// and claims it for this service. Another MDM's token is refused (R4) unless `takeOver`.
     ///
-    /// The steps span the database and Apple, so each is resumable (issue 16): `stored` runs right after the token is
-    /// stored and before the claim (the caller queues the first sync there, which claims a token nobody claims), so
-    /// a call cut before or during the claim leaves a token that the sync finishes; a claim Apple refuses removes the
-    /// token again, whatever happens to the call meanwhile. Uploading the same file again for the same location is
-    /// the same token: the retry of a call whose answer was lost gets it back, and claims it once more.
+    /// The steps span the database and Apple, so each is resumable (issue 16): `queueFirstSync` runs in the
+    /// transaction that stores the token, before the claim (the caller queues the first sync there, which claims a
+    /// token nobody claims), so a call cut at any point, or a process killed, leaves either nothing or a token whose
+    /// sync finishes it; a claim Apple refuses removes the token again, whatever happens to the call meanwhile.
+    /// Uploading the same file again for the same location is the same token: the retry of a call whose answer was
+    /// lost gets it back, and claims it once more. A take-over queues its sync (`queueFirstSync` with no
+    /// transaction) only once the claim is made: before, the sync would find the other MDM's claim.
     public func upload(
         tenantID: UUID,
         file: [UInt8],
@@ -71,7 +74,7 @@ public struct TokenManager: Sendable {
         accountType: TokenRecord.AccountType?,
         displayName: String,
         takeOver: Bool,
-        stored: @Sendable (TokenRecord) async throws -> Void = { _ in }
+        queueFirstSync: @escaping @Sendable (_ tokenID: UUID, PostgresTransaction?) async throws -> Void = { _, _ in }
     ) async throws -> Upload {
         let token = try self.parse(file)
         let appleID = try Self.validateAppleID(appleID)
@@ -95,6 +98,10 @@ public struct TokenManager: Sendable {
             previousMDM = holder.name
         }
         let interval = self.scheduleInterval.timeInterval
+        var inTransaction: (@Sendable (UUID, PostgresTransaction) async throws -> Void)?
+        if previousMDM == nil {
+            inTransaction = { tokenID, transaction in try await queueFirstSync(tokenID, transaction) }
+        }
         let record: TokenRecord
         do {
             record = try await self.store.insert(
@@ -111,7 +118,8 @@ public struct TokenManager: Sendable {
                 credential: token.bearerCredential,
                 // R7: the first sync runs at once (queued by the caller); scheduled ones are spread over the interval.
                 firstSyncAt: self.now().addingTimeInterval(Double.random(in: 0.5...1.0) * interval)
-            )
+            ),
+            alsoInTransaction: inTransaction
             )
         } catch let error as StorageError {
             // The same file for a location this tenant holds: a retry of an upload whose answer was lost.
@@ -120,10 +128,10 @@ public struct TokenManager: Sendable {
                 try await self.store.credential(tenantID: tenantID, existingID).credential == token.bearerCredential
             else { throw error }
             record = try await self.store.get(tenantID: tenantID, existingID)
+            if previousMDM == nil { try await queueFirstSync(record.id, nil) }
         }
         // A take-over queues the sync only once the claim is made: before it, the sync would find the other MDM's
         // claim and mark the token claimed elsewhere (a cut take-over is finished by uploading it again).
-        if previousMDM == nil { try await stored(record) }
         do {
             let claimed = try await self.appleCall { try await session.claim(self.identity) }
             if let holder = claimed.mdmInfo, AppleVPPSession.isForeign(holder, own: self.identity) {
@@ -138,7 +146,7 @@ public struct TokenManager: Sendable {
             }
             throw error
         }
-        if previousMDM != nil { try await stored(record) }
+        if previousMDM != nil { try await queueFirstSync(record.id, nil) }
         self.logger.notice(
             "VPP token uploaded",
             metadata: [

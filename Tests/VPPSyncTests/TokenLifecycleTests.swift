@@ -121,7 +121,10 @@ struct TokenLifecycleTests {
             }
             let stored = try #require(token)
             #expect(stored.state == .valid)
-            #expect(stored.appCount > 0, "the first sync ran")
+            var jobsRequest = VppV1.ListSyncJobsRequest()
+            jobsRequest.tokenId = stored.id
+            let jobs = try await client.call(VppV1.SyncService.ListSyncJobs.self, jobsRequest).jobs
+            #expect(stored.appCount > 0, "the first sync ran; its jobs: \(jobs.map { "\($0.state) attempt \($0.attempt) \($0.error)" })")
             // The client retries the call whose answer it lost: the same token, not ALREADY_EXISTS.
             let again = try await env.upload(client, location.file)
             #expect(again.token?.id == stored.id)

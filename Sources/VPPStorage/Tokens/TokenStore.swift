@@ -1,6 +1,6 @@
 public import Foundation
 public import Logging
-import VPPPostgres
+public import VPPPostgres
 
 /// A tenant's VPP token as stored (R1-R6). The token file itself is never part of a record: `TokenStore.credential`
 /// opens it when a sync needs it.
@@ -206,8 +206,14 @@ public struct TokenStore: Sendable {
 
     /// Stores a new token. In one transaction: the tenant's row is locked (so two uploads of one tenant count one after
     /// the other: C5, R2), the registry row is inserted (its UNIQUE location decides races between tenants: C4, R5),
-    /// then the token's row is written in the tenant's schema.
-    public func insert(tenantID: UUID, _ token: NewToken) async throws -> TokenRecord {
+    /// then `alsoInTransaction` runs with the token's id (the upload queues the token's first sync there: a token is
+    /// never stored without the job that claims and reads it, issue 16), then the token's row is written in the
+    /// tenant's schema.
+    public func insert(
+        tenantID: UUID,
+        _ token: NewToken,
+        alsoInTransaction: (@Sendable (_ tokenID: UUID, PostgresTransaction) async throws -> Void)? = nil
+    ) async throws -> TokenRecord {
         try await self.storage.requireActive(tenantID)
         let sealed = try self.cipher.seal(token.credential, tenantID: tenantID, tokenID: token.id)
         let schema = TenantSchema(tenantID: tenantID)
@@ -250,6 +256,8 @@ public struct TokenStore: Sendable {
                     "This token's Apple location is already managed by another tenant of this service; a VPP token belongs to one tenant at a time (C4, R5). Remove it there first, or use a token of another location."
                 )
             }
+            // Still as the platform's role: the job queue is in the control schema.
+            try await alsoInTransaction?(token.id, transaction)
             try await schema.enter(transaction)
             let row = try await transaction.query(
                 """
