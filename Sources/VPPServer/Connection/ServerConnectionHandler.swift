@@ -15,6 +15,8 @@ struct ConnectionEnvironment: Sendable {
     var logger: Logger
     var callLogLevel: Logger.Level
     var errorMapper: @Sendable (any Error, Logger) -> RPCError
+    /// The authentication and idle deadlines of the server's connections, one timer per event loop.
+    var sweepers: ConnectionSweepers
 }
 
 /// Raised inside a call's task when the connection's principal may no longer act.
@@ -25,7 +27,7 @@ private struct PrincipalRevoked: Error {
 /// One connection: performs what `ServerConnectionStateMachine` decides, runs each call's handler in its own task,
 /// and writes the answers back. Lives on the channel's event loop; call tasks come back to it with
 /// `eventLoop.execute`, so the state is only ever touched on the loop.
-final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, SweptConnection {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -44,8 +46,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private var calls: [UInt64: RunningCall] = [:]
     private var context: ChannelHandlerContext?
     private var lastRead = NIODeadline.now()
-    private var timers: [Scheduled<Void>] = []
-    private var idleTimer: Scheduled<Void>?
+    /// When the connection must have authenticated by; nil once the check ran.
+    private var authenticationDeadline: NIODeadline?
+    /// The loop's sweeper while the connection is open and admitted (it checks the deadlines; no timer of our own).
+    private var sweeper: ConnectionSweeper?
     private var flushScheduled = false
     private var admitted = false
     private var closing = false
@@ -92,13 +96,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             )
             return
         }
-        let loop = context.eventLoop.assumeIsolated()
-        self.timers.append(
-            loop.scheduleTask(in: .nanoseconds(self.environment.configuration.authenticationTimeout.nanosecondsClamped)) {
-                self.perform(self.machine.authenticationTimedOut(), reason: "auth_timeout")
-            }
-        )
-        self.scheduleIdleCheck()
+        self.authenticationDeadline = .now() + .nanoseconds(self.environment.configuration.authenticationTimeout.nanosecondsClamped)
+        let sweeper = self.environment.sweepers.sweeper(on: context.eventLoop)
+        sweeper.add(self)
+        self.sweeper = sweeper
         context.fireChannelActive()
     }
 
@@ -111,9 +112,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         let held = self.calls.values.reduce(0) { $0 + $1.heldBytes }
         if held > 0 { self.frameLimits?.budget?.release(held) }
         self.calls.removeAll()
-        for timer in self.timers { timer.cancel() }
-        self.timers.removeAll()
-        self.idleTimer?.cancel()
+        self.sweeper?.remove(self)
+        self.sweeper = nil
         if self.admitted {
             self.admitted = false
             self.environment.metrics.connectionClosed()
@@ -256,6 +256,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         switch result {
         case .success(let principal):
             guard self.machine.authenticationSucceeded() else { return }
+            self.authenticationDeadline = nil
             // Full-size frames from now on (before, only a Hello could come).
             self.frameLimits?.authenticated()
             // Idle time counts from here: checking the key may have taken a while.
@@ -527,18 +528,18 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         context.close(promise: nil)
     }
 
-    private func scheduleIdleCheck() {
-        guard let context = self.context else { return }
+    /// Called by the loop's sweeper: closes a connection that did not authenticate in time, or that was idle (nothing
+    /// read, no call in flight) for the idle timeout; a frame left incomplete that long counts as idle too.
+    func sweep(now: NIODeadline) {
+        guard !self.closing else { return }
+        if let deadline = self.authenticationDeadline, now >= deadline {
+            self.authenticationDeadline = nil
+            self.perform(self.machine.authenticationTimedOut(), reason: "auth_timeout")
+        }
         let idle = self.environment.configuration.idleTimeout.nanosecondsClamped
-        let interval = max(min(idle / 4, 5_000_000_000), 10_000_000)
-        self.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(interval)) {
-            if self.machine.inFlightCount == 0, (NIODeadline.now() - self.lastRead).nanoseconds >= idle {
-                // Before authentication this does nothing (the authentication timeout covers that time).
-                self.perform(self.machine.idleTimedOut(), reason: "idle")
-            }
-            if !self.closing {
-                self.scheduleIdleCheck()
-            }
+        if !self.closing, self.machine.inFlightCount == 0, (now - self.lastRead).nanoseconds >= idle {
+            // Before authentication this does nothing (the authentication timeout covers that time).
+            self.perform(self.machine.idleTimedOut(), reason: "idle")
         }
     }
 }

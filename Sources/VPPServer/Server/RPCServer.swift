@@ -46,7 +46,11 @@ public final class RPCServer: Service, Sendable {
             metrics: metrics,
             logger: logger,
             callLogLevel: callLogLevel,
-            errorMapper: errorMapper ?? RPCServer.defaultErrorMapper
+            errorMapper: errorMapper ?? RPCServer.defaultErrorMapper,
+            sweepers: ConnectionSweepers(
+                authenticationTimeout: configuration.authenticationTimeout,
+                idleTimeout: configuration.idleTimeout
+            )
         )
         self.group = eventLoopGroup ?? MultiThreadedEventLoopGroup.singleton
         self.frameBudget = FrameBudget(limit: max(1, configuration.frameBudgetBytes))
