@@ -249,6 +249,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -384,7 +385,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "VPPLoadTests", dependencies: ["VPPLoadKit"], swiftSettings: swiftSettings),
+        .testTarget(name: "VPPLoadTests", dependencies: ["VPPLoadKit", "VPPWire", "VPPProto"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VPPCtlTests",
             dependencies: [

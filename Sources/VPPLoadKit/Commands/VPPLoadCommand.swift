@@ -11,7 +11,7 @@ public struct VPPLoadCommand: ParsableCommand {
             """,
         subcommands: [
             PingCommand.self, CountsCommand.self, MixCommand.self, IdleCommand.self, EchoServerCommand.self,
-            CreateTenantsCommand.self, QueueCommand.self, SyncCommand.self, AssignCommand.self,
+            CreateTenantsCommand.self, QueueCommand.self, SyncCommand.self, AssignCommand.self, AbuseCommand.self,
         ]
     )
 

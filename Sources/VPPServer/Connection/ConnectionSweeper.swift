@@ -26,6 +26,9 @@ final class ConnectionSweeper {
 
     var count: Int { self.connections.count }
 
+    /// Whether the sweep timer is set (it is exactly while connections are there).
+    var isScheduled: Bool { self.scheduled != nil }
+
     func add(_ connection: any SweptConnection) {
         self.connections[ObjectIdentifier(connection)] = connection
         if self.scheduled == nil { self.schedule() }
@@ -62,6 +65,16 @@ final class ConnectionSweepers: Sendable {
     init(authenticationTimeout: Duration, idleTimeout: Duration) {
         let shorter = min(authenticationTimeout.nanosecondsClamped, idleTimeout.nanosecondsClamped)
         self.interval = .nanoseconds(min(max(shorter / 4, 10_000_000), 1_000_000_000))
+    }
+
+    /// How many connections the sweepers hold now, over every loop (tests, diagnostics).
+    func connectionCount() async throws -> Int {
+        let sweepers = self.sweepers.withLockedValue { Array($0.values) }
+        var total = 0
+        for sweeper in sweepers {
+            total += try await sweeper.eventLoop.submit { sweeper.value.count }.get()
+        }
+        return total
     }
 
     /// The sweeper of `loop`; call it on that loop.

@@ -70,6 +70,11 @@ public final class RPCServer: Service, Sendable {
 
     public var metrics: ServerMetrics { self.environment.metrics }
 
+    /// The connections whose deadlines the event loops' sweepers check now (every open, admitted connection).
+    func sweptConnectionCount() async throws -> Int {
+        try await self.environment.sweepers.connectionCount()
+    }
+
     /// Whether a shutdown has begun: the listener is closed and connections are draining (readiness turns false).
     public var isShuttingDown: Bool {
         self.state.withLockedValue { $0.shuttingDown }
