@@ -116,8 +116,10 @@ struct Attacker: Sendable {
         }
     }
 
+    /// A new connection, authenticated when asked. Answers are waited for up to 30 s (a loaded server is slow, not
+    /// closed); the partial-frame attacks wait in 1 s steps, so that they see the run end.
     private func open(authenticate: Bool) throws -> BlockingSocket {
-        let socket = try BlockingSocket(host: self.host, port: self.port, receiveTimeoutSeconds: 1)
+        let socket = try BlockingSocket(host: self.host, port: self.port, receiveTimeoutSeconds: 30)
         if authenticate {
             try socket.send(AttackFrames.hello(apiKey: self.apiKey))
             let welcome = socket.readFrame()
@@ -125,6 +127,7 @@ struct Attacker: Sendable {
                 throw LoadError("the server answered the Hello with \(AttackTally.describe(welcome))")
             }
         }
+        if self.attack == .partialFrame || self.attack == .partialFrameKey { socket.setReceiveTimeout(seconds: 1) }
         return socket
     }
 

@@ -17,8 +17,6 @@ final class BlockingSocket {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw Failure(operation: "socket", code: errno) }
         self.descriptor = descriptor
-        var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
-        _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -38,6 +36,13 @@ final class BlockingSocket {
             self.descriptor = -1
             throw Failure(operation: "connect", code: code)
         }
+        self.setReceiveTimeout(seconds: receiveTimeoutSeconds)
+    }
+
+    /// How long a read waits for the server before it gives up.
+    func setReceiveTimeout(seconds: Int) {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        _ = setsockopt(self.descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     deinit { self.close() }

@@ -130,13 +130,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         // Issue 16: a Call's metadata is counted on the wire before anything is decoded (2 million empty entries fit
         // in 4 MiB, and decoding them would hold this event loop for seconds).
         let metadataEntries = frameBytes.withUnsafeReadableBytes { bytes in
-            try? ProtoWireScan.count(of: 4, inside: 2, of: bytes)
+            try? ProtoWireScan.count(of: 4, inside: 2, of: bytes, stoppingAbove: Self.maxCallMetadataEntries)
         }
         if let entries = metadataEntries, entries > Self.maxCallMetadataEntries {
             self.environment.metrics.frameRejected(reason: "too_many_elements")
             self.perform(
                 self.machine.undecodableFrame(
-                    "a Call with \(entries) metadata entries; a call may carry at most \(Self.maxCallMetadataEntries)"
+                    "a Call with more than \(Self.maxCallMetadataEntries) metadata entries, the most a call may carry"
                 ),
                 reason: "malformed"
             )

@@ -105,13 +105,14 @@ public struct RPCRouter: Sendable {
     ) async throws -> Message {
         let largest: Int
         do {
-            largest = try ProtoWireScan.largestRepetition(bytes)
+            // Stops at the first element over the limit: refusing costs no more than reading the limit's worth.
+            largest = try ProtoWireScan.largestRepetition(bytes, stoppingAbove: Self.maxRepeatedElements)
         } catch {
             throw RPCError.invalidArgument("The request does not decode as \(Message.protoMessageName) (\(method)): malformed.")
         }
         guard largest <= Self.maxRepeatedElements else {
             throw RPCError.invalidArgument(
-                "The request repeats one field \(largest) times; a request may hold at most \(Self.maxRepeatedElements) elements of one list (bulk calls: 5,000).",
+                "The request repeats one field more than \(Self.maxRepeatedElements) times, the most a request may hold of one list (bulk calls take 5,000).",
                 reason: "TOO_MANY_ELEMENTS"
             )
         }

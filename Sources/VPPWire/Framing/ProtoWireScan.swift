@@ -53,33 +53,68 @@ public enum ProtoWireScan {
         }
     }
 
+    /// Thrown inside a scan to end it early.
+    private struct Stop: Error {}
+
     /// The most times any one field occurs at the top level of the message: a repeated field's element count (a
     /// packed repeated scalar counts as one occurrence, and costs no allocation per element).
-    public static func largestRepetition(_ bytes: [UInt8]) throws -> Int {
+    ///
+    /// The scan stops as soon as a count passes `limit` and returns that count (`limit + 1`): a caller that refuses
+    /// what is over its limit reads at most that many elements, not the two million a 4 MiB frame can hold. Bytes
+    /// after that point are not checked.
+    public static func largestRepetition(_ bytes: [UInt8], stoppingAbove limit: Int = .max) throws -> Int {
         try bytes.withUnsafeBytes { raw in
-            var counts: [UInt64: Int] = [:]
+            // Field numbers below 64 (all of these protos' fields) count in a flat array; others in a dictionary.
+            var low = [Int](repeating: 0, count: 64)
+            var high: [UInt64: Int] = [:]
             var largest = 0
-            try Self.forEachField(raw) { field, _ in
-                let count = (counts[field] ?? 0) + 1
-                counts[field] = count
-                largest = max(largest, count)
-            }
+            do {
+                try Self.forEachField(raw) { field, _ in
+                    let count: Int
+                    if field < 64 {
+                        low[Int(field)] += 1
+                        count = low[Int(field)]
+                    } else {
+                        count = (high[field] ?? 0) + 1
+                        high[field] = count
+                    }
+                    if count > largest {
+                        largest = count
+                        if largest > limit { throw Stop() }
+                    }
+                }
+            } catch is Stop {}
             return largest
         }
     }
 
     /// How often field `inner` occurs in the first length-delimited field `outer` of the message (e.g. the metadata
-    /// entries of the Call in a ClientFrame); nil when there is no such field.
-    public static func count(of inner: UInt64, inside outer: UInt64, of bytes: UnsafeRawBufferPointer) throws -> Int? {
+    /// entries of the Call in a ClientFrame); nil when there is no such field. Stops counting once past `limit`.
+    public static func count(
+        of inner: UInt64,
+        inside outer: UInt64,
+        of bytes: UnsafeRawBufferPointer,
+        stoppingAbove limit: Int = .max
+    ) throws -> Int? {
         var found: Range<Int>?
-        try Self.forEachField(bytes) { field, payload in
-            if found == nil, field == outer { found = payload }
-        }
+        do {
+            try Self.forEachField(bytes) { field, payload in
+                if field == outer {
+                    found = payload
+                    throw Stop()
+                }
+            }
+        } catch is Stop {}
         guard let payload = found else { return nil }
         var count = 0
-        try Self.forEachField(UnsafeRawBufferPointer(rebasing: bytes[payload])) { field, _ in
-            if field == inner { count += 1 }
-        }
+        do {
+            try Self.forEachField(UnsafeRawBufferPointer(rebasing: bytes[payload])) { field, _ in
+                if field == inner {
+                    count += 1
+                    if count > limit { throw Stop() }
+                }
+            }
+        } catch is Stop {}
         return count
     }
 }
