@@ -253,6 +253,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // A libFuzzer target for the frame decoder, the envelope and the connection state machine (issue 16):
+        // Scripts/fuzz.sh builds it with -sanitize=fuzzer; built normally it replays the inputs it is given.
+        .executableTarget(
+            name: "vpp-fuzz-frames",
+            dependencies: [
+                "VPPWire",
+                "VPPProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "vpp-load",
             dependencies: [

@@ -13,7 +13,7 @@ bash Scripts/generate-protos.sh --check
 echo "==> Checking that docs/configuration.md lists every vppd setting as Settings.swift has it"
 bash Scripts/settings-table.sh --check
 
-echo "==> Fuzzing the decoding of every message a peer can send, briefly (Scripts/fuzz.sh runs it for longer)"
+echo "==> Fuzzing every message a peer can send and the frame decoder, briefly (Scripts/fuzz.sh runs them for longer)"
 bash Scripts/fuzz.sh "${VPP_FUZZ_SECONDS:-20}"
 
 echo "==> Building"

@@ -4,8 +4,14 @@
 # libFuzzer with AddressSanitizer and UndefinedBehaviorSanitizer. The input's first byte picks the message type; the
 # rest is the encoded message. Each input that decodes is encoded again and freed, so leaks and bad frees show too.
 #
-# Usage: Scripts/fuzz.sh [SECONDS]   (default 60; Deploy/test.sh runs a short smoke of it)
-# Needs clang with libFuzzer (the Swift toolchain's) and libprotobuf-c-dev. Crashes land in .build-fuzz/crashes/.
+# Then the same for the Swift side, `vpp-fuzz-frames` (Sources/vpp-fuzz-frames): one connection's bytes, cut into
+# reads, through the server's FrameDecoder (pre-authentication limit, full limit, frame budget), the wire scans, the
+# ClientFrame decoder and the connection state machine, built with -sanitize=fuzzer,address.
+#
+# Usage: Scripts/fuzz.sh [SECONDS]   (each target runs that long; default 60; Deploy/test.sh runs a short smoke)
+# VPP_FUZZ_SWIFT=0 skips the Swift target (its first build takes minutes: SwiftNIO is built instrumented too).
+# Needs clang with libFuzzer (the Swift toolchain's) and libprotobuf-c-dev. Crashes land in .build-fuzz/crashes/
+# (C target) and .build-fuzz/crashes-swift/; `swift build --product vpp-fuzz-frames` builds a replayer for them.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_TO_RUN="${1:-60}"
@@ -47,3 +53,19 @@ echo "==> Fuzzing $count message types for ${SECONDS_TO_RUN}s"
     -artifact_prefix="$OUT/crashes/" -print_final_stats=1 "$OUT/corpus" 2>"$OUT/fuzz.log" \
     || { tail -40 "$OUT/fuzz.log" >&2; echo "fuzz: a crash or leak; the input is in $OUT/crashes/" >&2; exit 1; }
 grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$OUT/fuzz.log" | sed 's/^/fuzz: /'
+
+[[ ${VPP_FUZZ_SWIFT:-1} == 0 ]] && exit 0
+echo "==> Building the Swift frame fuzzer (vpp-fuzz-frames, instrumented)"
+mkdir -p "$OUT/crashes-swift" "$OUT/corpus-swift"
+(cd "$ROOT" && swift build --scratch-path "$OUT/swift" --product vpp-fuzz-frames \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DVPP_LIBFUZZER >"$OUT/swift-build.log" 2>&1) \
+    || { tail -20 "$OUT/swift-build.log" >&2; echo "fuzz: the Swift fuzzer did not build" >&2; exit 1; }
+# Seeds (first byte: how the stream is cut): a Hello then a Call of Ping, one frame each.
+printf '\x07\x00\x00\x00\x12\x0a\x10\x0a\x06secret\x12\x04test\x18\x01\x00\x00\x00\x2d\x12\x2b\x08\x07\x12\x1d/vpp.v1.SystemService/Ping\x22\x06\x0a\x01k\x12\x01v\x2a\x00' \
+    >"$OUT/corpus-swift/hello-call"
+printf '\x01\x00\x00\x00\x00' >"$OUT/corpus-swift/empty-frame"
+echo "==> Fuzzing the frame decoder, the envelope and the connection state machine for ${SECONDS_TO_RUN}s"
+"$OUT/swift/debug/vpp-fuzz-frames" -max_total_time="$SECONDS_TO_RUN" -max_len=262144 -rss_limit_mb=2048 -timeout=10 \
+    -artifact_prefix="$OUT/crashes-swift/" -print_final_stats=1 "$OUT/corpus-swift" 2>"$OUT/fuzz-swift.log" \
+    || { tail -40 "$OUT/fuzz-swift.log" >&2; echo "fuzz: a crash in the Swift fuzzer; the input is in $OUT/crashes-swift/" >&2; exit 1; }
+grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$OUT/fuzz-swift.log" | sed 's/^/fuzz (swift): /'
