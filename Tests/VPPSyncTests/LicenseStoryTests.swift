@@ -24,31 +24,32 @@ struct LicenseStoryTests {
             return user
         }
         _ = try await client.call(VppV1.DirectoryService.UpsertUsers.self, upsert)
-        var devices = VppV1.UpsertDevicesRequest()
-        devices.devices = users.map { id in
-            var device = VppV1.DeviceInput()
-            device.serialNumber = "D-\(id)"
-            device.ownerExternalId = id
-            device.enrollment = .userAffiliated
-            device.booksAppPresent = true
-            return device
-        }
-        _ = try await client.call(VppV1.DirectoryService.UpsertDevices.self, devices)
+        try await Self.upsertDevices(client, users.map { ("D-\($0)", $0) }, enrollment: .userAffiliated)
         return try await Self.group(client, name, kind: .user, members: users)
     }
 
     /// Automated (DEP) devices in a new device group.
     static func deviceGroup(_ client: VPPClient, _ name: String, serials: [String]) async throws -> String {
-        var devices = VppV1.UpsertDevicesRequest()
-        devices.devices = serials.map { serial in
+        try await Self.upsertDevices(client, serials.map { ($0, nil) }, enrollment: .automated)
+        return try await Self.group(client, name, kind: .device, members: serials)
+    }
+
+    /// Devices (serial number, owner's external id) with the Books app present, all of one enrollment.
+    static func upsertDevices(
+        _ client: VPPClient,
+        _ devices: [(serial: String, owner: String?)],
+        enrollment: VppV1.EnrollmentKind
+    ) async throws {
+        var request = VppV1.UpsertDevicesRequest()
+        request.devices = devices.map { serial, owner in
             var device = VppV1.DeviceInput()
             device.serialNumber = serial
-            device.enrollment = .automated
+            if let owner { device.ownerExternalId = owner }
+            device.enrollment = enrollment
             device.booksAppPresent = true
             return device
         }
-        _ = try await client.call(VppV1.DirectoryService.UpsertDevices.self, devices)
-        return try await Self.group(client, name, kind: .device, members: serials)
+        _ = try await client.call(VppV1.DirectoryService.UpsertDevices.self, request)
     }
 
     static func group(_ client: VPPClient, _ name: String, kind: VppV1.GroupKind, members: [String]) async throws -> String {
