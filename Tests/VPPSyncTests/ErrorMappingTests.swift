@@ -43,6 +43,7 @@ struct ErrorMappingTests {
         "PrincipalRevoked",  // the connection handler's own signal: becomes a GoAway
         "Reason",  // PostgresDecodingError.Reason: thrown only inside a PostgresDecodingError
         "Malformed",  // ProtoWireScan.Malformed: caught where frames and requests are decoded, answered there
+        "Stop",  // ProtoWireScan.Stop: ends a scan at its limit, caught inside the scan
     ]
 
     @Test("Each error type maps to its chosen status, with a reason where a client must tell causes apart")
