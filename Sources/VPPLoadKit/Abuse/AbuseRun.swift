@@ -68,8 +68,26 @@ struct Attacker: Sendable {
     var stop: ManagedAtomic<Bool>
 
     func run() {
-        var callID: UInt64 = 0
         var connection: BlockingSocket?
+        // Each attack frame is built once: building 4 MiB per attempt took more CPU than the server spent refusing
+        // it, and on a small machine the tool would measure itself. A call id may be used again once its call ended.
+        let metadataFlood = self.attack == .metadata || self.attack == .metadataNoKey
+            ? AttackFrames.call(
+                callID: 1,
+                method: "/vpp.v1.SystemService/Ping",
+                metadataEntries: AttackFrames.elementsFitting(frameBytes: self.maxFrameBytes)
+            ) : []
+        let elementsFlood = self.attack == .elements
+            ? AttackFrames.call(
+                callID: 1,
+                method: "/vpp.v1.DirectoryService/UpsertUsers",
+                request: AttackFrames.emptyElements(count: AttackFrames.elementsFitting(frameBytes: self.maxFrameBytes, overhead: 128))
+            ) : []
+        let length = self.maxFrameBytes
+        let partialFrame: [UInt8] = self.attack == .partialFrame || self.attack == .partialFrameKey
+            ? [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)]
+                + [UInt8](repeating: 0x41, count: length - 1)
+            : []
         while !self.stop.load(ordering: .relaxed) {
             do {
                 switch self.attack {
@@ -77,33 +95,22 @@ struct Attacker: Sendable {
                     return
                 case .metadata, .metadataNoKey:
                     let socket = try self.open(authenticate: self.attack == .metadata)
-                    callID += 1
-                    let frame = AttackFrames.call(
-                        callID: callID,
-                        method: "/vpp.v1.SystemService/Ping",
-                        metadataEntries: AttackFrames.elementsFitting(frameBytes: self.maxFrameBytes)
-                    )
                     self.tally.attempts.wrappingIncrement(ordering: .relaxed)
-                    self.sendCountingRefusal(frame, on: socket)
+                    self.sendCountingRefusal(metadataFlood, on: socket)
                     self.tally.record(AttackTally.describe(socket.readFrame()))
                     socket.close()
                 case .elements:
                     let socket = try connection ?? self.open(authenticate: true)
                     connection = socket
-                    callID += 1
-                    let users = AttackFrames.emptyElements(count: AttackFrames.elementsFitting(frameBytes: self.maxFrameBytes, overhead: 128))
-                    let frame = AttackFrames.call(callID: callID, method: "/vpp.v1.DirectoryService/UpsertUsers", request: users)
                     self.tally.attempts.wrappingIncrement(ordering: .relaxed)
-                    self.sendCountingRefusal(frame, on: socket)
+                    self.sendCountingRefusal(elementsFlood, on: socket)
                     let answer = socket.readFrame()
                     self.tally.record(AttackTally.describe(answer))
                     if answer == nil { connection = nil }
                 case .partialFrame, .partialFrameKey:
                     let socket = try self.open(authenticate: self.attack == .partialFrameKey)
-                    let length = self.maxFrameBytes
-                    let prefix: [UInt8] = [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)]
                     self.tally.attempts.wrappingIncrement(ordering: .relaxed)
-                    self.sendCountingRefusal(prefix + [UInt8](repeating: 0x41, count: length - 1), on: socket)
+                    self.sendCountingRefusal(partialFrame, on: socket)
                     // Hold the connection with its frame one byte short until the server gives up on it or the run ends.
                     self.tally.record(self.waitForServer(socket))
                     socket.close()
