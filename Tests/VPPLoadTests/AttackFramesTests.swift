@@ -49,6 +49,18 @@ struct AttackFramesTests {
         #expect(request.users.allSatisfy { $0.externalId.isEmpty })
     }
 
+    @Test("each attack's bytes: a partial frame is one byte short of its prefix; the floods are whole frames")
+    func attackBytes() {
+        let partial = AttackFrames.bytes(of: .partialFrame, maxFrameBytes: 4096)
+        #expect(Array(partial.prefix(4)) == [0, 0, 0x10, 0] && partial.count == 4 + 4096 - 1)
+        for attack in [Attack.metadata, .elements] {
+            let frame = AttackFrames.bytes(of: attack, maxFrameBytes: 4096)
+            #expect(frame.count <= 4 + 4096)
+            _ = self.body(frame)  // checks the prefix against the length
+        }
+        #expect(AttackFrames.bytes(of: .closeStorm, maxFrameBytes: 4096).isEmpty)
+    }
+
     @Test("the Hello is a well-formed first frame with the key")
     func hello() throws {
         let frame = try RpcV1.ClientFrame(serializedBytes: self.body(AttackFrames.hello(apiKey: "k-1")))

@@ -63,31 +63,13 @@ struct Attacker: Sendable {
     var host: String
     var port: Int
     var apiKey: String
-    var maxFrameBytes: Int
+    /// What the attack sends each time (`AttackFrames.bytes(of:maxFrameBytes:)`), shared by every attacker.
+    var frame: [UInt8]
     var tally: AttackTally
     var stop: ManagedAtomic<Bool>
 
     func run() {
         var connection: BlockingSocket?
-        // Each attack frame is built once: building 4 MiB per attempt took more CPU than the server spent refusing
-        // it, and on a small machine the tool would measure itself. A call id may be used again once its call ended.
-        let metadataFlood = self.attack == .metadata || self.attack == .metadataNoKey
-            ? AttackFrames.call(
-                callID: 1,
-                method: "/vpp.v1.SystemService/Ping",
-                metadataEntries: AttackFrames.elementsFitting(frameBytes: self.maxFrameBytes)
-            ) : []
-        let elementsFlood = self.attack == .elements
-            ? AttackFrames.call(
-                callID: 1,
-                method: "/vpp.v1.DirectoryService/UpsertUsers",
-                request: AttackFrames.emptyElements(count: AttackFrames.elementsFitting(frameBytes: self.maxFrameBytes, overhead: 128))
-            ) : []
-        let length = self.maxFrameBytes
-        let partialFrame: [UInt8] = self.attack == .partialFrame || self.attack == .partialFrameKey
-            ? [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)]
-                + [UInt8](repeating: 0x41, count: length - 1)
-            : []
         while !self.stop.load(ordering: .relaxed) {
             do {
                 switch self.attack {
@@ -96,21 +78,21 @@ struct Attacker: Sendable {
                 case .metadata, .metadataNoKey:
                     let socket = try self.open(authenticate: self.attack == .metadata)
                     self.tally.attempts.wrappingIncrement(ordering: .relaxed)
-                    self.sendCountingRefusal(metadataFlood, on: socket)
+                    self.sendCountingRefusal(self.frame, on: socket)
                     self.tally.record(AttackTally.describe(socket.readFrame()))
                     socket.close()
                 case .elements:
                     let socket = try connection ?? self.open(authenticate: true)
                     connection = socket
                     self.tally.attempts.wrappingIncrement(ordering: .relaxed)
-                    self.sendCountingRefusal(elementsFlood, on: socket)
+                    self.sendCountingRefusal(self.frame, on: socket)
                     let answer = socket.readFrame()
                     self.tally.record(AttackTally.describe(answer))
                     if answer == nil { connection = nil }
                 case .partialFrame, .partialFrameKey:
                     let socket = try self.open(authenticate: self.attack == .partialFrameKey)
                     self.tally.attempts.wrappingIncrement(ordering: .relaxed)
-                    self.sendCountingRefusal(partialFrame, on: socket)
+                    self.sendCountingRefusal(self.frame, on: socket)
                     // Hold the connection with its frame one byte short until the server gives up on it or the run ends.
                     self.tally.record(self.waitForServer(socket))
                     socket.close()

@@ -8,8 +8,32 @@ import VPPWire
 enum AttackFrames {
     /// A length-prefixed frame around `body`.
     static func frame(_ body: [UInt8]) -> [UInt8] {
-        let length = UInt32(body.count)
-        return [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)] + body
+        prefix(length: body.count) + body
+    }
+
+    /// A frame's 4-byte big-endian length prefix.
+    static func prefix(length: Int) -> [UInt8] {
+        let length = UInt32(length)
+        return [UInt8(length >> 24), UInt8((length >> 16) & 0xff), UInt8((length >> 8) & 0xff), UInt8(length & 0xff)]
+    }
+
+    /// What an attacker of `attack` sends each time, for frames of up to `maxFrameBytes` (empty for the attacks that
+    /// send no frame of their own). Built once per run: building 4 MiB per attempt took more CPU than the server spent
+    /// refusing it, and on a small machine the tool would measure itself. The call id is always 1: a call id may be
+    /// used again once its call ended.
+    static func bytes(of attack: Attack, maxFrameBytes: Int) -> [UInt8] {
+        switch attack {
+        case .none, .closeStorm:
+            return []
+        case .metadata, .metadataNoKey:
+            return call(callID: 1, method: "/vpp.v1.SystemService/Ping", metadataEntries: elementsFitting(frameBytes: maxFrameBytes))
+        case .elements:
+            let users = emptyElements(count: elementsFitting(frameBytes: maxFrameBytes, overhead: 128))
+            return call(callID: 1, method: "/vpp.v1.DirectoryService/UpsertUsers", request: users)
+        case .partialFrame, .partialFrameKey:
+            // A frame one byte short of its announced length.
+            return prefix(length: maxFrameBytes) + [UInt8](repeating: 0x41, count: maxFrameBytes - 1)
+        }
     }
 
     /// The Hello frame a real client sends first.

@@ -95,10 +95,11 @@ struct AbuseCommand: LoadSubcommand {
             try? await Task.sleep(for: duration)
         } else {
             let attackStop = ManagedAtomic(false)
+            let frame = AttackFrames.bytes(of: self.attack, maxFrameBytes: self.maxFrameBytes)
             let threads = (0..<(self.attack == .none ? 0 : self.connections)).map { _ in
                 let attacker = Attacker(
                     attack: self.attack, host: self.target.host, port: self.target.port, apiKey: attackKey,
-                    maxFrameBytes: self.maxFrameBytes, tally: tally, stop: attackStop
+                    frame: frame, tally: tally, stop: attackStop
                 )
                 let done = DispatchSemaphore(value: 0)
                 let thread = Thread {
