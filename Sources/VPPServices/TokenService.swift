@@ -159,11 +159,7 @@ struct TokenService: Sendable {
             queueFirstSync: { [syncs] tokenID, transaction in
                 // Queued with the token, before the claim: if this call is cut, the sync claims the token and reads
                 // it (issue 16).
-                if let transaction {
-                    try await syncs.request(tenantID: tenantID, tokenID: tokenID, trigger: .upload, full: true, in: transaction)
-                } else {
-                    _ = try await syncs.request(tenantID: tenantID, tokenID: tokenID, trigger: .upload, full: true)
-                }
+                _ = try await syncs.request(tenantID: tenantID, tokenID: tokenID, trigger: .upload, full: true, in: transaction)
             }
         )
         // Joins the job queued above.

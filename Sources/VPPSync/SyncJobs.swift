@@ -39,20 +39,17 @@ public struct SyncJobs: Sendable {
     }
 
     /// Queues a sync of the token, or joins the one already queued or running (R7).
-    public func request(tenantID: UUID, tokenID: UUID, trigger: Trigger, full: Bool) async throws -> (job: JobRecord, joined: Bool) {
-        try await self.queue.enqueue(Self.newJob(tenantID: tenantID, tokenID: tokenID, trigger: trigger, full: full))
-    }
-
-    /// `request` inside the caller's transaction: the job exists only if the transaction commits.
-    @discardableResult
+    /// In `transaction` when one is given: the job then exists only if the transaction commits.
     public func request(
         tenantID: UUID,
         tokenID: UUID,
         trigger: Trigger,
         full: Bool,
-        in transaction: PostgresTransaction
+        in transaction: PostgresTransaction? = nil
     ) async throws -> (job: JobRecord, joined: Bool) {
-        try await self.queue.enqueue(Self.newJob(tenantID: tenantID, tokenID: tokenID, trigger: trigger, full: full), in: transaction)
+        let job = Self.newJob(tenantID: tenantID, tokenID: tokenID, trigger: trigger, full: full)
+        if let transaction { return try await self.queue.enqueue(job, in: transaction) }
+        return try await self.queue.enqueue(job)
     }
 
     static func newJob(tenantID: UUID, tokenID: UUID, trigger: Trigger, full: Bool) -> NewJob {
