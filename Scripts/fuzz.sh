@@ -48,11 +48,18 @@ octal=$(printf '\\%03o' "$frame")
 printf "${octal}\x0a\x10\x0a\x06secret\x12\x04test\x18\x01" >"$OUT/corpus/hello"
 printf "${octal}\x12\x2b\x08\x07\x12\x1d/vpp.v1.SystemService/Ping\x22\x06\x0a\x01k\x12\x01v\x2a\x00" >"$OUT/corpus/call-ping"
 
+# run_fuzzer LABEL BINARY MAX_LEN NAME: runs a libFuzzer binary for SECONDS_TO_RUN on corpus $OUT/corpus$NAME, crashes
+# in $OUT/crashes$NAME/, its log in $OUT/fuzz$NAME.log; prints its figures, or the log's end and fails on a crash.
+run_fuzzer() {
+    local label=$1 binary=$2 max_len=$3 name=$4
+    "$binary" -max_total_time="$SECONDS_TO_RUN" -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 \
+        -artifact_prefix="$OUT/crashes$name/" -print_final_stats=1 "$OUT/corpus$name" 2>"$OUT/fuzz$name.log" \
+        || { tail -40 "$OUT/fuzz$name.log" >&2; echo "$label: a crash or leak; the input is in $OUT/crashes$name/" >&2; exit 1; }
+    grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$OUT/fuzz$name.log" | sed "s/^/$label: /"
+}
+
 echo "==> Fuzzing $count message types for ${SECONDS_TO_RUN}s"
-"$OUT/fuzz_decode" -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
-    -artifact_prefix="$OUT/crashes/" -print_final_stats=1 "$OUT/corpus" 2>"$OUT/fuzz.log" \
-    || { tail -40 "$OUT/fuzz.log" >&2; echo "fuzz: a crash or leak; the input is in $OUT/crashes/" >&2; exit 1; }
-grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$OUT/fuzz.log" | sed 's/^/fuzz: /'
+run_fuzzer fuzz "$OUT/fuzz_decode" 65536 ""
 
 [[ ${VPP_FUZZ_SWIFT:-1} == 0 ]] && exit 0
 echo "==> Building the Swift frame fuzzer (vpp-fuzz-frames, instrumented)"
@@ -65,7 +72,4 @@ printf '\x07\x00\x00\x00\x12\x0a\x10\x0a\x06secret\x12\x04test\x18\x01\x00\x00\x
     >"$OUT/corpus-swift/hello-call"
 printf '\x01\x00\x00\x00\x00' >"$OUT/corpus-swift/empty-frame"
 echo "==> Fuzzing the frame decoder, the envelope and the connection state machine for ${SECONDS_TO_RUN}s"
-"$OUT/swift/debug/vpp-fuzz-frames" -max_total_time="$SECONDS_TO_RUN" -max_len=262144 -rss_limit_mb=2048 -timeout=10 \
-    -artifact_prefix="$OUT/crashes-swift/" -print_final_stats=1 "$OUT/corpus-swift" 2>"$OUT/fuzz-swift.log" \
-    || { tail -40 "$OUT/fuzz-swift.log" >&2; echo "fuzz: a crash in the Swift fuzzer; the input is in $OUT/crashes-swift/" >&2; exit 1; }
-grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' "$OUT/fuzz-swift.log" | sed 's/^/fuzz (swift): /'
+run_fuzzer "fuzz (swift)" "$OUT/swift/debug/vpp-fuzz-frames" 262144 -swift
