@@ -211,6 +211,46 @@ struct ClientAgainstSimulatorTests {
         }
     }
 
+    @Test func aRefundLowersTheCountRevokesNothingAndRefusesNewAssociations() async throws {
+        try await Env.run { env in
+            _ = try await env.finish(
+                try await env.session.associate(
+                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.customApp)], serialNumbers: ["R1", "R2", "R3"])
+                )
+            )
+            // Through the control API, as the local run and the docs use it.
+            func refund(_ body: String) -> SimulatorResponse {
+                env.simulator.core.handleControl(method: "POST", path: "/refunds", body: Data(body.utf8))
+            }
+            #expect(refund(#"{"uId": "\#(env.uId)", "adamId": "\#(Env.customApp)", "count": 2}"#).status == 200)
+            var asset = try await env.asset(Env.customApp)
+            #expect(asset.totalCount == 1)
+            #expect(asset.assignedCount == 3, "a refund revokes nothing: the assignments stay")
+            #expect(asset.availableCount == 0)
+            let refused = try await env.finish(
+                try await env.session.associate(ManageAssetsRequest(assets: [AssetReference(adamId: Env.customApp)], serialNumbers: ["R4"]))
+            )
+            #expect(refused.failures?.first?.errorNumber == 9709)
+
+            // Seats given back: still over (3 held of 1) until two go, then one is free again.
+            _ = try await env.finish(
+                try await env.session.disassociate(
+                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.customApp)], serialNumbers: ["R1", "R2", "R3"])
+                )
+            )
+            asset = try await env.asset(Env.customApp)
+            #expect(asset.assignedCount == 0 && asset.availableCount == 1)
+
+            // Refused: more than it has, a free app, an asset it does not own, a bad body.
+            #expect(refund(#"{"uId": "\#(env.uId)", "adamId": "\#(Env.customApp)", "count": 2}"#).status == 400)
+            #expect(refund(#"{"uId": "\#(env.uId)", "adamId": "\#(Env.freeApp)", "count": 1}"#).status == 400)
+            #expect(refund(#"{"uId": "\#(env.uId)", "adamId": "999", "count": 1}"#).status == 400)
+            #expect(refund(#"{"uId": "\#(env.uId)", "adamId": "\#(Env.customApp)", "count": 0}"#).status == 400)
+            #expect(refund(#"{"uId": "\#(env.uId)"}"#).status == 400)
+            #expect(try await env.asset(Env.customApp).totalCount == 1)
+        }
+    }
+
     @Test func synchronousValidationErrors() async throws {
         try await Env.run { env in
             let s = env.session

@@ -13,11 +13,14 @@ import VPPWire
 //
 // Each sequence makes a fresh location at the simulator and a fresh tenant, fills a small directory (users with a
 // user-affiliated device each, a few DEP devices, 2-4 groups) and then runs random operations, everything a client does
-// over the RPC port (DirectoryService, AssignmentService, LicenseService, CatalogService, SyncService) and Apple-side
-// actions through the simulator core (purchases, accepted invitations). After every step it waits until the pushes
-// settle (the tenant's apple_outbox is empty, no push or sync job is active for the token) and checks:
+// over the RPC port (DirectoryService, AssignmentService, LicenseService, CatalogService, SyncService), Apple-side
+// actions through the simulator core (purchases, refunds, accepted invitations), and push jobs killed mid-way (C6: the
+// worker stops, Apple may or may not have taken the request it was sending; the job runs again when its lease runs out).
+// After every step it waits until the pushes settle (the tenant's apple_outbox is empty, no push or sync job is active
+// for the token) and checks:
 //
-//   1. R15: seats held <= bought, in the ledger and at Apple;
+//   1. R15: seats held <= bought, in the ledger and at Apple (after a refund: never more than were held then, and
+//      none given out until the asset is back under its count);
 //   2. R15/R16/R17: Apple's assignments of the asset are exactly the ledger's holders (no leak either way);
 //   3. R15/R21: the model's holders and waiters; FIFO (no waiter is served while an earlier one still waits); free
 //      seats mean nobody waits;
@@ -34,8 +37,6 @@ import VPPWire
 //   VPP_LEDGER_MODEL_KEEP_GOING  1: do not stop a sequence at its first failing step (the model adopts the server's
 //                                ledger and goes on), and print a summary of the distinct discrepancies at the end
 // e.g. VPP_LEDGER_MODEL_SEED=42 swift test --filter LedgerModel
-//
-// Refunds (licenses taken away at Apple) are not exercised: the simulator has no facility to remove purchased licenses.
 
 // MARK: - Configuration and PRNG
 
@@ -349,6 +350,21 @@ func actionName(_ action: VppV1.AssignmentAction) -> String {
     }
 }
 
+struct LedgerModelStats {
+    var killAttempts = 0
+    var kills = 0
+    var refunds = 0
+    var refundsOver = 0
+
+    static func + (a: Self, b: Self) -> Self {
+        Self(killAttempts: a.killAttempts + b.killAttempts, kills: a.kills + b.kills, refunds: a.refunds + b.refunds, refundsOver: a.refundsOver + b.refundsOver)
+    }
+
+    var description: String {
+        "pushes killed mid-way \(kills) (of \(killAttempts) tried), refunds \(refunds) (\(refundsOver) left an asset over its count)"
+    }
+}
+
 // MARK: - One failure of an invariant
 
 struct LedgerDiscrepancy {
@@ -373,6 +389,12 @@ final class LedgerModelRun {
     var discrepancies: [LedgerDiscrepancy] = []
     /// The server's line of each asset after the previous step (for the FIFO check).
     var previousLines: [[LedgerTarget]] = []
+    /// R15 after a refund: the seats each asset held beyond its count, which may only go down (nothing is revoked, and
+    /// nobody new gets a seat while the asset is over); 0 when it is not over.
+    var overHeld: [Int] = []
+    /// What the sequence exercised, for the summary line: push jobs killed mid-way, refunds (and those that left an
+    /// asset over its count).
+    var stats = LedgerModelStats()
 
     init(env: SyncEnvironment, config: LedgerModelConfig, sequence: Int, seed: UInt64) {
         self.env = env
@@ -395,6 +417,7 @@ final class LedgerModelRun {
         }
         if random.chance(0.5) { assets.append(ModelAsset(adamID: SyncEnvironment.book, isBook: true, bought: random.int(in: 2...5))) }
         model = LedgerModel(assets: assets)
+        overHeld = Array(repeating: 0, count: assets.count)
 
         let created = try env.core.createLocation(
             .init(
@@ -504,6 +527,7 @@ final class LedgerModelRun {
         let weights: [(String, Int)] = [
             ("create", 6), ("update", 4), ("delete", 2), ("addMembers", 5), ("removeMembers", 4), ("deleteUser", 1),
             ("deleteDevice", 1), ("report", 6), ("requestApp", 4), ("buy", 2), ("sync", 1), ("accept", 3),
+            ("refund", 2), ("killPush", 3),
         ]
         var roll = random.int(weights.reduce(0) { $0 + $1.1 })
         var operation = ""
@@ -527,7 +551,21 @@ final class LedgerModelRun {
         case "buy": return try await buy()
         case "sync": return try await sync("sync")
         case "accept": return try await accept()
+        case "refund": return try await refund()
+        case "killPush": return try await killPush()
         default: return false
+        }
+    }
+
+    /// One operation that gives the push work (outbox rows), for `killPush`.
+    func outboxOperation() async throws -> Bool {
+        switch random.int(6) {
+        case 0: return try await createAssignment()
+        case 1: return try await updateAssignment()
+        case 2: return try await deleteAssignment()
+        case 3: return try await changeMembers(add: true)
+        case 4: return try await changeMembers(add: false)
+        default: return try await report()
         }
     }
 
@@ -764,6 +802,77 @@ final class LedgerModelRun {
         return try await sync("addPurchase(\(model.assets[index].name), \(count)) at Apple; SyncToken")
     }
 
+    /// R15: licenses taken away at Apple (a refund, or a transfer to another location); the next full sync reads the
+    /// new count. Nothing is revoked: seats held beyond the count stay (over_assigned), and nobody new gets one until
+    /// enough are given back.
+    func refund() async throws -> Bool {
+        guard let index = random.pick(model.assets.indices.filter { model.assets[$0].bought > 1 }) else { return false }
+        // Half the time enough to leave the asset over its count (when it holds seats), else a few.
+        let bought = model.assets[index].bought
+        let over = bought - model.assets[index].held + random.int(in: 1...2)
+        let count = min(bought - 1, max(1, random.chance(0.5) ? over : random.int(in: 1...3)))
+        try env.core.refund(uId: uId, adamId: model.assets[index].adamID, count: count)
+        model.assets[index].bought -= count
+        let held = model.assets[index].held
+        if held > model.assets[index].bought { overHeld[index] = max(overHeld[index], held) }
+        stats.refunds += 1
+        if held > model.assets[index].bought { stats.refundsOver += 1 }
+        return try await sync("refund(\(model.assets[index].name), \(count)) at Apple, \(held) held; SyncToken")
+    }
+
+    /// C6: a push job dies mid-way and runs again. Apple's answers are held back for 2 s (the push's first one or
+    /// two requests, or its first associate, disassociate or status poll, at random), an operation gives the push
+    /// work, and 0-1.5 s after the push starts the test takes its lease, as when its worker dies: the worker's next heartbeat finds the job gone and
+    /// cancels the handler wherever it is (Apple may or may not have taken what it was sending) and nothing it returns is
+    /// written; when the lease runs out (2 s here) another worker takes the job up as its next attempt.
+    func killPush() async throws -> Bool {
+        let (path, count) = random.pick([(String?.none, 1), (nil, 2), ("/assets/associate", 1), ("/assets/disassociate", 1), ("/status", 1)])!
+        let slow = path.map { "slow \($0)" } ?? "first \(count) requests slow"
+        let delay = random.int(in: 0...1200)
+        env.core.injectFault(SimulatorFault(kind: .latency, count: count, latencyMilliseconds: 2000, pathSuffix: path))
+        defer { env.core.clearFaults() }
+        // Up to three operations, each settled before the next, until one gives the push something to send.
+        var done = false
+        for round in 0..<3 {
+            var ran = false
+            for _ in 0..<30 where !ran { ran = try await outboxOperation() }
+            done = done || ran
+            let rows = try await env.server.storage.withTenant(tenantID) { transaction in
+                try await transaction.query("SELECT count(*)::bigint FROM apple_outbox").single().decode(Int.self, at: 0)
+            }
+            if rows > 0 || round == 2 { break }
+            guard try await settle() else { return true }
+        }
+        guard done else { return false }
+        let subject = "push:" + tokenID.lowercased()
+        let deadline = ContinuousClock.now + .seconds(3)
+        var running: UUID?
+        while running == nil, ContinuousClock.now < deadline {
+            running = try await env.server.storage.pool.query(
+                "SELECT id FROM vpp_control.jobs WHERE subject = \(subject) AND state = 'running' ORDER BY started_at DESC LIMIT 1"
+            ).first?.decode(UUID.self, at: 0)
+            if running == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        guard let job = running else {
+            steps.append("  kill the push (\(slow)): no push ran")
+            return true
+        }
+        stats.killAttempts += 1
+        try await Task.sleep(for: .milliseconds(delay))
+        let killed = try await env.server.storage.pool.query(
+            """
+            UPDATE vpp_control.jobs SET lease_owner = 'killed-by-ledger-model'
+            WHERE id = \(job) AND state = 'running' RETURNING attempt
+            """
+        ).first?.decode(Int.self, at: 0)
+        if killed != nil { stats.kills += 1 }
+        steps.append(
+            killed.map { "  kill the push (\(slow)) \(delay) ms after it started, attempt \($0): it runs again when its lease runs out" }
+                ?? "  kill the push (\(slow)): it ended within \(delay) ms"
+        )
+        return true
+    }
+
     func sync(_ label: String) async throws -> Bool {
         let job = try await env.syncNow(client, tokenID, full: true)
         let ended = try await env.waitForJob(client, jobID: job.id, timeout: .seconds(60)) { !$0.isActive }
@@ -902,15 +1011,19 @@ final class LedgerModelRun {
         let counts = env.core.assetCounts(uId: uId)
         for (index, asset) in model.assets.enumerated() {
             let held = observed.entries[index].filter { holdsSeat($0, asset: index) }.count
-            if held > asset.bought {
-                fail("inv1 R15 ledger holds more than bought", "\(asset.name): ListLicenses holds \(held) seats, bought \(asset.bought)")
+            let ceiling = max(asset.bought, overHeld[index])
+            if held > ceiling {
+                fail(
+                    "inv1 R15 ledger holds more than bought" + (overHeld[index] > 0 ? " (after a refund)" : ""),
+                    "\(asset.name): ListLicenses holds \(held) seats, bought \(asset.bought)\(overHeld[index] > 0 ? ", \(overHeld[index]) held when the refund left it over" : "")"
+                )
             }
             let apple = counts["\(asset.adamID)/STDQ"]
             if let apple, apple.total != asset.bought {
                 fail("inv1 Apple total vs bought", "\(asset.name): simulator total \(apple.total), model bought \(asset.bought)")
             }
-            if let apple, apple.assigned > apple.total {
-                fail("inv1 R15 Apple assigned more than bought", "\(asset.name): Apple assigned \(apple.assigned) > total \(apple.total)")
+            if let apple, apple.assigned > max(apple.total, overHeld[index]) {
+                fail("inv1 R15 Apple assigned more than bought", "\(asset.name): Apple assigned \(apple.assigned) > total \(apple.total) (held beyond it after a refund: \(overHeld[index]))")
             }
             let listed = observed.apple.filter { $0.adamId == asset.adamID }.count
             if let apple, listed != apple.assigned {
@@ -1008,8 +1121,10 @@ final class LedgerModelRun {
 
     /// The counts every view should show for one asset, from ListLicenses.
     struct ExpectedCounts: CustomStringConvertible {
-        var total, inUse, available, reserved, waiting: Int
-        var description: String { "total \(total) in_use \(inUse) available \(available) reserved \(reserved) waiting \(waiting)" }
+        var total, inUse, available, reserved, waiting, overAssigned: Int
+        var description: String {
+            "total \(total) in_use \(inUse) available \(available) reserved \(reserved) waiting \(waiting) over_assigned \(overAssigned)"
+        }
     }
 
     func compareCounts(_ view: String, _ counts: VppV1.LicenseCounts?, _ expected: ExpectedCounts, asset: String) {
@@ -1020,7 +1135,7 @@ final class LedgerModelRun {
         let fields: [(String, Int, Int)] = [
             ("total", Int(counts.total), expected.total), ("in_use", Int(counts.inUse), expected.inUse),
             ("available", Int(counts.available), expected.available), ("reserved", Int(counts.reserved), expected.reserved),
-            ("waiting", Int(counts.waiting), expected.waiting),
+            ("waiting", Int(counts.waiting), expected.waiting), ("over_assigned", Int(counts.overAssigned), expected.overAssigned),
         ]
         for (name, actual, wanted) in fields where actual != wanted {
             fail(
@@ -1039,7 +1154,14 @@ final class LedgerModelRun {
             let held = entries.filter { holdsSeat($0, asset: index) }.count
             let waiting = entries.filter { $0.state == .waitingForLicense }.count
             // Settled: nothing is reserved (every held seat is confirmed); nobody else holds seats at Apple.
-            let expected = ExpectedCounts(total: asset.bought, inUse: held, available: max(0, asset.bought - held), reserved: 0, waiting: waiting)
+            let expected = ExpectedCounts(
+                total: asset.bought,
+                inUse: held,
+                available: max(0, asset.bought - held),
+                reserved: 0,
+                waiting: waiting,
+                overAssigned: max(0, held - asset.bought)
+            )
 
             var countsRequest = VppV1.GetLicenseCountsRequest()
             countsRequest.assetId = asset.id
@@ -1204,6 +1326,8 @@ final class LedgerModelRun {
                 if seat == .held, entry.state == .installed { adopted.install = .installed }
                 next[target] = adopted
             }
+            let held = observed.entries[index].filter { holdsSeat($0, asset: index) }.count
+            overHeld[index] = held > model.assets[index].bought ? min(overHeld[index], held) : 0
             let line = observed.entries[index].filter { $0.state == .waitingForLicense }.sorted { $0.queuePosition < $1.queuePosition }.map(LedgerTarget.init)
             model.assets[index].entries = next
             model.assets[index].line = line
@@ -1254,6 +1378,16 @@ final class LedgerModelRun {
         return failures
     }
 
+    func deleteTenant() async throws {
+        var request = VppV1.DeleteTenantRequest()
+        request.tenantId = tenantID.uuidString.lowercased()
+        request.confirm = request.tenantId
+        let operatorClient = env.server.operatorClient()
+        defer { Task { await operatorClient.close() } }
+        let answer = try await operatorClient.call(VppV1.OperatorService.DeleteTenant.self, request)
+        if answer.releasedTokens != 1 { Issue.record("DeleteTenant of sequence \(sequence) released \(answer.releasedTokens) tokens, not 1") }
+    }
+
     func report(step: Int) {
         let numbered = steps.enumerated().map { "  \($0.offset). \($0.element)" }.joined(separator: "\n")
         let found = discrepancies.map { "  - [\($0.category)] \($0.detail)" }.joined(separator: "\n")
@@ -1285,16 +1419,22 @@ struct LedgerModelTests {
         var summary: [String: (count: Int, example: String)] = [:]
         var clean = 0
         var ran = 0
-        try await SyncEnvironment.run { env in
+        var stats = LedgerModelStats()
+        // A 2 s lease: a killed push is taken up again within seconds (heartbeats every 0.67 s).
+        try await SyncEnvironment.run(lease: .seconds(2)) { env in
             for (offset, seed) in sequenceSeeds.enumerated() {
                 let sequence = offset + 1
                 if let only = config.only, only != sequence { continue }
                 let run = LedgerModelRun(env: env, config: config, sequence: sequence, seed: seed)
                 let failures = try await run.run()
+                stats = stats + run.stats
+                // Each sequence's tenant goes (DeleteTenant drops its schema): a soak's later sequences run as fast
+                // as its first, and deleting a tenant in any state is exercised too.
+                try await run.deleteTenant()
                 ran += 1
                 if failures.isEmpty { clean += 1 }
                 if ran % 25 == 0 {
-                    print("LedgerModel: \(ran) sequences run, \(clean) clean, \(ContinuousClock.now - started)")
+                    print("LedgerModel: \(ran) sequences run, \(clean) clean, \(ContinuousClock.now - started); \(stats.description)")
                 }
                 for (step, found) in failures {
                     for item in found {
@@ -1307,7 +1447,7 @@ struct LedgerModelTests {
                 }
             }
         }
-        print("LedgerModel: seed \(config.seed): \(ran) sequences, \(clean) clean, in \(ContinuousClock.now - started)")
+        print("LedgerModel: seed \(config.seed): \(ran) sequences, \(clean) clean, in \(ContinuousClock.now - started); \(stats.description)")
         if !summary.isEmpty {
             let lines = summary.sorted { $0.key < $1.key }.map { "  \($0.value.count)x [\($0.key)]\n      e.g. \($0.value.example)" }
             print("LedgerModel: distinct discrepancies (seed \(config.seed)):\n" + lines.joined(separator: "\n"))

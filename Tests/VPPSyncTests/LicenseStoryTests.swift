@@ -289,6 +289,75 @@ struct LicenseStoryTests {
         }
     }
 
+    @Test("R15: licenses refunded at Apple revoke nothing; every view says over_assigned, and nobody new gets a seat until the asset is back under its count")
+    func refundLeavesAssetOver() async throws {
+        try await Self.withApp(licenses: 10) { env, fixture, client, assetID in
+            let firstSerials = (0..<5).map { String(format: "A%02d", $0) }
+            let secondSerials = (0..<5).map { String(format: "B%02d", $0) }
+            let waiterSerials = ["W00", "W01"]
+            let first = try await Self.assign(client, assetID, try await Self.deviceGroup(client, "first", serials: firstSerials), type: .device)
+            _ = try await Self.assign(client, assetID, try await Self.deviceGroup(client, "second", serials: secondSerials), type: .device)
+            _ = try await Self.assign(client, assetID, try await Self.deviceGroup(client, "waiters", serials: waiterSerials), type: .device)
+            _ = try await fixture.settled(assetID)
+            #expect(try Self.appleHolders(env, fixture.uId).count == 10)
+
+            func syncFully() async throws {
+                let job = try await env.syncNow(client, fixture.tokenID, full: true)
+                let ended = try await env.waitForJob(client, jobID: job.id, timeout: .seconds(60)) { !$0.isActive }
+                #expect(ended.state == .succeeded, "sync: \(ended.state) \(ended.error)")
+                _ = try await fixture.settled(assetID)
+            }
+            func expectCounts(_ moment: String, inUse: UInt32, overAssigned: UInt32, waiting: UInt32, available: UInt32 = 0) async throws {
+                for (call, counts) in try await Self.allCounts(client, assetID) {
+                    #expect(counts.total == 6, "\(moment): \(call).total \(counts.total)")
+                    #expect(counts.inUse == inUse, "\(moment): \(call).in_use \(counts.inUse)")
+                    #expect(counts.overAssigned == overAssigned, "\(moment): \(call).over_assigned \(counts.overAssigned)")
+                    #expect(counts.available == available, "\(moment): \(call).available \(counts.available)")
+                    #expect(counts.waiting == waiting, "\(moment): \(call).waiting \(counts.waiting)")
+                }
+                #expect(try Self.appleHolders(env, fixture.uId).count == Int(inUse), "\(moment): Apple holds what the ledger holds")
+            }
+
+            // Four licenses refunded at Apple; the next full sync reads total 6. Nobody loses a seat.
+            try env.core.refund(uId: fixture.uId, adamId: Self.app, count: 4)
+            try await syncFully()
+            try await expectCounts("after the refund", inUse: 10, overAssigned: 4, waiting: 2)
+            var listed = try await Self.entries(client, assetID)
+            #expect(listed.filter { $0.state == .pending }.count == 10)
+            #expect(listed.filter { $0.state == .waitingForLicense }.map(\.serialNumber) == waiterSerials)
+
+            // The first group is uninstalled; three devices report the app removed: still over by one, the line waits.
+            var update = VppV1.UpdateAssignmentRequest()
+            update.assignmentId = first.id
+            update.action = .uninstall
+            _ = try await client.call(VppV1.AssignmentService.UpdateAssignment.self, update)
+            func removed(_ serials: [String]) async throws {
+                var report = VppV1.ReportInstallResultsRequest()
+                report.reports = serials.map { serial in
+                    var item = VppV1.InstallReport()
+                    item.serialNumber = serial
+                    item.adamId = Self.app
+                    item.outcome = .removed
+                    return item
+                }
+                let answer = try await client.call(VppV1.LicenseService.ReportInstallResults.self, report)
+                #expect(answer.freedLicenses == UInt32(serials.count))
+                _ = try await fixture.settled(assetID)
+            }
+            try await removed(Array(firstSerials.prefix(3)))
+            try await expectCounts("three removed", inUse: 7, overAssigned: 1, waiting: 2)
+
+            // Two more: one seat under the count, so the first waiter is served (in line order), and Apple agrees.
+            try await removed(Array(firstSerials.suffix(2)))
+            try await expectCounts("five removed", inUse: 6, overAssigned: 0, waiting: 1)
+            listed = try await Self.entries(client, assetID)
+            #expect(listed.first { $0.serialNumber == "W00" }?.state == .pending)
+            #expect(listed.first { $0.serialNumber == "W01" }?.state == .waitingForLicense)
+            #expect(listed.first { $0.serialNumber == "W01" }?.queuePosition == 1)
+            #expect(try Self.appleHolders(env, fixture.uId) == Set(secondSerials + ["W00"]))
+        }
+    }
+
     @Test("R17: targets wanted again before their removal keep their seats, and Apple confirms them")
     func requiredAgainBeforeRemoval() async throws {
         try await Self.withApp(licenses: 3) { env, fixture, client, assetID in

@@ -151,6 +151,18 @@ struct LocationState: Sendable {
         version += 1
     }
 
+    mutating func refund(adamId: String, pricingParam: PricingParam, count: Int) throws {
+        let key = AssetKey(adamId: adamId, pricingParam: pricingParam)
+        guard var asset = assets[key] else { throw SimulatorControlError("the location owns no \(adamId) (\(pricingParam.rawValue))") }
+        guard !asset.unlimited else { throw SimulatorControlError("\(adamId) is free (unlimited): there is nothing to refund") }
+        guard count > 0, count <= asset.totalCount else {
+            throw SimulatorControlError("cannot refund \(count) of \(asset.totalCount) licenses of \(adamId)")
+        }
+        asset.totalCount -= count
+        assets[key] = asset
+        version += 1
+    }
+
     /// Resolves a request's asset to an owned one: without `pricingParam`, STDQ first, then any quality.
     func resolve(_ reference: AssetReference) -> AssetKey? {
         if let pricing = reference.pricingParam {

@@ -165,6 +165,14 @@ public final class SimulatorCore: Sendable {
         }
     }
 
+    /// Takes `count` licenses of an asset away, as a refund (or a transfer to another location) does: `totalCount`
+    /// drops by `count`. Apple revokes nothing on its own: assignments stay, so `assignedCount` may exceed `totalCount`
+    /// until seats are given back, and meanwhile new associations are refused (9709). Refused for an asset the location
+    /// does not own, an unlimited (free) one, or more licenses than it has.
+    public func refund(uId: String, adamId: String, pricingParam: PricingParam = .standard, count: Int) throws {
+        try withLocation(uId) { try $0.refund(adamId: adamId, pricingParam: pricingParam, count: count) }
+    }
+
     /// Assignments made by someone else (another MDM, Apple Business Manager): applied at once, counted.
     public func addAssignments(uId: String, _ assignments: [AppleVPP.Assignment]) throws {
         try withLocation(uId) { location in

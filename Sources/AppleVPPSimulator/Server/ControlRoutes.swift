@@ -21,6 +21,12 @@ extension SimulatorCore {
         var unlimited: Bool?
         var supportedPlatforms: [String]?
     }
+    struct Refund: Codable {
+        var uId: String
+        var adamId: String
+        var pricingParam: PricingParam?
+        var count: Int
+    }
     struct Accept: Codable {
         var uId: String
         var clientUserId: String
@@ -91,6 +97,9 @@ extension SimulatorCore {
                     unlimited: p.unlimited ?? false,
                     supportedPlatforms: p.supportedPlatforms ?? ["iOS"]
                 )
+            case ("POST", "/refunds"):
+                let r = try decode(Refund.self)
+                try refund(uId: r.uId, adamId: r.adamId, pricingParam: r.pricingParam ?? .standard, count: r.count)
             case ("POST", "/users/accept"):
                 let request = try decode(Accept.self)
                 try acceptInvitation(uId: request.uId, clientUserId: request.clientUserId)
