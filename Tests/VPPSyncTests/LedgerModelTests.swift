@@ -743,6 +743,8 @@ final class LedgerModelRun {
             guard var current = model.assets[assetIndex].entries[touchedTarget] else { continue }
             switch (item.outcome, current.seat) {
             case (.removed, .removing): model.assets[assetIndex].entries[touchedTarget] = nil  // R17: the seat is freed
+            // The app left the device: the owner's user license keeps its seat, and no longer counts as installed.
+            case (.removed, .held): current.install = .none
             case (.installed, .held), (.installed, .removing): current.install = .installed
             case (.failed, .held), (.failed, .removing): current.install = .failed
             default: break
