@@ -105,9 +105,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -120,7 +118,6 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -215,6 +212,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -361,6 +359,8 @@ let package = Package(
                 "VPPServer", "VPPClient", "VPPWire", "VPPProto", "VPPTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -377,12 +377,16 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "VPPStorageTests",
-            dependencies: ["VPPStorage", "VPPPostgres", "VPPTesting", "VPPServices", "VPPClient", "VPPProto"],
+            dependencies: [
+                "VPPStorage", "VPPPostgres", "VPPTesting", "VPPClient", "VPPProto", "VPPWire",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -392,6 +396,7 @@ let package = Package(
                 "AppleVPPSimulator",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -403,11 +408,9 @@ let package = Package(
                 "VPPCtlKit",
                 "VPPTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                "VPPClient",
                 "VPPServer",
                 "VPPProto",
                 "VPPWire",
-                "AppleVPP",
                 "AppleVPPSimulator",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -437,11 +440,9 @@ let package = Package(
             dependencies: [
                 "VPPTesting",
                 "VPPStorage",
-                "VPPServices",
                 "VPPClient",
                 "VPPProto",
                 "VPPWire",
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -7,11 +7,16 @@ cd "$(dirname "$0")/.."
 
 bash Deploy/lib/install-deps.sh
 
-echo "==> Checking that the generated protobuf code matches Protos/"
+echo "==> Checking that the generated protobuf code matches Protos/ (and the Swift generator's own tests)"
+/usr/bin/python3 -B Scripts/protogen/test_generate_swift.py
 bash Scripts/generate-protos.sh --check
 
 echo "==> Checking that docs/configuration.md lists every vppd setting as Settings.swift has it"
 bash Scripts/settings-table.sh --check
+
+echo "==> Checking the module boundaries (Scripts/check-boundaries.py, and its own tests)"
+python3 -B Scripts/test_check_boundaries.py
+python3 -B Scripts/check-boundaries.py
 
 echo "==> Fuzzing every message a peer can send and the frame decoder, briefly (Scripts/fuzz.sh runs them for longer)"
 bash Scripts/fuzz.sh "${VPP_FUZZ_SECONDS:-20}"
