@@ -8,7 +8,9 @@ Sources/<target>/ and Tests/<target>/, and fails when:
      dependencies bring along; here every edge is written down where it is used);
   2. a target lists a dependency that none of its files import (the graph says no more than the code does);
   3. an edge goes against the layers below (a module depends only on modules of lower layers), or is one of the
-     forbidden edges (`FORBIDDEN`), e.g. VPPWire importing NIOPosix, or anything but VPPProto importing protobuf-c.
+     forbidden edges (`FORBIDDEN`), e.g. VPPWire importing NIOPosix, or anything but VPPProto importing protobuf-c;
+  4. a log line's metadata key is a string literal rather than a `LogKey` (Sources/VPPLogKeys), outside the modules
+     that are libraries of their own (`OWN_LOG_KEYS`).
 
 Usage: Scripts/check-boundaries.py [package-directory]   (exit 1 and one line per finding when a rule is broken)
 Deploy/test.sh runs it; Scripts/test_check_boundaries.py tests it on small made-up packages.
@@ -28,7 +30,7 @@ PRODUCT_MODULES = {"Metrics": {"Metrics", "CoreMetrics"}}
 # helpers sit on top). Targets of the package not listed here are refused, so a new module takes its place on purpose.
 LAYERS = [
     {"CProtobufC", "CLibPQ"},
-    {"VPPProtoC"},
+    {"VPPProtoC", "VPPLogKeys"},
     {"VPPProto", "VPPLicensing", "VPPPostgres", "AppleVPP"},
     {"VPPWire", "VPPStorage", "AppleVPPSimulator"},
     {"VPPServer", "VPPClient", "VPPJobs"},
@@ -47,6 +49,7 @@ FORBIDDEN = [
     (r"^(?!VPPProto$).*", "VPPProtoC", "only VPPProto bridges the generated C code"),
     (r"^(?!VPPPostgres$).*", "CLibPQ", "only VPPPostgres calls libpq"),
     (r"^VPPLicensing$", ".*", "the ledger's state machine is a value type with no dependencies"),
+    (r"^VPPLogKeys$", ".*", "the log keys are names only"),
     (r"^VPPServer$", "VPP(Storage|Postgres|Sync|Jobs|Services)", "the RPC server knows nothing of storage or services"),
     (r"^VPPClient$", "VPP(Server|Storage|Postgres|Services)", "the client library is what a client links: no server"),
     (r"^(AppleVPP|AppleVPPSimulator)$", "VPP.*", "Apple's API and its simulator know nothing of this service"),
@@ -54,6 +57,11 @@ FORBIDDEN = [
     (r"^(?!VPPLoadKit$|vpp-apple-sim$|.*Tests$|VPPTesting$).*", "AppleVPPSimulator",
      "the simulator is for tests, the local run and the load tool, never the product"),
 ]
+
+# Modules that keep their own log keys: Apple's API and its simulator know nothing of this service.
+OWN_LOG_KEYS = {"AppleVPP", "AppleVPPSimulator", "vpp-apple-sim", "VPPLogKeys"}
+METADATA_LITERAL = re.compile(r"(?:metadata:|Logger\.Metadata\s*=)\s*\[")
+LITERAL_KEY = re.compile(r'"([A-Za-z_][A-Za-z_0-9]*)"\s*:')
 
 IMPORT = re.compile(
     r"^\s*(?:@[A-Za-z_]+(?:\([^)]*\))?\s+)*(?:(?:public|package|internal|fileprivate|private)\s+)?import\s+"
@@ -126,6 +134,26 @@ def imports_of(directory):
     return found
 
 
+def literal_log_keys(directory):
+    """file:line and key of each string literal used as a log metadata key under `directory`."""
+    found = []
+    for root, _, files in os.walk(directory):
+        for file in sorted(files):
+            if not file.endswith(".swift"):
+                continue
+            path = os.path.join(root, file)
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+            spans = [(m.start(), m.group(1)) for m in re.finditer(r'metadataKey:\s*"([^"]*)"', text)]
+            spans += [(m.start(), m.group(1)) for m in re.finditer(r'metadata\[\s*"([^"]*)"\s*\]', text)]
+            for match in METADATA_LITERAL.finditer(text):
+                end = matching_bracket(text, match.end() - 1)
+                spans += [(match.end() + k.start(), k.group(1)) for k in LITERAL_KEY.finditer(text[match.end():end])]
+            for offset, key in sorted(spans):
+                found.append((f"{path}:{text.count(chr(10), 0, offset) + 1}", key))
+    return found
+
+
 def layer_of(target, kind):
     if kind in ("executableTarget", "testTarget"):
         return TOP
@@ -170,6 +198,9 @@ def check(package_dir):
                     f"Package.swift: {target} (layer {layer}) depends on {dependency} (layer {dependency_layer}):"
                     " a module depends only on lower layers"
                 )
+        if kind != "testTarget" and target not in OWN_LOG_KEYS:
+            for where, key in literal_log_keys(folder):
+                findings.append(f'{where}: the log metadata key "{key}" is a string literal: use (or add) a LogKey')
         for importer, imported_pattern, why in FORBIDDEN:
             if not re.match(importer, target):
                 continue

@@ -82,6 +82,17 @@ class CheckBoundariesTests(unittest.TestCase):
         findings = self.package(package=package, extra={"Sources/Stray/A.swift": "import Foundation\n"})
         self.assertTrue(any("Stray has no layer" in f for f in findings), findings)
 
+    def test_a_string_literal_log_key_fails(self):
+        findings = self.package(extra={"Sources/VPPWire/B.swift": (
+            'func f(logger: Logger) {\n'
+            '    logger.info("x", metadata: [LogKey.error: "e", "tenant": "t"])\n'
+            '    logger[metadataKey: "peer"] = "p"\n'
+            '}\n'
+        )})
+        keys = sorted(f.split('"')[1] for f in findings if "is a string literal" in f)
+        self.assertEqual(keys, ["peer", "tenant"], findings)
+        self.assertTrue(any("B.swift:2:" in f for f in findings), findings)
+
     def test_the_real_package_passes(self):
         self.assertEqual(checker.check(os.path.join(HERE, "..")), [])
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import VPPPostgres
 import VPPStorage
+import VPPLogKeys
 
 /// `vppd`: the VPP License Server.
 public struct VPPDCommand: AsyncParsableCommand {
@@ -190,7 +191,7 @@ private func withAdminStorage(
             // own run time also holds the cluster's start and its shutdown checkpoint.
             let started = ContinuousClock.now
             try await storage.migrate(concurrency: try resolved.int(.migrationConcurrency, in: 1...64))
-            logger.info("Schemas are up to date", metadata: ["took": "\(ContinuousClock.now - started)"])
+            logger.info("Schemas are up to date", metadata: [LogKey.took: "\(ContinuousClock.now - started)"])
         }
         try await body(storage)
     } catch {

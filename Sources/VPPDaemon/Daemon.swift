@@ -12,6 +12,7 @@ import VPPServices
 import VPPJobs
 import VPPStorage
 import VPPSync
+import VPPLogKeys
 
 /// Starts everything `vppd serve` runs, in order, and stops it in reverse order on SIGTERM or SIGINT:
 /// database (embedded or not) → migrations → first operator key → change listener, sync scheduler and worker, metrics
@@ -74,14 +75,14 @@ struct Daemon {
                 logger.warning(
                     "The file-descriptor limit caps the RPC connections below --max-connections; raise the limit (ulimit -n, LimitNOFILE=) to allow more",
                     metadata: [
-                        "descriptor_limit": "\(descriptors.soft)",
-                        "max_connections": "\(serverConfiguration.maxConnections)",
-                        "connections_allowed": "\(allowed)",
+                        LogKey.descriptorLimit: "\(descriptors.soft)",
+                        LogKey.maxConnections: "\(serverConfiguration.maxConnections)",
+                        LogKey.connectionsAllowed: "\(allowed)",
                     ]
                 )
                 serverConfiguration.maxConnections = allowed
             } else {
-                logger.info("File descriptors", metadata: ["descriptor_limit": "\(descriptors.soft)", "max_connections": "\(allowed)"])
+                logger.info("File descriptors", metadata: [LogKey.descriptorLimit: "\(descriptors.soft)", LogKey.maxConnections: "\(allowed)"])
             }
         }
         let metricsPort = try self.settings.int(.metricsPort, in: 0...65535)
@@ -112,7 +113,7 @@ struct Daemon {
         do {
             let started = ContinuousClock.now
             try await storage.migrate(concurrency: migrationConcurrency)
-            logger.info("Schemas are up to date", metadata: ["took": "\(ContinuousClock.now - started)"])
+            logger.info("Schemas are up to date", metadata: [LogKey.took: "\(ContinuousClock.now - started)"])
             try await self.bootstrapOperatorKey(storage: storage, logger: logger)
 
             let authenticator = StorageAuthenticator(storage: storage, logger: logger)
@@ -202,11 +203,11 @@ struct Daemon {
             )
             logger.info(
                 "vppd started",
-                metadata: ["version": "\(Self.version)", "rpc": "\(serverConfiguration.host):\(serverConfiguration.port)"]
+                metadata: [LogKey.version: "\(Self.version)", LogKey.rpc: "\(serverConfiguration.host):\(serverConfiguration.port)"]
             )
             try await group.run()
         } catch {
-            logger.error("vppd stopped with an error", metadata: ["error": "\(error)"])
+            logger.error("vppd stopped with an error", metadata: [LogKey.error: "\(error)"])
             try? await httpClient.shutdown()
             await pool.shutdown()
             await database.stop(logger: logger)
@@ -235,7 +236,7 @@ struct Daemon {
             return
         }
         let (key, _) = try await storage.apiKeys.create(kind: .operator, tenantID: nil, name: "bootstrap", secret: secret)
-        logger.notice("Created the bootstrap operator key", metadata: ["key_id": "\(key.id.uuidString.lowercased())"])
+        logger.notice("Created the bootstrap operator key", metadata: [LogKey.keyID: "\(key.id.uuidString.lowercased())"])
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import VPPPostgres
+import VPPLogKeys
 
 /// The database vppd uses: the one at `--database-url`, or a cluster of its own in `--data-dir` (started before
 /// everything else, stopped after everything else).
@@ -24,7 +25,7 @@ struct DatabaseRuntime {
         let dataDirectory = URL(fileURLWithPath: settings[.dataDir]).standardizedFileURL.appendingPathComponent("postgres").path
         logger.info(
             "No database URL set: running an embedded PostgreSQL cluster",
-            metadata: ["data_dir": "\(dataDirectory)"]
+            metadata: [LogKey.dataDirectory: "\(dataDirectory)"]
         )
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         // A cluster already running in the data directory belongs to another vppd process (a server while this is an
@@ -37,7 +38,7 @@ struct DatabaseRuntime {
         let embedded = try EmbeddedPostgres(options: EmbeddedPostgres.Options(dataDirectory: dataDirectory, port: runningPort))
         var owned = true
         if runningPort != nil, await embedded.isRunning() {
-            logger.info("Using the embedded PostgreSQL cluster that is already running", metadata: ["port": "\(embedded.port)"])
+            logger.info("Using the embedded PostgreSQL cluster that is already running", metadata: [LogKey.port: "\(embedded.port)"])
             owned = false
         } else {
             try await embedded.start()
@@ -80,7 +81,7 @@ struct DatabaseRuntime {
             try await embedded.stop()
             logger.info("Embedded PostgreSQL cluster stopped")
         } catch {
-            logger.error("Could not stop the embedded PostgreSQL cluster", metadata: ["error": "\(error)"])
+            logger.error("Could not stop the embedded PostgreSQL cluster", metadata: [LogKey.error: "\(error)"])
         }
     }
 }

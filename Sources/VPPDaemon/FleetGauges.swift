@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import ServiceLifecycle
 import VPPStorage
+import VPPLogKeys
 
 /// Refreshes the fleet gauges every `interval` from the shared database, so the alerts of docs/operations.md
 /// (Deploy/prometheus/alerts.yml) have something to watch:
@@ -31,7 +32,7 @@ struct FleetGauges: Service {
                 } catch is CancellationError {
                     return
                 } catch {
-                    self.logger.warning("Could not refresh the fleet gauges; will try again", metadata: ["error": "\(error)"])
+                    self.logger.warning("Could not refresh the fleet gauges; will try again", metadata: [LogKey.error: "\(error)"])
                 }
                 try? await Task.sleep(for: self.interval)
             }
@@ -51,6 +52,6 @@ struct FleetGauges: Service {
         Gauge(label: "vpp_fleet_gauges_refresh_seconds").record(
             Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
         )
-        self.logger.debug("Fleet gauges refreshed", metadata: ["tenants": "\(snapshot.tenants)", "took": "\(took)"])
+        self.logger.debug("Fleet gauges refreshed", metadata: [LogKey.tenants: "\(snapshot.tenants)", LogKey.took: "\(took)"])
     }
 }

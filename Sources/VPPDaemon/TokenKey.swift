@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import VPPStorage
+import VPPLogKeys
 
 /// Finds the key that seals VPP token files at rest: `--token-key`, else `--token-key-file`, else (only with the
 /// embedded database, i.e. a local run) `<data-dir>/token.key`, created on first start with mode 0600.
@@ -31,7 +32,7 @@ enum TokenKey {
                 attributes: [.posixPermissions: 0o600]
             )
             guard created else { throw SettingsError("Cannot create the token key at \(path).") }
-            logger.notice("Created a token encryption key for the local run", metadata: ["path": "\(path)"])
+            logger.notice("Created a token encryption key for the local run", metadata: [LogKey.path: "\(path)"])
         }
         do {
             return try TokenCipher(base64Key: try Self.read(path))

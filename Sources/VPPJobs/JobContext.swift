@@ -2,6 +2,7 @@ public import Logging
 import Foundation
 import NIOConcurrencyHelpers
 import VPPStorage
+import VPPLogKeys
 
 /// What a handler gets besides its job: a logger with the job's metadata, progress reporting, and whether the worker
 /// still holds the job.
@@ -139,7 +140,7 @@ final class RunningJob: Sendable {
             if !held { self.leaseWasLost() }
         } catch {
             // Progress is informative: a failed write is not worth failing the job for.
-            self.logger.debug("Could not record the job's progress", metadata: ["error": "\(error)"])
+            self.logger.debug("Could not record the job's progress", metadata: [LogKey.error: "\(error)"])
         }
     }
 }

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 public import ServiceLifecycle
 import VPPPostgres
 public import VPPStorage
+import VPPLogKeys
 
 /// Runs the jobs of the queue (C6) with the handlers it was given, as a `Service` of vppd's `ServiceGroup`.
 ///
@@ -56,7 +57,7 @@ public final class JobWorker: Service, Sendable {
         self.kinds = handlers.keys.sorted()
         self.configuration = configuration
         var logger = logger
-        logger[metadataKey: "worker"] = "\(configuration.owner)"
+        logger[metadataKey: LogKey.worker] = "\(configuration.owner)"
         self.logger = logger
         self.batcher = SuccessBatcher(queue: queue, owner: configuration.owner, logger: logger)
     }
@@ -75,7 +76,7 @@ public final class JobWorker: Service, Sendable {
         defer { listener.stop() }
         self.logger.info(
             "Job worker started",
-            metadata: ["kinds": "\(self.kinds)", "concurrency": "\(self.configuration.concurrency)"]
+            metadata: [LogKey.kinds: "\(self.kinds)", LogKey.concurrency: "\(self.configuration.concurrency)"]
         )
         await withDiscardingTaskGroup { background in
             background.addTask {
@@ -148,7 +149,7 @@ public final class JobWorker: Service, Sendable {
             } catch {
                 // The database is away: try again after a growing pause (up to the poll interval).
                 failures += 1
-                self.logger.warning("Could not claim jobs", metadata: ["error": "\(error)"])
+                self.logger.warning("Could not claim jobs", metadata: [LogKey.error: "\(error)"])
                 let pause = min(Duration.milliseconds(100) * (1 << min(failures, 8)), self.configuration.pollInterval)
                 await self.workBell.wait(timeout: pause)
                 continue
@@ -184,17 +185,17 @@ public final class JobWorker: Service, Sendable {
                 timeout = min(timeout, until)
             }
         } catch {
-            self.logger.debug("Could not read when the next job comes due", metadata: ["error": "\(error)"])
+            self.logger.debug("Could not read when the next job comes due", metadata: [LogKey.error: "\(error)"])
         }
         return max(timeout, .milliseconds(50))
     }
 
     private func jobLogger(_ job: JobRecord) -> Logger {
         var logger = self.logger
-        logger[metadataKey: "job_id"] = "\(job.id)"
-        logger[metadataKey: "job_kind"] = "\(job.kind)"
-        logger[metadataKey: "attempt"] = "\(job.attempt)"
-        if let tenantID = job.tenantID { logger[metadataKey: "tenant_id"] = "\(tenantID)" }
+        logger[metadataKey: LogKey.jobID] = "\(job.id)"
+        logger[metadataKey: LogKey.jobKind] = "\(job.kind)"
+        logger[metadataKey: LogKey.attempt] = "\(job.attempt)"
+        if let tenantID = job.tenantID { logger[metadataKey: LogKey.tenantID] = "\(tenantID)" }
         return logger
     }
 
@@ -231,7 +232,7 @@ public final class JobWorker: Service, Sendable {
         if running.isLeaseLost {
             let outcome = running.isReleased ? "released" : "lease_lost"
             self.metrics.outcome(kind: job.kind, outcome)
-            logger.info("Job no longer held by this worker; its outcome is not written", metadata: ["reason": "\(outcome)"])
+            logger.info("Job no longer held by this worker; its outcome is not written", metadata: [LogKey.reason: "\(outcome)"])
             return
         }
         await running.flushProgress()
@@ -263,11 +264,11 @@ public final class JobWorker: Service, Sendable {
                 }
                 if updated.state == .failed {
                     self.metrics.outcome(kind: job.kind, "failed")
-                    logger.warning("Job failed: no attempts left", metadata: ["error": "\(error)"])
+                    logger.warning("Job failed: no attempts left", metadata: [LogKey.error: "\(error)"])
                 } else {
                     self.metrics.outcome(kind: job.kind, "retried")
                     self.metrics.retried(kind: job.kind)
-                    logger.info("Job will be retried", metadata: ["error": "\(error)", "after": "\(delay)"])
+                    logger.info("Job will be retried", metadata: [LogKey.error: "\(error)", LogKey.after: "\(delay)"])
                     // The claim loop may be asleep until a later wake-up: let it see this retry's time.
                     self.workBell.ring()
                 }
@@ -279,7 +280,7 @@ public final class JobWorker: Service, Sendable {
                     result: Self.validJSON(result, logger: logger)
                 ) {
                     self.metrics.outcome(kind: job.kind, "failed")
-                    logger.warning("Job failed", metadata: ["error": "\(error)"])
+                    logger.warning("Job failed", metadata: [LogKey.error: "\(error)"])
                 } else {
                     self.lost(running)
                 }
@@ -287,7 +288,7 @@ public final class JobWorker: Service, Sendable {
         } catch {
             // The lease runs out and another worker (or this one) takes the job up again as its next attempt.
             self.metrics.outcome(kind: job.kind, "unrecorded")
-            logger.error("Could not record the job's outcome", metadata: ["error": "\(error)"])
+            logger.error("Could not record the job's outcome", metadata: [LogKey.error: "\(error)"])
         }
     }
 
@@ -336,7 +337,7 @@ public final class JobWorker: Service, Sendable {
                     job.leaseWasLost()
                 }
             } catch {
-                self.logger.warning("Could not renew job leases", metadata: ["error": "\(error)"])
+                self.logger.warning("Could not renew job leases", metadata: [LogKey.error: "\(error)"])
             }
         }
     }
@@ -347,7 +348,7 @@ public final class JobWorker: Service, Sendable {
                 self.metrics.record(try await self.queue.depth())
             } catch {
                 if Task.isCancelled { return }
-                self.logger.debug("Could not read the queue depth", metadata: ["error": "\(error)"])
+                self.logger.debug("Could not read the queue depth", metadata: [LogKey.error: "\(error)"])
             }
             do {
                 try await Task.sleep(for: self.configuration.depthInterval)
@@ -372,7 +373,7 @@ public final class JobWorker: Service, Sendable {
         // C6: jobs that did not finish go back to the queue now, rather than waiting out their lease on a stopped server.
         let remaining = self.state.withLockedValue { Array($0.running.values) }.filter { $0.markReleased() }
         guard !remaining.isEmpty else { return }
-        self.logger.info("Giving running jobs back to the queue", metadata: ["jobs": "\(remaining.count)"])
+        self.logger.info("Giving running jobs back to the queue", metadata: [LogKey.jobs: "\(remaining.count)"])
         // Release before cancelling, so that whatever a cancelled handler returns is refused by the owner check. A task
         // of its own: this one may be cancelled, and the releases must still be written.
         let queue = self.queue
@@ -385,7 +386,7 @@ public final class JobWorker: Service, Sendable {
                 } catch {
                     logger.warning(
                         "Could not give a job back; it is taken up when its lease expires",
-                        metadata: ["job_id": "\(running.id)", "error": "\(error)"]
+                        metadata: [LogKey.jobID: "\(running.id)", LogKey.error: "\(error)"]
                     )
                 }
             }

@@ -6,6 +6,7 @@ import VPPStorage
 import VPPLicensing
 import VPPSync
 import VPPWire
+import VPPLogKeys
 
 /// Assignments of apps and books to groups (R13, R14) and the license ledger's views and device-side calls
 /// (R15-R23).
@@ -19,7 +20,7 @@ struct AssignmentService: Sendable {
         do {
             try await self.syncs.requestPush(tenantID: tenantID, tokenID: tokenID)
         } catch {
-            logger.warning("Could not queue the push to Apple; the outbox sweep will", metadata: ["error": "\(error)"])
+            logger.warning("Could not queue the push to Apple; the outbox sweep will", metadata: [LogKey.error: "\(error)"])
         }
     }
 

@@ -5,6 +5,7 @@ import VPPProto
 import VPPStorage
 import VPPSync
 public import VPPWire
+import VPPLogKeys
 
 /// Turns every error a service can meet into the RPC status the client sees: the one place where storage and
 /// database errors become statuses. Nothing internal (SQL, constraint names, values) reaches the client; the log
@@ -12,7 +13,7 @@ public import VPPWire
 public enum ServiceErrorMapper {
     public static let map: @Sendable (any Error, Logger) -> RPCError = { error, logger in
         if let mapped = deliberate(error, logger: logger) { return mapped }
-        logger.error("Call failed with an unexpected error", metadata: ["error": "\(String(reflecting: error))"])
+        logger.error("Call failed with an unexpected error", metadata: [LogKey.error: "\(String(reflecting: error))"])
         return .internalError("An internal error occurred; the server log has the details under this call's id.")
     }
 
@@ -52,10 +53,10 @@ public enum ServiceErrorMapper {
             return .invalidArgument("The request could not be decoded: \(error)")
         case let error as TokenCipherError:
             // The server's own key material: an operator's problem, never the client's; no detail leaves the log.
-            logger.error("Token cipher failed", metadata: ["error": "\(error)"])
+            logger.error("Token cipher failed", metadata: [LogKey.error: "\(error)"])
             return .internalError(Self.internalMessage)
         case let error as PostgresDecodingError:
-            logger.error("Stored data did not decode", metadata: ["error": "\(error)"])
+            logger.error("Stored data did not decode", metadata: [LogKey.error: "\(error)"])
             return .internalError(Self.internalMessage)
         default:
             return nil
@@ -82,15 +83,15 @@ public enum ServiceErrorMapper {
     static func map(_ error: PostgresError, logger: Logger) -> RPCError {
         switch error.kind {
         case .connectionFailure, .poolTimeout, .shutdown:
-            logger.warning("Database unavailable", metadata: ["error": "\(error)"])
+            logger.warning("Database unavailable", metadata: [LogKey.error: "\(error)"])
             return .unavailable("The database is unavailable right now; retry in a moment.", reason: "DATABASE_UNAVAILABLE")
         case .queryCanceled:
-            logger.warning("Statement timed out", metadata: ["error": "\(error)"])
+            logger.warning("Statement timed out", metadata: [LogKey.error: "\(error)"])
             return .deadlineExceeded("The database took too long to answer; retry, or ask for a smaller page.")
         case .serializationFailure, .deadlock:
             return RPCError(.aborted, "The change conflicted with a concurrent one; retry it.")
         default:
-            logger.error("Database error", metadata: ["error": "\(error)", "sqlstate": "\(error.sqlState ?? "")"])
+            logger.error("Database error", metadata: [LogKey.error: "\(error)", LogKey.sqlstate: "\(error.sqlState ?? "")"])
             return .internalError("An internal error occurred; the server log has the details under this call's id.")
         }
     }

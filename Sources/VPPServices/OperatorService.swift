@@ -4,6 +4,7 @@ import VPPProto
 public import VPPServer
 public import VPPStorage
 import VPPWire
+import VPPLogKeys
 
 /// The platform operator's API (C9): tenants, API keys, the operator audit log and the migration state.
 /// Every mutating call is written to the operator audit log with its result, failed ones included.
@@ -234,7 +235,7 @@ struct OperatorService: Sendable {
                 )
             )
         } catch {
-            context.logger.error("Could not write the operator audit record", metadata: ["error": "\(error)"])
+            context.logger.error("Could not write the operator audit record", metadata: [LogKey.error: "\(error)"])
         }
     }
 }

@@ -3,6 +3,7 @@ public import Logging
 public import VPPServer
 public import VPPStorage
 import VPPWire
+import VPPLogKeys
 
 /// Authenticates API keys against `vpp_control.api_keys`, and re-checks a connection's key before every call so
 /// that a revoked key stops working at once, also on connections already open.
@@ -33,7 +34,7 @@ public final class StorageAuthenticator: Authenticator {
         do {
             try await self.storage.apiKeys.markUsed(key.id)
         } catch {
-            self.logger.debug("Could not record a key's last use", metadata: ["error": "\(error)"])
+            self.logger.debug("Could not record a key's last use", metadata: [LogKey.error: "\(error)"])
         }
         switch key.kind {
         case .operator:

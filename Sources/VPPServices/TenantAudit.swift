@@ -1,6 +1,7 @@
 import Foundation
 import VPPServer
 import VPPStorage
+import VPPLogKeys
 
 /// Writes the outcome of a tenant's mutating call to the tenant's own audit log (failed calls included).
 struct TenantAuditor: Sendable {
@@ -39,7 +40,7 @@ struct TenantAuditor: Sendable {
             )
         } catch {
             // A deleted or unknown tenant has no log to write to; the server log keeps the call.
-            context.logger.warning("Could not write the tenant audit record", metadata: ["error": "\(error)"])
+            context.logger.warning("Could not write the tenant audit record", metadata: [LogKey.error: "\(error)"])
         }
     }
 }

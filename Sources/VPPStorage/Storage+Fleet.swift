@@ -1,5 +1,6 @@
 public import Foundation
 import VPPPostgres
+import VPPLogKeys
 
 /// Figures across every tenant, for the operators' gauges and alerts: tokens by state (R6), how soon the next one
 /// expires (R3), and targets waiting for a license (R15, R16). Only counts leave the tenant schemas.
@@ -50,7 +51,7 @@ extension Storage {
                 return figures
             } catch {
                 // Deleted (or being created) while we read: its figures are not part of the fleet any more.
-                self.logger.debug("Fleet figures skip a tenant", metadata: ["tenant_id": "\(tenantID)", "error": "\(error)"])
+                self.logger.debug("Fleet figures skip a tenant", metadata: [LogKey.tenantID: "\(tenantID)", LogKey.error: "\(error)"])
                 return nil
             }
         }

@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 public import VPPPostgres
+import VPPLogKeys
 
 /// The storage layer's front door: the pool, the stores, tenant-scoped transactions, and the audit logs.
 public final class Storage: Sendable {
@@ -123,7 +124,7 @@ public final class Storage: Sendable {
         do {
             try await self.pool.notify(channel: Self.changesChannel, payload: payload)
         } catch {
-            self.logger.warning("Could not announce a change to other servers", metadata: ["error": "\(error)"])
+            self.logger.warning("Could not announce a change to other servers", metadata: [LogKey.error: "\(error)"])
         }
     }
 

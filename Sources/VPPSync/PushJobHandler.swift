@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 public import VPPJobs
 public import VPPStorage
+import VPPLogKeys
 
 /// Runs push jobs: a token's outbox sent to Apple (C6).
 public struct PushJobHandler: JobHandler {
@@ -33,7 +34,7 @@ public struct PushJobHandler: JobHandler {
                         full: outcome.countsStale
                     )
                 } catch {
-                    self.logger.warning("Could not queue the sync that follows a push", metadata: ["error": "\(error)"])
+                    self.logger.warning("Could not queue the sync that follows a push", metadata: [LogKey.error: "\(error)"])
                 }
             }
             return .succeeded(result: "{\"applied\":\(outcome.applied)}")

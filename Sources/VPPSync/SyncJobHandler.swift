@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 public import VPPJobs
 public import VPPStorage
+import VPPLogKeys
 
 /// Runs sync jobs from the queue (C6): one token each, with progress for WatchSyncJob.
 public struct SyncJobHandler: JobHandler {
@@ -13,7 +14,7 @@ public struct SyncJobHandler: JobHandler {
                 try await self.syncs.requestPush(tenantID: payload.tenantID, tokenID: payload.tokenID)
             }
         } catch {
-            self.logger.warning("Could not serve waiting licenses after a sync", metadata: ["error": "\(error)"])
+            self.logger.warning("Could not serve waiting licenses after a sync", metadata: [LogKey.error: "\(error)"])
         }
     }
 
@@ -65,7 +66,7 @@ public struct SyncJobHandler: JobHandler {
                         at: Date()
                     )
                 } catch {
-                    self.logger.debug("Could not record the failed sync on its token", metadata: ["error": "\(error)"])
+                    self.logger.debug("Could not record the failed sync on its token", metadata: [LogKey.error: "\(error)"])
                 }
                 return .failed(error: error.message, result: "{}")
             }

@@ -3,6 +3,7 @@ public import Foundation
 public import Logging
 import NIOConcurrencyHelpers
 public import VPPStorage
+import VPPLogKeys
 
 /// The phases of a sync, as `SyncJob.phase` reports them.
 public enum SyncPhase: String, Sendable, CaseIterable {
@@ -94,7 +95,7 @@ public struct SyncRunner: Sendable {
             throw SyncFailure(disposition: .retry(after: nil), message: "The sync was interrupted; it will run again.")
         } catch {
             // Database trouble and the like: heals by itself.
-            self.logger.warning("Sync failed", metadata: ["token": "\(tokenID)", "error": "\(error)"])
+            self.logger.warning("Sync failed", metadata: [LogKey.tokenID: "\(tokenID)", LogKey.error: "\(error)"])
             throw SyncFailure(disposition: .retry(after: nil), message: "The sync failed (\(type(of: error))); it will be retried.")
         }
     }
@@ -335,7 +336,7 @@ public struct SyncRunner: Sendable {
         do {
             try await self.tokens.setStatus(tenantID: tenantID, tokenID, .claimedElsewhere, reason: reason, otherMDMName: name)
         } catch {
-            self.logger.warning("Could not record the token's state", metadata: ["token": "\(tokenID)", "error": "\(error)"])
+            self.logger.warning("Could not record the token's state", metadata: [LogKey.tokenID: "\(tokenID)", LogKey.error: "\(error)"])
         }
         return SyncFailure(disposition: .stop, message: reason)
     }
@@ -355,7 +356,7 @@ public struct SyncRunner: Sendable {
             do {
                 try await self.tokens.setStatus(tenantID: tenantID, tokenID, status, reason: reason)
             } catch {
-                self.logger.warning("Could not record the token's state", metadata: ["token": "\(tokenID)", "error": "\(error)"])
+                self.logger.warning("Could not record the token's state", metadata: [LogKey.tokenID: "\(tokenID)", LogKey.error: "\(error)"])
             }
             return SyncFailure(disposition: .stop, message: reason)
         }

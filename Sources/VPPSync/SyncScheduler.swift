@@ -3,6 +3,7 @@ public import Logging
 public import ServiceLifecycle
 import VPPPostgres
 public import VPPStorage
+import VPPLogKeys
 
 /// R7: queues every token's sync on schedule (twice a day by default). Each token's next time is its last plus the
 /// interval with ±10% jitter, and the first is spread at random over the interval at upload, so tokens do not all fire
@@ -39,12 +40,12 @@ public final class SyncScheduler: Service, Sendable {
                     if ContinuousClock.now - lastPrune >= .seconds(3600) {
                         lastPrune = ContinuousClock.now
                         let pruned = try await self.queue.prune(finishedBefore: Date().addingTimeInterval(-Self.jobHistory))
-                        if pruned > 0 { self.logger.info("Pruned finished jobs", metadata: ["count": "\(pruned)"]) }
+                        if pruned > 0 { self.logger.info("Pruned finished jobs", metadata: [LogKey.count: "\(pruned)"]) }
                     }
                 } catch is CancellationError {
                     return
                 } catch {
-                    self.logger.warning("Could not schedule syncs; will try again", metadata: ["error": "\(error)"])
+                    self.logger.warning("Could not schedule syncs; will try again", metadata: [LogKey.error: "\(error)"])
                 }
                 try? await Task.sleep(for: self.tick)
             }
@@ -89,7 +90,7 @@ public final class SyncScheduler: Service, Sendable {
                     in: transaction
                 )
             }
-            if !due.isEmpty { self.logger.debug("Scheduled syncs queued", metadata: ["count": "\(due.count)"]) }
+            if !due.isEmpty { self.logger.debug("Scheduled syncs queued", metadata: [LogKey.count: "\(due.count)"]) }
             return due.count
         }
     }

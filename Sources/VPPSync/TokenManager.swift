@@ -3,6 +3,7 @@ public import Foundation
 public import Logging
 public import VPPPostgres
 public import VPPStorage
+import VPPLogKeys
 
 /// Who this installation is at Apple: the `mdmInfo` every token is claimed with (R4).
 public enum PlatformIdentity {
@@ -150,8 +151,8 @@ public struct TokenManager: Sendable {
         self.logger.notice(
             "VPP token uploaded",
             metadata: [
-                "tenant": "\(tenantID)", "token": "\(record.id)", "location": "\(locationUID)",
-                "tookOverFrom": "\(previousMDM ?? "")",
+                LogKey.tenantID: "\(tenantID)", LogKey.tokenID: "\(record.id)", LogKey.location: "\(locationUID)",
+                LogKey.tookOverFrom: "\(previousMDM ?? "")",
             ]
         )
         return Upload(token: record, previousMDM: previousMDM)

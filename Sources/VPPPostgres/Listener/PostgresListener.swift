@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 import NIOConcurrencyHelpers
+import VPPLogKeys
 
 /// A notification sent with `NOTIFY` or `pg_notify`.
 public struct PostgresNotification: Sendable, Hashable {
@@ -100,11 +101,11 @@ public final class PostgresListener: Sendable {
                     continuation.yield(hasListened ? .reconnected : .listening)
                     logger.debug(
                         hasListened ? "listener reconnected" : "listening",
-                        metadata: ["channels": "\(channels)", "pid": "\(new.backendPID)"]
+                        metadata: [LogKey.channels: "\(channels)", LogKey.pid: "\(new.backendPID)"]
                     )
                     hasListened = true
                 } catch {
-                    logger.warning("listener could not connect", metadata: ["error": "\(error.message)"])
+                    logger.warning("listener could not connect", metadata: [LogKey.error: "\(error.message)"])
                     sleepUnlessStopped(backoff)
                     backoff = min(backoff * 2, .seconds(2))
                 }
@@ -118,7 +119,7 @@ public final class PostgresListener: Sendable {
                     continuation.yield(.notification(notification))
                 }
             } catch {
-                logger.warning("listener lost its connection", metadata: ["error": "\(error.message)"])
+                logger.warning("listener lost its connection", metadata: [LogKey.error: "\(error.message)"])
                 current.close()
                 connection = nil
                 currentBackendPID.withLockedValue { $0 = nil }

@@ -3,6 +3,7 @@ import Atomics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import VPPLogKeys
 
 /// A pool of libpq connections for async callers.
 ///
@@ -60,7 +61,7 @@ public final class PostgresPool: Sendable {
     public init(configuration: PostgresConfiguration, logger: Logger = Logger(label: "vpp.postgres")) {
         self.configuration = configuration
         var logger = logger
-        logger[metadataKey: "db"] = "\(configuration.database)"
+        logger[metadataKey: LogKey.database] = "\(configuration.database)"
         self.logger = logger
         // One runner per core: on 2 cores, 1, 2, 4 and 8 runners read 15.0k, 14.7–15.8k, 13.8k and 12.0k times a
         // second (docs/performance.md): fewer runners make bigger batches, so fewer hand-overs and round trips.
@@ -181,7 +182,7 @@ public final class PostgresPool: Sendable {
             } catch let error as PostgresError where error.isRetryableTransactionFailure && attempt < maxAttempts {
                 logger.debug(
                     "retrying transaction",
-                    metadata: ["attempt": "\(attempt)", "sqlstate": "\(error.sqlState ?? "")"]
+                    metadata: [LogKey.attempt: "\(attempt)", LogKey.sqlstate: "\(error.sqlState ?? "")"]
                 )
                 let ceiling = min(200, 5 << min(attempt, 6))
                 try await Task.sleep(for: .milliseconds(Int.random(in: ceiling / 2...ceiling)))
@@ -420,10 +421,10 @@ public final class PostgresPool: Sendable {
                     slot.sessionScope = .none
                     return slot
                 } catch {
-                    logger.info("replacing a connection whose scope could not be reset", metadata: ["error": "\(error.message)"])
+                    logger.info("replacing a connection whose scope could not be reset", metadata: [LogKey.error: "\(error.message)"])
                 }
             } else {
-                logger.info("replacing a broken connection", metadata: ["pid": "\(slot.backendPID)"])
+                logger.info("replacing a broken connection", metadata: [LogKey.pid: "\(slot.backendPID)"])
             }
             slot.close()
         }
@@ -436,14 +437,14 @@ public final class PostgresPool: Sendable {
         do {
             let connection = try PostgresConnection.connect(configuration)
             state.withLockedValue { $0.reconnect = ReconnectBackoff() }
-            logger.debug("connected", metadata: ["pid": "\(connection.backendPID)"])
+            logger.debug("connected", metadata: [LogKey.pid: "\(connection.backendPID)"])
             return connection
         } catch {
             state.withLockedValue { state in
                 let delay = min(max(state.reconnect.delay * 2, .milliseconds(50)), .seconds(1))
                 state.reconnect = ReconnectBackoff(delay: delay, notBefore: .now + delay, lastError: error)
             }
-            logger.warning("could not connect", metadata: ["error": "\(error.message)"])
+            logger.warning("could not connect", metadata: [LogKey.error: "\(error.message)"])
             throw error
         }
     }

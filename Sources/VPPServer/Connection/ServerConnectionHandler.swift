@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import VPPProto
 import VPPWire
+import VPPLogKeys
 
 /// Sent down a connection's pipeline when the server starts its graceful shutdown.
 struct DrainConnectionEvent: Sendable {}
@@ -81,7 +82,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     func channelActive(context: ChannelHandlerContext) {
         self.remoteAddress = context.remoteAddress.map { "\($0)" } ?? "unknown"
-        self.logger[metadataKey: "peer"] = "\(self.remoteAddress)"
+        self.logger[metadataKey: LogKey.peer] = "\(self.remoteAddress)"
         self.lastRead = .now()
         self.admitted = self.environment.metrics.connectionOpened(limit: self.environment.configuration.maxConnections)
         guard self.admitted else {
@@ -159,7 +160,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         switch error {
         case FrameError.tooLarge(let length, let limit):
             self.environment.metrics.frameRejected(reason: "too_large")
-            self.logger.notice("Frame refused: too large", metadata: ["length": "\(length)", "limit": "\(limit)"])
+            self.logger.notice("Frame refused: too large", metadata: [LogKey.length: "\(length)", LogKey.limit: "\(limit)"])
             self.perform(
                 self.machine.undecodableFrame("a frame of \(length) bytes exceeds the limit of \(limit) bytes"),
                 reason: nil
@@ -168,7 +169,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.environment.metrics.frameRejected(reason: "over_budget")
             self.logger.warning(
                 "Frame refused: the server's budget for partial frames is spent",
-                metadata: ["length": "\(length)", "budget": "\(budget)"]
+                metadata: [LogKey.length: "\(length)", LogKey.budget: "\(budget)"]
             )
             self.perform(
                 self.machine.frameBudgetExhausted(
@@ -180,11 +181,11 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.environment.metrics.frameRejected(reason: "truncated")
             self.logger.notice(
                 "Connection ended inside a frame",
-                metadata: ["expected": "\(expected)", "received": "\(received)"]
+                metadata: [LogKey.expected: "\(expected)", LogKey.received: "\(received)"]
             )
             context.close(promise: nil)
         default:
-            self.logger.debug("Connection error", metadata: ["error": "\(error)"])
+            self.logger.debug("Connection error", metadata: [LogKey.error: "\(error)"])
             context.close(promise: nil)
         }
     }
@@ -262,9 +263,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             // Idle time counts from here: checking the key may have taken a while.
             self.lastRead = .now()
             self.principal = principal
-            self.logger[metadataKey: "principal"] = "\(principal)"
-            if let tenantID = principal.tenantID { self.logger[metadataKey: "tenant"] = "\(tenantID)" }
-            self.logger.debug("Connection authenticated", metadata: ["client": "\(clientName)"])
+            self.logger[metadataKey: LogKey.principal] = "\(principal)"
+            if let tenantID = principal.tenantID { self.logger[metadataKey: LogKey.tenantID] = "\(tenantID)" }
+            self.logger.debug("Connection authenticated", metadata: [LogKey.client: "\(clientName)"])
             var welcome = RpcV1.Welcome()
             welcome.principalKind = principal.kind.rawValue
             welcome.tenantId = principal.tenantID ?? ""
@@ -275,7 +276,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             welcome.maxCallsInFlight = UInt32(self.environment.configuration.maxCallsInFlight)
             self.write(self.frame(.welcome(welcome)))
         case .failure(let error):
-            self.logger.notice("Authentication failed", metadata: ["status": "\(error.code.name)"])
+            self.logger.notice("Authentication failed", metadata: [LogKey.status: "\(error.code.name)"])
             self.perform(self.machine.authenticationFailed(error.status), reason: "auth_failed")
         }
     }
@@ -477,10 +478,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         guard level >= self.logger.logLevel else { return }
         let logger = CallContext.callLogger(self.logger, callID: callID, method: method)
         var metadata: Logger.Metadata = [
-            "status": "\(status.code.name)",
-            "duration_ms": "\(Double(duration.nanoseconds) / 1_000_000)",
+            LogKey.status: "\(status.code.name)",
+            LogKey.durationMilliseconds: "\(Double(duration.nanoseconds) / 1_000_000)",
         ]
-        if status.code != .ok { metadata["error"] = "\(status.message)" }
+        if status.code != .ok { metadata[LogKey.error] = "\(status.message)" }
         logger.log(level: level, "RPC call finished", metadata: metadata)
     }
 
@@ -516,7 +517,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     private func closeWithError(_ status: RpcV1.Status, reason: String?) {
         if let reason { self.environment.metrics.frameRejected(reason: reason) }
-        self.logger.debug("Closing connection", metadata: ["status": "\(status.code.name)", "message": "\(status.message)"])
+        self.logger.debug("Closing connection", metadata: [LogKey.status: "\(status.code.name)", LogKey.message: "\(status.message)"])
         self.write(self.frame(.goAway(RpcV1.GoAway(status: status, lastCallID: self.machine.lastAcceptedCallID))))
         self.flushAndClose()
     }

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 public import ServiceLifecycle
+import VPPLogKeys
 
 /// A small HTTP endpoint for operations: `GET /metrics` (Prometheus text format), `GET /healthz` (liveness: the
 /// process serves HTTP) and `GET /readyz` (readiness: whatever `ready` reports, e.g. database reachable and
@@ -51,7 +52,7 @@ public final class MetricsHTTPServer: Service, Sendable {
         self.channel.withLockedValue { $0 = channel }
         self.logger.info(
             "Metrics and health endpoint listening",
-            metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"]
+            metadata: [LogKey.address: "\(channel.localAddress.map { "\($0)" } ?? "?")"]
         )
     }
 

@@ -1,6 +1,7 @@
 public import Logging
 public import NIOCore
 import VPPWire
+import VPPLogKeys
 
 /// What a handler knows about the call it serves.
 public struct CallContext: Sendable {
@@ -43,8 +44,8 @@ public struct CallContext: Sendable {
     /// `connectionLogger` with a call's id and method.
     static func callLogger(_ connectionLogger: Logger, callID: UInt64, method: String) -> Logger {
         var logger = connectionLogger
-        logger[metadataKey: "call_id"] = "\(callID)"
-        logger[metadataKey: "method"] = "\(method.prefix(200))"
+        logger[metadataKey: LogKey.callID] = "\(callID)"
+        logger[metadataKey: LogKey.method] = "\(method.prefix(200))"
         return logger
     }
 

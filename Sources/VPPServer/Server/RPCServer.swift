@@ -5,6 +5,7 @@ import NIOPosix
 import NIOSSL
 public import ServiceLifecycle
 public import VPPWire
+import VPPLogKeys
 
 /// The RPC server: accepts TCP connections, frames them, and serves the router's methods.
 ///
@@ -59,7 +60,7 @@ public final class RPCServer: Service, Sendable {
     /// Answers INTERNAL for an error no one mapped, and logs it (the client sees no internals).
     public static let defaultErrorMapper: @Sendable (any Error, Logger) -> RPCError = { error, logger in
         if let error = error as? RPCError { return error }
-        logger.error("Call failed with an unexpected error", metadata: ["error": "\(String(reflecting: error))"])
+        logger.error("Call failed with an unexpected error", metadata: [LogKey.error: "\(String(reflecting: error))"])
         return .internalError("An internal error occurred; the server log has the details under this call's id.")
     }
 
@@ -115,8 +116,8 @@ public final class RPCServer: Service, Sendable {
         self.environment.logger.info(
             "RPC server listening",
             metadata: [
-                "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
-                "tls": "\(tls != nil)",
+                LogKey.address: "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                LogKey.tls: "\(tls != nil)",
             ]
         )
     }
@@ -155,7 +156,7 @@ public final class RPCServer: Service, Sendable {
         try? await server?.close()
         self.environment.logger.info(
             "RPC server draining",
-            metadata: ["connections": "\(connections.count)", "grace_period": "\(grace)"]
+            metadata: [LogKey.connections: "\(connections.count)", LogKey.gracePeriod: "\(grace)"]
         )
         for connection in connections {
             connection.pipeline.fireUserInboundEventTriggered(DrainConnectionEvent())
@@ -170,7 +171,7 @@ public final class RPCServer: Service, Sendable {
         if !remaining.isEmpty {
             self.environment.logger.notice(
                 "Grace period over; closing connections with calls still in flight",
-                metadata: ["connections": "\(remaining.count)"]
+                metadata: [LogKey.connections: "\(remaining.count)"]
             )
         }
         for connection in remaining {

@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 public import VPPPostgres
+import VPPLogKeys
 
 /// Brings the control schema and every tenant schema up to date.
 ///
@@ -49,7 +50,7 @@ public struct Migrator: Sendable {
                 applied.append(migration.version)
                 self.logger.info(
                     "Applied control schema migration",
-                    metadata: ["version": "\(migration.version)", "name": "\(migration.name)"]
+                    metadata: [LogKey.version: "\(migration.version)", LogKey.name: "\(migration.name)"]
                 )
             }
             return applied
@@ -64,7 +65,7 @@ public struct Migrator: Sendable {
             "SELECT id FROM vpp_control.tenants WHERE schema_version < \(latest) ORDER BY id"
         ).map { try $0.decode(UUID.self, at: 0) }
         guard !behind.isEmpty else { return 0 }
-        self.logger.info("Migrating tenant schemas", metadata: ["count": "\(behind.count)", "to_version": "\(latest)"])
+        self.logger.info("Migrating tenant schemas", metadata: [LogKey.count: "\(behind.count)", LogKey.toVersion: "\(latest)"])
         try await withThrowingTaskGroup(of: Void.self) { group in
             var iterator = behind.makeIterator()
             for _ in 0..<max(1, concurrency) {

@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 public import VPPPostgres
+import VPPLogKeys
 
 /// A tenant as the control schema records it.
 public struct TenantRecord: Sendable, Hashable {
@@ -212,6 +213,6 @@ public struct TenantStore: Sendable {
             )
             try await transaction.query("DELETE FROM vpp_control.tenants WHERE id = \(id)")
         }
-        self.logger.notice("Tenant deleted", metadata: ["tenant": "\(id)"])
+        self.logger.notice("Tenant deleted", metadata: [LogKey.tenantID: "\(id)"])
     }
 }
