@@ -161,7 +161,6 @@ let package = Package(
             name: "VPPJobs",
             dependencies: [
                 "VPPLogKeys",
-                "VPPStorage",
                 "VPPPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -191,6 +190,7 @@ let package = Package(
             name: "VPPServices",
             dependencies: [
                 "VPPLogKeys",
+                "VPPJobs",
                 "VPPServer",
                 "VPPStorage",
                 "VPPLicensing",

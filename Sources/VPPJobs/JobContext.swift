@@ -1,7 +1,6 @@
 public import Logging
 import Foundation
 import NIOConcurrencyHelpers
-import VPPStorage
 import VPPLogKeys
 
 /// What a handler gets besides its job: a logger with the job's metadata, progress reporting, and whether the worker

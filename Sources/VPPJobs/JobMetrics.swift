@@ -1,6 +1,5 @@
 import CoreMetrics
 import NIOConcurrencyHelpers
-import VPPStorage
 
 /// The job workers' metrics, through swift-metrics (vppd bootstraps the Prometheus backend):
 /// - `vpp_jobs_queue_depth{kind,state}`: active jobs in the whole queue (every server's), refreshed by each worker

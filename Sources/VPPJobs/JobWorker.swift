@@ -3,7 +3,6 @@ public import Logging
 import NIOConcurrencyHelpers
 public import ServiceLifecycle
 import VPPPostgres
-public import VPPStorage
 import VPPLogKeys
 
 /// Runs the jobs of the queue (C6) with the handlers it was given, as a `Service` of vppd's `ServiceGroup`.

@@ -1,7 +1,6 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
-import VPPStorage
 
 /// Writes the worker's succeeded jobs in batches: while one batch is being written, the jobs that finish gather, and
 /// go in the next statement together (group commit). A job alone is written at once, so nothing waits for a batch to

@@ -3,6 +3,7 @@ public import Logging
 public import ServiceLifecycle
 public import VPPPostgres
 public import VPPStorage
+import VPPJobs
 
 /// Listens for changes other servers announce (a key revoked, a tenant suspended or deleted) and drops what this
 /// process cached about them, so that every server sees the change on the next call. It also relays job progress

@@ -6,6 +6,7 @@ import VPPStorage
 import VPPSync
 public import VPPWire
 import VPPLogKeys
+import VPPJobs
 
 /// Turns every error a service can meet into the RPC status the client sees: the one place where storage and
 /// database errors become statuses. Nothing internal (SQL, constraint names, values) reaches the client; the log
@@ -27,6 +28,12 @@ public enum ServiceErrorMapper {
             return error
         case let error as StorageError:
             return map(error)
+        case let error as JobQueueError:
+            switch error {
+            case .notFound(let message): return .notFound(message)
+            case .invalidArgument(let message, let field): return .invalidArgument(message, field: field)
+            case .internalInconsistency(let message): return .internalError("Inconsistent stored data: \(message). Please report this.")
+            }
         case let error as PostgresError:
             return map(error, logger: logger)
         case is CancellationError:

@@ -1,6 +1,7 @@
 public import Foundation
 public import VPPPostgres
 public import VPPStorage
+public import VPPJobs
 
 /// Sync jobs (C6) on the PostgreSQL job queue: one kind, one subject per token, so a sync requested while one is
 /// queued or running joins it.
@@ -100,13 +101,14 @@ public struct SyncJobs: Sendable {
     }
 
     public func list(tenantID: UUID, tokenID: UUID?, pageSize: Int, after: PageToken?) async throws -> (jobs: [JobRecord], next: PageToken?) {
-        try await self.queue.list(
+        let page = try await self.queue.list(
             tenantID: tenantID,
             kind: Self.kind,
             subject: tokenID?.lowercasedText,
             pageSize: pageSize,
-            after: after
+            after: after?.values
         )
+        return (page.jobs, page.next.map(PageToken.init))
     }
 
     /// Stops the token's queued or running sync (the token is being deleted).

@@ -4,6 +4,7 @@ public import ServiceLifecycle
 import VPPPostgres
 public import VPPStorage
 import VPPLogKeys
+public import VPPJobs
 
 /// R7: queues every token's sync on schedule (twice a day by default). Each token's next time is its last plus the
 /// interval with ±10% jitter, and the first is spread at random over the interval at upload, so tokens do not all fire

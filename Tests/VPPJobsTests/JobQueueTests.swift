@@ -83,7 +83,7 @@ struct JobQueueTests {
         ).map { (try $0.decode(String.self, at: 0), try $0.decode(Int.self, at: 1)) }
         #expect(ranks.map(\.0) == ["platform", "t0", "t1", "t2"])
         #expect(ranks.map(\.1) == [0, 0, 1, 2])
-        await #expect(throws: StorageError.self) {
+        await #expect(throws: JobQueueError.self) {
             try await fixture.queue.enqueue([NewJob(kind: "sync", tenantID: nil, subject: "x", payload: "nope")])
         }
         await fixture.shutdown()
@@ -92,13 +92,13 @@ struct JobQueueTests {
     @Test("invalid jobs are refused: bad JSON, unknown tenant, empty kind")
     func validation() async throws {
         let fixture = try await QueueFixture.make()
-        await #expect(throws: StorageError.self) {
+        await #expect(throws: JobQueueError.self) {
             try await fixture.queue.enqueue(NewJob(kind: "sync", tenantID: nil, subject: "s", payload: "{not json"))
         }
-        await #expect(throws: StorageError.self) {
+        await #expect(throws: JobQueueError.self) {
             try await fixture.queue.enqueue(NewJob(kind: "sync", tenantID: UUID(), subject: "s"))
         }
-        await #expect(throws: StorageError.self) {
+        await #expect(throws: JobQueueError.self) {
             try await fixture.queue.enqueue(NewJob(kind: "", tenantID: nil, subject: "s"))
         }
         await fixture.shutdown()
@@ -244,7 +244,7 @@ struct JobQueueTests {
         #expect(try await fixture.queue.get(UUID(), tenantID: nil) == nil)
 
         var listed: [UUID] = []
-        var token: PageToken?
+        var token: [String]?
         repeat {
             let page = try await fixture.queue.list(tenantID: alpha, pageSize: 2, after: token)
             #expect(page.jobs.count <= 2)
@@ -254,8 +254,8 @@ struct JobQueueTests {
         #expect(listed == alphaJobs.reversed())
         let bySubject = try await fixture.queue.list(tenantID: nil, subject: "b0", pageSize: 10, after: nil)
         #expect(bySubject.jobs.map(\.id) == [betaJob.id])
-        await #expect(throws: StorageError.self) {
-            try await fixture.queue.list(tenantID: nil, pageSize: 10, after: PageToken(["x"]))
+        await #expect(throws: JobQueueError.self) {
+            try await fixture.queue.list(tenantID: nil, pageSize: 10, after: ["x"])
         }
         await fixture.shutdown()
     }

@@ -21,6 +21,7 @@ struct ErrorMappingTests {
     static let samples: [String: (error: any Error, code: RpcV1.StatusCode)] = [
         "RPCError": (RPCError.notFound("x"), .notFound),
         "StorageError": (StorageError.failedPrecondition("x", reason: "Y"), .failedPrecondition),
+        "JobQueueError": (JobQueueError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token"), .invalidArgument),
         "PostgresError": (PostgresError(kind: .connectionFailure, message: "down"), .unavailable),
         "AppleUnavailableError": (AppleUnavailableError(message: "Apple is slow; retry later."), .unavailable),
         "AppleVPPError": (AppleVPPError(kind: .transport, message: "reset"), .unavailable),

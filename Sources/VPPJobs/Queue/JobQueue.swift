@@ -46,7 +46,7 @@ public final class JobQueue: Sendable {
     static func decode(_ row: PostgresRow) throws -> JobRecord {
         let stateText = try row.decode(String.self, at: 4)
         guard let state = JobState(rawValue: stateText) else {
-            throw StorageError.internalInconsistency("A job has the unknown state \(stateText).")
+            throw JobQueueError.internalInconsistency("A job has the unknown state \(stateText).")
         }
         return JobRecord(
             id: try row.decode(UUID.self, at: 0),
@@ -88,16 +88,16 @@ public final class JobQueue: Sendable {
 
     static func validate(_ job: NewJob) throws {
         guard (1...64).contains(job.kind.count) else {
-            throw StorageError.invalidArgument("A job's kind must be 1 to 64 characters.", field: "kind")
+            throw JobQueueError.invalidArgument("A job's kind must be 1 to 64 characters.", field: "kind")
         }
         guard (1...512).contains(job.subject.count) else {
-            throw StorageError.invalidArgument("A job's subject must be 1 to 512 characters.", field: "subject")
+            throw JobQueueError.invalidArgument("A job's subject must be 1 to 512 characters.", field: "subject")
         }
         guard job.trigger.count <= 200 else {
-            throw StorageError.invalidArgument("A job's trigger must be at most 200 characters.", field: "trigger")
+            throw JobQueueError.invalidArgument("A job's trigger must be at most 200 characters.", field: "trigger")
         }
         guard (1...1000).contains(job.maxAttempts) else {
-            throw StorageError.invalidArgument("A job's max_attempts must be 1 to 1000.", field: "max_attempts")
+            throw JobQueueError.invalidArgument("A job's max_attempts must be 1 to 1000.", field: "max_attempts")
         }
     }
 
@@ -123,9 +123,9 @@ public final class JobQueue: Sendable {
             }
             return try await self.pool.query(query)
         } catch let error as PostgresError where error.sqlState == "22P02" || error.sqlState == "22032" {
-            throw StorageError.invalidArgument("The job's \(jsonField) is not valid JSON.", field: jsonField)
+            throw JobQueueError.invalidArgument("The job's \(jsonField) is not valid JSON.", field: jsonField)
         } catch let error as PostgresError where error.kind == .foreignKeyViolation {
-            throw StorageError.notFound("The job's tenant does not exist.")
+            throw JobQueueError.notFound("The job's tenant does not exist.")
         }
     }
 
@@ -179,7 +179,7 @@ public final class JobQueue: Sendable {
             }
             // Inside a caller's transaction (READ COMMITTED) the next statement takes a new snapshot too.
         }
-        throw StorageError.internalInconsistency(
+        throw JobQueueError.internalInconsistency(
             "Could not queue or join a \(job.kind) job for \(job.subject): it kept changing state; try again."
         )
     }
@@ -251,7 +251,7 @@ public final class JobQueue: Sendable {
             missing = missing.filter { found[Key(kind: jobs[$0].kind, subject: jobs[$0].subject)] == nil }
         }
         guard missing.isEmpty else {
-            throw StorageError.internalInconsistency(
+            throw JobQueueError.internalInconsistency(
                 "Could not queue or join \(missing.count) jobs: they kept changing state; try again."
             )
         }
@@ -485,19 +485,19 @@ public final class JobQueue: Sendable {
     }
 
     /// Jobs, newest first (by `queued_at`, then id), filtered by tenant (nil: every tenant, and platform jobs), kind
-    /// and subject.
+    /// and subject. `after` is the `next` of the previous page (the caller wraps it in its own page token).
     public func list(
         tenantID: UUID?,
         kind: String? = nil,
         subject: String? = nil,
         pageSize: Int,
-        after token: PageToken?
-    ) async throws -> (jobs: [JobRecord], next: PageToken?) {
+        after token: [String]?
+    ) async throws -> (jobs: [JobRecord], next: [String]?) {
         var cursor: (micros: Int64, id: UUID)?
         if let token {
-            guard token.values.count == 2, let micros = Int64(token.values[0]), let id = UUID(canonicalText: token.values[1])
+            guard token.count == 2, let micros = Int64(token[0]), let id = UUID(canonicalText: token[1])
             else {
-                throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
+                throw JobQueueError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
             }
             cursor = (micros, id)
         }
@@ -520,7 +520,7 @@ public final class JobQueue: Sendable {
         let jobs = try rows.prefix(pageSize).map(Self.decode)
         guard rows.count > pageSize, let last = jobs.last else { return (jobs, nil) }
         let micros = try rows[pageSize - 1].decode(Int64.self, at: rows.columns.count - 1)
-        return (jobs, PageToken(["\(micros)", last.id.uuidString]))
+        return (jobs, ["\(micros)", last.id.uuidString])
     }
 
     /// Active jobs by kind and state.
