@@ -1408,7 +1408,8 @@ final class LedgerModelRun {
 
 // MARK: - The test
 
-// The CI default runs in about a minute; the limit is for soaks (VPP_LEDGER_MODEL_SEQUENCES=1000 takes about 1.5 h).
+// The CI default runs in about 2.5 minutes; the limit is for soaks (1000 sequences of 15 steps take about 2.5 h in one
+// process, about 9 s each; run two processes with different seeds to halve it).
 @Suite("Ledger model: random sequences against an in-memory model of the truth (R15, R16, R17, R20, R21, R23)", .timeLimit(.minutes(180)))
 struct LedgerModelTests {
     @Test("R15-R23: seats <= bought, Apple == ledger, FIFO waiters, every view agrees, every entry says why")
