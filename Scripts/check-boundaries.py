@@ -43,8 +43,7 @@ TOP = len(LAYERS)  # executables and test targets
 
 # Edges refused whatever the layers say: (importer pattern, imported module, why).
 FORBIDDEN = [
-    (r"^VPPWire$", "NIOPosix", "the wire protocol has no I/O: sockets belong to VPPServer and VPPClient"),
-    (r"^VPPWire$", "NIOSSL", "the wire protocol has no I/O"),
+    (r"^VPPWire$", "NIOPosix|NIOSSL", "the wire protocol has no I/O: sockets and TLS belong to VPPServer and VPPClient"),
     (r"^(?!VPPProto$|VPPProtoC$).*", "CProtobufC", "only VPPProto speaks protobuf-c; everything else uses its types"),
     (r"^(?!VPPProto$).*", "VPPProtoC", "only VPPProto bridges the generated C code"),
     (r"^(?!VPPPostgres$).*", "CLibPQ", "only VPPPostgres calls libpq"),
@@ -119,39 +118,40 @@ def parse_package(text):
     return targets
 
 
-def imports_of(directory):
-    """{module: first file:line importing it} over the Swift files under `directory`."""
-    found = {}
-    for root, _, files in os.walk(directory):
+def swift_sources(directory):
+    """[(path, text)] of the Swift files under `directory`, in a stable order."""
+    sources = []
+    for root, _, files in sorted(os.walk(directory)):
         for file in sorted(files):
-            if not file.endswith(".swift"):
-                continue
-            path = os.path.join(root, file)
-            with open(path, encoding="utf-8") as handle:
-                for number, line in enumerate(handle, 1):
-                    match = IMPORT.match(line)
-                    if match:
-                        found.setdefault(match.group(1), f"{path}:{number}")
+            if file.endswith(".swift"):
+                path = os.path.join(root, file)
+                with open(path, encoding="utf-8") as handle:
+                    sources.append((path, handle.read()))
+    return sources
+
+
+def imports_of(sources):
+    """{module: first file:line importing it} over `sources`."""
+    found = {}
+    for path, text in sources:
+        for number, line in enumerate(text.split("\n"), 1):
+            match = IMPORT.match(line)
+            if match:
+                found.setdefault(match.group(1), f"{path}:{number}")
     return found
 
 
-def literal_log_keys(directory):
-    """file:line and key of each string literal used as a log metadata key under `directory`."""
+def literal_log_keys(sources):
+    """file:line and key of each string literal used as a log metadata key in `sources`."""
     found = []
-    for root, _, files in os.walk(directory):
-        for file in sorted(files):
-            if not file.endswith(".swift"):
-                continue
-            path = os.path.join(root, file)
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-            spans = [(m.start(), m.group(1)) for m in re.finditer(r'metadataKey:\s*"([^"]*)"', text)]
-            spans += [(m.start(), m.group(1)) for m in re.finditer(r'metadata\[\s*"([^"]*)"\s*\]', text)]
-            for match in METADATA_LITERAL.finditer(text):
-                end = matching_bracket(text, match.end() - 1)
-                spans += [(match.end() + k.start(), k.group(1)) for k in LITERAL_KEY.finditer(text[match.end():end])]
-            for offset, key in sorted(spans):
-                found.append((f"{path}:{text.count(chr(10), 0, offset) + 1}", key))
+    for path, text in sources:
+        spans = [(m.start(), m.group(1)) for m in re.finditer(r'metadataKey:\s*"([^"]*)"', text)]
+        spans += [(m.start(), m.group(1)) for m in re.finditer(r'metadata\[\s*"([^"]*)"\s*\]', text)]
+        for match in METADATA_LITERAL.finditer(text):
+            end = matching_bracket(text, match.end() - 1)
+            spans += [(match.end() + k.start(), k.group(1)) for k in LITERAL_KEY.finditer(text[match.end():end])]
+        for offset, key in sorted(spans):
+            found.append((f"{path}:{text.count(chr(10), 0, offset) + 1}", key))
     return found
 
 
@@ -172,7 +172,8 @@ def check(package_dir):
         if kind == "systemLibrary":
             continue
         folder = os.path.join(package_dir, "Tests" if kind == "testTarget" else "Sources", target)
-        imported = imports_of(folder)
+        sources = swift_sources(folder)
+        imported = imports_of(sources)
         provided = set()
         for dependency in dependencies:
             provided |= PRODUCT_MODULES.get(dependency, {dependency})
@@ -181,7 +182,7 @@ def check(package_dir):
                 continue
             if module not in provided:
                 findings.append(f"{where}: {target} imports {module}, which is not among its dependencies in Package.swift")
-        c_target = not any(f.endswith(".swift") for _, _, fs in os.walk(folder) for f in fs)
+        c_target = not sources
         for dependency in dependencies:
             modules = PRODUCT_MODULES.get(dependency, {dependency})
             if not c_target and not modules & set(imported):
@@ -200,7 +201,7 @@ def check(package_dir):
                     " a module depends only on lower layers"
                 )
         if kind != "testTarget" and target not in OWN_LOG_KEYS:
-            for where, key in literal_log_keys(folder):
+            for where, key in literal_log_keys(sources):
                 findings.append(f'{where}: the log metadata key "{key}" is a string literal: use (or add) a LogKey')
         for importer, imported_pattern, why in FORBIDDEN:
             if not re.match(importer, target):

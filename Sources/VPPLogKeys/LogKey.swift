@@ -18,7 +18,7 @@ public enum LogKey {
     public static let tookOverFrom = "took_over_from"
     /// The caller as authenticated: operator, tenant, or none.
     public static let principal = "principal"
-    /// A name the line is about (a schema, a setting).
+    /// A name the line is about (e.g. a migration's).
     public static let name = "name"
 
     // MARK: RPC
@@ -41,7 +41,7 @@ public enum LogKey {
     public static let received = "received"
     /// What was expected.
     public static let expected = "expected"
-    /// A peer's message (e.g. a GoAway's).
+    /// A status's message (e.g. the one a connection is closed with).
     public static let message = "message"
     /// How a connection's client identified itself.
     public static let client = "client"
@@ -61,7 +61,7 @@ public enum LogKey {
     public static let maxConnections = "max_connections"
     /// The process's descriptor limit.
     public static let descriptorLimit = "descriptor_limit"
-    /// A time budget (e.g. an event loop's share of a sweep).
+    /// A byte budget (e.g. the server's for partial frames).
     public static let budget = "budget"
     /// A graceful shutdown's grace period.
     public static let gracePeriod = "grace_period"

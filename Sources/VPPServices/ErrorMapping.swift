@@ -29,10 +29,11 @@ public enum ServiceErrorMapper {
         case let error as StorageError:
             return map(error)
         case let error as JobQueueError:
+            // The queue's refusals mean what storage's do, and are answered alike.
             switch error {
-            case .notFound(let message): return .notFound(message)
-            case .invalidArgument(let message, let field): return .invalidArgument(message, field: field)
-            case .internalInconsistency(let message): return .internalError("Inconsistent stored data: \(message). Please report this.")
+            case .notFound(let message): return map(StorageError.notFound(message))
+            case .invalidArgument(let message, let field): return map(StorageError.invalidArgument(message, field: field))
+            case .internalInconsistency(let message): return map(StorageError.internalInconsistency(message))
             }
         case let error as PostgresError:
             return map(error, logger: logger)

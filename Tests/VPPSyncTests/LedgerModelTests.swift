@@ -356,8 +356,11 @@ struct LedgerModelStats {
     var refunds = 0
     var refundsOver = 0
 
-    static func + (a: Self, b: Self) -> Self {
-        Self(killAttempts: a.killAttempts + b.killAttempts, kills: a.kills + b.kills, refunds: a.refunds + b.refunds, refundsOver: a.refundsOver + b.refundsOver)
+    static func += (a: inout Self, b: Self) {
+        a.killAttempts += b.killAttempts
+        a.kills += b.kills
+        a.refunds += b.refunds
+        a.refundsOver += b.refundsOver
     }
 
     var description: String {
@@ -816,17 +819,20 @@ final class LedgerModelRun {
         try env.core.refund(uId: uId, adamId: model.assets[index].adamID, count: count)
         model.assets[index].bought -= count
         let held = model.assets[index].held
-        if held > model.assets[index].bought { overHeld[index] = max(overHeld[index], held) }
         stats.refunds += 1
-        if held > model.assets[index].bought { stats.refundsOver += 1 }
+        if held > model.assets[index].bought {
+            overHeld[index] = max(overHeld[index], held)
+            stats.refundsOver += 1
+        }
         return try await sync("refund(\(model.assets[index].name), \(count)) at Apple, \(held) held; SyncToken")
     }
 
     /// C6: a push job dies mid-way and runs again. Apple's answers are held back for 2 s (the push's first one or
     /// two requests, or its first associate, disassociate or status poll, at random), an operation gives the push
-    /// work, and 0-1.5 s after the push starts the test takes its lease, as when its worker dies: the worker's next heartbeat finds the job gone and
-    /// cancels the handler wherever it is (Apple may or may not have taken what it was sending) and nothing it returns is
-    /// written; when the lease runs out (2 s here) another worker takes the job up as its next attempt.
+    /// work, and 0-1.2 s after the push starts the test takes its lease, as when its worker dies: the worker's next
+    /// heartbeat finds the job gone and cancels the handler wherever it is (Apple may or may not have taken what it was
+    /// sending) and nothing it returns is written; when the lease runs out (2 s here) another worker takes the job up
+    /// as its next attempt.
     func killPush() async throws -> Bool {
         let (path, count) = random.pick([(String?.none, 1), (nil, 2), ("/assets/associate", 1), ("/assets/disassociate", 1), ("/status", 1)])!
         let slow = path.map { "slow \($0)" } ?? "first \(count) requests slow"
@@ -839,10 +845,7 @@ final class LedgerModelRun {
             var ran = false
             for _ in 0..<30 where !ran { ran = try await outboxOperation() }
             done = done || ran
-            let rows = try await env.server.storage.withTenant(tenantID) { transaction in
-                try await transaction.query("SELECT count(*)::bigint FROM apple_outbox").single().decode(Int.self, at: 0)
-            }
-            if rows > 0 || round == 2 { break }
+            if try await outboxRows() > 0 || round == 2 { break }
             guard try await settle() else { return true }
         }
         guard done else { return false }
@@ -906,6 +909,13 @@ final class LedgerModelRun {
 
     // MARK: Settling
 
+    /// Rows in the tenant's apple_outbox: changes Apple has not confirmed yet.
+    func outboxRows() async throws -> Int {
+        try await env.server.storage.withTenant(tenantID) { transaction in
+            try await transaction.query("SELECT count(*)::bigint FROM apple_outbox").single().decode(Int.self, at: 0)
+        }
+    }
+
     /// Waits until the tenant's apple_outbox is empty and no push or sync job is active for the token.
     func settle(timeout: Duration = .seconds(30)) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
@@ -913,9 +923,7 @@ final class LedgerModelRun {
         let subjects = [tokenID.lowercased(), "push:" + tokenID.lowercased()]
         var quiet = 0
         while true {
-            let outbox = try await env.server.storage.withTenant(tenantID) { transaction in
-                try await transaction.query("SELECT count(*)::bigint FROM apple_outbox").single().decode(Int.self, at: 0)
-            }
+            let outbox = try await outboxRows()
             let jobs = try await env.server.storage.pool.query(
                 "SELECT count(*)::bigint FROM vpp_control.jobs WHERE subject = ANY(\(subjects)::text[]) AND state IN ('queued', 'running', 'retrying')"
             ).single().decode(Int.self, at: 0)
@@ -1430,7 +1438,7 @@ struct LedgerModelTests {
                 if let only = config.only, only != sequence { continue }
                 let run = LedgerModelRun(env: env, config: config, sequence: sequence, seed: seed)
                 let failures = try await run.run()
-                stats = stats + run.stats
+                stats += run.stats
                 // Each sequence's tenant goes (DeleteTenant drops its schema): a soak's later sequences run as fast
                 // as its first, and deleting a tenant in any state is exercised too.
                 try await run.deleteTenant()
