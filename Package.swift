@@ -11,7 +11,8 @@
 //   VPPPostgres             a small async layer over libpq: pool on its own threads, queries, transactions
 //   VPPStorage              schemas, migrations, tenancy, repositories (control schema + one schema per tenant)
 //   VPPSync                 VPP tokens at Apple: upload/renew flows and the per-token sync (Apple -> tenant schema)
-//   VPPJobs                 the generic worker on the job queue (C6): claims, runs handlers, heartbeats, retries
+//   VPPJobs                 the job queue in vpp_control.jobs (C6) and the generic worker on it: claims, runs handlers,
+//                           heartbeats, retries (on VPPPostgres alone)
 //   VPPServices             the RPC services (operator, tenant, ...) on storage
 //   VPPDaemon               vppd's configuration and lifecycle; vppd is its thin executable
 //   VPPTesting              test helpers shipped as a module (throwaway PostgreSQL, in-process server)
