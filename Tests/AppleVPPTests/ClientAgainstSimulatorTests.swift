@@ -126,6 +126,20 @@ struct ClientAgainstSimulatorTests {
         }
     }
 
+    @Test func aFaultForOneMethodLeavesTheOtherOnTheSamePathAlone() async throws {
+        try await Env.run { env in
+            // Reading the client config (GET) and claiming the token (POST) share a path.
+            env.simulator.core.injectFault(SimulatorFault(kind: .internalError, pathSuffix: "/client/config", method: "post"))
+            _ = try await env.session.clientConfig()
+            #expect(env.simulator.core.pendingFaults().count == 1)
+            _ = try await env.session.claim(MDMInfo(id: "ours", name: "Ours", metadata: "1"))  // retried after the 500
+            #expect(env.simulator.core.pendingFaults().isEmpty)
+            let seen = env.simulator.core.recordedRequests().filter { $0.path.hasSuffix("/client/config") }
+            #expect(seen.map(\.method) == ["GET", "POST", "POST"])
+            #expect(seen.map(\.fault) == [nil, .internalError, nil])
+        }
+    }
+
     // MARK: Assets
 
     @Test func assetsWithFiltersAndUnlimitedApps() async throws {

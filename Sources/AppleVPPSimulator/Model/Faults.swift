@@ -22,6 +22,9 @@ public struct SimulatorFault: Codable, Sendable, Hashable {
     public var errorNumber: Int?
     /// Only requests whose path ends with this (e.g. `/assignments`); all when nil.
     public var pathSuffix: String?
+    /// Only requests with this HTTP method (`GET`, `POST`); all when nil. Reading the client config and claiming a
+    /// token share one path, so a test that slows only the claim needs both.
+    public var method: String?
 
     public init(
         kind: Kind,
@@ -29,7 +32,8 @@ public struct SimulatorFault: Codable, Sendable, Hashable {
         retryAfterSeconds: Int? = nil,
         latencyMilliseconds: Int? = nil,
         errorNumber: Int? = nil,
-        pathSuffix: String? = nil
+        pathSuffix: String? = nil,
+        method: String? = nil
     ) {
         self.kind = kind
         self.count = count
@@ -37,6 +41,11 @@ public struct SimulatorFault: Codable, Sendable, Hashable {
         self.latencyMilliseconds = latencyMilliseconds
         self.errorNumber = errorNumber
         self.pathSuffix = pathSuffix
+        self.method = method
+    }
+
+    func matches(path: String, method: String) -> Bool {
+        (self.pathSuffix.map(path.hasSuffix) ?? true) && (self.method.map { $0.uppercased() == method } ?? true)
     }
 }
 

@@ -65,7 +65,7 @@ extension SimulatorCore {
     /// Answers one API request: faults first, then the endpoint.
     public func handle(_ request: SimulatorRequest) async -> SimulatorResponse {
         let arrived = started.duration(to: .now)
-        let fault = takeFault(for: request.path)
+        let fault = takeFault(for: request.path, method: request.method)
         var response: SimulatorResponse
         switch fault?.kind {
         case .latency?:
@@ -114,9 +114,9 @@ extension SimulatorCore {
         return response
     }
 
-    private func takeFault(for path: String) -> SimulatorFault? {
+    private func takeFault(for path: String, method: String) -> SimulatorFault? {
         state.withLockedValue { state in
-            guard let index = state.faults.firstIndex(where: { $0.pathSuffix.map(path.hasSuffix) ?? true }) else {
+            guard let index = state.faults.firstIndex(where: { $0.matches(path: path, method: method) }) else {
                 return nil
             }
             let fault = state.faults[index]

@@ -254,6 +254,11 @@ public final class SimulatorCore: Sendable {
         state.withLockedValue { $0.faults.removeAll() }
     }
 
+    /// The faults injected and not yet used up (a fault's `count` falls as requests take it).
+    public func pendingFaults() -> [SimulatorFault] {
+        state.withLockedValue { $0.faults }
+    }
+
     /// The API requests seen so far (the newest 100,000).
     public func recordedRequests() -> [RecordedRequest] {
         state.withLockedValue { $0.requests }
