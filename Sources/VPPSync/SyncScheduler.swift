@@ -1,7 +1,6 @@
 public import Foundation
 public import Logging
 public import ServiceLifecycle
-import VPPPostgres
 public import VPPStorage
 import VPPLogKeys
 public import VPPJobs
@@ -65,34 +64,15 @@ public final class SyncScheduler: Service, Sendable {
     /// Queues the syncs that are due; returns how many tokens were due.
     @discardableResult
     public func scheduleDue() async throws -> Int {
-        let seconds = self.interval.components.seconds
-        return try await self.storage.pool.transaction { transaction in
-            let due = try await transaction.query(
-                """
-                WITH due AS (
-                    SELECT r.token_id FROM vpp_control.token_registry r
-                    JOIN vpp_control.tenants t ON t.id = r.tenant_id AND t.state = 'active'
-                    WHERE r.sync_enabled AND r.next_sync_at <= clock_timestamp()
-                    ORDER BY r.next_sync_at
-                    LIMIT \(self.batchSize)
-                    FOR UPDATE OF r SKIP LOCKED
-                )
-                UPDATE vpp_control.token_registry r
-                SET next_sync_at = clock_timestamp() + \(seconds)::bigint * (0.9 + random() * 0.2) * interval '1 second'
-                FROM due WHERE r.token_id = due.token_id
-                RETURNING r.token_id, r.tenant_id
-                """
+        let queue = self.queue
+        let count = try await self.storage.takeDueSyncs(limit: self.batchSize, interval: self.interval) {
+            tenantID, tokenID, transaction in
+            _ = try await queue.enqueue(
+                SyncJobs.newJob(tenantID: tenantID, tokenID: tokenID, trigger: .schedule, full: false),
+                in: transaction
             )
-            for row in due {
-                let tokenID = try row.decode(UUID.self, at: 0)
-                let tenantID = try row.decode(UUID.self, at: 1)
-                _ = try await self.queue.enqueue(
-                    SyncJobs.newJob(tenantID: tenantID, tokenID: tokenID, trigger: .schedule, full: false),
-                    in: transaction
-                )
-            }
-            if !due.isEmpty { self.logger.debug("Scheduled syncs queued", metadata: [LogKey.count: "\(due.count)"]) }
-            return due.count
         }
+        if count > 0 { self.logger.debug("Scheduled syncs queued", metadata: [LogKey.count: "\(count)"]) }
+        return count
     }
 }
