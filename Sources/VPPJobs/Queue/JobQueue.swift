@@ -33,7 +33,16 @@ public final class JobQueue: Sendable {
 
     // MARK: Rows
 
-    static let activeStates = "('queued', 'running', 'retrying')"
+    /// `('queued', 'running', 'retrying')`: the predicate of `jobs_one_active_idx`, written in its order.
+    static let activeStates = JobLifecycle.sqlList(JobLifecycle.active)
+
+    /// `('running')`: the one state in which a job has a lease (heartbeats and progress renew or write it).
+    static let leased = JobLifecycle.sqlList([.running])
+    /// `('succeeded', 'failed', 'cancelled')`: what pruning deletes.
+    static let finishedStates = JobLifecycle.sqlList(JobLifecycle.finished)
+    /// The two ends of `retry`: waits for another attempt, or fails on the last.
+    static let retryWaits = "'\(JobState.retrying.rawValue)'"
+    static let retryFailed = "'\(JobState.failed.rawValue)'"
 
     static func columns(_ alias: String) -> String {
         [
@@ -159,7 +168,7 @@ public final class JobQueue: Sendable {
                     INSERT INTO vpp_control.jobs
                         (id, kind, tenant_id, subject, state, trigger, fair_rank, payload, max_attempts, run_after,
                          queued_at, updated_at)
-                    SELECT \(UUID()), \(job.kind), \(job.tenantID), \(job.subject), 'queued', \(job.trigger), rank.n,
+                    SELECT \(UUID()), \(job.kind), \(job.tenantID), \(job.subject), \(unescaped: JobEvent.enqueue.sqlTo), \(job.trigger), rank.n,
                            \(job.payload)::jsonb, \(job.maxAttempts), coalesce(\(job.runAfter), clock_timestamp()),
                            clock_timestamp(), clock_timestamp()
                     FROM rank
@@ -215,7 +224,7 @@ public final class JobQueue: Sendable {
                     INSERT INTO vpp_control.jobs
                         (id, kind, tenant_id, subject, state, trigger, fair_rank, payload, max_attempts, run_after,
                          queued_at, updated_at)
-                    SELECT i.id, i.kind, i.tenant_id, i.subject, 'queued', i.trigger,
+                    SELECT i.id, i.kind, i.tenant_id, i.subject, \(unescaped: JobEvent.enqueue.sqlTo), i.trigger,
                            least(a.n + row_number() OVER (PARTITION BY i.tenant_id ORDER BY i.n) - 1, \(Self.fairRankCap)),
                            i.payload::jsonb, i.max_attempts, coalesce(i.run_after, clock_timestamp()),
                            clock_timestamp(), clock_timestamp()
@@ -282,22 +291,24 @@ public final class JobQueue: Sendable {
             """
             WITH dead AS (
                 UPDATE vpp_control.jobs
-                SET state = 'failed', finished_at = clock_timestamp(), updated_at = clock_timestamp(),
+                SET state = \(unescaped: JobEvent.leaseLostOnLastAttempt.sqlTo), finished_at = clock_timestamp(),
+                    updated_at = clock_timestamp(),
                     error = 'The worker running the last allowed attempt stopped (its lease expired).',
                     lease_owner = NULL, lease_expires_at = NULL
-                WHERE state = 'running' AND lease_expires_at < now() AND attempt >= max_attempts
+                WHERE state IN \(unescaped: JobEvent.leaseLostOnLastAttempt.sqlFrom) AND lease_expires_at < now()
+                  AND attempt >= max_attempts
                   AND kind = ANY(\(kinds))
                 RETURNING pg_notify(\(Self.progressChannel), id::text)
             ), expired AS (
                 SELECT id, lease_expires_at AS ready_at, 0 AS tier, 0 AS fair_rank FROM vpp_control.jobs
-                WHERE state = 'running' AND lease_expires_at < now() AND attempt < max_attempts
+                WHERE state IN \(unescaped: JobEvent.takeOver.sqlFrom) AND lease_expires_at < now() AND attempt < max_attempts
                   AND kind = ANY(\(kinds))
                 ORDER BY lease_expires_at
                 LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
             ), ready AS (
                 SELECT id, run_after AS ready_at, 1 AS tier, fair_rank FROM vpp_control.jobs
-                WHERE state IN ('queued', 'retrying') AND run_after <= now() AND kind = ANY(\(kinds))
+                WHERE state IN \(unescaped: JobEvent.claim.sqlFrom) AND run_after <= now() AND kind = ANY(\(kinds))
                 ORDER BY fair_rank, run_after
                 LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
@@ -307,7 +318,7 @@ public final class JobQueue: Sendable {
                 LIMIT \(limit)
             )
             UPDATE vpp_control.jobs j
-            SET state = 'running', attempt = j.attempt + 1, lease_owner = \(owner),
+            SET state = \(unescaped: JobEvent.claim.sqlTo), attempt = j.attempt + 1, lease_owner = \(owner),
                 lease_expires_at = clock_timestamp() + \(lease.queueMilliseconds) * interval '1 millisecond',
                 started_at = clock_timestamp(), run_after = picked.ready_at, finished_at = NULL,
                 updated_at = clock_timestamp()
@@ -334,7 +345,7 @@ public final class JobQueue: Sendable {
             """
             WITH mine AS (
                 SELECT id FROM vpp_control.jobs
-                WHERE id = ANY(\(ids)) AND lease_owner = \(owner) AND state = 'running'
+                WHERE id = ANY(\(ids)) AND lease_owner = \(owner) AND state IN \(unescaped: Self.leased)
                 ORDER BY id
                 FOR UPDATE
             )
@@ -362,7 +373,7 @@ public final class JobQueue: Sendable {
             """
             UPDATE vpp_control.jobs
             SET phase = \(phase), items_done = \(itemsDone), items_total = \(itemsTotal), updated_at = clock_timestamp()
-            WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
+            WHERE id = \(id) AND lease_owner = \(owner) AND state IN \(unescaped: Self.leased)
             RETURNING pg_notify(\(Self.progressChannel), id::text)
             """,
             relaxed: true
@@ -387,12 +398,12 @@ public final class JobQueue: Sendable {
             WITH mine AS (
                 SELECT j.id, d.result FROM vpp_control.jobs j
                 JOIN unnest(\(jobs.map(\.id)), \(jobs.map(\.result))) AS d (id, result) ON d.id = j.id
-                WHERE j.lease_owner = \(owner) AND j.state = 'running'
+                WHERE j.lease_owner = \(owner) AND j.state IN \(unescaped: JobEvent.succeed.sqlFrom)
                 ORDER BY j.id
                 FOR UPDATE OF j
             )
             UPDATE vpp_control.jobs j
-            SET state = 'succeeded', result = mine.result::jsonb, error = '', finished_at = clock_timestamp(),
+            SET state = \(unescaped: JobEvent.succeed.sqlTo), result = mine.result::jsonb, error = '', finished_at = clock_timestamp(),
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
             FROM mine
             WHERE j.id = mine.id
@@ -410,12 +421,12 @@ public final class JobQueue: Sendable {
         let rows = try await self.run(
             """
             UPDATE vpp_control.jobs j
-            SET state = CASE WHEN attempt >= max_attempts THEN 'failed' ELSE 'retrying' END,
+            SET state = CASE WHEN attempt >= max_attempts THEN \(unescaped: Self.retryFailed) ELSE \(unescaped: Self.retryWaits) END,
                 run_after = CASE WHEN attempt >= max_attempts THEN run_after
                             ELSE clock_timestamp() + \(after.queueMilliseconds) * interval '1 millisecond' END,
                 finished_at = CASE WHEN attempt >= max_attempts THEN clock_timestamp() END,
                 error = \(error), lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
-            WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
+            WHERE id = \(id) AND lease_owner = \(owner) AND state IN \(unescaped: JobEvent.retry.sqlFrom)
             RETURNING \(unescaped: Self.columns("j")), pg_notify(\(Self.progressChannel), j.id::text)
             """
         )
@@ -428,9 +439,9 @@ public final class JobQueue: Sendable {
         let rows = try await self.run(
             """
             UPDATE vpp_control.jobs
-            SET state = 'failed', error = \(error), result = \(result)::jsonb, finished_at = clock_timestamp(),
+            SET state = \(unescaped: JobEvent.fail.sqlTo), error = \(error), result = \(result)::jsonb, finished_at = clock_timestamp(),
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
-            WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
+            WHERE id = \(id) AND lease_owner = \(owner) AND state IN \(unescaped: JobEvent.fail.sqlFrom)
             RETURNING pg_notify(\(Self.progressChannel), id::text)
             """,
             jsonField: "result"
@@ -445,9 +456,9 @@ public final class JobQueue: Sendable {
         let rows = try await self.run(
             """
             UPDATE vpp_control.jobs
-            SET state = 'queued', attempt = greatest(attempt - 1, 0), run_after = clock_timestamp(), started_at = NULL,
+            SET state = \(unescaped: JobEvent.release.sqlTo), attempt = greatest(attempt - 1, 0), run_after = clock_timestamp(), started_at = NULL,
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
-            WHERE id = \(id) AND lease_owner = \(owner) AND state = 'running'
+            WHERE id = \(id) AND lease_owner = \(owner) AND state IN \(unescaped: JobEvent.release.sqlFrom)
             RETURNING pg_notify(\(Self.channel), kind), pg_notify(\(Self.progressChannel), id::text)
             """
         )
@@ -461,9 +472,9 @@ public final class JobQueue: Sendable {
         let rows = try await self.run(
             """
             UPDATE vpp_control.jobs
-            SET state = 'cancelled', error = \(reason), finished_at = clock_timestamp(),
+            SET state = \(unescaped: JobEvent.cancel.sqlTo), error = \(reason), finished_at = clock_timestamp(),
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
-            WHERE kind = \(kind) AND subject = \(subject) AND state IN \(unescaped: Self.activeStates)
+            WHERE kind = \(kind) AND subject = \(subject) AND state IN \(unescaped: JobEvent.cancel.sqlFrom)
             RETURNING pg_notify(\(Self.progressChannel), id::text)
             """
         )
@@ -548,8 +559,9 @@ public final class JobQueue: Sendable {
             """
             SELECT least(
                 (SELECT min(run_after) FROM vpp_control.jobs
-                 WHERE state IN ('queued', 'retrying') AND kind = ANY(\(kinds))),
-                (SELECT min(lease_expires_at) FROM vpp_control.jobs WHERE state = 'running' AND kind = ANY(\(kinds)))
+                 WHERE state IN \(unescaped: JobEvent.claim.sqlFrom) AND kind = ANY(\(kinds))),
+                (SELECT min(lease_expires_at) FROM vpp_control.jobs WHERE state IN \(unescaped: Self.leased)
+                 AND kind = ANY(\(kinds)))
             )
             """
         )
@@ -567,7 +579,7 @@ public final class JobQueue: Sendable {
                 DELETE FROM vpp_control.jobs
                 WHERE id IN (
                     SELECT id FROM vpp_control.jobs
-                    WHERE finished_at < \(finishedBefore) AND state IN ('succeeded', 'failed', 'cancelled')
+                    WHERE finished_at < \(finishedBefore) AND state IN \(unescaped: Self.finishedStates)
                     LIMIT 5000
                 )
                 """
