@@ -81,6 +81,12 @@ let package = Package(
 
         // MARK: Log metadata keys (no dependencies)
         .target(name: "VPPLogKeys", swiftSettings: swiftSettings),
+        // The clock timers read and sleep on (InstantClock), and the one tests turn (ManualClock).
+        .target(
+            name: "VPPClock",
+            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Protocol
         .target(
@@ -147,6 +153,7 @@ let package = Package(
         .target(
             name: "VPPStorage",
             dependencies: [
+                "VPPClock",
                 "VPPLogKeys",
                 "VPPPostgres",
                 "VPPLicensing",
@@ -161,6 +168,7 @@ let package = Package(
         .target(
             name: "VPPJobs",
             dependencies: [
+                "VPPClock",
                 "VPPLogKeys",
                 "VPPPostgres",
                 .product(name: "Logging", package: "swift-log"),
@@ -174,6 +182,7 @@ let package = Package(
         .target(
             name: "VPPSync",
             dependencies: [
+                "VPPClock",
                 "VPPLogKeys",
                 "AppleVPP",
                 "VPPStorage",
@@ -359,6 +368,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "VPPLicensingTests", dependencies: ["VPPLicensing"], swiftSettings: swiftSettings),
+        .testTarget(name: "VPPClockTests", dependencies: ["VPPClock"], swiftSettings: swiftSettings),
         .testTarget(name: "VPPProtoTests", dependencies: ["VPPProto", "VPPTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VPPWireTests",
@@ -396,7 +406,7 @@ let package = Package(
         .testTarget(
             name: "VPPStorageTests",
             dependencies: [
-                "VPPStorage", "VPPPostgres", "VPPTesting", "VPPClient", "VPPProto", "VPPWire",
+                "VPPStorage", "VPPClock", "VPPPostgres", "VPPTesting", "VPPClient", "VPPProto", "VPPWire",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -431,6 +441,7 @@ let package = Package(
         .testTarget(
             name: "VPPSyncTests",
             dependencies: [
+                "VPPClock",
                 "VPPSync",
                 "VPPLicensing",
                 "VPPServices",
@@ -461,7 +472,7 @@ let package = Package(
         .testTarget(
             name: "VPPJobsTests",
             dependencies: [
-                "VPPJobs", "VPPStorage", "VPPPostgres", "VPPTesting",
+                "VPPJobs", "VPPClock", "VPPStorage", "VPPPostgres", "VPPTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

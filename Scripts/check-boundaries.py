@@ -30,7 +30,7 @@ PRODUCT_MODULES = {"Metrics": {"Metrics", "CoreMetrics"}}
 # helpers sit on top). Targets of the package not listed here are refused, so a new module takes its place on purpose.
 LAYERS = [
     {"CProtobufC", "CLibPQ"},
-    {"VPPProtoC", "VPPLogKeys"},
+    {"VPPProtoC", "VPPLogKeys", "VPPClock"},
     {"VPPProto", "VPPLicensing", "VPPPostgres", "AppleVPP"},
     {"VPPWire", "VPPStorage", "VPPJobs", "AppleVPPSimulator"},
     {"VPPServer", "VPPClient"},
@@ -49,6 +49,7 @@ FORBIDDEN = [
     (r"^(?!VPPPostgres$).*", "CLibPQ", "only VPPPostgres calls libpq"),
     (r"^VPPLicensing$", ".*", "the ledger's state machine is a value type with no dependencies"),
     (r"^VPPLogKeys$", ".*", "the log keys are names only"),
+    (r"^VPPClock$", "VPP.*|NIOCore|NIOPosix", "the clock is time only"),
     (r"^VPPJobs$", "VPP(Storage|Sync|Services)", "the job queue and its worker need only PostgreSQL"),
     (r"^VPPServer$", "VPP(Storage|Postgres|Sync|Jobs|Services)", "the RPC server knows nothing of storage or services"),
     (r"^VPPClient$", "VPP(Server|Storage|Postgres|Services)", "the client library is what a client links: no server"),

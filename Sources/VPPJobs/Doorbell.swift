@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import VPPClock
 
 /// Wakes one waiting task: `ring()` ends the current `wait`, or the next one if nobody waits (rings do not pile up).
 /// `wait` also ends after its timeout and when its task is cancelled. The worker's loops sleep on these instead of
@@ -13,6 +14,12 @@ final class Doorbell: Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    /// What `wait`'s timeout sleeps on.
+    private let clock: InstantClock
+
+    init(clock: InstantClock = .continuous) {
+        self.clock = clock
+    }
 
     func ring() {
         let waiter = self.state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
@@ -32,8 +39,9 @@ final class Doorbell: Sendable {
             state.waiterID += 1
             return state.waiterID
         }
+        let clock = self.clock
         let timer = Task { [weak self] in
-            guard (try? await Task.sleep(for: timeout)) != nil else { return }
+            guard (try? await clock.sleep(for: timeout)) != nil else { return }
             self?.end(id)
         }
         defer { timer.cancel() }

@@ -2,6 +2,7 @@ public import Logging
 import Foundation
 import NIOConcurrencyHelpers
 import VPPLogKeys
+import VPPClock
 
 /// What a handler gets besides its job: a logger with the job's metadata, progress reporting, and whether the worker
 /// still holds the job.
@@ -28,6 +29,7 @@ final class RunningJob: Sendable {
     let owner: String
     let queue: JobQueue
     let progressInterval: Duration
+    let clock: InstantClock
     let logger: Logger
 
     struct Progress: Sendable, Hashable {
@@ -50,7 +52,8 @@ final class RunningJob: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    init(job: JobRecord, owner: String, queue: JobQueue, progressInterval: Duration, logger: Logger) {
+    init(job: JobRecord, owner: String, queue: JobQueue, progressInterval: Duration, clock: InstantClock, logger: Logger) {
+        self.clock = clock
         self.job = job
         self.owner = owner
         self.queue = queue
@@ -102,7 +105,7 @@ final class RunningJob: Sendable {
     }
 
     func progress(phase: String, done: Int64, total: Int64) async {
-        let now = ContinuousClock.now
+        let now = self.clock.now
         let write = self.state.withLockedValue { state -> Progress? in
             let progress = Progress(phase: phase, done: done, total: total)
             guard !state.leaseLost, !state.released else { return nil }

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 public import ServiceLifecycle
 import VPPPostgres
 import VPPLogKeys
+public import VPPClock
 
 /// Runs the jobs of the queue (C6) with the handlers it was given, as a `Service` of vppd's `ServiceGroup`.
 ///
@@ -32,10 +33,13 @@ public final class JobWorker: Service, Sendable {
     let metrics = JobMetrics()
     let batcher: SuccessBatcher
 
+    /// What every timer of the worker reads and sleeps on: heartbeats, polls, the claim window, the grace period,
+    /// progress throttling and run times.
+    let clock: InstantClock
     /// Rung by notifications and at shutdown: there may be work.
-    private let workBell = Doorbell()
+    private let workBell: Doorbell
     /// Rung when a job ends and at shutdown: there may be a free slot.
-    private let slotBell = Doorbell()
+    private let slotBell: Doorbell
 
     private struct State {
         var running: [UUID: RunningJob] = [:]
@@ -49,8 +53,12 @@ public final class JobWorker: Service, Sendable {
         queue: JobQueue,
         handlers: [String: any JobHandler],
         configuration: JobWorkerConfiguration = JobWorkerConfiguration(),
+        clock: InstantClock = .continuous,
         logger: Logger
     ) {
+        self.clock = clock
+        self.workBell = Doorbell(clock: clock)
+        self.slotBell = Doorbell(clock: clock)
         self.queue = queue
         self.handlers = handlers
         self.kinds = handlers.keys.sorted()
@@ -128,11 +136,11 @@ public final class JobWorker: Service, Sendable {
             }
             if lastClaimWasFull, free < half, self.configuration.claimBatchWindow > .zero {
                 // There is more work: give a few more slots the chance to free up, so one claim takes several jobs.
-                let deadline = ContinuousClock.now + self.configuration.claimBatchWindow
-                while !self.isStopping, ContinuousClock.now < deadline,
+                let deadline = self.clock.now + self.configuration.claimBatchWindow
+                while !self.isStopping, self.clock.now < deadline,
                     self.configuration.concurrency - self.runningCount < half
                 {
-                    await self.slotBell.wait(timeout: deadline - ContinuousClock.now)
+                    await self.slotBell.wait(timeout: deadline - self.clock.now)
                 }
                 free = self.configuration.concurrency - self.runningCount
             }
@@ -159,6 +167,7 @@ public final class JobWorker: Service, Sendable {
                     owner: self.configuration.owner,
                     queue: self.queue,
                     progressInterval: self.configuration.progressInterval,
+                    clock: self.clock,
                     logger: self.jobLogger(job)
                 )
                 // Registered before the next claim counts free slots.
@@ -213,14 +222,14 @@ public final class JobWorker: Service, Sendable {
         guard let handler = self.handlers[job.kind] else { return }  // claims ask only for these kinds
         let context = JobContext(logger: running.logger, running: running)
         running.logger.debug("Job started")
-        let started = ContinuousClock.now
+        let started = self.clock.now
         let task = running.start { try await handler.run(job, context: context) }
         let result = await withTaskCancellationHandler {
             await task.result
         } onCancel: {
             task.cancel()
         }
-        self.metrics.ran(kind: job.kind, duration: ContinuousClock.now - started)
+        self.metrics.ran(kind: job.kind, duration: self.clock.now - started)
         await self.record(result, of: running)
     }
 
@@ -317,7 +326,7 @@ public final class JobWorker: Service, Sendable {
         let interval = self.configuration.lease / 3
         while !Task.isCancelled {
             do {
-                try await Task.sleep(for: interval)
+                try await self.clock.sleep(for: interval)
             } catch {
                 return
             }
@@ -350,7 +359,7 @@ public final class JobWorker: Service, Sendable {
                 self.logger.debug("Could not read the queue depth", metadata: [LogKey.error: "\(error)"])
             }
             do {
-                try await Task.sleep(for: self.configuration.depthInterval)
+                try await self.clock.sleep(for: self.configuration.depthInterval)
             } catch {
                 return
             }
@@ -364,9 +373,9 @@ public final class JobWorker: Service, Sendable {
     private func drain() async {
         let graceful = self.state.withLockedValue { $0.graceful }
         if graceful && !Task.isCancelled {
-            let deadline = ContinuousClock.now + self.configuration.shutdownGracePeriod
-            while self.runningCount > 0, ContinuousClock.now < deadline, !Task.isCancelled {
-                await self.slotBell.wait(timeout: deadline - ContinuousClock.now)
+            let deadline = self.clock.now + self.configuration.shutdownGracePeriod
+            while self.runningCount > 0, self.clock.now < deadline, !Task.isCancelled {
+                await self.slotBell.wait(timeout: deadline - self.clock.now)
             }
         }
         // C6: jobs that did not finish go back to the queue now, rather than waiting out their lease on a stopped server.

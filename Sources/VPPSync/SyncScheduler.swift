@@ -3,6 +3,7 @@ public import Logging
 public import ServiceLifecycle
 public import VPPStorage
 import VPPLogKeys
+public import VPPClock
 public import VPPJobs
 
 /// R7: queues every token's sync on schedule (twice a day by default). Each token's next time is its last plus the
@@ -15,9 +16,20 @@ public final class SyncScheduler: Service, Sendable {
     let interval: Duration
     let tick: Duration
     let batchSize: Int
+    /// What the tick and the hourly prune are timed on. When a token is due is the database's time (`next_sync_at`).
+    let clock: InstantClock
     let logger: Logger
 
-    public init(storage: Storage, queue: JobQueue, interval: Duration, tick: Duration = .seconds(30), batchSize: Int = 500, logger: Logger) {
+    public init(
+        storage: Storage,
+        queue: JobQueue,
+        interval: Duration,
+        tick: Duration = .seconds(30),
+        batchSize: Int = 500,
+        clock: InstantClock = .continuous,
+        logger: Logger
+    ) {
+        self.clock = clock
         self.storage = storage
         self.queue = queue
         self.interval = interval
@@ -31,14 +43,14 @@ public final class SyncScheduler: Service, Sendable {
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            var lastPrune = ContinuousClock.now - .seconds(3600)
+            var lastPrune = self.clock.now - .seconds(3600)
             while !Task.isCancelled {
                 do {
                     var queued = try await self.scheduleDue()
                     while queued == self.batchSize { queued = try await self.scheduleDue() }
                     try await self.pushPending()
-                    if ContinuousClock.now - lastPrune >= .seconds(3600) {
-                        lastPrune = ContinuousClock.now
+                    if self.clock.now - lastPrune >= .seconds(3600) {
+                        lastPrune = self.clock.now
                         let pruned = try await self.queue.prune(finishedBefore: Date().addingTimeInterval(-Self.jobHistory))
                         if pruned > 0 { self.logger.info("Pruned finished jobs", metadata: [LogKey.count: "\(pruned)"]) }
                     }
@@ -47,7 +59,7 @@ public final class SyncScheduler: Service, Sendable {
                 } catch {
                     self.logger.warning("Could not schedule syncs; will try again", metadata: [LogKey.error: "\(error)"])
                 }
-                try? await Task.sleep(for: self.tick)
+                try? await self.clock.sleep(for: self.tick)
             }
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import ServiceLifecycle
 import Testing
+import VPPClock
 import VPPJobs
 import VPPPostgres
 import VPPStorage
@@ -214,11 +215,12 @@ struct JobWorkerTests {
         await fixture.shutdown()
     }
 
-    @Test("a running job cancelled in the queue is stopped at the next heartbeat, and stays cancelled")
+    @Test("a running job cancelled in the queue is stopped at the next heartbeat (lease / 3 on the worker's clock), and stays cancelled")
     func cancelledWhileRunning() async throws {
         let fixture = try await QueueFixture.make()
         let started = ExecutionLog()
         let stopped = ExecutionLog()
+        let clock = ManualClock()
         let worker = JobWorker(
             queue: fixture.queue,
             handlers: [
@@ -233,7 +235,8 @@ struct JobWorkerTests {
                     return .succeeded(result: "{}")
                 }
             ],
-            configuration: testConfiguration(lease: .seconds(1)),
+            configuration: testConfiguration(lease: .seconds(30)),
+            clock: InstantClock(clock),
             logger: quietLogger
         )
         let job = try await fixture.queue.enqueue(NewJob(kind: "sync", tenantID: nil, subject: "token-1")).job
@@ -241,6 +244,12 @@ struct JobWorkerTests {
             #expect(await eventually { started.count(job.id) == 1 })
             let cancelled = try await fixture.queue.cancelActive(kind: "sync", subject: "token-1", reason: "token deleted")
             #expect(cancelled == 1)
+            // The heartbeat loop sleeps from the worker's start: 10 s on the manual clock. Before they pass, the
+            // handler runs on (the worker has not looked); once they have, the next heartbeat finds the lease gone.
+            clock.advance(by: .seconds(9))
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(stopped.count(job.id) == 0)
+            clock.advance(by: .seconds(1))
             #expect(await eventually { stopped.count(job.id) == 1 })
         }
         let cancelled = try await fixture.job(job.id)

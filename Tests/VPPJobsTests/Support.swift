@@ -121,13 +121,3 @@ func withWorkers<Result: Sendable>(
     }
 }
 
-/// Waits until `condition` holds (an error counts as "not yet"); false after `timeout` (a safety net, not a
-/// performance assertion).
-func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if (try? await condition()) == true { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return (try? await condition()) == true
-}

@@ -126,16 +126,3 @@ extension VppV1.PingRequest {
     }
 }
 
-/// Waits until `condition` holds, polling; fails the test after `timeout`. For conditions that another task makes
-/// true (never for timing measurements).
-func eventually(
-    timeout: Duration = .seconds(10),
-    _ condition: () async -> Bool
-) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return await condition()
-}

@@ -24,15 +24,6 @@ func expectRPCError(
     }
 }
 
-/// Waits until `condition` holds (a state another task or process brings about); false after `timeout`.
-func eventually(timeout: Duration = .seconds(20), _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return await condition()
-}
 
 extension VppV1.GetTenantRequest {
     init(_ id: String) {

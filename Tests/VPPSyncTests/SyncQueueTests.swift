@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Testing
 import VPPClient
+import VPPClock
 import VPPJobs
 import VPPProto
 import VPPStorage
@@ -35,6 +36,49 @@ struct SyncQueueTests {
             #expect(scheduled.count >= 2)
             // Scheduled syncs after the first full one read only changes.
             #expect(scheduled.contains { !$0.fullSync })
+        }
+    }
+
+    @Test("R7: the scheduler looks for due tokens at start and then once a tick of its clock, not in between")
+    func schedulerTicksOnItsClock() async throws {
+        try await SyncEnvironment.run(workers: 0) { env in
+            let location = try env.newLocation()
+            let (_, client) = try await env.tenant()
+            defer { Task { await client.close() } }
+            let uploaded = try await env.upload(client, location.file)
+            let tokenID = try #require(uploaded.token?.id)
+            let pool = env.server.storage.pool
+            func makeDue() async throws {
+                try await pool.query(
+                    "UPDATE vpp_control.token_registry SET next_sync_at = now() - interval '1 hour' WHERE token_id = \(tokenID)"
+                )
+            }
+            func isDue() async throws -> Bool {
+                try await pool.query(
+                    "SELECT next_sync_at <= now() FROM vpp_control.token_registry WHERE token_id = \(tokenID)"
+                ).single().decode(Bool.self, at: 0)
+            }
+            let clock = ManualClock()
+            let scheduler = SyncScheduler(
+                storage: env.server.storage,
+                queue: env.sync.queue,
+                interval: .seconds(3600),
+                tick: .seconds(30),
+                clock: InstantClock(clock),
+                logger: Logger(label: "test")
+            )
+            try await makeDue()
+            let running = Task { try await scheduler.run() }
+            defer { running.cancel() }
+            // At start: the due token is taken (its next time moves an interval on), then the scheduler sleeps.
+            #expect(await eventually { try await !isDue() })
+            try await clock.waitForSleepers(1)
+            try await makeDue()
+            clock.advance(by: .seconds(29))
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await isDue(), "the scheduler looked before its tick")
+            clock.advance(by: .seconds(1))
+            #expect(await eventually { try await !isDue() })
         }
     }
 

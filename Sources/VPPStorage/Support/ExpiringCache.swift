@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+public import VPPClock
 
 /// A small lock-protected map whose entries are trusted for `lifetime` after they were stored: the per-call caches of
 /// tenant states and key states, re-read from the database once they are older than that.
@@ -9,6 +10,8 @@ import NIOConcurrencyHelpers
 /// found their entries expired at once and sent 64 reads of 1,000 ids: docs/performance.md).
 public final class ExpiringCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     public let lifetime: Duration
+    /// What entries' ages are measured on.
+    let clock: InstantClock
     private let state = NIOLockedValueBox(State())
 
     private struct State {
@@ -26,18 +29,16 @@ public final class ExpiringCache<Key: Hashable & Sendable, Value: Sendable>: Sen
         case read(keys: [Key], claimed: Bool)
     }
 
-    public init(lifetime: Duration) {
+    public init(lifetime: Duration, clock: InstantClock = .continuous) {
         self.lifetime = lifetime
+        self.clock = clock
     }
 
     /// The value stored for `key` less than `lifetime` ago (or less than twice that while a batched re-read is out);
     /// else the keys to read: `key` and, unless a batched re-read is out already, up to `limit - 1` other entries past
     /// half their lifetime.
     public func lookup(_ key: Key, limit: Int = 1000) -> Lookup {
-        self.lookup(key, limit: limit, now: .now)
-    }
-
-    func lookup(_ key: Key, limit: Int, now: ContinuousClock.Instant) -> Lookup {
+        let now = self.clock.now
         let lifetime = self.lifetime
         return self.state.withLockedValue { state in
             if let entry = state.entries[key] {
@@ -61,17 +62,14 @@ public final class ExpiringCache<Key: Hashable & Sendable, Value: Sendable>: Sen
 
     /// The value stored for `key` less than `lifetime` ago, if any.
     public func fresh(_ key: Key) -> Value? {
-        guard let entry = self.state.withLockedValue({ $0.entries[key] }), ContinuousClock.now - entry.stored < self.lifetime
+        guard let entry = self.state.withLockedValue({ $0.entries[key] }), self.clock.now - entry.stored < self.lifetime
         else { return nil }
         return entry.value
     }
 
     public func store(_ value: Value, for key: Key) {
-        self.store(value, for: key, at: .now)
-    }
-
-    func store(_ value: Value, for key: Key, at instant: ContinuousClock.Instant) {
-        self.state.withLockedValue { $0.entries[key] = (value, instant) }
+        let now = self.clock.now
+        self.state.withLockedValue { $0.entries[key] = (value, now) }
     }
 
     public func remove(_ key: Key) {
