@@ -32,6 +32,8 @@ import VPPWire
 //   VPP_LEDGER_MODEL_SEED        the master seed (random when unset; printed on failure)
 //   VPP_LEDGER_MODEL_SEQUENCES   sequences to run (default 8)
 //   VPP_LEDGER_MODEL_STEPS       steps per sequence (default 30)
+//   VPP_LEDGER_MODEL_LANES       how many lanes run the sequences side by side (default 3), each with its own
+//                                server and simulator (faults are the simulator's): sequence n runs in lane n % lanes
 //   VPP_LEDGER_MODEL_ONLY        run only this sequence number (1-based) of the seed
 //   VPP_LEDGER_MODEL_BOOKS_REVOCABLE  0: books are not revocable, as at Apple (default: revocable in the fixture)
 //   VPP_LEDGER_MODEL_KEEP_GOING  1: do not stop a sequence at its first failing step (the model adopts the server's
@@ -80,6 +82,7 @@ struct LedgerModelConfig {
     var sequences: Int
     var steps: Int
     var only: Int?
+    var lanes: Int
     var keepGoing: Bool
     /// Apple's books are not revocable; by default the fixture makes them revocable so that freed book seats can go
     /// back (set VPP_LEDGER_MODEL_BOOKS_REVOCABLE=0 for Apple's real behaviour).
@@ -92,6 +95,7 @@ struct LedgerModelConfig {
             sequences: env["VPP_LEDGER_MODEL_SEQUENCES"].flatMap { Int($0) } ?? 8,
             steps: env["VPP_LEDGER_MODEL_STEPS"].flatMap { Int($0) } ?? 30,
             only: env["VPP_LEDGER_MODEL_ONLY"].flatMap { Int($0) },
+            lanes: max(1, env["VPP_LEDGER_MODEL_LANES"].flatMap { Int($0) } ?? 3),
             keepGoing: env["VPP_LEDGER_MODEL_KEEP_GOING"] == "1",
             booksRevocable: env["VPP_LEDGER_MODEL_BOOKS_REVOCABLE"] != "0"
         )
@@ -1416,16 +1420,27 @@ final class LedgerModelRun {
 
 // MARK: - The test
 
-// The CI default runs in about 2.5 minutes; the limit is for soaks (1000 sequences of 15 steps take about 2.5 h in one
-// process, about 9 s each; run two processes with different seeds to halve it).
+/// The seed of a test process: every lane reads the same one, so a printed seed reproduces every lane's sequences.
+let ledgerModelConfig = LedgerModelConfig.fromEnvironment()
+
+// The CI default (8 sequences of 30 steps in 3 lanes) runs in about a minute; the limit is for soaks (1000 sequences of
+// 15 steps take about 9 s each; lanes run side by side, and two processes with different seeds halve it again).
 @Suite("Ledger model: random sequences against an in-memory model of the truth (R15, R16, R17, R20, R21, R23)", .timeLimit(.minutes(180)))
 struct LedgerModelTests {
-    @Test("R15-R23: seats <= bought, Apple == ledger, FIFO waiters, every view agrees, every entry says why")
-    func randomSequences() async throws {
-        let config = LedgerModelConfig.fromEnvironment()
-        print("LedgerModel: seed \(config.seed), \(config.sequences) sequences x \(config.steps) steps\(config.keepGoing ? ", keep going" : "")")
+    /// The lanes' numbers: arguments of the test, so Swift Testing runs them side by side.
+    static let lanes = Array(0..<ledgerModelConfig.lanes)
+
+    @Test("R15-R23: seats <= bought, Apple == ledger, FIFO waiters, every view agrees, every entry says why", arguments: lanes)
+    func randomSequences(lane: Int) async throws {
+        let config = ledgerModelConfig
         var seeds = SplitMix64(seed: config.seed)
-        let sequenceSeeds = (1...max(1, config.sequences)).map { _ in seeds.next() }
+        // Sequence n (1-based) of the seed runs in lane n % lanes: the numbering, and so ONLY, is the same in any lanes.
+        let mine = (1...max(1, config.sequences)).map { ($0, seeds.next()) }.filter { sequence, _ in
+            sequence % config.lanes == lane && (config.only.map { $0 == sequence } ?? true)
+        }
+        guard !mine.isEmpty else { return }
+        let name = "LedgerModel lane \(lane + 1)/\(config.lanes)"
+        print("\(name): seed \(config.seed), sequences \(mine.map(\.0)) x \(config.steps) steps\(config.keepGoing ? ", keep going" : "")")
         let started = ContinuousClock.now
         var summary: [String: (count: Int, example: String)] = [:]
         var clean = 0
@@ -1433,9 +1448,7 @@ struct LedgerModelTests {
         var stats = LedgerModelStats()
         // A 2 s lease: a killed push is taken up again within seconds (heartbeats every 0.67 s).
         try await SyncEnvironment.run(lease: .seconds(2)) { env in
-            for (offset, seed) in sequenceSeeds.enumerated() {
-                let sequence = offset + 1
-                if let only = config.only, only != sequence { continue }
+            for (sequence, seed) in mine {
                 let run = LedgerModelRun(env: env, config: config, sequence: sequence, seed: seed)
                 let failures = try await run.run()
                 stats += run.stats
@@ -1445,7 +1458,7 @@ struct LedgerModelTests {
                 ran += 1
                 if failures.isEmpty { clean += 1 }
                 if ran % 25 == 0 {
-                    print("LedgerModel: \(ran) sequences run, \(clean) clean, \(ContinuousClock.now - started); \(stats.description)")
+                    print("\(name): \(ran) sequences run, \(clean) clean, \(ContinuousClock.now - started); \(stats.description)")
                 }
                 for (step, found) in failures {
                     for item in found {
@@ -1458,10 +1471,10 @@ struct LedgerModelTests {
                 }
             }
         }
-        print("LedgerModel: seed \(config.seed): \(ran) sequences, \(clean) clean, in \(ContinuousClock.now - started); \(stats.description)")
+        print("\(name): seed \(config.seed): \(ran) sequences, \(clean) clean, in \(ContinuousClock.now - started); \(stats.description)")
         if !summary.isEmpty {
             let lines = summary.sorted { $0.key < $1.key }.map { "  \($0.value.count)x [\($0.key)]\n      e.g. \($0.value.example)" }
-            print("LedgerModel: distinct discrepancies (seed \(config.seed)):\n" + lines.joined(separator: "\n"))
+            print("\(name): distinct discrepancies (seed \(config.seed)):\n" + lines.joined(separator: "\n"))
         }
     }
 }
