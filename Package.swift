@@ -10,10 +10,14 @@
 //   VPPClient               the Swift client library (tests, vppctl, vpp-load)
 //   VPPPostgres             a small async layer over libpq: pool on its own threads, queries, transactions
 //   VPPStorage              schemas, migrations, tenancy, repositories (control schema + one schema per tenant)
-//   VPPSync                 VPP tokens at Apple: upload/renew flows and the per-token sync (Apple -> tenant schema)
+//   VPPClock                the clock timers take (InstantClock) and the one tests turn (ManualClock)
+//   VPPTokens               VPP tokens at Apple: the upload, renew and claim flows (TokenManager)
+//   VPPSync                 the per-token sync (Apple -> tenant schema), its jobs and the schedule
+//   VPPPush                 the push of the license ledger's outbox to Apple (PushRunner, PushJobHandler)
 //   VPPJobs                 the job queue in vpp_control.jobs (C6) and the generic worker on it: claims, runs handlers,
 //                           heartbeats, retries (on VPPPostgres alone)
-//   VPPServices             the RPC services (operator, tenant, ...) on storage
+//   VPPServices             the RPC services (operator, tenant, ...) on storage, and SyncSystem, which wires tokens,
+//                           sync and push together
 //   VPPDaemon               vppd's configuration and lifecycle; vppd is its thin executable
 //   VPPTesting              test helpers shipped as a module (throwaway PostgreSQL, in-process server)
 //   VPPLoadKit              the load generator's logic (workloads, latency histograms, reports); vpp-load is its thin
@@ -186,11 +190,34 @@ let package = Package(
                 "VPPLogKeys",
                 "AppleVPP",
                 "VPPStorage",
-                "VPPLicensing",
                 "VPPJobs",
                 "VPPPostgres",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VPPTokens",
+            dependencies: [
+                "VPPClock",
+                "VPPLogKeys",
+                "AppleVPP",
+                "VPPStorage",
+                "VPPPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VPPPush",
+            dependencies: [
+                "VPPSync",
+                "VPPLogKeys",
+                "AppleVPP",
+                "VPPStorage",
+                "VPPJobs",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -205,6 +232,8 @@ let package = Package(
                 "VPPStorage",
                 "VPPLicensing",
                 "VPPSync",
+                "VPPTokens",
+                "VPPPush",
                 "AppleVPP",
                 "VPPPostgres",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -253,7 +282,7 @@ let package = Package(
             dependencies: [
                 "AppleVPP",
                 "AppleVPPSimulator",
-                "VPPSync",
+                "VPPServices",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "VPPClient",
                 "VPPWire",
@@ -443,6 +472,7 @@ let package = Package(
             dependencies: [
                 "VPPClock",
                 "VPPSync",
+                "VPPTokens",
                 "VPPLicensing",
                 "VPPServices",
                 "VPPJobs",

@@ -7,6 +7,7 @@ import VPPSync
 public import VPPWire
 import VPPLogKeys
 import VPPJobs
+import VPPTokens
 
 /// Turns every error a service can meet into the RPC status the client sees: the one place where storage and
 /// database errors become statuses. Nothing internal (SQL, constraint names, values) reaches the client; the log

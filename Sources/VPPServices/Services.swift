@@ -2,6 +2,7 @@ import Foundation
 public import VPPServer
 public import VPPStorage
 public import VPPSync
+public import VPPTokens
 
 /// What the token, sync and catalog services need: present when the server talks to Apple.
 public struct TokenServiceDependencies: Sendable {

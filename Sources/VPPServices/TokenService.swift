@@ -6,6 +6,7 @@ import VPPStorage
 import VPPSync
 import VPPWire
 import VPPJobs
+import VPPTokens
 
 /// A tenant's VPP tokens (R1-R6, C4, C5) and their sync jobs (R7, C6).
 struct TokenService: Sendable {

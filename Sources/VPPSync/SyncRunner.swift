@@ -4,6 +4,7 @@ public import Logging
 import NIOConcurrencyHelpers
 public import VPPStorage
 import VPPLogKeys
+import VPPClock
 
 /// The phases of a sync, as `SyncJob.phase` reports them.
 public enum SyncPhase: String, Sendable, CaseIterable {
@@ -30,6 +31,11 @@ public struct SyncFailure: Error, Sendable, CustomStringConvertible {
     public var message: String
 
     public var description: String { message }
+
+    public init(disposition: Disposition, message: String) {
+        self.disposition = disposition
+        self.message = message
+    }
 }
 
 /// Reads one token's licenses from Apple and writes them to the tenant's schema (R8-R12).
@@ -143,7 +149,7 @@ public struct SyncRunner: Sendable {
         }
 
         var full = requestedFull || versions.users == nil || versions.assignments == nil
-        if let last = versions.lastFullSyncAt, startedAt.timeIntervalSince(last) > self.fullSyncInterval.timeInterval {
+        if let last = versions.lastFullSyncAt, startedAt.timeIntervalSince(last) > self.fullSyncInterval.inSeconds {
             full = true
         }
         if versions.lastFullSyncAt == nil { full = true }

@@ -10,6 +10,7 @@ import VPPWire
 @testable import VPPPostgres
 @testable import VPPServices
 @testable import VPPSync
+@testable import VPPTokens
 
 /// Every error type a service can throw reaches the client as a status somebody chose (issue 16), never as the
 /// fallback INTERNAL for an error nobody expected.
@@ -62,7 +63,7 @@ struct ErrorMappingTests {
     @Test("Every error type declared in the modules services use has a chosen status (or is listed as never thrown there)")
     func everyErrorTypeIsCovered() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let modules = ["AppleVPP", "VPPSync", "VPPStorage", "VPPPostgres", "VPPProto", "VPPWire", "VPPServer", "VPPServices", "VPPJobs", "VPPLicensing"]
+        let modules = ["AppleVPP", "VPPSync", "VPPTokens", "VPPPush", "VPPStorage", "VPPPostgres", "VPPProto", "VPPWire", "VPPServer", "VPPServices", "VPPJobs", "VPPLicensing"]
         let declaration = try Regex(#"(?:struct|enum|class)\s+(\w+)\s*:[^{]*\bError\b"#)
         var found: Set<String> = []
         for module in modules {

@@ -5,6 +5,7 @@ import Logging
 import Testing
 import VPPClient
 import VPPProto
+import VPPServices
 import VPPSync
 import VPPTesting
 import VPPWire

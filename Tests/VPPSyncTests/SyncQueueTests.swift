@@ -41,7 +41,8 @@ struct SyncQueueTests {
 
     @Test("R7: the scheduler looks for due tokens at start and then once a tick of its clock, not in between")
     func schedulerTicksOnItsClock() async throws {
-        try await SyncEnvironment.run(workers: 0) { env in
+        // No scheduler of the test server's own (schedulerTick nil): only the one under test takes due tokens.
+        try await SyncEnvironment.run(workers: 0, schedulerTick: nil) { env in
             let location = try env.newLocation()
             let (_, client) = try await env.tenant()
             defer { Task { await client.close() } }

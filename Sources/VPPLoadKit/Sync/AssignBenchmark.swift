@@ -5,7 +5,7 @@ import Foundation
 import Logging
 import VPPPostgres
 import VPPStorage
-import VPPSync
+import VPPServices
 
 /// Assigns one app (user licensing) to a group of `users` users and times it until every ledger entry and every
 /// association for Apple is in the outbox — what the push job then sends (registering the users Apple does not know

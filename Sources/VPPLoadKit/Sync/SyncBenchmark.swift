@@ -5,7 +5,7 @@ import Foundation
 import Logging
 import VPPPostgres
 import VPPStorage
-import VPPSync
+import VPPServices
 
 /// One token's full sync (Apple → tenant schema) against the in-process simulator: `assets` apps, `assignments` device
 /// licenses this service holds (so every one is reconciled, not just counted), timed phase by phase.

@@ -4,6 +4,7 @@ public import Logging
 public import VPPPostgres
 public import VPPStorage
 import VPPLogKeys
+import VPPClock
 
 /// Who this installation is at Apple: the `mdmInfo` every token is claimed with (R4).
 public enum PlatformIdentity {
@@ -98,7 +99,7 @@ public struct TokenManager: Sendable {
             guard takeOver else { throw Self.claimedElsewhere(holder.name) }
             previousMDM = holder.name
         }
-        let interval = self.scheduleInterval.timeInterval
+        let interval = self.scheduleInterval.inSeconds
         var inTransaction: (@Sendable (UUID, PostgresTransaction) async throws -> Void)?
         if previousMDM == nil {
             inTransaction = { tokenID, transaction in try await queueFirstSync(tokenID, transaction) }
@@ -266,12 +267,5 @@ public struct TokenManager: Sendable {
                 retryAfterSeconds: error.retryAfterSeconds
             )
         }
-    }
-}
-
-extension Duration {
-    var timeInterval: TimeInterval {
-        let (seconds, attoseconds) = self.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

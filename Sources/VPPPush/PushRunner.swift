@@ -2,6 +2,7 @@ public import AppleVPP
 public import Foundation
 public import Logging
 public import VPPStorage
+public import VPPSync
 
 /// Sends a token's outbox to Apple (users to register, licenses to associate and disassociate), in batches within
 /// the service-config limits, follows each event to its end, and applies the answers to the ledger.

@@ -3,6 +3,7 @@ public import Logging
 public import VPPJobs
 public import VPPStorage
 import VPPLogKeys
+public import VPPSync
 
 /// Runs push jobs: a token's outbox sent to Apple (C6).
 public struct PushJobHandler: JobHandler {
