@@ -375,6 +375,9 @@ let package = Package(
         ),
 
         // MARK: Test helpers and tests
+        // Helpers with no dependencies (a seeded generator, eventually()): the fastest unit tests need no more.
+        .target(name: "VPPTestSupport", swiftSettings: swiftSettings),
+        // Helpers that run things: a throwaway PostgreSQL, an in-process server, raw sockets, vppd as a child process.
         .target(
             name: "VPPTesting",
             dependencies: [
@@ -398,15 +401,16 @@ let package = Package(
         ),
         .testTarget(name: "VPPLicensingTests", dependencies: ["VPPLicensing"], swiftSettings: swiftSettings),
         .testTarget(name: "VPPClockTests", dependencies: ["VPPClock"], swiftSettings: swiftSettings),
-        .testTarget(name: "VPPProtoTests", dependencies: ["VPPProto", "VPPTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "VPPProtoTests", dependencies: ["VPPProto", "VPPTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "VPPWireTests",
-            dependencies: ["VPPWire", "VPPProto", "VPPTesting", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["VPPWire", "VPPProto", "VPPTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "VPPServerTests",
             dependencies: [
+                "VPPTestSupport",
                 "VPPServer", "VPPClient", "VPPWire", "VPPProto", "VPPTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -435,6 +439,7 @@ let package = Package(
         .testTarget(
             name: "VPPStorageTests",
             dependencies: [
+                "VPPTestSupport",
                 "VPPStorage", "VPPClock", "VPPPostgres", "VPPTesting", "VPPClient", "VPPProto", "VPPWire",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -470,6 +475,7 @@ let package = Package(
         .testTarget(
             name: "VPPSyncTests",
             dependencies: [
+                "VPPTestSupport",
                 "VPPClock",
                 "VPPSync",
                 "VPPTokens",
@@ -502,6 +508,7 @@ let package = Package(
         .testTarget(
             name: "VPPJobsTests",
             dependencies: [
+                "VPPTestSupport",
                 "VPPJobs", "VPPClock", "VPPStorage", "VPPPostgres", "VPPTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

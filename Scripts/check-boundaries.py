@@ -30,7 +30,7 @@ PRODUCT_MODULES = {"Metrics": {"Metrics", "CoreMetrics"}}
 # helpers sit on top). Targets of the package not listed here are refused, so a new module takes its place on purpose.
 LAYERS = [
     {"CProtobufC", "CLibPQ"},
-    {"VPPProtoC", "VPPLogKeys", "VPPClock"},
+    {"VPPProtoC", "VPPLogKeys", "VPPClock", "VPPTestSupport"},
     {"VPPProto", "VPPLicensing", "VPPPostgres", "AppleVPP"},
     {"VPPWire", "VPPStorage", "VPPJobs", "AppleVPPSimulator"},
     {"VPPServer", "VPPClient"},
@@ -55,7 +55,9 @@ FORBIDDEN = [
     (r"^VPPServer$", "VPP(Storage|Postgres|Sync|Jobs|Services)", "the RPC server knows nothing of storage or services"),
     (r"^VPPClient$", "VPP(Server|Storage|Postgres|Services)", "the client library is what a client links: no server"),
     (r"^(AppleVPP|AppleVPPSimulator)$", "VPP.*", "Apple's API and its simulator know nothing of this service"),
-    (r"^(?!.*Tests$)(?!vpp-).*", "VPPTesting", "test helpers are for tests (and test-only executables) only"),
+    (r"^(?!.*Tests$)(?!vpp-)(?!VPPTesting$).*", "VPPTesting|VPPTestSupport",
+     "test helpers are for tests (and test-only executables) only"),
+    (r"^VPPTestSupport$", ".*", "the light test helpers have no dependencies, so the fastest tests link nothing else"),
     (r"^(?!VPPLoadKit$|vpp-apple-sim$|.*Tests$|VPPTesting$).*", "AppleVPPSimulator",
      "the simulator is for tests, the local run and the load tool, never the product"),
 ]

@@ -3,6 +3,7 @@ import Testing
 import VPPJobs
 import VPPPostgres
 import VPPStorage
+import VPPTestSupport
 import VPPTesting
 
 @Suite("Job queue (C6)", .timeLimit(.minutes(2)))

@@ -6,6 +6,7 @@ import VPPClock
 import VPPJobs
 import VPPPostgres
 import VPPStorage
+import VPPTestSupport
 import VPPTesting
 
 @Suite("Job worker (C6)", .timeLimit(.minutes(2)))

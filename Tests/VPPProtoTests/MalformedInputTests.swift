@@ -1,6 +1,6 @@
 import Testing
 import VPPProto
-import VPPTesting
+import VPPTestSupport
 
 @Suite("Malformed input throws ProtoDecodingError and never crashes")
 struct MalformedInputTests {

@@ -3,6 +3,7 @@ import NIOPosix
 import Testing
 import VPPClient
 import VPPProto
+import VPPTestSupport
 import VPPTesting
 import VPPWire
 

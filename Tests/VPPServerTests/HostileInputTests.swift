@@ -3,6 +3,7 @@ import Testing
 import VPPClient
 import VPPProto
 import VPPServer
+import VPPTestSupport
 import VPPTesting
 import VPPWire
 

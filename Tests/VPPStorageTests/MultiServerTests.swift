@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import VPPClient
 import VPPProto
+import VPPTestSupport
 import VPPTesting
 import VPPWire
 

@@ -6,6 +6,7 @@ import VPPClient
 import VPPProto
 import VPPStorage
 import VPPSync
+import VPPTestSupport
 import VPPTesting
 import VPPWire
 
@@ -42,20 +43,8 @@ import VPPWire
 
 // MARK: - Configuration and PRNG
 
-/// SplitMix64: small, fast, deterministic, good enough for choosing operations.
-struct SplitMix64 {
-    private var state: UInt64
-
-    init(seed: UInt64) { self.state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// Choosing operations with the shared SplitMix64 (VPPTestSupport): small, fast, deterministic.
+extension SplitMix64 {
     /// 0..<n
     mutating func int(_ n: Int) -> Int {
         precondition(n > 0)

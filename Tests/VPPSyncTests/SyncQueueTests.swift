@@ -9,6 +9,7 @@ import VPPJobs
 import VPPProto
 import VPPStorage
 import VPPSync
+import VPPTestSupport
 import VPPTesting
 import VPPWire
 

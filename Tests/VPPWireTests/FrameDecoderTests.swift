@@ -1,6 +1,6 @@
 import NIOCore
 import Testing
-import VPPTesting
+import VPPTestSupport
 import VPPWire
 
 @Suite("Frame decoder")

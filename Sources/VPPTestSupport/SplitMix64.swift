@@ -1,4 +1,4 @@
-/// A small deterministic random generator, so fuzz-style tests are repeatable.
+/// A small deterministic random generator (SplitMix64), so fuzz-style and model-based tests are repeatable.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
