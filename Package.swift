@@ -381,6 +381,7 @@ let package = Package(
         .target(
             name: "VPPTesting",
             dependencies: [
+                "AppleVPPSimulator",
                 "AppleVPP",
                 "VPPSync",
                 "VPPJobs",
@@ -478,9 +479,7 @@ let package = Package(
                 "VPPTestSupport",
                 "VPPClock",
                 "VPPSync",
-                "VPPTokens",
                 "VPPLicensing",
-                "VPPServices",
                 "VPPJobs",
                 "VPPTesting",
                 "VPPStorage",
@@ -495,13 +494,34 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "VPPDirectoryTests",
+            name: "VPPServicesTests",
             dependencies: [
+                "VPPServices",
+                "VPPSync",
+                "VPPTokens",
+                "VPPJobs",
+                "VPPTesting",
+                "VPPStorage",
+                "VPPPostgres",
+                "VPPClient",
+                "VPPProto",
+                "VPPWire",
+                "AppleVPP",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VPPTokensTests",
+            dependencies: [
+                "VPPSync",
                 "VPPTesting",
                 "VPPStorage",
                 "VPPClient",
                 "VPPProto",
                 "VPPWire",
+                "AppleVPP",
+                "AppleVPPSimulator",
             ],
             swiftSettings: swiftSettings
         ),

@@ -4,6 +4,7 @@ import Testing
 import VPPLicensing
 import VPPPostgres
 import VPPProto
+import VPPTesting
 
 /// The database's last guard of the ledger (tenant migration v5): what LicenseStateMachine allows, and R15's seats.
 @Suite("Ledger guards in PostgreSQL", .timeLimit(.minutes(5)))

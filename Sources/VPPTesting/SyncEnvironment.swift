@@ -1,29 +1,27 @@
-import AppleVPP
-import AppleVPPSimulator
+public import AppleVPP
+public import AppleVPPSimulator
 import Foundation
 import Logging
-import Testing
-import VPPClient
-import VPPProto
-import VPPServices
-import VPPSync
-import VPPTesting
+public import VPPClient
+public import VPPProto
+public import VPPServices
 import VPPWire
 
-/// A simulator of Apple, a server that talks to it, and helpers to upload tokens and follow their syncs.
-struct SyncEnvironment {
-    let simulator: AppleVPPSimulator
-    let server: TestVPPServer
+/// A simulator of Apple, a server that talks to it, and helpers to upload tokens and follow their syncs: what the
+/// token, sync and ledger tests run on.
+public struct SyncEnvironment: Sendable {
+    public let simulator: AppleVPPSimulator
+    public let server: TestVPPServer
 
-    var core: SimulatorCore { simulator.core }
-    var sync: SyncSystem { server.sync! }
+    public var core: SimulatorCore { simulator.core }
+    public var sync: SyncSystem { server.sync! }
 
-    static let pages = "408709785"
-    static let book = "1000000001"
-    static let customApp = "1000000002"
-    static let freeApp = "1000000003"
+    public static let pages = "408709785"
+    public static let book = "1000000001"
+    public static let customApp = "1000000002"
+    public static let freeApp = "1000000003"
 
-    static let publicApps = [
+    public static let publicApps = [
         ContentMetadata(trackId: 408_709_785, trackName: "Pages", bundleId: "com.apple.Pages", kind: "software"),
         ContentMetadata(trackId: 1_000_000_003, trackName: "Free App", bundleId: "com.example.free", kind: "software"),
         ContentMetadata(trackId: 1_000_000_001, trackName: "A Book", kind: "ebook"),
@@ -31,7 +29,7 @@ struct SyncEnvironment {
 
     /// A location like a school's: an app, a book, a custom B2B app (R9), a free app, and a user and a license that
     /// another MDM made (R10).
-    static func location(uId: String = "\(UInt64.random(in: 1_000_000_000...9_999_999_999))", name: String = "Springfield High")
+    public static func location(uId: String = "\(UInt64.random(in: 1_000_000_000...9_999_999_999))", name: String = "Springfield High")
         -> SimulatorFixture.Location
     {
         .init(
@@ -49,7 +47,7 @@ struct SyncEnvironment {
         )
     }
 
-    static func run<T: Sendable>(
+    public static func run<T: Sendable>(
         workers: Int = 2,
         scheduleInterval: Duration = .seconds(12 * 3600),
         schedulerTick: Duration? = .milliseconds(500),
@@ -84,20 +82,20 @@ struct SyncEnvironment {
     }
 
     /// A new location at the simulator; returns its uId and token file.
-    func newLocation(_ name: String = "Springfield High") throws -> (uId: String, file: String) {
+    public func newLocation(_ name: String = "Springfield High") throws -> (uId: String, file: String) {
         let created = try core.createLocation(Self.location(name: name))
         return (created.uId, created.vppToken)
     }
 
     /// A tenant and a client with its key.
-    func tenant(_ name: String = "Tenant", configure: (inout VppV1.CreateTenantRequest) -> Void = { _ in }) async throws
+    public func tenant(_ name: String = "Tenant", configure: (inout VppV1.CreateTenantRequest) -> Void = { _ in }) async throws
         -> (tenant: VppV1.Tenant, client: VPPClient)
     {
         let (tenant, key) = try await server.createTenant(name, configure: configure)
         return (tenant, server.client(key: key))
     }
 
-    static func uploadRequest(_ file: String, appleID: String = "vpp-admin@example.com", takeOver: Bool = false)
+    public static func uploadRequest(_ file: String, appleID: String = "vpp-admin@example.com", takeOver: Bool = false)
         -> VppV1.UploadTokenRequest
     {
         var request = VppV1.UploadTokenRequest()
@@ -108,12 +106,12 @@ struct SyncEnvironment {
         return request
     }
 
-    func upload(_ client: VPPClient, _ file: String, takeOver: Bool = false) async throws -> VppV1.UploadTokenResponse {
+    public func upload(_ client: VPPClient, _ file: String, takeOver: Bool = false) async throws -> VppV1.UploadTokenResponse {
         try await client.call(VppV1.TokenService.UploadToken.self, Self.uploadRequest(file, takeOver: takeOver))
     }
 
     /// Follows a job with WatchSyncJob until it ends; returns every update seen.
-    func watch(_ client: VPPClient, jobID: String) async throws -> [VppV1.SyncJob] {
+    public func watch(_ client: VPPClient, jobID: String) async throws -> [VppV1.SyncJob] {
         var request = VppV1.WatchSyncJobRequest()
         request.jobId = jobID
         var updates: [VppV1.SyncJob] = []
@@ -124,7 +122,7 @@ struct SyncEnvironment {
     }
 
     /// Polls a job until `predicate` holds (or the time limit ends).
-    func waitForJob(
+    public func waitForJob(
         _ client: VPPClient,
         jobID: String,
         timeout: Duration = .seconds(30),
@@ -137,30 +135,41 @@ struct SyncEnvironment {
             let job = try await client.call(VppV1.SyncService.GetSyncJob.self, request)
             if predicate(job) { return job }
             guard ContinuousClock.now < deadline else {
-                Issue.record("job \(jobID) did not reach the expected state; last: \(job.state) \(job.error)")
-                return job
+                throw SyncEnvironmentTimeout(
+                    description: "job \(jobID) did not reach the expected state; last: \(job.state) \(job.error)"
+                )
             }
             try await Task.sleep(for: .milliseconds(50))
         }
     }
 
-    func getToken(_ client: VPPClient, _ id: String) async throws -> VppV1.Token {
+    public func getToken(_ client: VPPClient, _ id: String) async throws -> VppV1.Token {
         var request = VppV1.GetTokenRequest()
         request.tokenId = id
         return try await client.call(VppV1.TokenService.GetToken.self, request)
     }
 
-    func syncNow(_ client: VPPClient, _ tokenID: String, full: Bool = false) async throws -> VppV1.SyncJob {
+    public func syncNow(_ client: VPPClient, _ tokenID: String, full: Bool = false) async throws -> VppV1.SyncJob {
         var request = VppV1.SyncTokenRequest()
         request.tokenId = tokenID
         request.full = full
         return try await client.call(VppV1.SyncService.SyncToken.self, request)
     }
 
-    func apps(_ client: VPPClient, tokenID: String = "") async throws -> [VppV1.Asset] {
+    public func apps(_ client: VPPClient, tokenID: String = "") async throws -> [VppV1.Asset] {
         var request = VppV1.ListAssetsRequest()
         request.tokenId = tokenID
         return try await client.call(VppV1.CatalogService.ListApps.self, request).assets
     }
 }
 
+
+/// `waitForJob` gave up: the job never reached the state the test waited for.
+public struct SyncEnvironmentTimeout: Error, CustomStringConvertible {
+    public var description: String
+}
+
+extension VppV1.SyncJob {
+    /// Queued, running or waiting to retry: not finished.
+    public var isActive: Bool { self.state == .queued || self.state == .running || self.state == .retrying }
+}

@@ -266,7 +266,3 @@ struct TokenLifecycleTests {
         }
     }
 }
-
-extension VppV1.SyncJob {
-    var isActive: Bool { state == .queued || state == .running || state == .retrying }
-}
