@@ -315,7 +315,8 @@ final class ClientConnectionHandler: ChannelInboundHandler {
                 "The server closed the connection before answering the Hello. " + Self.tlsPortAdvice
             )))
         } else {
-            self.perform(self.machine.connectionClosed(RPCError.unavailable("The connection to the server was closed.")))
+            let error = RPCError.unavailable("The connection to the server was closed.")
+            self.perform(self.machine.connectionClosed(error))
         }
         context.fireChannelInactive()
     }

@@ -46,7 +46,13 @@ private struct ClientSide {
         let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
         let handler = self.handler
         let callID = try await self.channel.testingEventLoop.executeInContext {
-            handler.value.startCall(method: method, request: [], timeout: timeout, metadata: [:], continuation: continuation)
+            handler.value.startCall(
+                method: method,
+                request: [],
+                timeout: timeout,
+                metadata: [:],
+                continuation: continuation
+            )
         }
         return (callID, stream)
     }

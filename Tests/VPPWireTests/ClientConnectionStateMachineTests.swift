@@ -82,7 +82,8 @@ struct ClientConnectionStateMachineTests {
         guard let first = self.start(&machine, "a"), let second = self.start(&machine, "b") else { return }
         #expect(first == 1)
         #expect(second == 2)
-        guard case .reply(2, "b", let message, nil) = machine.frameReceived(self.reply(2, message: "m", status: nil)) else {
+        let streamed = machine.frameReceived(self.reply(2, message: "m", status: nil))
+        guard case .reply(2, "b", let message, nil) = streamed else {
             Issue.record("expected a stream message for call 2")
             return
         }
@@ -94,7 +95,9 @@ struct ClientConnectionStateMachineTests {
         }
         #expect(final.code == .ok)
         #expect(machine.inFlightCount == 1)
-        guard case .none = machine.frameReceived(self.reply(2, status: .ok)), case .none = machine.frameReceived(self.reply(9, status: .ok)) else {
+        guard case .none = machine.frameReceived(self.reply(2, status: .ok)),
+            case .none = machine.frameReceived(self.reply(9, status: .ok))
+        else {
             Issue.record("replies to calls not in flight are ignored")
             return
         }
@@ -103,7 +106,8 @@ struct ClientConnectionStateMachineTests {
     @Test("a call's client-side deadline is its timeout plus the grace; only then does it fail, once")
     func deadline() {
         var machine = self.welcomed()
-        guard case .send(let callID, let deadline) = machine.startCall("a", timeout: .milliseconds(100), at: self.t0) else {
+        let started = machine.startCall("a", timeout: .milliseconds(100), at: self.t0)
+        guard case .send(let callID, let deadline) = started else {
             Issue.record("expected the call to be sent")
             return
         }
@@ -158,7 +162,8 @@ struct ClientConnectionStateMachineTests {
     @Test("any other GoAway ends every call: those above its last call id were never started")
     func failingGoAway() {
         var machine = self.welcomed()
-        guard let one = self.start(&machine, "a"), let two = self.start(&machine, "b"), let three = self.start(&machine, "c")
+        guard let one = self.start(&machine, "a"), let two = self.start(&machine, "b"),
+            let three = self.start(&machine, "c")
         else { return }
         machine.pingSent(nonce: 5, "ping")
         let status = RpcV1.Status(code: .unavailable, message: "idle", reason: GoAwayReason.idleTimeout.rawValue)

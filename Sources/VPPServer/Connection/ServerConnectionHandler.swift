@@ -221,9 +221,8 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         case .startCall(let call):
             self.startCall(call)
         case .cancelCall(let callID):
-            self.finishCall(
-                self.machine.callFinished(callID, status: RpcV1.Status(code: .cancelled, message: "The client cancelled the call."))
-            )
+            let status = RpcV1.Status(code: .cancelled, message: "The client cancelled the call.")
+            self.finishCall(self.machine.callFinished(callID, status: status))
         case .closeWithError(let status):
             if let reason { self.environment.metrics.frameRejected(reason: reason) }
             self.closeWithError(status, reason: nil)

@@ -162,7 +162,10 @@ public struct ClientConnectionStateMachine<Call: Sendable, Ping: Sendable, Greet
         let callID = self.nextCallID
         self.nextCallID += 1
         guard self.isUsable else {
-            let status = RpcV1.Status(code: .unavailable, message: "The connection closed before the call was sent; retry.")
+            let status = RpcV1.Status(
+                code: .unavailable,
+                message: "The connection closed before the call was sent; retry."
+            )
             return .refuse(callID: callID, receiver, status)
         }
         let deadline = timeout.map { now + $0 + self.deadlineGrace }
