@@ -414,6 +414,7 @@ let package = Package(
                 "VPPTestSupport",
                 "VPPServer", "VPPClient", "VPPWire", "VPPProto", "VPPTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -125,48 +125,43 @@ struct CallNotStarted: Error {
     var status: RpcV1.Status
 }
 
-/// The client side of the protocol on the event loop.
+/// The client side of the protocol on the event loop: translates the channel's events and the caller's requests into
+/// events of its `ClientConnectionStateMachine` (which holds the Hello's waiter, the calls in flight by call id with
+/// their deadlines, the pings, whether a GoAway came or the channel closed, and the first failure) and performs the
+/// actions it returns. It keeps only what needs the event loop: the context and the deadline timers.
 final class ClientConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
+    typealias CallReceiver = AsyncThrowingStream<[UInt8], any Error>.Continuation
+    private typealias Machine = ClientConnectionStateMachine<
+        CallReceiver, EventLoopPromise<Void>, EventLoopPromise<RpcV1.Welcome>
+    >
 
     private var context: ChannelHandlerContext?
-    private var welcomePromise: EventLoopPromise<RpcV1.Welcome>?
-    private var calls: [UInt64: AsyncThrowingStream<[UInt8], any Error>.Continuation] = [:]
-    private var pings: [UInt64: EventLoopPromise<Void>] = [:]
-    /// Client-side deadline timers: the server enforces deadlines, but a server that stops answering must not leave a
-    /// call waiting forever.
+    private var machine = Machine()
+    /// Client-side deadline timers, one per call the machine gave a deadline.
     private var deadlineTimers: [UInt64: Scheduled<Void>] = [:]
-    /// How long after the deadline the client gives up on its own.
-    static let deadlineGrace: Duration = .seconds(2)
-    private var nextCallID: UInt64 = 1
-    private var goAwayReceived = false
-    private var closed = false
     /// Whether the connection runs TLS (error messages say what to check).
     private let tls: Bool
-    /// Why the connection ended, when it failed.
-    private var failure: RPCError?
 
     init(tls: Bool) {
         self.tls = tls
     }
 
-    var isUsable: Bool { !self.closed && !self.goAwayReceived }
+    var isUsable: Bool { self.machine.isUsable }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
     }
 
     func sendHello(_ frame: RpcV1.ClientFrame, channel: any Channel) -> EventLoopFuture<RpcV1.Welcome> {
-        if self.closed {
-            // The connection failed before the Hello could go (a TLS handshake refused, say): say why.
-            return channel.eventLoop.makeFailedFuture(
-                self.failure ?? RPCError.unavailable("The connection closed while it was being set up.")
-            )
-        }
         let promise = channel.eventLoop.makePromise(of: RpcV1.Welcome.self)
-        self.welcomePromise = promise
-        self.send(frame)
+        switch self.machine.helloSent(promise) {
+        case .send:
+            self.send(frame)
+        case .fail(let promise, let error):
+            promise.fail(error)
+        }
         return promise.futureResult
     }
 
@@ -175,18 +170,19 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         request: [UInt8],
         timeout: Duration?,
         metadata: [String: String],
-        continuation: AsyncThrowingStream<[UInt8], any Error>.Continuation
+        continuation: CallReceiver
     ) -> UInt64 {
-        let callID = self.nextCallID
-        self.nextCallID += 1
-        guard self.isUsable else {
+        let now = self.context?.eventLoop.now ?? .now()
+        let callID: UInt64
+        let deadline: NIODeadline?
+        switch self.machine.startCall(continuation, timeout: timeout.map(Self.timeAmount), at: now) {
+        case .refuse(let refused, let continuation, let status):
             // Closed (or told to go away) since the caller picked this connection: the call was never sent.
-            continuation.finish(
-                throwing: CallNotStarted(
-                    status: RpcV1.Status(code: .unavailable, message: "The connection closed before the call was sent; retry.")
-                )
-            )
-            return callID
+            continuation.finish(throwing: CallNotStarted(status: status))
+            return refused
+        case .send(let id, let callDeadline):
+            callID = id
+            deadline = callDeadline
         }
         var call = RpcV1.Call()
         call.callId = callID
@@ -204,33 +200,39 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         }
         var frame = RpcV1.ClientFrame()
         frame.kind = .call(call)
-        self.calls[callID] = continuation
-        if let timeout, let context = self.context {
-            let limit = timeout + Self.deadlineGrace
-            let (seconds, attoseconds) = limit.components
-            let nanoseconds = seconds.multipliedReportingOverflow(by: 1_000_000_000).partialValue + attoseconds / 1_000_000_000
-            self.deadlineTimers[callID] = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
+        if let deadline, let context = self.context {
+            self.deadlineTimers[callID] = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
                 self.expire(callID)
             }
         }
-        if !self.send(frame) {
-            self.calls.removeValue(forKey: callID)
+        if !self.send(frame), let continuation = self.machine.callNotSent(callID) {
+            self.deadlineTimers.removeValue(forKey: callID)?.cancel()
             continuation.finish(throwing: RPCError.resourceExhausted("The request is larger than the frame limit."))
         }
         return callID
     }
 
+    /// A duration as the event loop counts it (saturating, like the server's conversion).
+    private static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = duration.components
+        return .nanoseconds(
+            seconds.multipliedReportingOverflow(by: 1_000_000_000).partialValue + attoseconds / 1_000_000_000
+        )
+    }
+
     /// The server did not answer within the deadline and its grace: fail the call here and tell the server.
     private func expire(_ callID: UInt64) {
         self.deadlineTimers.removeValue(forKey: callID)
-        guard let continuation = self.calls.removeValue(forKey: callID) else { return }
+        guard let continuation = self.machine.deadlinePassed(callID, at: self.context?.eventLoop.now ?? .now()) else {
+            return
+        }
         continuation.finish(throwing: RPCError.deadlineExceeded("The server did not answer before the call's deadline."))
         self.sendCancel(callID)
     }
 
     func cancelCall(_ callID: UInt64) {
         self.deadlineTimers.removeValue(forKey: callID)?.cancel()
-        guard let continuation = self.calls.removeValue(forKey: callID) else { return }
+        guard let continuation = self.machine.cancelRequested(callID) else { return }
         continuation.finish(throwing: CancellationError())
         self.sendCancel(callID)
     }
@@ -244,11 +246,11 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     func ping(nonce: UInt64) -> EventLoopFuture<Void> {
-        guard let context = self.context, self.isUsable else {
+        guard let context = self.context, self.machine.isUsable else {
             return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(RPCError.unavailable("The connection is closed."))
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
-        self.pings[nonce] = promise
+        self.machine.pingSent(nonce: nonce, promise)
         var ping = RpcV1.Ping()
         ping.nonce = nonce
         var frame = RpcV1.ClientFrame()
@@ -275,71 +277,58 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         do {
             frame = try RpcV1.ServerFrame(buffer: self.unwrapInboundIn(data))
         } catch {
-            self.failAll(RPCError.internalError("The server sent a frame that is not a ServerFrame: \(error)."))
+            self.perform(
+                self.machine.undecodableFrame(
+                    RPCError.internalError("The server sent a frame that is not a ServerFrame: \(error).")
+                )
+            )
             context.close(promise: nil)
             return
         }
-        switch frame.kind {
-        case .welcome(let welcome):
-            self.welcomePromise?.succeed(welcome)
-            self.welcomePromise = nil
-        case .reply(let reply):
-            guard let continuation = self.calls[reply.callId] else { return }
-            if let message = reply.message {
-                continuation.yield(message.data)
+        switch self.machine.frameReceived(frame) {
+        case .welcome(let promise, let welcome):
+            promise.succeed(welcome)
+        case .reply(let callID, let continuation, let message, let final):
+            if let message {
+                continuation.yield(message)
             }
-            if let status = reply.status {
-                self.calls.removeValue(forKey: reply.callId)
-                self.deadlineTimers.removeValue(forKey: reply.callId)?.cancel()
+            if let status = final {
+                self.deadlineTimers.removeValue(forKey: callID)?.cancel()
                 if status.code == .ok {
                     continuation.finish()
                 } else {
                     continuation.finish(throwing: RPCError(status: status))
                 }
             }
-        case .pong(let pong):
-            self.pings.removeValue(forKey: pong.nonce)?.succeed(())
-        case .goAway(let goAway):
-            self.goAwayReceived = true
-            let status = goAway.status ?? RpcV1.Status(code: .unavailable, message: "The server closed the connection.")
-            if status.details.first?.reason != GoAwayReason.draining.rawValue || self.welcomePromise != nil {
-                // Not a drain: the connection is over, and so is every call on it. Calls above last_call_id never
-                // started on the server (this client numbers calls upwards), so they are safe to send again.
-                for (callID, continuation) in self.calls where callID > goAway.lastCallId {
-                    self.calls.removeValue(forKey: callID)
-                    self.deadlineTimers.removeValue(forKey: callID)?.cancel()
-                    continuation.finish(throwing: CallNotStarted(status: status))
-                }
-                self.failAll(RPCError(status: status))
-            }
-            // Draining: every call already sent is still answered (possibly with UNAVAILABLE); new calls go to a new
-            // connection, since this one is no longer usable.
+        case .pong(let promise):
+            promise.succeed(())
+        case .fail(let failure):
+            self.perform(failure)
         case .none:
             break
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.closed = true
-        if self.welcomePromise != nil && !self.tls {
-            self.failAll(RPCError.unavailable(
+        if self.machine.isAwaitingWelcome && !self.tls {
+            self.perform(self.machine.connectionClosed(RPCError.unavailable(
                 "The server closed the connection before answering the Hello. " + Self.tlsPortAdvice
-            ))
+            )))
         } else {
-            self.failAll(RPCError.unavailable("The connection to the server was closed."))
+            let error = RPCError.unavailable("The connection to the server was closed.")
+            self.perform(self.machine.connectionClosed(error))
         }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        self.closed = true
-        if self.welcomePromise != nil && !self.tls {
-            self.failAll(RPCError.unavailable(
+        if self.machine.isAwaitingWelcome && !self.tls {
+            self.perform(self.machine.connectionClosed(RPCError.unavailable(
                 "The server answered the Hello with something that is not a frame of this protocol (\(error)). "
                     + Self.tlsPortAdvice
-            ))
+            )))
         } else {
-            self.failAll(RPCError.unavailable(Self.describe(error, tls: self.tls)))
+            self.perform(self.machine.connectionClosed(RPCError.unavailable(Self.describe(error, tls: self.tls))))
         }
         context.close(promise: nil)
     }
@@ -370,21 +359,21 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func failAll(_ error: RPCError) {
-        if self.failure == nil { self.failure = error }
+    /// Ends what a failure of the connection ends: every timer, whoever waits for the Welcome, every call and ping.
+    private func perform(_ failure: Machine.Failure) {
         for timer in self.deadlineTimers.values { timer.cancel() }
         self.deadlineTimers.removeAll()
-        self.welcomePromise?.fail(error)
-        self.welcomePromise = nil
-        let calls = self.calls
-        self.calls.removeAll()
-        for continuation in calls.values {
-            continuation.finish(throwing: error)
+        if let status = failure.notStartedStatus {
+            for continuation in failure.notStarted.values {
+                continuation.finish(throwing: CallNotStarted(status: status))
+            }
         }
-        let pings = self.pings
-        self.pings.removeAll()
-        for promise in pings.values {
-            promise.fail(error)
+        failure.greeting?.fail(failure.error)
+        for continuation in failure.calls.values {
+            continuation.finish(throwing: failure.error)
+        }
+        for promise in failure.pings {
+            promise.fail(failure.error)
         }
     }
 }

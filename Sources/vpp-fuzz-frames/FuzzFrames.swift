@@ -21,7 +21,7 @@ enum FuzzFrames {
         let budget = FrameBudget(limit: 256 * 1024)
         let limits = FrameLimits(preAuthenticationBytes: 1024, maxFrameBytes: Self.maxFrameBytes, budget: budget)
         var decoder = FrameDecoder(limits: limits)
-        var machine = ServerConnectionStateMachine(maxCallsInFlight: 8)
+        var machine = ServerConnectionStateMachine<String>(maxCallsInFlight: 8)
         var buffer = ByteBuffer()
         var offset = 0
         // Reads of 1 to 256 bytes, the size stepping with the cut byte.
@@ -48,21 +48,21 @@ enum FuzzFrames {
     }
 
     /// One frame, as the connection handler treats it; false when the connection would close.
-    static func handle(_ frame: ByteBuffer, machine: inout ServerConnectionStateMachine, limits: FrameLimits) -> Bool {
+    static func handle(_ frame: ByteBuffer, machine: inout ServerConnectionStateMachine<String>, limits: FrameLimits) -> Bool {
         let metadata = frame.withUnsafeReadableBytes { try? ProtoWireScan.count(of: 4, inside: 2, of: $0, stoppingAbove: 64) }
         if let metadata, metadata > 64 { return false }
         guard let decoded = try? RpcV1.ClientFrame(buffer: frame) else {
             _ = machine.undecodableFrame("fuzz")
             return false
         }
-        switch machine.frameReceived(decoded) {
+        switch machine.frameReceived(decoded, at: .uptimeNanoseconds(0)) {
         case .authenticate:
             // The key is taken: full-size frames from now on, as after a Welcome.
-            guard machine.authenticationSucceeded() else { return false }
+            guard machine.authenticationSucceeded("fuzz", at: .uptimeNanoseconds(0)) else { return false }
             limits.authenticated()
         case .startCall(let call):
             _ = try? ProtoWireScan.largestRepetition(call.request, stoppingAbove: 10_000)
-            _ = machine.callFinished(call.callId)
+            _ = machine.callFinished(call.callId, status: .ok)
         case .closeWithError:
             return false
         case .none, .send, .cancelCall:

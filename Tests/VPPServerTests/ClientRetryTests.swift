@@ -50,7 +50,7 @@ private final class RacingServerHandler: ChannelInboundHandler, Sendable {
     }
 }
 
-extension ServerConnectionStateMachine {
+extension ServerConnectionStateMachine where Principal == Never {
     fileprivate static func goAwayValue(_ status: RpcV1.Status) -> RpcV1.GoAway {
         guard case .goAway(let goAway) = Self.goAway(status, lastCallID: 0).kind else { fatalError() }
         return goAway

@@ -1,10 +1,14 @@
+import NIOCore
 import Testing
 import VPPProto
 import VPPWire
 
 @Suite("Server connection state machine")
 struct ServerConnectionStateMachineTests {
-    typealias Machine = ServerConnectionStateMachine
+    typealias Machine = ServerConnectionStateMachine<String>
+
+    /// The time these tests pass in: the rules here do not depend on it (ServerConnectionTimeTests do).
+    private let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
 
     private func hello(_ key: String = "key", version: UInt32 = 1) -> RpcV1.ClientFrame {
         var hello = RpcV1.Hello()
@@ -26,8 +30,8 @@ struct ServerConnectionStateMachineTests {
 
     private func authenticated(maxCalls: Int = 4) -> Machine {
         var machine = Machine(maxCallsInFlight: maxCalls)
-        _ = machine.frameReceived(self.hello())
-        let succeeded = machine.authenticationSucceeded()
+        _ = machine.frameReceived(self.hello(), at: self.t0)
+        let succeeded = machine.authenticationSucceeded("principal", at: self.t0)
         #expect(succeeded)
         return machine
     }
@@ -50,17 +54,17 @@ struct ServerConnectionStateMachineTests {
     @Test("the first frame must be a Hello; anything else closes with UNAUTHENTICATED")
     func firstFrameMustBeHello() {
         var machine = Machine(maxCallsInFlight: 4)
-        let action = machine.frameReceived(self.call(1))
+        let action = machine.frameReceived(self.call(1), at: self.t0)
         #expect(self.isClose(action))
         #expect(self.code(of: action) == .unauthenticated)
         #expect(machine.state == .closed)
-        #expect(machine.frameReceived(self.hello()) == .none)
+        #expect(machine.frameReceived(self.hello(), at: self.t0) == .none)
     }
 
     @Test("a Hello starts authentication; a failure closes with the authenticator's status")
     func helloThenAuthenticationFailure() {
         var machine = Machine(maxCallsInFlight: 4)
-        #expect(machine.frameReceived(self.hello("secret")) == .authenticate(self.helloValue("secret")))
+        #expect(machine.frameReceived(self.hello("secret"), at: self.t0) == .authenticate(self.helloValue("secret")))
         #expect(machine.state == .authenticating)
         let status = RpcV1.Status(code: .unauthenticated, message: "unknown key")
         // The authenticator's status goes out as it is, with the machine-readable reason added.
@@ -77,29 +81,29 @@ struct ServerConnectionStateMachineTests {
     @Test("frames sent before the Welcome close the connection")
     func framesDuringAuthentication() {
         var machine = Machine(maxCallsInFlight: 4)
-        _ = machine.frameReceived(self.hello())
-        let action = machine.frameReceived(self.call(1))
+        _ = machine.frameReceived(self.hello(), at: self.t0)
+        let action = machine.frameReceived(self.call(1), at: self.t0)
         #expect(self.code(of: action) == .failedPrecondition)
         #expect(machine.state == .closed)
-        #expect(machine.authenticationSucceeded() == false)
+        #expect(machine.authenticationSucceeded("principal", at: self.t0) == false)
     }
 
     @Test("an unsupported protocol version is refused")
     func unsupportedVersion() {
         var machine = Machine(maxCallsInFlight: 4)
-        #expect(self.code(of: machine.frameReceived(self.hello(version: 9))) == .failedPrecondition)
+        #expect(self.code(of: machine.frameReceived(self.hello(version: 9), at: self.t0)) == .failedPrecondition)
     }
 
     @Test("calls start after authentication, and each is answered once")
     func callsAnsweredOnce() {
         var machine = self.authenticated()
-        #expect(machine.frameReceived(self.call(1)) == .startCall(self.callValue(1)))
-        #expect(machine.frameReceived(self.call(2)) == .startCall(self.callValue(2)))
+        #expect(machine.frameReceived(self.call(1), at: self.t0) == .startCall(self.callValue(1)))
+        #expect(machine.frameReceived(self.call(2), at: self.t0) == .startCall(self.callValue(2)))
         #expect(machine.inFlightCount == 2)
         // Out of order: 2 ends first.
-        #expect(machine.callFinished(2) == .sendReply)
-        #expect(machine.callFinished(1) == .sendReply)
-        #expect(machine.callFinished(1) == .drop)
+        #expect(machine.callFinished(2, status: .ok).action == .sendReply)
+        #expect(machine.callFinished(1, status: .ok).action == .sendReply)
+        #expect(machine.callFinished(1, status: .ok).action == .drop)
         #expect(machine.inFlightCount == 0)
     }
 
@@ -111,23 +115,23 @@ struct ServerConnectionStateMachineTests {
     @Test("more calls than the in-flight limit answer RESOURCE_EXHAUSTED for that call only")
     func inFlightLimit() {
         var machine = self.authenticated(maxCalls: 2)
-        _ = machine.frameReceived(self.call(1))
-        _ = machine.frameReceived(self.call(2))
-        let refused = machine.frameReceived(self.call(3))
+        _ = machine.frameReceived(self.call(1), at: self.t0)
+        _ = machine.frameReceived(self.call(2), at: self.t0)
+        let refused = machine.frameReceived(self.call(3), at: self.t0)
         #expect(self.code(of: refused) == .resourceExhausted)
         #expect(machine.state == .active)
-        #expect(machine.callFinished(3) == .drop)
-        _ = machine.callFinished(1)
-        #expect(machine.frameReceived(self.call(3)) == .startCall(self.callValue(3)))
+        #expect(machine.callFinished(3, status: .ok).action == .drop)
+        _ = machine.callFinished(1, status: .ok)
+        #expect(machine.frameReceived(self.call(3), at: self.t0) == .startCall(self.callValue(3)))
     }
 
     @Test("call id 0 and a call id already in flight are protocol errors")
     func badCallIDs() {
         var machine = self.authenticated()
-        #expect(self.code(of: machine.frameReceived(self.call(0))) == .invalidArgument)
+        #expect(self.code(of: machine.frameReceived(self.call(0), at: self.t0)) == .invalidArgument)
         var second = self.authenticated()
-        _ = second.frameReceived(self.call(5))
-        let duplicate = second.frameReceived(self.call(5))
+        _ = second.frameReceived(self.call(5), at: self.t0)
+        let duplicate = second.frameReceived(self.call(5), at: self.t0)
         #expect(self.isClose(duplicate))
         #expect(self.code(of: duplicate) == .invalidArgument)
     }
@@ -135,22 +139,22 @@ struct ServerConnectionStateMachineTests {
     @Test("a call id may be reused once its call has ended")
     func callIDReuse() {
         var machine = self.authenticated()
-        _ = machine.frameReceived(self.call(7))
-        _ = machine.callFinished(7)
-        #expect(machine.frameReceived(self.call(7)) == .startCall(self.callValue(7)))
+        _ = machine.frameReceived(self.call(7), at: self.t0)
+        _ = machine.callFinished(7, status: .ok)
+        #expect(machine.frameReceived(self.call(7), at: self.t0) == .startCall(self.callValue(7)))
     }
 
     @Test("cancel of a call in flight asks to cancel it; of an unknown call does nothing")
     func cancel() {
         var machine = self.authenticated()
-        _ = machine.frameReceived(self.call(1))
+        _ = machine.frameReceived(self.call(1), at: self.t0)
         var frame = RpcV1.ClientFrame()
         var cancel = RpcV1.Cancel()
         cancel.callId = 1
         frame.kind = .cancel(cancel)
-        #expect(machine.frameReceived(frame) == .cancelCall(callID: 1))
-        #expect(machine.callFinished(1) == .sendReply)
-        #expect(machine.frameReceived(frame) == .none)
+        #expect(machine.frameReceived(frame, at: self.t0) == .cancelCall(callID: 1))
+        #expect(machine.callFinished(1, status: .ok).action == .sendReply)
+        #expect(machine.frameReceived(frame, at: self.t0) == .none)
     }
 
     @Test("a Ping is answered with a Pong carrying the same nonce")
@@ -160,7 +164,7 @@ struct ServerConnectionStateMachineTests {
         ping.nonce = 99
         var frame = RpcV1.ClientFrame()
         frame.kind = .ping(ping)
-        guard case .send(let out) = machine.frameReceived(frame), case .pong(let pong) = out.kind else {
+        guard case .send(let out) = machine.frameReceived(frame, at: self.t0), case .pong(let pong) = out.kind else {
             Issue.record("expected a pong")
             return
         }
@@ -170,9 +174,9 @@ struct ServerConnectionStateMachineTests {
     @Test("an empty frame, a second Hello, and undecodable bytes close with INVALID_ARGUMENT")
     func protocolErrors() {
         var empty = self.authenticated()
-        #expect(self.code(of: empty.frameReceived(RpcV1.ClientFrame())) == .invalidArgument)
+        #expect(self.code(of: empty.frameReceived(RpcV1.ClientFrame(), at: self.t0)) == .invalidArgument)
         var twice = self.authenticated()
-        #expect(self.code(of: twice.frameReceived(self.hello())) == .invalidArgument)
+        #expect(self.code(of: twice.frameReceived(self.hello(), at: self.t0)) == .invalidArgument)
         var garbage = self.authenticated()
         #expect(self.code(of: garbage.undecodableFrame("bad")) == .invalidArgument)
         #expect(garbage.state == .closed)
@@ -181,17 +185,17 @@ struct ServerConnectionStateMachineTests {
     @Test("draining: calls in flight finish, new calls are refused, the last answer closes the connection")
     func draining() {
         var machine = self.authenticated()
-        _ = machine.frameReceived(self.call(1))
-        _ = machine.frameReceived(self.call(2))
+        _ = machine.frameReceived(self.call(1), at: self.t0)
+        _ = machine.frameReceived(self.call(2), at: self.t0)
         guard case .sendGoAway(let goAway) = machine.beginDraining() else {
             Issue.record("expected a GoAway")
             return
         }
         #expect(goAway.status?.code == .unavailable)
         #expect(goAway.lastCallId == 2)
-        #expect(self.code(of: machine.frameReceived(self.call(3))) == .unavailable)
-        #expect(machine.callFinished(1) == .sendReply)
-        #expect(machine.callFinished(2) == .sendReplyAndClose)
+        #expect(self.code(of: machine.frameReceived(self.call(3), at: self.t0)) == .unavailable)
+        #expect(machine.callFinished(1, status: .ok).action == .sendReply)
+        #expect(machine.callFinished(2, status: .ok).action == .sendReplyAndClose)
         #expect(machine.state == .closed)
     }
 
@@ -224,10 +228,10 @@ struct ServerConnectionStateMachineTests {
     @Test("closing the connection hands back every call in flight, to be cancelled")
     func connectionClosed() {
         var machine = self.authenticated()
-        _ = machine.frameReceived(self.call(1))
-        _ = machine.frameReceived(self.call(2))
-        #expect(Set(machine.connectionClosed()) == [1, 2])
-        #expect(machine.callFinished(1) == .drop)
+        _ = machine.frameReceived(self.call(1), at: self.t0)
+        _ = machine.frameReceived(self.call(2), at: self.t0)
+        #expect(Set(machine.connectionClosed().calls) == [1, 2])
+        #expect(machine.callFinished(1, status: .ok).action == .drop)
         #expect(machine.maySendStreamMessage(2) == false)
     }
 }

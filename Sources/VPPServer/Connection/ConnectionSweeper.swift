@@ -46,7 +46,7 @@ final class ConnectionSweeper {
     private func schedule() {
         self.scheduled = self.loop.assumeIsolated().scheduleTask(in: self.interval) {
             self.scheduled = nil
-            let now = NIODeadline.now()
+            let now = self.loop.now
             // A snapshot: a sweep may close connections, and closing removes them.
             for connection in Array(self.connections.values) {
                 connection.sweep(now: now)

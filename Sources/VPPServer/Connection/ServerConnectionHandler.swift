@@ -25,35 +25,28 @@ private struct PrincipalRevoked: Error {
     var error: RPCError
 }
 
-/// One connection: performs what `ServerConnectionStateMachine` decides, runs each call's handler in its own task,
-/// and writes the answers back. Lives on the channel's event loop; call tasks come back to it with
-/// `eventLoop.execute`, so the state is only ever touched on the loop.
+/// One connection: translates the channel's events into events of its `ServerConnectionStateMachine` and performs
+/// the actions it returns (write, close, start or stop a call's task, set or cancel a call's deadline timer). The
+/// machine holds everything the connection knows (principal, calls in flight and their deadlines, the last read,
+/// the authentication deadline, admission, closing); the handler keeps only what needs the event loop: the context,
+/// each call's task and deadline timer, the loop's sweeper, the pending flush. Lives on the channel's event loop;
+/// call tasks come back to it with `eventLoop.execute`, so the state is only ever touched on the loop, and every
+/// time it passes to the machine is the loop's `now` (simulated in tests).
 final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, SweptConnection {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private struct RunningCall {
-        var task: Task<Void, Never>?
-        var deadlineTimer: Scheduled<Void>?
-        var method: String
-        var started: NIODeadline
-        /// The request's bytes, held in the server's frame budget until the call ends.
-        var heldBytes = 0
-    }
+    private typealias Machine = ServerConnectionStateMachine<Principal>
 
     private let environment: ConnectionEnvironment
-    private var machine: ServerConnectionStateMachine
-    private var principal: Principal?
-    private var calls: [UInt64: RunningCall] = [:]
+    private var machine: Machine
+    /// The task of each call in flight and its deadline timer (set when the machine gives the call a deadline).
+    private var tasks: [UInt64: Task<Void, Never>] = [:]
+    private var deadlineTimers: [UInt64: Scheduled<Void>] = [:]
     private var context: ChannelHandlerContext?
-    private var lastRead = NIODeadline.now()
-    /// When the connection must have authenticated by; nil once the check ran.
-    private var authenticationDeadline: NIODeadline?
     /// The loop's sweeper while the connection is open and admitted (it checks the deadlines; no timer of our own).
     private var sweeper: ConnectionSweeper?
     private var flushScheduled = false
-    private var admitted = false
-    private var closing = false
     private var logger: Logger
     private var remoteAddress = "unknown"
 
@@ -66,9 +59,19 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     init(environment: ConnectionEnvironment, frameLimits: FrameLimits? = nil) {
         self.environment = environment
         self.frameLimits = frameLimits
-        self.machine = ServerConnectionStateMachine(maxCallsInFlight: environment.configuration.maxCallsInFlight)
+        let configuration = environment.configuration
+        self.machine = Machine(
+            maxCallsInFlight: configuration.maxCallsInFlight,
+            authenticationTimeout: .nanoseconds(configuration.authenticationTimeout.nanosecondsClamped),
+            idleTimeout: .nanoseconds(configuration.idleTimeout.nanosecondsClamped),
+            maxCallDuration: configuration.maxCallDuration.map { .nanoseconds($0.nanosecondsClamped) },
+            maxFrameBytes: configuration.maxFrameBytes
+        )
         self.logger = environment.logger
     }
+
+    /// The loop's clock: real time on a server, simulated time under `NIOAsyncTestingEventLoop`.
+    private var now: NIODeadline { self.context?.eventLoop.now ?? .now() }
 
     // MARK: Channel events
 
@@ -83,21 +86,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     func channelActive(context: ChannelHandlerContext) {
         self.remoteAddress = context.remoteAddress.map { "\($0)" } ?? "unknown"
         self.logger[metadataKey: LogKey.peer] = "\(self.remoteAddress)"
-        self.lastRead = .now()
-        self.admitted = self.environment.metrics.connectionOpened(limit: self.environment.configuration.maxConnections)
-        guard self.admitted else {
+        let limit = self.environment.configuration.maxConnections
+        guard self.environment.metrics.connectionOpened(limit: limit) else {
             self.logger.warning("Connection refused: the server's connection limit is reached")
-            self.closeWithError(
-                RpcV1.Status(
-                    code: .resourceExhausted,
-                    message: "The server has reached its connection limit (\(self.environment.configuration.maxConnections)); retry later.",
-                    reason: GoAwayReason.connectionLimit.rawValue
-                ),
-                reason: "connection_limit"
-            )
+            if case .closeWithError(let status) = self.machine.connectionLimitReached(limit) {
+                self.closeWithError(status, reason: "connection_limit")
+            }
             return
         }
-        self.authenticationDeadline = .now() + .nanoseconds(self.environment.configuration.authenticationTimeout.nanosecondsClamped)
+        self.machine.connectionOpened(at: context.eventLoop.now)
         let sweeper = self.environment.sweepers.sweeper(on: context.eventLoop)
         sweeper.add(self)
         self.sweeper = sweeper
@@ -105,18 +102,18 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        for callID in self.machine.connectionClosed() {
-            self.calls[callID]?.task?.cancel()
-            self.calls[callID]?.deadlineTimer?.cancel()
+        let teardown = self.machine.connectionClosed()
+        for callID in teardown.calls {
+            self.tasks[callID]?.cancel()
+            self.deadlineTimers[callID]?.cancel()
         }
         // The requests of calls cut by the close give their share of the frame budget back.
-        let held = self.calls.values.reduce(0) { $0 + $1.heldBytes }
-        if held > 0 { self.frameLimits?.budget?.release(held) }
-        self.calls.removeAll()
+        if teardown.heldBytes > 0 { self.frameLimits?.budget?.release(teardown.heldBytes) }
+        self.tasks.removeAll()
+        self.deadlineTimers.removeAll()
         self.sweeper?.remove(self)
         self.sweeper = nil
-        if self.admitted {
-            self.admitted = false
+        if teardown.releasesAdmission {
             self.environment.metrics.connectionClosed()
         }
         // A frame left half-sent gives its share of the server's budget back.
@@ -126,7 +123,6 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frameBytes = self.unwrapInboundIn(data)
-        self.lastRead = .now()
         let frame: RpcV1.ClientFrame
         // Issue 16: a Call's metadata is counted on the wire before anything is decoded (2 million empty entries fit
         // in 4 MiB, and decoding them would hold this event loop for seconds).
@@ -149,7 +145,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.perform(self.machine.undecodableFrame("not a ClientFrame (\(error))"), reason: "malformed")
             return
         }
-        self.perform(self.machine.frameReceived(frame), reason: "protocol")
+        self.perform(self.machine.frameReceived(frame, at: context.eventLoop.now), reason: "protocol")
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -210,7 +206,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     // MARK: Actions
 
-    private func perform(_ action: ServerConnectionStateMachine.FrameAction, reason: String?) {
+    private func perform(_ action: Machine.FrameAction, reason: String?) {
         switch action {
         case .none:
             break
@@ -218,14 +214,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.write(frame)
             if case .reply(let reply) = frame.kind, let status = reply.status {
                 // A call refused before it started (limit reached, draining): count and log it like any call.
-                self.recordCallEnd(method: "(refused)", status: status, started: .now(), callID: reply.callId)
+                self.recordCallEnd(method: "(refused)", status: status, started: self.now, callID: reply.callId)
             }
         case .authenticate(let hello):
             self.authenticate(hello)
         case .startCall(let call):
             self.startCall(call)
         case .cancelCall(let callID):
-            self.finishCall(callID, status: RpcV1.Status(code: .cancelled, message: "The client cancelled the call."), payload: nil)
+            let status = RpcV1.Status(code: .cancelled, message: "The client cancelled the call.")
+            self.finishCall(self.machine.callFinished(callID, status: status))
         case .closeWithError(let status):
             if let reason { self.environment.metrics.frameRejected(reason: reason) }
             self.closeWithError(status, reason: nil)
@@ -256,13 +253,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     private func authenticationFinished(_ result: Result<Principal, RPCError>, clientName: String) {
         switch result {
         case .success(let principal):
-            guard self.machine.authenticationSucceeded() else { return }
-            self.authenticationDeadline = nil
+            // Idle time counts from here: checking the key may have taken a while.
+            guard self.machine.authenticationSucceeded(principal, at: self.now) else { return }
             // Full-size frames from now on (before, only a Hello could come).
             self.frameLimits?.authenticated()
-            // Idle time counts from here: checking the key may have taken a while.
-            self.lastRead = .now()
-            self.principal = principal
             self.logger[metadataKey: LogKey.principal] = "\(principal)"
             if let tenantID = principal.tenantID { self.logger[metadataKey: LogKey.tenantID] = "\(tenantID)" }
             self.logger.debug("Connection authenticated", metadata: [LogKey.client: "\(clientName)"])
@@ -282,53 +276,41 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     private func startCall(_ call: RpcV1.Call) {
-        guard let context = self.context, let principal = self.principal else { return }
+        guard let context = self.context, let principal = self.machine.principal else { return }
         let callID = call.callId
-        let started = NIODeadline.now()
 
         let route: RPCRouter.Route
         switch self.environment.router.route(for: call.method) {
         case .success(let found):
             route = found
         case .failure(let error):
-            let name = self.environment.router.knownName(for: call.method)
-            self.calls[callID] = RunningCall(task: nil, deadlineTimer: nil, method: name, started: started)
-            self.finishCall(callID, status: error.status, payload: nil)
+            self.machine.callRouted(callID, method: self.environment.router.knownName(for: call.method))
+            self.finishCall(self.machine.callFinished(callID, status: error.status))
             return
         }
         do {
             try RPCRouter.authorize(principal, for: route)
         } catch {
-            self.calls[callID] = RunningCall(task: nil, deadlineTimer: nil, method: route.path, started: started)
-            self.finishCall(callID, status: error.status, payload: nil)
+            self.machine.callRouted(callID, method: route.path)
+            self.finishCall(self.machine.callFinished(callID, status: error.status))
             return
         }
         // The request stays in memory while the call runs: it counts in the server's frame budget (issue 16).
         let heldBytes = call.request.count
         if heldBytes > 0, let budget = self.frameLimits?.budget, !budget.reserve(heldBytes) {
             self.environment.metrics.frameRejected(reason: "over_budget")
-            self.calls[callID] = RunningCall(task: nil, deadlineTimer: nil, method: route.path, started: started)
-            self.finishCall(
-                callID,
-                status: RpcV1.Status(
-                    code: .resourceExhausted,
-                    message: "The server is holding its limit of request bytes (\(budget.limit)); retry in a moment.",
-                    reason: GoAwayReason.serverBusy.rawValue
-                ),
-                payload: nil
+            self.machine.callRouted(callID, method: route.path)
+            let status = RpcV1.Status(
+                code: .resourceExhausted,
+                message: "The server is holding its limit of request bytes (\(budget.limit)); retry in a moment.",
+                reason: GoAwayReason.serverBusy.rawValue
             )
+            self.finishCall(self.machine.callFinished(callID, status: status))
             return
         }
+        self.machine.callRouted(callID, method: route.path, heldBytes: heldBytes)
 
-        // The deadline: the client's timeout, capped by the server's maximum call duration.
-        var timeout: Int64?  // nanoseconds
-        if call.timeoutMs > 0 {
-            timeout = call.timeoutMs > UInt64(Int64.max / 1_000_000) ? .max : Int64(call.timeoutMs) * 1_000_000
-        }
-        if let cap = self.environment.configuration.maxCallDuration?.nanosecondsClamped {
-            timeout = min(timeout ?? cap, cap)
-        }
-        let deadline = timeout.map { started + .nanoseconds($0) }
+        let deadline = self.machine.deadline(of: callID)
         var metadata: [String: String] = [:]
         for entry in call.metadata.prefix(64) {
             metadata[entry.key.lowercased()] = entry.value
@@ -381,77 +363,52 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
                 loopBound.value.callReturned(callID, outcome, principalRevoked: revoked)
             }
         }
-        // The task reports back through `eventLoop.execute`, which cannot run before this method returns: the entry
-        // is in place by then.
-        let deadlineTimer = timeout.map { timeout in
-            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(timeout)) {
-                self.deadlinePassed(callID)
+        // The task reports back through `eventLoop.execute`, which cannot run before this method returns: the entries
+        // are in place by then.
+        self.tasks[callID] = task
+        if let deadline {
+            self.deadlineTimers[callID] = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+                self.finishCall(self.machine.deadlinePassed(callID, at: self.now))
             }
         }
-        self.calls[callID] = RunningCall(
-            task: task,
-            deadlineTimer: deadlineTimer,
-            method: route.path,
-            started: started,
-            heldBytes: heldBytes
-        )
-    }
-
-    private func deadlinePassed(_ callID: UInt64) {
-        guard self.machine.isInFlight(callID) else { return }
-        self.finishCall(
-            callID,
-            status: RpcV1.Status(code: .deadlineExceeded, message: "The call's deadline passed before it finished; its work was cancelled."),
-            payload: nil
-        )
     }
 
     private func callReturned(_ callID: UInt64, _ outcome: Result<[UInt8]?, RPCError>, principalRevoked: Bool) {
         switch outcome {
         case .success(let payload):
             // Unary routes always return a payload; streaming ones return nil (their messages went out already).
-            self.finishCall(callID, status: .ok, payload: payload)
+            self.finishCall(self.machine.callFinished(callID, status: .ok, payload: payload))
         case .failure(let error):
-            self.finishCall(callID, status: error.status, payload: nil)
+            self.finishCall(self.machine.callFinished(callID, status: error.status))
         }
         if principalRevoked {
             self.perform(self.machine.principalRevoked("The connection's API key is no longer valid; closing the connection."), reason: nil)
         }
     }
 
-    /// Ends a call once: sends its final Reply, stops its task and timer, logs and counts it.
-    private func finishCall(_ callID: UInt64, status: RpcV1.Status, payload: [UInt8]?) {
-        let action = self.machine.callFinished(callID)
-        let running = self.calls.removeValue(forKey: callID)
-        running?.deadlineTimer?.cancel()
-        if let held = running?.heldBytes, held > 0 { self.frameLimits?.budget?.release(held) }
-        if status.code == .cancelled || status.code == .deadlineExceeded {
-            running?.task?.cancel()
+    /// Performs a call's end as the machine decided it: stops its timer (and its task, when cancelled or past its
+    /// deadline), gives its request bytes back, sends its final Reply (or, when that exceeds the frame limit, the
+    /// machine's RESOURCE_EXHAUSTED instead), logs and counts it.
+    private func finishCall(_ end: Machine.CallEnd) {
+        guard let call = end.call else { return }
+        let task = self.tasks.removeValue(forKey: call.callID)
+        self.deadlineTimers.removeValue(forKey: call.callID)?.cancel()
+        if call.heldBytes > 0 { self.frameLimits?.budget?.release(call.heldBytes) }
+        if end.stopsWork { task?.cancel() }
+        guard let reply = end.reply else { return }
+        var finalStatus = end.status
+        if !self.write(reply, failIfTooLarge: true), let oversized = end.oversizedReply {
+            finalStatus = end.oversizedStatus ?? finalStatus
+            self.write(oversized)
         }
-        guard action != .drop else { return }
-        var finalStatus = status
-        var reply = ServerConnectionStateMachine.finalReply(callID: callID, status: status, message: payload)
-        if !self.write(reply, failIfTooLarge: true) {
-            finalStatus = RpcV1.Status(
-                code: .resourceExhausted,
-                message: "The response exceeds the frame limit of \(self.environment.configuration.maxFrameBytes) bytes; ask for a smaller page."
-            )
-            reply = ServerConnectionStateMachine.finalReply(callID: callID, status: finalStatus, message: nil)
-            self.write(reply)
-        }
-        self.recordCallEnd(
-            method: running?.method ?? "(unknown)",
-            status: finalStatus,
-            started: running?.started ?? .now(),
-            callID: callID
-        )
-        if action == .sendReplyAndClose {
+        self.recordCallEnd(method: call.method, status: finalStatus, started: call.started, callID: call.callID)
+        if end.action == .sendReplyAndClose {
             self.flushAndClose()
         }
     }
 
     private func writeStreamMessage(_ callID: UInt64, _ bytes: [UInt8], eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        guard let context = self.context, !self.closing, self.machine.maySendStreamMessage(callID) else {
+        guard let context = self.context, self.machine.maySendStreamMessage(callID) else {
             return eventLoop.makeFailedFuture(CancellationError())
         }
         var reply = RpcV1.Reply()
@@ -471,7 +428,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     private func recordCallEnd(method: String, status: RpcV1.Status, started: NIODeadline, callID: UInt64) {
-        let duration = NIODeadline.now() - started
+        let duration = self.now - started
         self.environment.metrics.callFinished(method: method, status: status.code.name, durationNanoseconds: duration.nanoseconds)
         let level: Logger.Level = status.code == .internal || status.code == .unknown ? .error : self.environment.callLogLevel
         // The call's logger and the line's metadata only when the line is written: most calls log below the level.
@@ -497,7 +454,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     /// Returns false (and writes nothing) when `failIfTooLarge` is set and the frame exceeds the limit.
     @discardableResult
     private func write(_ frame: RpcV1.ServerFrame, failIfTooLarge: Bool = false) -> Bool {
-        guard let context = self.context, !self.closing else { return true }
+        guard let context = self.context, self.machine.mayWrite else { return true }
         var buffer = context.channel.allocator.buffer(capacity: 64)
         do {
             try buffer.writeFrame(frame, maxFrameBytes: failIfTooLarge ? self.environment.configuration.maxFrameBytes : Int(UInt32.max))
@@ -523,8 +480,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     }
 
     private func flushAndClose() {
-        guard let context = self.context, !self.closing else { return }
-        self.closing = true
+        guard let context = self.context, self.machine.closeStarted() else { return }
         context.flush()
         context.close(promise: nil)
     }
@@ -532,15 +488,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     /// Called by the loop's sweeper: closes a connection that did not authenticate in time, or that was idle (nothing
     /// read, no call in flight) for the idle timeout; a frame left incomplete that long counts as idle too.
     func sweep(now: NIODeadline) {
-        guard !self.closing else { return }
-        if let deadline = self.authenticationDeadline, now >= deadline {
-            self.authenticationDeadline = nil
-            self.perform(self.machine.authenticationTimedOut(), reason: "auth_timeout")
-        }
-        let idle = self.environment.configuration.idleTimeout.nanosecondsClamped
-        if !self.closing, self.machine.inFlightCount == 0, (now - self.lastRead).nanoseconds >= idle {
-            // Before authentication this does nothing (the authentication timeout covers that time).
-            self.perform(self.machine.idleTimedOut(), reason: "idle")
+        switch self.machine.sweep(at: now) {
+        case .authenticationTimedOut(let status):
+            self.closeWithError(status, reason: "auth_timeout")
+        case .idleTimedOut(let status):
+            self.closeWithError(status, reason: "idle")
+        case .none:
+            break
         }
     }
 }
