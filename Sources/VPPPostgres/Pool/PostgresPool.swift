@@ -35,7 +35,7 @@ public final class PostgresPool: Sendable {
     }
 
     private struct PendingRead {
-        var read: PostgresConnection.ScopedRead
+        var read: ScopedRead
         var continuation: CheckedContinuation<PostgresRows, any Error>
     }
 
