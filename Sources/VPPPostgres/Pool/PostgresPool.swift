@@ -14,7 +14,8 @@ import VPPLogKeys
 /// closed, and replaced by a new connection, after a short backoff if connecting fails.
 ///
 /// The decisions (which slot, who waits, when to connect again, which scoped reads go in a batch) are
-/// `PoolStateMachine`'s; the pool carries them out under its lock.
+/// `PoolStateMachine`'s; the pool carries them out under its lock. It works from `init` on and ends with
+/// `shutdown()`, or as a `Service` of a `ServiceGroup` (`run()`) whose end shuts it down.
 public final class PostgresPool: Sendable {
     public let configuration: PostgresConfiguration
     let logger: Logger
@@ -30,6 +31,8 @@ public final class PostgresPool: Sendable {
         var nextWaiterID = 0
         var drained: CheckedContinuation<Void, Never>?
         var threadsStopped = false
+        /// The one run of `shutDownOnce()`, which every call of `shutdown()` awaits.
+        var shutdown: Task<Void, Never>?
     }
 
     private struct PendingRead {
@@ -327,8 +330,19 @@ public final class PostgresPool: Sendable {
     // MARK: Lifecycle
 
     /// Stops leasing, fails the waiters, closes idle connections, waits for leased connections
-    /// to come back and closes them, then stops the pool's threads.
+    /// to come back and closes them, then stops the pool's threads. The pool's `run()` (as a `Service`) ends with it;
+    /// calling it again, or while it runs, waits for the one shutdown to finish.
     public func shutdown() async {
+        let shutdown = state.withLockedValue { state in
+            if let running = state.shutdown { return running }
+            let new = Task { await self.shutDownOnce() }
+            state.shutdown = new
+            return new
+        }
+        await shutdown.value
+    }
+
+    private func shutDownOnce() async {
         let (waiters, idle, drained) = state.withLockedValue { state in
             let (ids, idle, drained) = state.machine.shutDown()
             return (ids.compactMap { state.waiting.removeValue(forKey: $0) }, idle, drained)
