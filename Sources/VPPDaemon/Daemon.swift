@@ -1,5 +1,4 @@
 import AppleVPP
-import AsyncHTTPClient
 import Foundation
 import Logging
 import Metrics
@@ -15,8 +14,9 @@ import VPPSync
 import VPPLogKeys
 
 /// Starts everything `vppd serve` runs, in order, and stops it in reverse order on SIGTERM or SIGINT:
-/// database (embedded or not) → migrations → first operator key → change listener, sync scheduler and worker, metrics
-/// endpoint, RPC server.
+/// database (embedded or not) → connection pool and Apple's HTTP client → migrations → first operator key → change
+/// listener, sync scheduler and worker, metrics endpoint, RPC server. The pool and the HTTP client are services of the
+/// same `ServiceGroup` as the rest, listed first, so the group closes them last.
 struct Daemon {
     static let version = "0.1.0"
     let settings: ResolvedSettings
@@ -109,7 +109,7 @@ struct Daemon {
         let database = try await DatabaseRuntime.start(settings: self.settings, logger: logger)
         let pool = PostgresPool(configuration: database.configuration, logger: logger)
         let storage = Storage(pool: pool, logger: logger)
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let http = HTTPClientService()
         do {
             let started = ContinuousClock.now
             try await storage.migrate(concurrency: migrationConcurrency)
@@ -118,7 +118,7 @@ struct Daemon {
 
             let authenticator = StorageAuthenticator(storage: storage, logger: logger)
             let apple = AppleVPPClient(
-                httpClient: httpClient,
+                httpClient: http.client,
                 configuration: AppleVPPClientConfiguration(baseURL: appleBaseURL),
                 logger: Logger(label: "vpp.apple", level: logger.logLevel)
             )
@@ -195,8 +195,11 @@ struct Daemon {
                 )
             }
             services.append(rpcServer)
+            // The pool and the HTTP client outlive everything that uses them: the group shuts its services down in the
+            // reverse order of its list, so they close after the inner group has stopped its services, gracefully or
+            // (when one of them failed) by cancellation.
             let group = ServiceGroup(
-                services: services,
+                services: [pool, http, ServiceGroup(services: services, logger: logger)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 cancellationSignals: [],
                 logger: logger
@@ -208,13 +211,12 @@ struct Daemon {
             try await group.run()
         } catch {
             logger.error("vppd stopped with an error", metadata: [LogKey.error: "\(error)"])
-            try? await httpClient.shutdown()
+            // When the setup failed, the group never ran them (else these find them shut down already).
+            await http.shutdown()
             await pool.shutdown()
             await database.stop(logger: logger)
             throw error
         }
-        try? await httpClient.shutdown()
-        await pool.shutdown()
         await database.stop(logger: logger)
         logger.info("vppd stopped")
     }

@@ -128,7 +128,7 @@ struct UnitTests {
 
 @Suite("Pool state machine")
 struct PoolStateMachineTests {
-    typealias Machine = PoolStateMachine<String, Int>
+    typealias Machine = PoolStateMachine<String, Int, String>
 
     @Test func slotsStartEmptySoConnectionsOpenLazily() {
         var machine = Machine(size: 2)

@@ -12,6 +12,10 @@ import VPPLogKeys
 /// to one caller at a time, so it is used by one thread at a time. Connections open lazily; one
 /// that broke (server restart, `pg_terminate_backend`) is noticed when it is next leased or used,
 /// closed, and replaced by a new connection, after a short backoff if connecting fails.
+///
+/// The decisions (which slot, who waits, when to connect again, which scoped reads go in a batch) are
+/// `PoolStateMachine`'s; the pool carries them out under its lock. It works from `init` on and ends with
+/// `shutdown()`, or as a `Service` of a `ServiceGroup` (`run()`) whose end shuts it down.
 public final class PostgresPool: Sendable {
     public let configuration: PostgresConfiguration
     let logger: Logger
@@ -19,23 +23,20 @@ public final class PostgresPool: Sendable {
     private let state: NIOLockedValueBox<State>
     private let scopeEntries = ManagedAtomic<Int>(0)
     private let readBatches = ManagedAtomic<Int>(0)
-    /// How many connections scoped reads use at most at once (each runner holds one while reads are queued).
-    private let readRunnerLimit: Int
 
     private struct State {
-        var machine: PoolStateMachine<PostgresConnection, Int>
+        /// The slots, the waiters' order, the reconnect backoff and the queue of scoped reads.
+        var machine: PoolStateMachine<PostgresConnection, Int, PendingRead>
         var waiting: [Int: Waiter] = [:]
         var nextWaiterID = 0
-        var reconnect = ReconnectBackoff()
         var drained: CheckedContinuation<Void, Never>?
         var threadsStopped = false
-        /// Scoped reads waiting for a runner, oldest first.
-        var pendingReads = CircularBuffer<PendingRead>()
-        var readRunners = 0
+        /// The one run of `shutDownOnce()`, which every call of `shutdown()` awaits.
+        var shutdown: Task<Void, Never>?
     }
 
     private struct PendingRead {
-        var read: PostgresConnection.ScopedRead
+        var read: ScopedRead
         var continuation: CheckedContinuation<PostgresRows, any Error>
     }
 
@@ -50,14 +51,6 @@ public final class PostgresPool: Sendable {
         var timer: Scheduled<Void>
     }
 
-    /// After a failed connection attempt, further attempts fail at once until the delay has
-    /// passed; the delay doubles up to a second and resets on success.
-    private struct ReconnectBackoff {
-        var delay: Duration = .zero
-        var notBefore: ContinuousClock.Instant?
-        var lastError: PostgresError?
-    }
-
     public init(configuration: PostgresConfiguration, logger: Logger = Logger(label: "vpp.postgres")) {
         self.configuration = configuration
         var logger = logger
@@ -65,10 +58,14 @@ public final class PostgresPool: Sendable {
         self.logger = logger
         // One runner per core: on 2 cores, 1, 2, 4 and 8 runners read 15.0k, 14.7–15.8k, 13.8k and 12.0k times a
         // second (docs/performance.md): fewer runners make bigger batches, so fewer hand-overs and round trips.
-        self.readRunnerLimit = min(max(1, configuration.poolSize), max(2, System.coreCount))
+        let machine = PoolStateMachine<PostgresConnection, Int, PendingRead>(
+            size: max(1, configuration.poolSize),
+            readRunnerLimit: min(max(1, configuration.poolSize), max(2, System.coreCount)),
+            maxReadBatch: Self.maxReadBatch
+        )
         self.threads = NIOThreadPool(numberOfThreads: max(1, configuration.poolSize))
         self.threads.start()
-        self.state = NIOLockedValueBox(State(machine: PoolStateMachine(size: max(1, configuration.poolSize))))
+        self.state = NIOLockedValueBox(State(machine: machine))
     }
 
     deinit {
@@ -245,20 +242,13 @@ public final class PostgresPool: Sendable {
     /// A read that fails fails alone; the reads queued behind it in its batch run again in the next one.
     public func scopedRead(scope: String, enter: [String], _ query: PostgresQuery) async throws -> PostgresRows {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresRows, any Error>) in
-            enum Next { case none, startRunner, shutDown }
-            let next = state.withLockedValue { state -> Next in
-                if state.machine.isShutDown { return .shutDown }
-                state.pendingReads.append(
-                    PendingRead(read: .init(scope: scope, enter: enter, query: query), continuation: continuation)
-                )
-                guard state.readRunners < self.readRunnerLimit else { return .none }
-                state.readRunners += 1
-                return .startRunner
-            }
-            switch next {
-            case .none: break
+            let read = ScopedRead(scope: scope, enter: enter, query: query)
+            let pending = PendingRead(read: read, continuation: continuation)
+            switch state.withLockedValue({ $0.machine.enqueueRead(pending) }) {
+            case .queued: break
             case .startRunner: Task { await self.runScopedReads() }
-            case .shutDown: continuation.resume(throwing: PostgresError(kind: .shutdown, message: "the pool is shut down"))
+            case .refuse:
+                continuation.resume(throwing: PostgresError(kind: .shutdown, message: "the pool is shut down"))
             }
         }
     }
@@ -306,11 +296,7 @@ public final class PostgresPool: Sendable {
                     case .notRun: again.append(pending)
                     }
                 }
-                if !again.isEmpty {
-                    self.state.withLockedValue { state in
-                        for pending in again.reversed() { state.pendingReads.prepend(pending) }
-                    }
-                }
+                if !again.isEmpty { self.state.withLockedValue { $0.machine.requeueReads(again) } }
                 if connection.isBroken {
                     self.endReadRunner(failingOneBatchWith: nil)
                     return connection
@@ -320,37 +306,15 @@ public final class PostgresPool: Sendable {
         }
     }
 
-    /// The next batch of queued reads for a runner; when none is queued, ends the runner (in the same critical section
-    /// as a new read checks for a runner, so no read is left without one).
+    /// The next batch of queued reads for a runner, or `nil` when the runner ends (`PoolStateMachine.nextReadBatch`).
     private func nextReadBatch() -> [PendingRead]? {
-        state.withLockedValue { state -> [PendingRead]? in
-            guard !state.pendingReads.isEmpty else {
-                state.readRunners -= 1
-                return nil
-            }
-            var batch: [PendingRead] = []
-            batch.reserveCapacity(min(state.pendingReads.count, Self.maxReadBatch))
-            while batch.count < Self.maxReadBatch, let pending = state.pendingReads.popFirst() { batch.append(pending) }
-            return batch
-        }
+        state.withLockedValue { $0.machine.nextReadBatch() }
     }
 
-    /// Ends a runner that could not get or keep a connection: fails one batch of the queued reads with `error` (so a
-    /// database that is down fails reads at once rather than at their deadline), and starts another runner for the rest.
+    /// Ends a runner that could not get or keep a connection: fails one batch of the queued reads with `error` (all of
+    /// them once the pool is shut down), and starts another runner for the rest (`PoolStateMachine.endReadRunner`).
     private func endReadRunner(failingOneBatchWith error: (any Error)?) {
-        let (failing, restart) = state.withLockedValue { state -> ([PendingRead], Bool) in
-            var failing: [PendingRead] = []
-            if error != nil {
-                while failing.count < Self.maxReadBatch, let pending = state.pendingReads.popFirst() { failing.append(pending) }
-            }
-            if state.machine.isShutDown {
-                failing.append(contentsOf: state.pendingReads)
-                state.pendingReads.removeAll()
-            }
-            guard state.pendingReads.isEmpty else { return (failing, true) }
-            state.readRunners -= 1
-            return (failing, false)
-        }
+        let (failing, restart) = state.withLockedValue { $0.machine.endReadRunner(failingOneBatch: error != nil) }
         let failure = error ?? PostgresError(kind: .shutdown, message: "the pool is shut down")
         for pending in failing { pending.continuation.resume(throwing: failure) }
         if restart { Task { await self.runScopedReads() } }
@@ -366,8 +330,19 @@ public final class PostgresPool: Sendable {
     // MARK: Lifecycle
 
     /// Stops leasing, fails the waiters, closes idle connections, waits for leased connections
-    /// to come back and closes them, then stops the pool's threads.
+    /// to come back and closes them, then stops the pool's threads. The pool's `run()` (as a `Service`) ends with it;
+    /// calling it again, or while it runs, waits for the one shutdown to finish.
     public func shutdown() async {
+        let shutdown = state.withLockedValue { state in
+            if let running = state.shutdown { return running }
+            let new = Task { await self.shutDownOnce() }
+            state.shutdown = new
+            return new
+        }
+        await shutdown.value
+    }
+
+    private func shutDownOnce() async {
         let (waiters, idle, drained) = state.withLockedValue { state in
             let (ids, idle, drained) = state.machine.shutDown()
             return (ids.compactMap { state.waiting.removeValue(forKey: $0) }, idle, drained)
@@ -429,21 +404,14 @@ public final class PostgresPool: Sendable {
             slot.close()
         }
         let now = ContinuousClock.now
-        let blocked = state.withLockedValue { state -> PostgresError? in
-            guard let notBefore = state.reconnect.notBefore, now < notBefore else { return nil }
-            return state.reconnect.lastError
-        }
-        if let blocked { throw blocked }
+        if case .fail(let error) = state.withLockedValue({ $0.machine.connectAction(at: now) }) { throw error }
         do {
             let connection = try PostgresConnection.connect(configuration)
-            state.withLockedValue { $0.reconnect = ReconnectBackoff() }
+            state.withLockedValue { $0.machine.connectSucceeded() }
             logger.debug("connected", metadata: [LogKey.pid: "\(connection.backendPID)"])
             return connection
         } catch {
-            state.withLockedValue { state in
-                let delay = min(max(state.reconnect.delay * 2, .milliseconds(50)), .seconds(1))
-                state.reconnect = ReconnectBackoff(delay: delay, notBefore: .now + delay, lastError: error)
-            }
+            _ = state.withLockedValue { $0.machine.connectFailed(error, at: .now) }
             logger.warning("could not connect", metadata: [LogKey.error: "\(error.message)"])
             throw error
         }
