@@ -545,6 +545,23 @@ class FileGenerator:
             names.append((swift_identifier(lower_camel(decl.name)), swift_identifier(enum_name)))
         return names
 
+    @staticmethod
+    def memberwise(fields, oneofs, info):
+        """The memberwise initialiser's parameters: (name, type, default) per field, a oneof once, in field order."""
+        members = []
+        seen_oneofs = set()
+        for field in fields:
+            if field.in_oneof:
+                index = field.proto.oneof_index
+                if index in seen_oneofs:
+                    continue
+                seen_oneofs.add(index)
+                prop, enum_name = oneofs[index]
+                members.append((prop, f"{info.swift_name}.{enum_name}?", "nil"))
+            else:
+                members.append((field.swift_name, field.property_type(), field.property_default()))
+        return members
+
     def message(self, m, full, path, ind):
         w = self.w
         info = self.model.messages[full]
@@ -585,6 +602,20 @@ class FileGenerator:
             self.message(nested, f"{full}.{nested.name}", path + [3, i], ind + 1)
         w.line()
         w.line("public init() {}", ind + 1)
+        members = self.memberwise(fields, oneofs, info)
+        if members:
+            # Every field at once, in the .proto's order (a oneof where its first case is), each defaulted: a message
+            # is one expression instead of a var and an assignment per field. `Message()` still means init().
+            w.line()
+            w.line("/// Every field at once; those left out keep their defaults.", ind + 1)
+            w.line("public init(", ind + 1)
+            for n, (name, type_, default) in enumerate(members):
+                comma = "," if n < len(members) - 1 else ""
+                w.line(f"{name}: {type_} = {default}{comma}", ind + 2)
+            w.line(") {", ind + 1)
+            for name, _, _ in members:
+                w.line(f"self.{name} = {name}", ind + 2)
+            w.line("}", ind + 1)
         w.line()
         w.line("public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {", ind + 1)
         w.line("self = try _protoDecode(Self.self, bytes)", ind + 2)

@@ -106,5 +106,40 @@ class RefusalTests(unittest.TestCase):
         self.assertEqual(m.messages["vpp.v1.Page"].swift_name, "VppV1.Page")
 
 
+class MemberwiseInitTests(unittest.TestCase):
+    def test_every_field_in_order_with_its_default_and_a_oneof_once(self):
+        f = file()
+        message(f, "Item", [("name", FD.TYPE_STRING, "")])
+        m = f.message_type.add(name="Page")
+        m.field.add(name="page_token", number=1, type=FD.TYPE_STRING, label=FD.LABEL_OPTIONAL)
+        m.oneof_decl.add(name="target")
+        m.field.add(name="user_id", number=2, type=FD.TYPE_STRING, label=FD.LABEL_OPTIONAL, oneof_index=0)
+        m.field.add(name="serial", number=3, type=FD.TYPE_STRING, label=FD.LABEL_OPTIONAL, oneof_index=0)
+        m.field.add(name="items", number=4, type=FD.TYPE_MESSAGE, label=FD.LABEL_REPEATED, type_name=".vpp.v1.Item")
+        m.field.add(name="first", number=5, type=FD.TYPE_MESSAGE, label=FD.LABEL_OPTIONAL, type_name=".vpp.v1.Item")
+        model_ = model(f)
+        generator = gen.FileGenerator(model_, f)
+        info = model_.messages["vpp.v1.Page"]
+        fields = [gen.Field(model_, info, fp) for fp in m.field]
+        members = generator.memberwise(fields, generator.oneof_names(m, "vpp.v1.Page"), info)
+        self.assertEqual(
+            members,
+            [
+                ("pageToken", "Swift.String", '""'),
+                ("target", "VppV1.Page.Target?", "nil"),
+                ("items", "[VppV1.Item]", "[]"),
+                ("first", "VppV1.Item?", "nil"),
+            ],
+        )
+
+    def test_a_message_without_fields_has_no_second_init(self):
+        f = file()
+        m = message(f, "Empty")
+        model_ = model(f)
+        generator = gen.FileGenerator(model_, f)
+        self.assertEqual(generator.memberwise([], [], model_.messages["vpp.v1.Empty"]), [])
+        del m
+
+
 if __name__ == "__main__":
     unittest.main()

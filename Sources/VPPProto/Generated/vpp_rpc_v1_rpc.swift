@@ -92,6 +92,15 @@ extension RpcV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            key: Swift.String = "",
+            value: Swift.String = ""
+        ) {
+            self.key = key
+            self.value = value
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -155,6 +164,17 @@ extension RpcV1 {
         public var metadata: [RpcV1.KeyValue] = []
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            reason: Swift.String = "",
+            field: Swift.String = "",
+            metadata: [RpcV1.KeyValue] = []
+        ) {
+            self.reason = reason
+            self.field = field
+            self.metadata = metadata
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -220,6 +240,17 @@ extension RpcV1 {
         public var details: [RpcV1.ErrorDetail] = []
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            code: RpcV1.StatusCode = RpcV1.StatusCode(),
+            message: Swift.String = "",
+            details: [RpcV1.ErrorDetail] = []
+        ) {
+            self.code = code
+            self.message = message
+            self.details = details
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -287,6 +318,13 @@ extension RpcV1 {
         }
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            kind: RpcV1.ClientFrame.Kind? = nil
+        ) {
+            self.kind = kind
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -370,6 +408,17 @@ extension RpcV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            apiKey: Swift.String = "",
+            clientName: Swift.String = "",
+            protocolVersion: Swift.UInt32 = 0
+        ) {
+            self.apiKey = apiKey
+            self.clientName = clientName
+            self.protocolVersion = protocolVersion
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -442,6 +491,21 @@ extension RpcV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            callId: Swift.UInt64 = 0,
+            method: Swift.String = "",
+            timeoutMs: Swift.UInt64 = 0,
+            metadata: [RpcV1.KeyValue] = [],
+            request: [Swift.UInt8] = []
+        ) {
+            self.callId = callId
+            self.method = method
+            self.timeoutMs = timeoutMs
+            self.metadata = metadata
+            self.request = request
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -507,6 +571,13 @@ extension RpcV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            callId: Swift.UInt64 = 0
+        ) {
+            self.callId = callId
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -561,6 +632,13 @@ extension RpcV1 {
         public var nonce: Swift.UInt64 = 0
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            nonce: Swift.UInt64 = 0
+        ) {
+            self.nonce = nonce
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -624,6 +702,13 @@ extension RpcV1 {
         }
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            kind: RpcV1.ServerFrame.Kind? = nil
+        ) {
+            self.kind = kind
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -715,6 +800,25 @@ extension RpcV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            principalKind: Swift.String = "",
+            tenantId: Swift.String = "",
+            keyId: Swift.String = "",
+            serverVersion: Swift.String = "",
+            protocolVersion: Swift.UInt32 = 0,
+            maxFrameBytes: Swift.UInt32 = 0,
+            maxCallsInFlight: Swift.UInt32 = 0
+        ) {
+            self.principalKind = principalKind
+            self.tenantId = tenantId
+            self.keyId = keyId
+            self.serverVersion = serverVersion
+            self.protocolVersion = protocolVersion
+            self.maxFrameBytes = maxFrameBytes
+            self.maxCallsInFlight = maxCallsInFlight
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -782,6 +886,13 @@ extension RpcV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            data: [Swift.UInt8] = []
+        ) {
+            self.data = data
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -845,6 +956,17 @@ extension RpcV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            callId: Swift.UInt64 = 0,
+            message: RpcV1.Payload? = nil,
+            status: RpcV1.Status? = nil
+        ) {
+            self.callId = callId
+            self.message = message
+            self.status = status
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -902,6 +1024,13 @@ extension RpcV1 {
         public var nonce: Swift.UInt64 = 0
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            nonce: Swift.UInt64 = 0
+        ) {
+            self.nonce = nonce
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -964,6 +1093,15 @@ extension RpcV1 {
         public var lastCallId: Swift.UInt64 = 0
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            status: RpcV1.Status? = nil,
+            lastCallId: Swift.UInt64 = 0
+        ) {
+            self.status = status
+            self.lastCallId = lastCallId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)

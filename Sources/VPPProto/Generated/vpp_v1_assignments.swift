@@ -39,6 +39,37 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            id: Swift.String = "",
+            assetId: Swift.String = "",
+            tokenId: Swift.String = "",
+            groupId: Swift.String = "",
+            action: VppV1.AssignmentAction = VppV1.AssignmentAction(),
+            licenseType: VppV1.LicenseType = VppV1.LicenseType(),
+            targets: Swift.UInt32 = 0,
+            granted: Swift.UInt32 = 0,
+            waiting: Swift.UInt32 = 0,
+            installed: Swift.UInt32 = 0,
+            failed: Swift.UInt32 = 0,
+            createdAt: VppV1.Timestamp? = nil,
+            updatedAt: VppV1.Timestamp? = nil
+        ) {
+            self.id = id
+            self.assetId = assetId
+            self.tokenId = tokenId
+            self.groupId = groupId
+            self.action = action
+            self.licenseType = licenseType
+            self.targets = targets
+            self.granted = granted
+            self.waiting = waiting
+            self.installed = installed
+            self.failed = failed
+            self.createdAt = createdAt
+            self.updatedAt = updatedAt
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -123,6 +154,19 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assetId: Swift.String = "",
+            groupId: Swift.String = "",
+            action: VppV1.AssignmentAction = VppV1.AssignmentAction(),
+            licenseType: VppV1.LicenseType = VppV1.LicenseType()
+        ) {
+            self.assetId = assetId
+            self.groupId = groupId
+            self.action = action
+            self.licenseType = licenseType
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -183,6 +227,13 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assignmentId: Swift.String = ""
+        ) {
+            self.assignmentId = assignmentId
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -240,6 +291,17 @@ extension VppV1 {
         public var groupId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            assetId: Swift.String = "",
+            groupId: Swift.String = ""
+        ) {
+            self.page = page
+            self.assetId = assetId
+            self.groupId = groupId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -301,6 +363,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assignments: [VppV1.Assignment] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.assignments = assignments
+            self.page = page
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -360,6 +431,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assignmentId: Swift.String = "",
+            action: VppV1.AssignmentAction = VppV1.AssignmentAction()
+        ) {
+            self.assignmentId = assignmentId
+            self.action = action
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -415,6 +495,13 @@ extension VppV1 {
         public var assignmentId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assignmentId: Swift.String = ""
+        ) {
+            self.assignmentId = assignmentId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -472,6 +559,15 @@ extension VppV1 {
         public var pendingRelease: Swift.UInt32 = 0
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            released: Swift.UInt32 = 0,
+            pendingRelease: Swift.UInt32 = 0
+        ) {
+            self.released = released
+            self.pendingRelease = pendingRelease
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)

@@ -16,6 +16,17 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            target: Swift.String = "",
+            method: Swift.String = ""
+        ) {
+            self.page = page
+            self.target = target
+            self.method = method
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }

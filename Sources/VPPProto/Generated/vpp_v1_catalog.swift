@@ -46,6 +46,33 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            total: Swift.UInt32 = 0,
+            inUse: Swift.UInt32 = 0,
+            available: Swift.UInt32 = 0,
+            reserved: Swift.UInt32 = 0,
+            waiting: Swift.UInt32 = 0,
+            unlimited: Swift.Bool = false,
+            appleAssigned: Swift.UInt32 = 0,
+            appleAvailable: Swift.UInt32 = 0,
+            appleRetired: Swift.UInt32 = 0,
+            heldElsewhere: Swift.UInt32 = 0,
+            overAssigned: Swift.UInt32 = 0
+        ) {
+            self.total = total
+            self.inUse = inUse
+            self.available = available
+            self.reserved = reserved
+            self.waiting = waiting
+            self.unlimited = unlimited
+            self.appleAssigned = appleAssigned
+            self.appleAvailable = appleAvailable
+            self.appleRetired = appleRetired
+            self.heldElsewhere = heldElsewhere
+            self.overAssigned = overAssigned
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -147,6 +174,37 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            id: Swift.String = "",
+            tokenId: Swift.String = "",
+            adamId: Swift.String = "",
+            pricingParam: VppV1.PricingParam = VppV1.PricingParam(),
+            productType: VppV1.ProductType = VppV1.ProductType(),
+            name: Swift.String = "",
+            bundleId: Swift.String = "",
+            platforms: [Swift.String] = [],
+            deviceAssignable: Swift.Bool = false,
+            revocable: Swift.Bool = false,
+            counts: VppV1.LicenseCounts? = nil,
+            syncedAt: VppV1.Timestamp? = nil,
+            artworkUrl: Swift.String = ""
+        ) {
+            self.id = id
+            self.tokenId = tokenId
+            self.adamId = adamId
+            self.pricingParam = pricingParam
+            self.productType = productType
+            self.name = name
+            self.bundleId = bundleId
+            self.platforms = platforms
+            self.deviceAssignable = deviceAssignable
+            self.revocable = revocable
+            self.counts = counts
+            self.syncedAt = syncedAt
+            self.artworkUrl = artworkUrl
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -235,6 +293,19 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            tokenId: Swift.String = "",
+            query: Swift.String = "",
+            onlyAvailable: Swift.Bool = false
+        ) {
+            self.page = page
+            self.tokenId = tokenId
+            self.query = query
+            self.onlyAvailable = onlyAvailable
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -297,6 +368,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assets: [VppV1.Asset] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.assets = assets
+            self.page = page
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -353,6 +433,13 @@ extension VppV1 {
         public var assetId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assetId: Swift.String = ""
+        ) {
+            self.assetId = assetId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -420,6 +507,25 @@ extension VppV1 {
         public var seenAt: VppV1.Timestamp? = nil
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tokenId: Swift.String = "",
+            adamId: Swift.String = "",
+            pricingParam: VppV1.PricingParam = VppV1.PricingParam(),
+            productType: VppV1.ProductType = VppV1.ProductType(),
+            reason: Swift.String = "",
+            total: Swift.UInt32 = 0,
+            seenAt: VppV1.Timestamp? = nil
+        ) {
+            self.tokenId = tokenId
+            self.adamId = adamId
+            self.pricingParam = pricingParam
+            self.productType = productType
+            self.reason = reason
+            self.total = total
+            self.seenAt = seenAt
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -489,6 +595,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            tokenId: Swift.String = ""
+        ) {
+            self.page = page
+            self.tokenId = tokenId
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -547,6 +662,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assets: [VppV1.SkippedAsset] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.assets = assets
+            self.page = page
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -603,6 +727,13 @@ extension VppV1 {
         public var assetId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assetId: Swift.String = ""
+        ) {
+            self.assetId = assetId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)

@@ -198,6 +198,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            seconds: Swift.Int64 = 0,
+            nanos: Swift.Int32 = 0
+        ) {
+            self.seconds = seconds
+            self.nanos = nanos
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -256,6 +265,13 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            value: Swift.String = ""
+        ) {
+            self.value = value
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -309,6 +325,13 @@ extension VppV1 {
         public var value: Swift.Bool = false
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            value: Swift.Bool = false
+        ) {
+            self.value = value
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -364,6 +387,13 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            value: Swift.UInt32 = 0
+        ) {
+            self.value = value
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -417,6 +447,13 @@ extension VppV1 {
         public var value: Swift.Int64 = 0
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            value: Swift.Int64 = 0
+        ) {
+            self.value = value
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -477,6 +514,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            pageSize: Swift.UInt32 = 0,
+            pageToken: Swift.String = ""
+        ) {
+            self.pageSize = pageSize
+            self.pageToken = pageToken
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -533,6 +579,13 @@ extension VppV1 {
         public var nextPageToken: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            nextPageToken: Swift.String = ""
+        ) {
+            self.nextPageToken = nextPageToken
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)

@@ -155,6 +155,33 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            id: Swift.String = "",
+            externalId: Swift.String = "",
+            email: Swift.String = "",
+            appleId: Swift.String = "",
+            displayName: Swift.String = "",
+            appStoreDisabled: Swift.Bool = false,
+            vppState: VppV1.VppUserState = VppV1.VppUserState(),
+            invitationUrl: Swift.String = "",
+            deviceCount: Swift.UInt32 = 0,
+            createdAt: VppV1.Timestamp? = nil,
+            updatedAt: VppV1.Timestamp? = nil
+        ) {
+            self.id = id
+            self.externalId = externalId
+            self.email = email
+            self.appleId = appleId
+            self.displayName = displayName
+            self.appStoreDisabled = appStoreDisabled
+            self.vppState = vppState
+            self.invitationUrl = invitationUrl
+            self.deviceCount = deviceCount
+            self.createdAt = createdAt
+            self.updatedAt = updatedAt
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -237,6 +264,21 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            externalId: Swift.String = "",
+            email: Swift.String = "",
+            appleId: Swift.String = "",
+            displayName: Swift.String = "",
+            appStoreDisabled: Swift.Bool = false
+        ) {
+            self.externalId = externalId
+            self.email = email
+            self.appleId = appleId
+            self.displayName = displayName
+            self.appStoreDisabled = appStoreDisabled
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -318,6 +360,31 @@ extension VppV1 {
         public var updatedAt: VppV1.Timestamp? = nil
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            id: Swift.String = "",
+            serialNumber: Swift.String = "",
+            ownerExternalId: Swift.String = "",
+            enrollment: VppV1.EnrollmentKind = VppV1.EnrollmentKind(),
+            booksAppPresent: Swift.Bool = false,
+            name: Swift.String = "",
+            model: Swift.String = "",
+            osVersion: Swift.String = "",
+            createdAt: VppV1.Timestamp? = nil,
+            updatedAt: VppV1.Timestamp? = nil
+        ) {
+            self.id = id
+            self.serialNumber = serialNumber
+            self.ownerExternalId = ownerExternalId
+            self.enrollment = enrollment
+            self.booksAppPresent = booksAppPresent
+            self.name = name
+            self.model = model
+            self.osVersion = osVersion
+            self.createdAt = createdAt
+            self.updatedAt = updatedAt
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -403,6 +470,25 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            serialNumber: Swift.String = "",
+            ownerExternalId: Swift.String = "",
+            enrollment: VppV1.EnrollmentKind = VppV1.EnrollmentKind(),
+            booksAppPresent: Swift.Bool = false,
+            name: Swift.String = "",
+            model: Swift.String = "",
+            osVersion: Swift.String = ""
+        ) {
+            self.serialNumber = serialNumber
+            self.ownerExternalId = ownerExternalId
+            self.enrollment = enrollment
+            self.booksAppPresent = booksAppPresent
+            self.name = name
+            self.model = model
+            self.osVersion = osVersion
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -481,6 +567,25 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            id: Swift.String = "",
+            externalId: Swift.String = "",
+            name: Swift.String = "",
+            kind: VppV1.GroupKind = VppV1.GroupKind(),
+            memberCount: Swift.UInt32 = 0,
+            createdAt: VppV1.Timestamp? = nil,
+            updatedAt: VppV1.Timestamp? = nil
+        ) {
+            self.id = id
+            self.externalId = externalId
+            self.name = name
+            self.kind = kind
+            self.memberCount = memberCount
+            self.createdAt = createdAt
+            self.updatedAt = updatedAt
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -553,6 +658,17 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            index: Swift.UInt32 = 0,
+            key: Swift.String = "",
+            message: Swift.String = ""
+        ) {
+            self.index = index
+            self.key = key
+            self.message = message
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -611,6 +727,13 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            users: [VppV1.UserInput] = []
+        ) {
+            self.users = users
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -665,6 +788,13 @@ extension VppV1 {
         public var devices: [VppV1.DeviceInput] = []
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            devices: [VppV1.DeviceInput] = []
+        ) {
+            self.devices = devices
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -726,6 +856,19 @@ extension VppV1 {
         public var errors: [VppV1.EntryError] = []
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            created: Swift.UInt32 = 0,
+            updated: Swift.UInt32 = 0,
+            unchanged: Swift.UInt32 = 0,
+            errors: [VppV1.EntryError] = []
+        ) {
+            self.created = created
+            self.updated = updated
+            self.unchanged = unchanged
+            self.errors = errors
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -789,6 +932,13 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            keys: [Swift.String] = []
+        ) {
+            self.keys = keys
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -845,6 +995,15 @@ extension VppV1 {
         public var notFound: Swift.UInt32 = 0
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            deleted: Swift.UInt32 = 0,
+            notFound: Swift.UInt32 = 0
+        ) {
+            self.deleted = deleted
+            self.notFound = notFound
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -907,6 +1066,13 @@ extension VppV1 {
         }
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            by: VppV1.GetEntryRequest.By? = nil
+        ) {
+            self.by = by
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -978,6 +1144,17 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            query: Swift.String = "",
+            groupId: Swift.String = ""
+        ) {
+            self.page = page
+            self.query = query
+            self.groupId = groupId
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1037,6 +1214,15 @@ extension VppV1 {
         public var page: VppV1.PageInfo? = nil
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            users: [VppV1.User] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.users = users
+            self.page = page
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -1101,6 +1287,19 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            query: Swift.String = "",
+            groupId: Swift.String = "",
+            ownerExternalId: Swift.String = ""
+        ) {
+            self.page = page
+            self.query = query
+            self.groupId = groupId
+            self.ownerExternalId = ownerExternalId
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1163,6 +1362,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            devices: [VppV1.Device] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.devices = devices
+            self.page = page
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1224,6 +1432,17 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            externalId: Swift.String = "",
+            name: Swift.String = "",
+            kind: VppV1.GroupKind = VppV1.GroupKind()
+        ) {
+            self.externalId = externalId
+            self.name = name
+            self.kind = kind
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1284,6 +1503,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            groupId: Swift.String = "",
+            name: VppV1.StringValue? = nil
+        ) {
+            self.groupId = groupId
+            self.name = name
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1339,6 +1567,13 @@ extension VppV1 {
         public var groupId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            groupId: Swift.String = ""
+        ) {
+            self.groupId = groupId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -1397,6 +1632,17 @@ extension VppV1 {
         public var kind: VppV1.GroupKind = VppV1.GroupKind()
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            query: Swift.String = "",
+            kind: VppV1.GroupKind = VppV1.GroupKind()
+        ) {
+            self.page = page
+            self.query = query
+            self.kind = kind
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -1458,6 +1704,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            groups: [VppV1.Group] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.groups = groups
+            self.page = page
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1517,6 +1772,15 @@ extension VppV1 {
         public var memberKeys: [Swift.String] = []
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            groupId: Swift.String = "",
+            memberKeys: [Swift.String] = []
+        ) {
+            self.groupId = groupId
+            self.memberKeys = memberKeys
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -1579,6 +1843,17 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            changed: Swift.UInt32 = 0,
+            unchanged: Swift.UInt32 = 0,
+            errors: [VppV1.EntryError] = []
+        ) {
+            self.changed = changed
+            self.unchanged = unchanged
+            self.errors = errors
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1640,6 +1915,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            groupId: Swift.String = ""
+        ) {
+            self.page = page
+            self.groupId = groupId
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1697,6 +1981,15 @@ extension VppV1 {
         public var page: VppV1.PageInfo? = nil
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            memberKeys: [Swift.String] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.memberKeys = memberKeys
+            self.page = page
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)

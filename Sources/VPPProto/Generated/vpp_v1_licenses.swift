@@ -137,6 +137,35 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assetId: Swift.String = "",
+            tokenId: Swift.String = "",
+            counts: VppV1.LicenseCounts? = nil,
+            installed: Swift.UInt32 = 0,
+            pending: Swift.UInt32 = 0,
+            waitingForLicense: Swift.UInt32 = 0,
+            waitingForInvitation: Swift.UInt32 = 0,
+            failed: Swift.UInt32 = 0,
+            notApplicable: Swift.UInt32 = 0,
+            removing: Swift.UInt32 = 0,
+            removed: Swift.UInt32 = 0,
+            available: Swift.UInt32 = 0
+        ) {
+            self.assetId = assetId
+            self.tokenId = tokenId
+            self.counts = counts
+            self.installed = installed
+            self.pending = pending
+            self.waitingForLicense = waitingForLicense
+            self.waitingForInvitation = waitingForInvitation
+            self.failed = failed
+            self.notApplicable = notApplicable
+            self.removing = removing
+            self.removed = removed
+            self.available = available
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -232,6 +261,29 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assetId: Swift.String = "",
+            serialNumber: Swift.String = "",
+            userExternalId: Swift.String = "",
+            licenseType: VppV1.LicenseType = VppV1.LicenseType(),
+            state: VppV1.InstallState = VppV1.InstallState(),
+            reason: Swift.String = "",
+            queuePosition: Swift.UInt32 = 0,
+            assignmentId: Swift.String = "",
+            since: VppV1.Timestamp? = nil
+        ) {
+            self.assetId = assetId
+            self.serialNumber = serialNumber
+            self.userExternalId = userExternalId
+            self.licenseType = licenseType
+            self.state = state
+            self.reason = reason
+            self.queuePosition = queuePosition
+            self.assignmentId = assignmentId
+            self.since = since
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -302,6 +354,13 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assetId: Swift.String = ""
+        ) {
+            self.assetId = assetId
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -360,6 +419,17 @@ extension VppV1 {
         public var state: VppV1.InstallState = VppV1.InstallState()
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            assetId: Swift.String = "",
+            state: VppV1.InstallState = VppV1.InstallState()
+        ) {
+            self.page = page
+            self.assetId = assetId
+            self.state = state
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -421,6 +491,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            entries: [VppV1.LicenseEntry] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.entries = entries
+            self.page = page
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -478,6 +557,13 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            serialNumber: Swift.String = ""
+        ) {
+            self.serialNumber = serialNumber
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -531,6 +617,13 @@ extension VppV1 {
         public var externalId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            externalId: Swift.String = ""
+        ) {
+            self.externalId = externalId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -591,6 +684,17 @@ extension VppV1 {
         public var notes: [Swift.String] = []
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            key: Swift.String = "",
+            entries: [VppV1.LicenseEntry] = [],
+            notes: [Swift.String] = []
+        ) {
+            self.key = key
+            self.entries = entries
+            self.notes = notes
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -661,6 +765,21 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            serialNumber: Swift.String = "",
+            adamId: Swift.String = "",
+            outcome: VppV1.InstallOutcome = VppV1.InstallOutcome(),
+            reason: Swift.String = "",
+            at: VppV1.Timestamp? = nil
+        ) {
+            self.serialNumber = serialNumber
+            self.adamId = adamId
+            self.outcome = outcome
+            self.reason = reason
+            self.at = at
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -724,6 +843,13 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            reports: [VppV1.InstallReport] = []
+        ) {
+            self.reports = reports
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -782,6 +908,17 @@ extension VppV1 {
         public var errors: [Swift.String] = []
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            applied: Swift.UInt32 = 0,
+            freedLicenses: Swift.UInt32 = 0,
+            errors: [Swift.String] = []
+        ) {
+            self.applied = applied
+            self.freedLicenses = freedLicenses
+            self.errors = errors
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -846,6 +983,17 @@ extension VppV1 {
         public var serialNumber: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            assetId: Swift.String = "",
+            userExternalId: Swift.String = "",
+            serialNumber: Swift.String = ""
+        ) {
+            self.assetId = assetId
+            self.userExternalId = userExternalId
+            self.serialNumber = serialNumber
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)

@@ -81,6 +81,13 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            deviceGroupAssignment: Swift.Bool = false
+        ) {
+            self.deviceGroupAssignment = deviceGroupAssignment
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -158,6 +165,33 @@ extension VppV1 {
         public var schemaVersion: Swift.UInt32 = 0
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            id: Swift.String = "",
+            displayName: Swift.String = "",
+            state: VppV1.TenantState = VppV1.TenantState(),
+            tokenLimit: Swift.UInt32 = 0,
+            tokenCount: Swift.UInt32 = 0,
+            createdAt: VppV1.Timestamp? = nil,
+            features: VppV1.TenantFeatures? = nil,
+            deviceGroupAssignmentAllowed: Swift.Bool = false,
+            suspendedReason: Swift.String = "",
+            updatedAt: VppV1.Timestamp? = nil,
+            schemaVersion: Swift.UInt32 = 0
+        ) {
+            self.id = id
+            self.displayName = displayName
+            self.state = state
+            self.tokenLimit = tokenLimit
+            self.tokenCount = tokenCount
+            self.createdAt = createdAt
+            self.features = features
+            self.deviceGroupAssignmentAllowed = deviceGroupAssignmentAllowed
+            self.suspendedReason = suspendedReason
+            self.updatedAt = updatedAt
+            self.schemaVersion = schemaVersion
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -245,6 +279,21 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            displayName: Swift.String = "",
+            tokenLimit: Swift.UInt32 = 0,
+            createdAt: VppV1.Timestamp? = nil,
+            features: VppV1.TenantFeatures? = nil,
+            initialKeyName: Swift.String = ""
+        ) {
+            self.displayName = displayName
+            self.tokenLimit = tokenLimit
+            self.createdAt = createdAt
+            self.features = features
+            self.initialKeyName = initialKeyName
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -310,6 +359,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tenant: VppV1.Tenant? = nil,
+            initialKey: VppV1.CreateApiKeyResponse? = nil
+        ) {
+            self.tenant = tenant
+            self.initialKey = initialKey
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -365,6 +423,13 @@ extension VppV1 {
         public var tenantId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tenantId: Swift.String = ""
+        ) {
+            self.tenantId = tenantId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -426,6 +491,17 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            nameContains: Swift.String = "",
+            state: VppV1.TenantState = VppV1.TenantState()
+        ) {
+            self.page = page
+            self.nameContains = nameContains
+            self.state = state
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -485,6 +561,15 @@ extension VppV1 {
         public var page: VppV1.PageInfo? = nil
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tenants: [VppV1.Tenant] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.tenants = tenants
+            self.page = page
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -550,6 +635,19 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tenantId: Swift.String = "",
+            displayName: VppV1.StringValue? = nil,
+            tokenLimit: VppV1.UInt32Value? = nil,
+            features: VppV1.TenantFeatures? = nil
+        ) {
+            self.tenantId = tenantId
+            self.displayName = displayName
+            self.tokenLimit = tokenLimit
+            self.features = features
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -612,6 +710,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tenantId: Swift.String = "",
+            reason: Swift.String = ""
+        ) {
+            self.tenantId = tenantId
+            self.reason = reason
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -667,6 +774,13 @@ extension VppV1 {
         public var tenantId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tenantId: Swift.String = ""
+        ) {
+            self.tenantId = tenantId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -725,6 +839,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tenantId: Swift.String = "",
+            confirm: Swift.String = ""
+        ) {
+            self.tenantId = tenantId
+            self.confirm = confirm
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -780,6 +903,13 @@ extension VppV1 {
         public var releasedTokens: Swift.UInt32 = 0
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            releasedTokens: Swift.UInt32 = 0
+        ) {
+            self.releasedTokens = releasedTokens
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -849,6 +979,27 @@ extension VppV1 {
         public var lastUsedAt: VppV1.Timestamp? = nil
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            id: Swift.String = "",
+            kind: VppV1.ApiKeyKind = VppV1.ApiKeyKind(),
+            tenantId: Swift.String = "",
+            name: Swift.String = "",
+            prefix: Swift.String = "",
+            createdAt: VppV1.Timestamp? = nil,
+            revokedAt: VppV1.Timestamp? = nil,
+            lastUsedAt: VppV1.Timestamp? = nil
+        ) {
+            self.id = id
+            self.kind = kind
+            self.tenantId = tenantId
+            self.name = name
+            self.prefix = prefix
+            self.createdAt = createdAt
+            self.revokedAt = revokedAt
+            self.lastUsedAt = lastUsedAt
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -921,6 +1072,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tenantId: Swift.String = "",
+            name: Swift.String = ""
+        ) {
+            self.tenantId = tenantId
+            self.name = name
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -979,6 +1139,15 @@ extension VppV1 {
         public var secret: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            key: VppV1.ApiKey? = nil,
+            secret: Swift.String = ""
+        ) {
+            self.key = key
+            self.secret = secret
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -1041,6 +1210,17 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            tenantId: Swift.String = "",
+            includeRevoked: Swift.Bool = false
+        ) {
+            self.page = page
+            self.tenantId = tenantId
+            self.includeRevoked = includeRevoked
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1101,6 +1281,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            keys: [VppV1.ApiKey] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.keys = keys
+            self.page = page
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1157,6 +1346,13 @@ extension VppV1 {
         public var keyId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            keyId: Swift.String = ""
+        ) {
+            self.keyId = keyId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -1228,6 +1424,27 @@ extension VppV1 {
         public var message: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            id: Swift.String = "",
+            time: VppV1.Timestamp? = nil,
+            principal: Swift.String = "",
+            method: Swift.String = "",
+            target: Swift.String = "",
+            result: Swift.String = "",
+            callId: Swift.String = "",
+            message: Swift.String = ""
+        ) {
+            self.id = id
+            self.time = time
+            self.principal = principal
+            self.method = method
+            self.target = target
+            self.result = result
+            self.callId = callId
+            self.message = message
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -1303,6 +1520,17 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            target: Swift.String = "",
+            method: Swift.String = ""
+        ) {
+            self.page = page
+            self.target = target
+            self.method = method
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1362,6 +1590,15 @@ extension VppV1 {
         public var page: VppV1.PageInfo? = nil
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            events: [VppV1.AuditEvent] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.events = events
+            self.page = page
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -1477,6 +1714,19 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            owner: Swift.String = "",
+            schemaName: Swift.String = "",
+            version: Swift.UInt32 = 0,
+            latestVersion: Swift.UInt32 = 0
+        ) {
+            self.owner = owner
+            self.schemaName = schemaName
+            self.version = version
+            self.latestVersion = latestVersion
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -1540,6 +1790,17 @@ extension VppV1 {
         public var tenantsBehind: Swift.UInt32 = 0
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            control: VppV1.SchemaVersion? = nil,
+            tenants: [VppV1.SchemaVersion] = [],
+            tenantsBehind: Swift.UInt32 = 0
+        ) {
+            self.control = control
+            self.tenants = tenants
+            self.tenantsBehind = tenantsBehind
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)

@@ -179,6 +179,41 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            id: Swift.String = "",
+            tokenId: Swift.String = "",
+            state: VppV1.SyncJobState = VppV1.SyncJobState(),
+            phase: VppV1.SyncPhase = VppV1.SyncPhase(),
+            trigger: VppV1.SyncTrigger = VppV1.SyncTrigger(),
+            itemsDone: Swift.UInt64 = 0,
+            itemsTotal: Swift.UInt64 = 0,
+            attempt: Swift.UInt32 = 0,
+            queuedAt: VppV1.Timestamp? = nil,
+            startedAt: VppV1.Timestamp? = nil,
+            finishedAt: VppV1.Timestamp? = nil,
+            nextAttemptAt: VppV1.Timestamp? = nil,
+            error: Swift.String = "",
+            stats: VppV1.SyncStats? = nil,
+            fullSync: Swift.Bool = false
+        ) {
+            self.id = id
+            self.tokenId = tokenId
+            self.state = state
+            self.phase = phase
+            self.trigger = trigger
+            self.itemsDone = itemsDone
+            self.itemsTotal = itemsTotal
+            self.attempt = attempt
+            self.queuedAt = queuedAt
+            self.startedAt = startedAt
+            self.finishedAt = finishedAt
+            self.nextAttemptAt = nextAttemptAt
+            self.error = error
+            self.stats = stats
+            self.fullSync = fullSync
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -275,6 +310,25 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            apps: Swift.UInt32 = 0,
+            books: Swift.UInt32 = 0,
+            skippedAssets: Swift.UInt32 = 0,
+            users: Swift.UInt32 = 0,
+            foreignUsers: Swift.UInt32 = 0,
+            assignments: Swift.UInt64 = 0,
+            foreignAssignments: Swift.UInt64 = 0
+        ) {
+            self.apps = apps
+            self.books = books
+            self.skippedAssets = skippedAssets
+            self.users = users
+            self.foreignUsers = foreignUsers
+            self.assignments = assignments
+            self.foreignAssignments = foreignAssignments
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -344,6 +398,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tokenId: Swift.String = "",
+            full: Swift.Bool = false
+        ) {
+            self.tokenId = tokenId
+            self.full = full
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -399,6 +462,13 @@ extension VppV1 {
         public var jobId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            jobId: Swift.String = ""
+        ) {
+            self.jobId = jobId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -456,6 +526,15 @@ extension VppV1 {
         public var tokenId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            tokenId: Swift.String = ""
+        ) {
+            self.page = page
+            self.tokenId = tokenId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -515,6 +594,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            jobs: [VppV1.SyncJob] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.jobs = jobs
+            self.page = page
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -571,6 +659,13 @@ extension VppV1 {
         public var jobId: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            jobId: Swift.String = ""
+        ) {
+            self.jobId = jobId
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)

@@ -12,6 +12,13 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            payload: [Swift.UInt8] = []
+        ) {
+            self.payload = payload
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -67,6 +74,15 @@ extension VppV1 {
         public var serverTime: VppV1.Timestamp? = nil
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            payload: [Swift.UInt8] = [],
+            serverTime: VppV1.Timestamp? = nil
+        ) {
+            self.payload = payload
+            self.serverTime = serverTime
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -180,6 +196,19 @@ extension VppV1 {
         public var keyName: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            principalKind: Swift.String = "",
+            tenantId: Swift.String = "",
+            keyId: Swift.String = "",
+            keyName: Swift.String = ""
+        ) {
+            self.principalKind = principalKind
+            self.tenantId = tenantId
+            self.keyId = keyId
+            self.keyName = keyName
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)

@@ -105,6 +105,21 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            startedAt: VppV1.Timestamp? = nil,
+            finishedAt: VppV1.Timestamp? = nil,
+            result: VppV1.SyncResult = VppV1.SyncResult(),
+            error: Swift.String = "",
+            jobId: Swift.String = ""
+        ) {
+            self.startedAt = startedAt
+            self.finishedAt = finishedAt
+            self.result = result
+            self.error = error
+            self.jobId = jobId
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -209,6 +224,49 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            id: Swift.String = "",
+            displayName: Swift.String = "",
+            state: VppV1.TokenState = VppV1.TokenState(),
+            stateReason: Swift.String = "",
+            expiresAt: VppV1.Timestamp? = nil,
+            organizationName: Swift.String = "",
+            locationName: Swift.String = "",
+            locationId: Swift.String = "",
+            accountType: VppV1.AccountType = VppV1.AccountType(),
+            appleId: Swift.String = "",
+            countryCode: Swift.String = "",
+            appCount: Swift.UInt32 = 0,
+            bookCount: Swift.UInt32 = 0,
+            skippedAssetCount: Swift.UInt32 = 0,
+            foreignUserCount: Swift.UInt32 = 0,
+            lastSync: VppV1.LastSync? = nil,
+            nextSyncAt: VppV1.Timestamp? = nil,
+            createdAt: VppV1.Timestamp? = nil,
+            updatedAt: VppV1.Timestamp? = nil
+        ) {
+            self.id = id
+            self.displayName = displayName
+            self.state = state
+            self.stateReason = stateReason
+            self.expiresAt = expiresAt
+            self.organizationName = organizationName
+            self.locationName = locationName
+            self.locationId = locationId
+            self.accountType = accountType
+            self.appleId = appleId
+            self.countryCode = countryCode
+            self.appCount = appCount
+            self.bookCount = bookCount
+            self.skippedAssetCount = skippedAssetCount
+            self.foreignUserCount = foreignUserCount
+            self.lastSync = lastSync
+            self.nextSyncAt = nextSyncAt
+            self.createdAt = createdAt
+            self.updatedAt = updatedAt
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -310,6 +368,21 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tokenFile: [Swift.UInt8] = [],
+            appleId: Swift.String = "",
+            accountType: VppV1.AccountType = VppV1.AccountType(),
+            displayName: Swift.String = "",
+            takeOver: Swift.Bool = false
+        ) {
+            self.tokenFile = tokenFile
+            self.appleId = appleId
+            self.accountType = accountType
+            self.displayName = displayName
+            self.takeOver = takeOver
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -378,6 +451,17 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            token: VppV1.Token? = nil,
+            syncJobId: Swift.String = "",
+            previousMdm: Swift.String = ""
+        ) {
+            self.token = token
+            self.syncJobId = syncJobId
+            self.previousMdm = previousMdm
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -436,6 +520,13 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tokenId: Swift.String = ""
+        ) {
+            self.tokenId = tokenId
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -492,6 +583,15 @@ extension VppV1 {
         public var state: VppV1.TokenState = VppV1.TokenState()
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            page: VppV1.PageRequest? = nil,
+            state: VppV1.TokenState = VppV1.TokenState()
+        ) {
+            self.page = page
+            self.state = state
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -550,6 +650,15 @@ extension VppV1 {
         public var page: VppV1.PageInfo? = nil
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tokens: [VppV1.Token] = [],
+            page: VppV1.PageInfo? = nil
+        ) {
+            self.tokens = tokens
+            self.page = page
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -610,6 +719,15 @@ extension VppV1 {
 
         public init() {}
 
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tokenId: Swift.String = "",
+            tokenFile: [Swift.UInt8] = []
+        ) {
+            self.tokenId = tokenId
+            self.tokenFile = tokenFile
+        }
+
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
         }
@@ -668,6 +786,15 @@ extension VppV1 {
         public var confirm: Swift.String = ""
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tokenId: Swift.String = "",
+            confirm: Swift.String = ""
+        ) {
+            self.tokenId = tokenId
+            self.confirm = confirm
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)
@@ -731,6 +858,17 @@ extension VppV1 {
         public var removedAssets: Swift.UInt32 = 0
 
         public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            removedAssignments: Swift.UInt32 = 0,
+            forgottenLicenses: Swift.UInt32 = 0,
+            removedAssets: Swift.UInt32 = 0
+        ) {
+            self.removedAssignments = removedAssignments
+            self.forgottenLicenses = forgottenLicenses
+            self.removedAssets = removedAssets
+        }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
             self = try _protoDecode(Self.self, bytes)

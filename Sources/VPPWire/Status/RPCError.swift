@@ -95,8 +95,9 @@ public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 extension RpcV1.Status {
-    /// A status with a code, a message and, optionally, a machine-readable reason.
-    public init(code: RpcV1.StatusCode, message: String, reason: String? = nil) {
+    /// A status with a code, a message and, when not nil, a machine-readable reason (without one, the generated
+    /// memberwise `init(code:message:details:)` is the same).
+    public init(code: RpcV1.StatusCode, message: String, reason: String?) {
         self.init()
         self.code = code
         self.message = message
