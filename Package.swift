@@ -429,7 +429,8 @@ let package = Package(
         ),
         .testTarget(
             name: "VPPDaemonTests",
-            dependencies: ["VPPDaemon", "VPPServer", "VPPTesting", "VPPClient", "VPPProto", "VPPPostgres", "AppleVPP",
+            dependencies: [
+                "VPPDaemon", "VPPServer", "VPPTesting", "VPPClient", "VPPProto", "VPPPostgres", "AppleVPP",
                 "AppleVPPSimulator",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -460,7 +461,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "VPPLoadTests", dependencies: ["VPPLoadKit", "VPPWire", "VPPProto"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "VPPLoadTests",
+            dependencies: ["VPPLoadKit", "VPPWire", "VPPProto"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "VPPCtlTests",
             dependencies: [

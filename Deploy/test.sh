@@ -14,6 +14,9 @@ bash Scripts/generate-protos.sh --check
 echo "==> Checking that docs/configuration.md lists every vppd setting as Settings.swift has it"
 bash Scripts/settings-table.sh --check
 
+echo "==> Checking the format of the hand-written Swift (Scripts/format.sh --check, .swift-format)"
+bash Scripts/format.sh --check
+
 echo "==> Checking the module boundaries (Scripts/check-boundaries.py, and its own tests)"
 python3 -B Scripts/test_check_boundaries.py
 python3 -B Scripts/check-boundaries.py

@@ -60,9 +60,12 @@ final class ClientConnection: Sendable {
         hello.protocolVersion = ServerConnectionStateMachine.protocolVersion
         var frame = RpcV1.ClientFrame()
         frame.kind = .hello(hello)
-        let started = channel.eventLoop.flatSubmit { () -> EventLoopFuture<(RpcV1.Welcome, NIOLoopBound<ClientConnectionHandler>)> in
+        let started = channel.eventLoop.flatSubmit {
+            () -> EventLoopFuture<(RpcV1.Welcome, NIOLoopBound<ClientConnectionHandler>)> in
             guard let bound = made.withLockedValue({ $0 }) else {
-                return channel.eventLoop.makeFailedFuture(RPCError.unavailable("The connection closed while it was being set up."))
+                return channel.eventLoop.makeFailedFuture(
+                    RPCError.unavailable("The connection closed while it was being set up.")
+                )
             }
             return bound.value.sendHello(frame, channel: channel).map { ($0, bound) }
         }
@@ -96,7 +99,13 @@ final class ClientConnection: Sendable {
         let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
         let handler = self.handler
         let callID = self.channel.eventLoop.submit {
-            handler.value.startCall(method: method, request: request, timeout: timeout, metadata: metadata, continuation: continuation)
+            handler.value.startCall(
+                method: method,
+                request: request,
+                timeout: timeout,
+                metadata: metadata,
+                continuation: continuation
+            )
         }
         return (callID, stream)
     }
@@ -226,7 +235,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         guard let continuation = self.machine.deadlinePassed(callID, at: self.context?.eventLoop.now ?? .now()) else {
             return
         }
-        continuation.finish(throwing: RPCError.deadlineExceeded("The server did not answer before the call's deadline."))
+        continuation.finish(
+            throwing: RPCError.deadlineExceeded("The server did not answer before the call's deadline.")
+        )
         self.sendCancel(callID)
     }
 
@@ -247,7 +258,9 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
     func ping(nonce: UInt64) -> EventLoopFuture<Void> {
         guard let context = self.context, self.machine.isUsable else {
-            return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(RPCError.unavailable("The connection is closed."))
+            return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(
+                RPCError.unavailable("The connection is closed.")
+            )
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
         self.machine.pingSent(nonce: nonce, promise)
@@ -311,9 +324,13 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if self.machine.isAwaitingWelcome && !self.tls {
-            self.perform(self.machine.connectionClosed(RPCError.unavailable(
-                "The server closed the connection before answering the Hello. " + Self.tlsPortAdvice
-            )))
+            self.perform(
+                self.machine.connectionClosed(
+                    RPCError.unavailable(
+                        "The server closed the connection before answering the Hello. " + Self.tlsPortAdvice
+                    )
+                )
+            )
         } else {
             let error = RPCError.unavailable("The connection to the server was closed.")
             self.perform(self.machine.connectionClosed(error))
@@ -323,10 +340,14 @@ final class ClientConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if self.machine.isAwaitingWelcome && !self.tls {
-            self.perform(self.machine.connectionClosed(RPCError.unavailable(
-                "The server answered the Hello with something that is not a frame of this protocol (\(error)). "
-                    + Self.tlsPortAdvice
-            )))
+            self.perform(
+                self.machine.connectionClosed(
+                    RPCError.unavailable(
+                        "The server answered the Hello with something that is not a frame of this protocol (\(error)). "
+                            + Self.tlsPortAdvice
+                    )
+                )
+            )
         } else {
             self.perform(self.machine.connectionClosed(RPCError.unavailable(Self.describe(error, tls: self.tls))))
         }

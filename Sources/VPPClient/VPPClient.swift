@@ -1,5 +1,5 @@
-public import NIOCore
 import NIOConcurrencyHelpers
+public import NIOCore
 public import VPPProto
 public import VPPWire
 
@@ -56,7 +56,12 @@ public final class VPPClient: Sendable {
         metadata: [String: String] = [:]
     ) async throws -> [UInt8] {
         var response: [UInt8]?
-        for try await message in try await self.startStream(path: path, request: request, timeout: timeout, metadata: metadata) {
+        for try await message in try await self.startStream(
+            path: path,
+            request: request,
+            timeout: timeout,
+            metadata: metadata
+        ) {
             response = message
         }
         guard let response else {
@@ -76,7 +81,12 @@ public final class VPPClient: Sendable {
         let (stream, continuation) = AsyncThrowingStream<Method.Response, any Error>.makeStream()
         let task = Task {
             do {
-                let raw = try await self.startStream(path: Method.path, request: request.serializedBytes(), timeout: timeout, metadata: metadata)
+                let raw = try await self.startStream(
+                    path: Method.path,
+                    request: request.serializedBytes(),
+                    timeout: timeout,
+                    metadata: metadata
+                )
                 for try await bytes in raw {
                     continuation.yield(try Method.Response(serializedBytes: bytes))
                 }
@@ -101,7 +111,12 @@ public final class VPPClient: Sendable {
         var attempt = 1
         while true {
             let connection = try await self.currentConnection()
-            let (callID, responses) = connection.start(method: path, request: request, timeout: timeout, metadata: metadata)
+            let (callID, responses) = connection.start(
+                method: path,
+                request: request,
+                timeout: timeout,
+                metadata: metadata
+            )
             var call = CallResponses(connection: connection, callID: callID, responses: responses)
             do {
                 try await call.awaitFirst()
@@ -181,7 +196,11 @@ struct CallResponses: AsyncSequence {
     private var first: Result<[UInt8]?, any Error>?
     private var iterator: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator?
 
-    init(connection: ClientConnection, callID: EventLoopFuture<UInt64>, responses: AsyncThrowingStream<[UInt8], any Error>) {
+    init(
+        connection: ClientConnection,
+        callID: EventLoopFuture<UInt64>,
+        responses: AsyncThrowingStream<[UInt8], any Error>
+    ) {
         self.connection = connection
         self.callID = callID
         self.responses = responses
@@ -190,7 +209,11 @@ struct CallResponses: AsyncSequence {
     /// Waits for the call's first event; throws `CallNotStarted` when the server never started the call, and keeps
     /// every other outcome for the iteration.
     mutating func awaitFirst() async throws {
-        var iterator = AsyncIterator(connection: self.connection, callID: self.callID, base: self.responses.makeAsyncIterator())
+        var iterator = AsyncIterator(
+            connection: self.connection,
+            callID: self.callID,
+            base: self.responses.makeAsyncIterator()
+        )
         do {
             self.first = .success(try await iterator.next())
         } catch let error as CallNotStarted {

@@ -76,7 +76,9 @@ public final class ManualClock: Clock, Sendable {
     public func waitForSleepers(_ count: Int = 1, timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
         while self.sleeperCount < count {
-            guard ContinuousClock.now < deadline else { throw ManualClockTimeout(expected: count, found: self.sleeperCount) }
+            guard ContinuousClock.now < deadline else {
+                throw ManualClockTimeout(expected: count, found: self.sleeperCount)
+            }
             try await Task.sleep(for: .milliseconds(1))
         }
     }

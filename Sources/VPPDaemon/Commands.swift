@@ -1,9 +1,9 @@
 public import ArgumentParser
 import Foundation
 import Logging
+import VPPLogKeys
 import VPPPostgres
 import VPPStorage
-import VPPLogKeys
 
 /// `vppd`: the VPP License Server.
 public struct VPPDCommand: AsyncParsableCommand {
@@ -80,9 +80,13 @@ extension VPPDCommand {
             try await withAdminStorage(self.settings, migrate: !self.status) { storage in
                 let state = try await storage.migrator.status()
                 print("control schema: version \(state.controlVersion) of \(state.latestControlVersion)")
-                print("tenant schemas: \(state.tenants.count), \(state.tenantsBehind) behind version \(state.latestTenantVersion)")
+                print(
+                    "tenant schemas: \(state.tenants.count), \(state.tenantsBehind) behind version \(state.latestTenantVersion)"
+                )
                 for tenant in state.tenants where tenant.version < state.latestTenantVersion {
-                    print("  \(tenant.tenantID.uuidString.lowercased())  \(tenant.schemaName)  version \(tenant.version)")
+                    print(
+                        "  \(tenant.tenantID.uuidString.lowercased())  \(tenant.schemaName)  version \(tenant.version)"
+                    )
                 }
             }
         }
@@ -115,7 +119,9 @@ extension VPPDCommand {
             try await withAdminStorage(self.settings, migrate: true) { storage in
                 let (key, secret) = try await storage.apiKeys.create(kind: .operator, tenantID: nil, name: self.name)
                 FileHandle.standardError.write(
-                    Data("Created operator key \(key.id.uuidString.lowercased()) (\(key.name)). It is shown once:\n".utf8)
+                    Data(
+                        "Created operator key \(key.id.uuidString.lowercased()) (\(key.name)). It is shown once:\n".utf8
+                    )
                 )
                 print(secret)
             }
@@ -150,7 +156,11 @@ extension VPPDCommand {
                     organizationCreatedAt: nil,
                     deviceGroupAssignment: false
                 )
-                let (_, secret) = try await storage.apiKeys.create(kind: .tenant, tenantID: tenant.id, name: self.keyName)
+                let (_, secret) = try await storage.apiKeys.create(
+                    kind: .tenant,
+                    tenantID: tenant.id,
+                    name: self.keyName
+                )
                 print(tenant.id.uuidString.lowercased())
                 print(secret)
             }

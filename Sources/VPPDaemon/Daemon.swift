@@ -5,13 +5,13 @@ import Metrics
 import NIOConcurrencyHelpers
 import Prometheus
 import ServiceLifecycle
+import VPPJobs
+import VPPLogKeys
 import VPPPostgres
 import VPPServer
 import VPPServices
-import VPPJobs
 import VPPStorage
 import VPPSync
-import VPPLogKeys
 
 /// Starts everything `vppd serve` runs, in order, and stops it in reverse order on SIGTERM or SIGINT:
 /// database (embedded or not) → connection pool and Apple's HTTP client → migrations → first operator key → change
@@ -64,13 +64,18 @@ struct Daemon {
     func run() async throws {
         let logger = Self.makeLogger(self.settings)
         guard let callLogLevel = Logger.Level(rawValue: self.settings[.callLogLevel].lowercased()) else {
-            throw SettingsError("VPP_CALL_LOG_LEVEL / --call-log-level must be trace, debug, info, notice, warning, error or critical.")
+            throw SettingsError(
+                "VPP_CALL_LOG_LEVEL / --call-log-level must be trace, debug, info, notice, warning, error or critical."
+            )
         }
         var serverConfiguration = try self.serverConfiguration()
         // Issue 16: never more connections than the descriptors allow (past the cap, clients hear CONNECTION_LIMIT).
         if let descriptors = DescriptorLimit.raise() {
             let poolSize = try self.settings.int(.databasePoolSize, in: 1...1024)
-            let allowed = descriptors.connectionLimit(configured: serverConfiguration.maxConnections, databasePoolSize: poolSize)
+            let allowed = descriptors.connectionLimit(
+                configured: serverConfiguration.maxConnections,
+                databasePoolSize: poolSize
+            )
             if allowed < serverConfiguration.maxConnections {
                 logger.warning(
                     "The file-descriptor limit caps the RPC connections below --max-connections; raise the limit (ulimit -n, LimitNOFILE=) to allow more",
@@ -82,7 +87,10 @@ struct Daemon {
                 )
                 serverConfiguration.maxConnections = allowed
             } else {
-                logger.info("File descriptors", metadata: [LogKey.descriptorLimit: "\(descriptors.soft)", LogKey.maxConnections: "\(allowed)"])
+                logger.info(
+                    "File descriptors",
+                    metadata: [LogKey.descriptorLimit: "\(descriptors.soft)", LogKey.maxConnections: "\(allowed)"]
+                )
             }
         }
         let metricsPort = try self.settings.int(.metricsPort, in: 0...65535)
@@ -206,7 +214,10 @@ struct Daemon {
             )
             logger.info(
                 "vppd started",
-                metadata: [LogKey.version: "\(Self.version)", LogKey.rpc: "\(serverConfiguration.host):\(serverConfiguration.port)"]
+                metadata: [
+                    LogKey.version: "\(Self.version)",
+                    LogKey.rpc: "\(serverConfiguration.host):\(serverConfiguration.port)",
+                ]
             )
             try await group.run()
         } catch {
@@ -237,8 +248,16 @@ struct Daemon {
             logger.notice("VPP_BOOTSTRAP_OPERATOR_KEY is ignored: operator keys exist already")
             return
         }
-        let (key, _) = try await storage.apiKeys.create(kind: .operator, tenantID: nil, name: "bootstrap", secret: secret)
-        logger.notice("Created the bootstrap operator key", metadata: [LogKey.keyID: "\(key.id.uuidString.lowercased())"])
+        let (key, _) = try await storage.apiKeys.create(
+            kind: .operator,
+            tenantID: nil,
+            name: "bootstrap",
+            secret: secret
+        )
+        logger.notice(
+            "Created the bootstrap operator key",
+            metadata: [LogKey.keyID: "\(key.id.uuidString.lowercased())"]
+        )
     }
 }
 

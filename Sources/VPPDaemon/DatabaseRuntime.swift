@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import VPPPostgres
 import VPPLogKeys
+import VPPPostgres
 
 /// The database vppd uses: the one at `--database-url`, or a cluster of its own in `--data-dir` (started before
 /// everything else, stopped after everything else).
@@ -22,7 +22,9 @@ struct DatabaseRuntime {
             configuration.applicationName = configuration.applicationName ?? "vppd"
             return DatabaseRuntime(configuration: configuration, embedded: nil)
         }
-        let dataDirectory = URL(fileURLWithPath: settings[.dataDir]).standardizedFileURL.appendingPathComponent("postgres").path
+        let dataDirectory = URL(fileURLWithPath: settings[.dataDir]).standardizedFileURL.appendingPathComponent(
+            "postgres"
+        ).path
         logger.info(
             "No database URL set: running an embedded PostgreSQL cluster",
             metadata: [LogKey.dataDirectory: "\(dataDirectory)"]
@@ -35,10 +37,15 @@ struct DatabaseRuntime {
             let lines = pid.split(separator: "\n", omittingEmptySubsequences: false)
             if lines.count > 3 { runningPort = Int(lines[3].trimmingCharacters(in: .whitespaces)) }
         }
-        let embedded = try EmbeddedPostgres(options: EmbeddedPostgres.Options(dataDirectory: dataDirectory, port: runningPort))
+        let embedded = try EmbeddedPostgres(
+            options: EmbeddedPostgres.Options(dataDirectory: dataDirectory, port: runningPort)
+        )
         var owned = true
         if runningPort != nil, await embedded.isRunning() {
-            logger.info("Using the embedded PostgreSQL cluster that is already running", metadata: [LogKey.port: "\(embedded.port)"])
+            logger.info(
+                "Using the embedded PostgreSQL cluster that is already running",
+                metadata: [LogKey.port: "\(embedded.port)"]
+            )
             owned = false
         } else {
             try await embedded.start()
@@ -59,7 +66,10 @@ struct DatabaseRuntime {
         return DatabaseRuntime(configuration: configuration, embedded: owned ? embedded : nil)
     }
 
-    private static func withAdminPool<R>(_ configuration: PostgresConfiguration, _ body: (PostgresPool) async throws -> R)
+    private static func withAdminPool<R>(
+        _ configuration: PostgresConfiguration,
+        _ body: (PostgresPool) async throws -> R
+    )
         async throws -> R
     {
         var admin = configuration

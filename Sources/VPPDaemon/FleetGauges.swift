@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import Metrics
 import ServiceLifecycle
-import VPPStorage
 import VPPLogKeys
+import VPPStorage
 
 /// Refreshes the fleet gauges every `interval` from the shared database, so the alerts of docs/operations.md
 /// (Deploy/prometheus/alerts.yml) have something to watch:
@@ -32,7 +32,10 @@ struct FleetGauges: Service {
                 } catch is CancellationError {
                     return
                 } catch {
-                    self.logger.warning("Could not refresh the fleet gauges; will try again", metadata: [LogKey.error: "\(error)"])
+                    self.logger.warning(
+                        "Could not refresh the fleet gauges; will try again",
+                        metadata: [LogKey.error: "\(error)"]
+                    )
                 }
                 try? await Task.sleep(for: self.interval)
             }
@@ -52,6 +55,9 @@ struct FleetGauges: Service {
         Gauge(label: "vpp_fleet_gauges_refresh_seconds").record(
             Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
         )
-        self.logger.debug("Fleet gauges refreshed", metadata: [LogKey.tenants: "\(snapshot.tenants)", LogKey.took: "\(took)"])
+        self.logger.debug(
+            "Fleet gauges refreshed",
+            metadata: [LogKey.tenants: "\(snapshot.tenants)", LogKey.took: "\(took)"]
+        )
     }
 }

@@ -121,11 +121,13 @@ public enum Setting: String, CaseIterable, Sendable {
         case .syncInterval: "How often every token syncs with Apple on schedule (R7: twice a day by default)."
         case .reclaimPolicy:
             "A license whose device or user no assignment reaches any more: immediate (taken back at once) or after-removal (held until the device reports the app removed)."
-        case .tlsCertFile: "PEM certificate chain (leaf first) for TLS on the RPC port. With --tls-key-file, turns TLS on."
+        case .tlsCertFile:
+            "PEM certificate chain (leaf first) for TLS on the RPC port. With --tls-key-file, turns TLS on."
         case .tlsKeyFile: "PEM private key of --tls-cert-file."
         case .allowPlaintext:
             "true lets the RPC port serve plain TCP on an address other than loopback (API keys then cross the network in clear text). Without TLS, vppd otherwise listens on loopback only."
-        case .gaugeInterval: "How often the fleet gauges (tokens by state, tokens expiring, targets waiting for licenses) are refreshed; 0 turns them off."
+        case .gaugeInterval:
+            "How often the fleet gauges (tokens by state, tokens expiring, targets waiting for licenses) are refreshed; 0 turns them off."
         }
     }
 
@@ -166,7 +168,8 @@ public struct ResolvedSettings: Sendable {
     /// Reads `VPP_NAME=value` lines; `#` starts a comment; values may be quoted. Unknown VPP_ names are errors, so a
     /// typo does not silently fall back to a default.
     static func readConfigFile(_ path: String) throws -> [String: String] {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
             throw SettingsError("Cannot read the config file at \(path).")
         }
         let known = Set(Setting.allCases.map(\.environmentName))
@@ -211,7 +214,9 @@ public struct ResolvedSettings: Sendable {
         case "true", "yes", "1", "on": return true
         case "false", "no", "0", "off", "": return false
         default:
-            throw SettingsError("\(setting.environmentName) / --\(setting.rawValue) must be true or false; got \"\(self[setting])\".")
+            throw SettingsError(
+                "\(setting.environmentName) / --\(setting.rawValue) must be true or false; got \"\(self[setting])\"."
+            )
         }
     }
 

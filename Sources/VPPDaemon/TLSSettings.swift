@@ -25,7 +25,9 @@ extension ResolvedSettings {
             }
             return nil
         default:
-            throw SettingsError("TLS needs both --tls-cert-file and --tls-key-file (VPP_TLS_CERT_FILE, VPP_TLS_KEY_FILE); only one is set.")
+            throw SettingsError(
+                "TLS needs both --tls-cert-file and --tls-key-file (VPP_TLS_CERT_FILE, VPP_TLS_KEY_FILE); only one is set."
+            )
         }
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import VPPStorage
 import VPPLogKeys
+import VPPStorage
 
 /// Finds the key that seals VPP token files at rest: `--token-key`, else `--token-key-file`, else (only with the
 /// embedded database, i.e. a local run) `<data-dir>/token.key`, created on first start with mode 0600.

@@ -1,8 +1,8 @@
-public import Logging
 import Foundation
+public import Logging
 import NIOConcurrencyHelpers
-import VPPLogKeys
 import VPPClock
+import VPPLogKeys
 
 /// What a handler gets besides its job: a logger with the job's metadata, progress reporting, and whether the worker
 /// still holds the job.
@@ -52,7 +52,14 @@ final class RunningJob: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    init(job: JobRecord, owner: String, queue: JobQueue, progressInterval: Duration, clock: InstantClock, logger: Logger) {
+    init(
+        job: JobRecord,
+        owner: String,
+        queue: JobQueue,
+        progressInterval: Duration,
+        clock: InstantClock,
+        logger: Logger
+    ) {
         self.clock = clock
         self.job = job
         self.owner = owner

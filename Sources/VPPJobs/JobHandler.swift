@@ -1,4 +1,3 @@
-
 /// Runs the jobs of one kind. The worker calls `run` once per attempt, in a task of its own; a handler should check
 /// for cancellation at its natural pauses (the worker cancels the task when the job's lease is lost or when a
 /// shutdown's grace period ends).

@@ -2,9 +2,9 @@ import Foundation
 public import Logging
 import NIOConcurrencyHelpers
 public import ServiceLifecycle
-import VPPPostgres
-import VPPLogKeys
 public import VPPClock
+import VPPLogKeys
+import VPPPostgres
 
 /// Runs the jobs of the queue (C6) with the handlers it was given, as a `Service` of vppd's `ServiceGroup`.
 ///
@@ -240,7 +240,10 @@ public final class JobWorker: Service, Sendable {
         if running.isLeaseLost {
             let outcome = running.isReleased ? "released" : "lease_lost"
             self.metrics.outcome(kind: job.kind, outcome)
-            logger.info("Job no longer held by this worker; its outcome is not written", metadata: [LogKey.reason: "\(outcome)"])
+            logger.info(
+                "Job no longer held by this worker; its outcome is not written",
+                metadata: [LogKey.reason: "\(outcome)"]
+            )
             return
         }
         await running.flushProgress()

@@ -49,7 +49,8 @@ public struct JobWorkerConfiguration: Sendable {
     /// `host:pid:` and eight hex digits of a random UUID, so two workers in one process differ too.
     public static func defaultOwner() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
-        let host = gethostname(&buffer, buffer.count) == 0
+        let host =
+            gethostname(&buffer, buffer.count) == 0
             ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "unknown-host"
         let random = UUID().uuidString.prefix(8).lowercased()
         return "\(host):\(getpid()):\(random)"

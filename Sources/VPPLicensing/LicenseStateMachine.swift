@@ -24,9 +24,13 @@ public enum LicenseEvent: Sendable, Hashable {
 
     /// Every event, for exhaustive tests and for deriving the allowed transitions.
     public static let all: [LicenseEvent] =
-        LicenseIntent.allCases.flatMap { intent in [false, true].map { LicenseEvent.intentChanged(intent, blocked: $0) } }
-        + [.seatFreed, .appleAssociated, .appleHasNoLicense, .appleRefused, .appleDisassociated, .appleCannotTakeBack,
-           .removalReported, .requested, .targetDeleted]
+        LicenseIntent.allCases.flatMap { intent in
+            [false, true].map { LicenseEvent.intentChanged(intent, blocked: $0) }
+        }
+        + [
+            .seatFreed, .appleAssociated, .appleHasNoLicense, .appleRefused, .appleDisassociated, .appleCannotTakeBack,
+            .removalReported, .requested, .targetDeleted,
+        ]
 }
 
 /// What must be done beside the change of state (in the same transaction).
@@ -100,7 +104,8 @@ public struct LicenseStateMachine: Sendable, Hashable {
         // R21: offered.
         case (.available?, .intentChanged(.required, blocked: false)):
             return move(.waiting, .joinLine, .serveWaiters)
-        case (.available?, .intentChanged(.required, blocked: true)), (.available?, .intentChanged(.available, blocked: true)):
+        case (.available?, .intentChanged(.required, blocked: true)),
+            (.available?, .intentChanged(.available, blocked: true)):
             return move(.notApplicable)
         case (.available?, .intentChanged(.uninstall, _)), (.available?, .intentChanged(.none, _)):
             return move(nil)
@@ -112,7 +117,8 @@ public struct LicenseStateMachine: Sendable, Hashable {
         // R15: in line.
         case (.waiting?, .intentChanged(.available, blocked: false)):
             return move(.available, .leaveLine)
-        case (.waiting?, .intentChanged(.required, blocked: true)), (.waiting?, .intentChanged(.available, blocked: true)):
+        case (.waiting?, .intentChanged(.required, blocked: true)),
+            (.waiting?, .intentChanged(.available, blocked: true)):
             return move(.notApplicable, .leaveLine, .serveWaiters)
         case (.waiting?, .intentChanged(.uninstall, _)), (.waiting?, .intentChanged(.none, _)):
             return move(nil, .leaveLine, .serveWaiters)

@@ -40,7 +40,8 @@ public enum TargetState: String, CaseIterable, Sendable, Hashable {
         LicenseState.allCases.flatMap { state in
             InstallReport.allCases.flatMap { install in
                 [false, true].compactMap { invited in
-                    Self.of(state, install: install, invitationPending: invited) == self ? (state, install, invited) : nil
+                    Self.of(state, install: install, invitationPending: invited) == self
+                        ? (state, install, invited) : nil
                 }
             }
         }
@@ -60,16 +61,21 @@ public enum TargetState: String, CaseIterable, Sendable, Hashable {
             return "The device reported the \(licenseType == "user" ? "app installed for this user" : "app installed")."
         case .pending:
             if ledgerState == .reserved {
-                return "A license is held for this target and Apple has been asked to assign it; the install follows once Apple confirms (R16)."
+                return
+                    "A license is held for this target and Apple has been asked to assign it; the install follows once Apple confirms (R16)."
             }
             return "Licensed at Apple; waiting for the device to report the install (R16)."
         case .waitingForLicense:
-            let line = "Place \(queuePosition) in line: every license bought is in use. The license comes when one is freed (an UNINSTALL completes, a target leaves its group) or more are bought (R15)."
+            let line =
+                "Place \(queuePosition) in line: every license bought is in use. The license comes when one is freed (an UNINSTALL completes, a target leaves its group) or more are bought (R15)."
             return stored.isEmpty ? line : stored + " " + line
         case .waitingForInvitation:
-            return "Licensed to the user, who has not accepted Apple's VPP invitation yet; the install goes ahead once they do. Send them the invitation link (the user's invitation_url) (R20)."
+            return
+                "Licensed to the user, who has not accepted Apple's VPP invitation yet; the install goes ahead once they do. Send them the invitation link (the user's invitation_url) (R20)."
         case .failed:
-            if !installReason.isEmpty, ledgerState != .failed { return "The device reported the install failed: \(installReason)" }
+            if !installReason.isEmpty, ledgerState != .failed {
+                return "The device reported the install failed: \(installReason)"
+            }
             if !stored.isEmpty { return stored }
             return "The install failed; no reason was reported."
         case .notApplicable:
@@ -79,9 +85,11 @@ public enum TargetState: String, CaseIterable, Sendable, Hashable {
         case .removing:
             return "UNINSTALL asked: the license stays held until the device reports the app removed (R17)."
         case .removed:
-            return "The device reported the app removed: the license is being given back to Apple and goes to the next in line (R17)."
+            return
+                "The device reported the app removed: the license is being given back to Apple and goes to the next in line (R17)."
         case .available:
-            return "Offered by an AVAILABLE assignment: no license is used until the user asks for it (RequestApp) (R21)."
+            return
+                "Offered by an AVAILABLE assignment: no license is used until the user asks for it (RequestApp) (R21)."
         }
     }
 }

@@ -1,8 +1,8 @@
 import Foundation
 public import Logging
 public import VPPJobs
-public import VPPStorage
 import VPPLogKeys
+public import VPPStorage
 public import VPPSync
 
 /// Runs push jobs: a token's outbox sent to Apple (C6).
@@ -35,7 +35,10 @@ public struct PushJobHandler: JobHandler {
                         full: outcome.countsStale
                     )
                 } catch {
-                    self.logger.warning("Could not queue the sync that follows a push", metadata: [LogKey.error: "\(error)"])
+                    self.logger.warning(
+                        "Could not queue the sync that follows a push",
+                        metadata: [LogKey.error: "\(error)"]
+                    )
                 }
             }
             return .succeeded(result: "{\"applied\":\(outcome.applied)}")

@@ -53,7 +53,10 @@ public struct PushRunner: Sendable {
             try await self.ledger.clearOutboxFlag(tenantID: tenantID, tokenID: tokenID)
             let (record, credential, _) = try await self.tokens.credential(tenantID: tenantID, tokenID)
             guard record.status == .active else {
-                throw SyncFailure(disposition: .stop, message: "The token is not active (\(record.status.rawValue)); changes wait until it is renewed.")
+                throw SyncFailure(
+                    disposition: .stop,
+                    message: "The token is not active (\(record.status.rawValue)); changes wait until it is renewed."
+                )
             }
             let token = try ServiceToken(fileContents: credential, now: Date())
             let session = self.apple.session(token: token, ownMDMInfo: self.identity)
@@ -67,7 +70,14 @@ public struct PushRunner: Sendable {
                     guard try await self.ledger.takeOutboxFlag(tenantID: tenantID, tokenID: tokenID) else { break }
                     continue
                 }
-                try await self.send(rows, session: session, limits: limits, tenantID: tenantID, tokenID: tokenID, into: &outcome)
+                try await self.send(
+                    rows,
+                    session: session,
+                    limits: limits,
+                    tenantID: tenantID,
+                    tokenID: tokenID,
+                    into: &outcome
+                )
             }
             return outcome
         } catch let failure as SyncFailure {
@@ -79,11 +89,17 @@ public struct PushRunner: Sendable {
                     message: "Apple is unavailable or throttling (\(error)); the changes will be sent again."
                 )
             }
-            throw SyncFailure(disposition: error.isTokenDead ? .stop : .retry(after: nil), message: "Apple refused: \(error).")
+            throw SyncFailure(
+                disposition: error.isTokenDead ? .stop : .retry(after: nil),
+                message: "Apple refused: \(error)."
+            )
         } catch let error as StorageError {
             throw SyncFailure(disposition: .stop, message: "\(error)")
         } catch {
-            throw SyncFailure(disposition: .retry(after: nil), message: "Sending changes to Apple failed (\(type(of: error))); they will be sent again.")
+            throw SyncFailure(
+                disposition: .retry(after: nil),
+                message: "Sending changes to Apple failed (\(type(of: error))); they will be sent again."
+            )
         }
     }
 
@@ -100,8 +116,11 @@ public struct PushRunner: Sendable {
         for (eventID, group) in sent.sorted(by: { $0.key < $1.key }) {
             do {
                 let status = try await session.waitForEvent(eventID, pollInterval: self.eventPollInterval)
-                outcome.countsStale = try await self.apply(status, group, tenantID: tenantID, tokenID: tokenID) || outcome.countsStale
-            } catch let error as AppleVPPError where error.errorNumber == AppleVPPError.Number.eventNotFound || error.kind == .timeout {
+                outcome.countsStale =
+                    try await self.apply(status, group, tenantID: tenantID, tokenID: tokenID) || outcome.countsStale
+            } catch let error as AppleVPPError
+                where error.errorNumber == AppleVPPError.Number.eventNotFound || error.kind == .timeout
+            {
                 try await self.ledger.markUnsent(tenantID: tenantID, rows: group.map(\.id))
             }
             outcome.applied += group.count
@@ -150,7 +169,10 @@ public struct PushRunner: Sendable {
             let ofKind = fresh.filter { $0.operation == operation }
             let byAsset = Dictionary(grouping: ofKind, by: { "\($0.adamID)\u{1F}\($0.pricingParam)" })
             for (_, group) in byAsset.sorted(by: { $0.key < $1.key }) {
-                for (isDevice, rows) in [(true, group.filter { !$0.serialNumber.isEmpty }), (false, group.filter { $0.serialNumber.isEmpty })] {
+                for (isDevice, rows) in [
+                    (true, group.filter { !$0.serialNumber.isEmpty }),
+                    (false, group.filter { $0.serialNumber.isEmpty }),
+                ] {
                     let size = max(1, isDevice ? limits.maxSerialNumbers : limits.maxClientUserIds)
                     for planned in rows.chunked(into: size) where !planned.isEmpty {
                         // Marked 'sending' first: the ledger cancels only associations never sent, so one cancelled
@@ -159,29 +181,45 @@ public struct PushRunner: Sendable {
                         let chunk = planned.filter { sendable.contains($0.id) }
                         guard !chunk.isEmpty else { continue }
                         let request = ManageAssetsRequest(
-                            assets: [AssetReference(adamId: chunk[0].adamID, pricingParam: PricingParam(rawValue: chunk[0].pricingParam))],
+                            assets: [
+                                AssetReference(
+                                    adamId: chunk[0].adamID,
+                                    pricingParam: PricingParam(rawValue: chunk[0].pricingParam)
+                                )
+                            ],
                             clientUserIds: isDevice ? nil : chunk.map(\.clientUserID),
                             serialNumbers: isDevice ? chunk.map(\.serialNumber) : nil
                         )
                         let event: EventResponse
                         do {
-                            event = operation == .associate
+                            event =
+                                operation == .associate
                                 ? try await session.associate(request)
                                 : try await session.disassociate(request)
                         } catch let error as AppleVPPError
-                            where operation == .disassociate && error.errorNumber == AppleVPPError.Number.assetNotRevocable
+                            where operation == .disassociate
+                            && error.errorNumber == AppleVPPError.Number.assetNotRevocable
                         {
                             // 9706: Apple cannot take back a license of this asset (books): the seats stay spent with
                             // their users. The ledger stops counting them as its own instead of retrying for ever.
                             try await self.ledger.complete(
                                 tenantID: tenantID,
                                 tokenID: tokenID,
-                                chunk.map { ($0, .failed(errorNumber: error.errorNumber ?? 9706, message: error.message)) }
+                                chunk.map {
+                                    ($0, .failed(errorNumber: error.errorNumber ?? 9706, message: error.message))
+                                }
                             )
                             outcome.applied += chunk.count
                             continue
                         }
-                        outcome.countsStale = try await self.follow(event.eventId, chunk, session: session, tenantID: tenantID, tokenID: tokenID)
+                        outcome.countsStale =
+                            try await self.follow(
+                                event.eventId,
+                                chunk,
+                                session: session,
+                                tenantID: tenantID,
+                                tokenID: tokenID
+                            )
                             || outcome.countsStale
                         outcome.applied += chunk.count
                     }
@@ -205,7 +243,9 @@ public struct PushRunner: Sendable {
 
     /// Matches an event's failures to its rows (by serial number or client user id); the others succeeded. Returns
     /// whether Apple's counts proved stale.
-    private func apply(_ status: StatusResponse, _ rows: [OutboxRow], tenantID: UUID, tokenID: UUID) async throws -> Bool {
+    private func apply(_ status: StatusResponse, _ rows: [OutboxRow], tenantID: UUID, tokenID: UUID) async throws
+        -> Bool
+    {
         var failures: [String: (Int, String)] = [:]
         var unattributed: (Int, String)?
         for failure in status.failures ?? [] {

@@ -1,12 +1,12 @@
 import Foundation
 import Logging
+import VPPLicensing
+import VPPLogKeys
 import VPPProto
 import VPPServer
 import VPPStorage
-import VPPLicensing
 import VPPSync
 import VPPWire
-import VPPLogKeys
 
 /// Assignments of apps and books to groups (R13, R14) and the license ledger's views and device-side calls
 /// (R15-R23).
@@ -20,7 +20,10 @@ struct AssignmentService: Sendable {
         do {
             try await self.syncs.requestPush(tenantID: tenantID, tokenID: tokenID)
         } catch {
-            logger.warning("Could not queue the push to Apple; the outbox sweep will", metadata: [LogKey.error: "\(error)"])
+            logger.warning(
+                "Could not queue the push to Apple; the outbox sweep will",
+                metadata: [LogKey.error: "\(error)"]
+            )
         }
     }
 
@@ -28,7 +31,8 @@ struct AssignmentService: Sendable {
         typealias Assignments = VppV1.AssignmentService
         router.register(Assignments.CreateAssignment.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { "assignment:\($0?.id ?? "")" }) {
+            return try await self.auditor.audited(context, tenantID: tenantID, target: { "assignment:\($0?.id ?? "")" })
+            {
                 let record = try await self.ledger.createAssignment(
                     tenantID: tenantID,
                     assetID: try parseID(request.assetId, field: "asset_id"),
@@ -42,7 +46,10 @@ struct AssignmentService: Sendable {
         }
         router.register(Assignments.GetAssignment.self, requires: .tenant) { request, context in
             VppV1.Assignment(
-                try await self.ledger.getAssignment(tenantID: try context.tenantID(), try parseID(request.assignmentId, field: "assignment_id"))
+                try await self.ledger.getAssignment(
+                    tenantID: try context.tenantID(),
+                    try parseID(request.assignmentId, field: "assignment_id")
+                )
             )
         }
         router.register(Assignments.ListAssignments.self, requires: .tenant) { request, context in
@@ -60,7 +67,11 @@ struct AssignmentService: Sendable {
         }
         router.register(Assignments.UpdateAssignment.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "assignment:\(request.assignmentId)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "assignment:\(request.assignmentId)" }
+            ) {
                 let record = try await self.ledger.updateAssignment(
                     tenantID: tenantID,
                     try parseID(request.assignmentId, field: "assignment_id"),
@@ -72,7 +83,11 @@ struct AssignmentService: Sendable {
         }
         router.register(Assignments.DeleteAssignment.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "assignment:\(request.assignmentId)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "assignment:\(request.assignmentId)" }
+            ) {
                 let id = try parseID(request.assignmentId, field: "assignment_id")
                 let record = try await self.ledger.getAssignment(tenantID: tenantID, id)
                 let (released, pending) = try await self.ledger.deleteAssignment(tenantID: tenantID, id)
@@ -86,7 +101,10 @@ struct AssignmentService: Sendable {
 
         typealias Licenses = VppV1.LicenseService
         router.register(Licenses.GetLicenseUsage.self, requires: .tenant) { request, context in
-            let usage = try await self.ledger.usage(tenantID: try context.tenantID(), assetID: try parseID(request.assetId, field: "asset_id"))
+            let usage = try await self.ledger.usage(
+                tenantID: try context.tenantID(),
+                assetID: try parseID(request.assetId, field: "asset_id")
+            )
             return VppV1.LicenseUsage(usage)
         }
         router.register(Licenses.ListLicenses.self, requires: .tenant) { request, context in
@@ -111,20 +129,31 @@ struct AssignmentService: Sendable {
             guard !request.serialNumber.isEmpty else {
                 throw RPCError.invalidArgument("serial_number is required.", field: "serial_number")
             }
-            let status = try await self.ledger.targetStatus(tenantID: try context.tenantID(), serialNumber: request.serialNumber, userExternalID: nil)
+            let status = try await self.ledger.targetStatus(
+                tenantID: try context.tenantID(),
+                serialNumber: request.serialNumber,
+                userExternalID: nil
+            )
             return VppV1.TargetStatus(key: request.serialNumber, status)
         }
         router.register(Licenses.GetUserStatus.self, requires: .tenant) { request, context in
             guard !request.externalId.isEmpty else {
                 throw RPCError.invalidArgument("external_id is required.", field: "external_id")
             }
-            let status = try await self.ledger.targetStatus(tenantID: try context.tenantID(), serialNumber: nil, userExternalID: request.externalId)
+            let status = try await self.ledger.targetStatus(
+                tenantID: try context.tenantID(),
+                serialNumber: nil,
+                userExternalID: request.externalId
+            )
             return VppV1.TargetStatus(key: request.externalId, status)
         }
         router.register(Licenses.ReportInstallResults.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
             guard request.reports.count <= 5000 else {
-                throw RPCError.invalidArgument("At most 5,000 reports per call; got \(request.reports.count).", field: "reports")
+                throw RPCError.invalidArgument(
+                    "At most 5,000 reports per call; got \(request.reports.count).",
+                    field: "reports"
+                )
             }
             var inputs: [InstallReportInput] = []
             for (index, report) in request.reports.enumerated() {
@@ -134,9 +163,19 @@ struct AssignmentService: Sendable {
                 case .failed: outcome = .failed
                 case .removed: outcome = .removed
                 case .unspecified, .unrecognized:
-                    throw RPCError.invalidArgument("reports[\(index)].outcome must be INSTALLED, FAILED or REMOVED.", field: "reports")
+                    throw RPCError.invalidArgument(
+                        "reports[\(index)].outcome must be INSTALLED, FAILED or REMOVED.",
+                        field: "reports"
+                    )
                 }
-                inputs.append(InstallReportInput(serialNumber: report.serialNumber, adamID: report.adamId, outcome: outcome, reason: report.reason))
+                inputs.append(
+                    InstallReportInput(
+                        serialNumber: report.serialNumber,
+                        adamID: report.adamId,
+                        outcome: outcome,
+                        reason: report.reason
+                    )
+                )
             }
             let (applied, freed, errors) = try await self.ledger.reportInstalls(tenantID: tenantID, inputs)
             if freed > 0 {
@@ -266,14 +305,18 @@ extension VppV1.LicenseEntry {
 }
 
 extension VppV1.TargetStatus {
-    init(key: String, _ status: (entries: [LicenseRecord], adamIDs: [UUID: String], productTypes: [UUID: String], notes: [String])) {
+    init(
+        key: String,
+        _ status: (entries: [LicenseRecord], adamIDs: [UUID: String], productTypes: [UUID: String], notes: [String])
+    ) {
         self.init()
         self.key = key
         self.entries = status.entries.map { entry in
             var message = VppV1.LicenseEntry(entry)
             // R22: a book on a device without the Books app cannot be read.
             if status.productTypes[entry.assetID] == "Book", status.notes.contains(where: { $0.contains("R22") }) {
-                message.reason = "The Books app is missing on this device: the book cannot be read until it is reinstalled (R22)."
+                message.reason =
+                    "The Books app is missing on this device: the book cannot be read until it is reinstalled (R22)."
             }
             return message
         }

@@ -16,10 +16,20 @@ struct CatalogService: Sendable {
             try await self.list(request, productType: "Book", tenantID: try context.tenantID())
         }
         router.register(Catalog.GetAsset.self, requires: .tenant) { request, context in
-            VppV1.Asset(try await self.catalog.get(tenantID: try context.tenantID(), try parseID(request.assetId, field: "asset_id")))
+            VppV1.Asset(
+                try await self.catalog.get(
+                    tenantID: try context.tenantID(),
+                    try parseID(request.assetId, field: "asset_id")
+                )
+            )
         }
         router.register(Catalog.GetLicenseCounts.self, requires: .tenant) { request, context in
-            VppV1.LicenseCounts(try await self.catalog.get(tenantID: try context.tenantID(), try parseID(request.assetId, field: "asset_id")))
+            VppV1.LicenseCounts(
+                try await self.catalog.get(
+                    tenantID: try context.tenantID(),
+                    try parseID(request.assetId, field: "asset_id")
+                )
+            )
         }
         router.register(Catalog.ListSkippedAssets.self, requires: .tenant) { request, context in
             let tokenID = request.tokenId.isEmpty ? nil : try parseID(request.tokenId, field: "token_id")

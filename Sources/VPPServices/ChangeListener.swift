@@ -1,9 +1,9 @@
 import Foundation
 public import Logging
 public import ServiceLifecycle
+import VPPJobs
 public import VPPPostgres
 public import VPPStorage
-import VPPJobs
 
 /// Listens for changes other servers announce (a key revoked, a tenant suspended or deleted) and drops what this
 /// process cached about them, so that every server sees the change on the next call. It also relays job progress
@@ -32,7 +32,8 @@ public final class ChangeListener: Service, Sendable {
     public func run() async throws {
         let listener = try PostgresListener(
             configuration: self.configuration,
-            channels: self.jobProgress == nil ? [Storage.changesChannel] : [Storage.changesChannel, JobQueue.progressChannel],
+            channels: self.jobProgress == nil
+                ? [Storage.changesChannel] : [Storage.changesChannel, JobQueue.progressChannel],
             logger: self.logger
         )
         await withGracefulShutdownHandler {

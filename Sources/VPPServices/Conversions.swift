@@ -68,7 +68,10 @@ extension VppV1.AuditEvent {
 /// Parses an id from a request: a malformed one is INVALID_ARGUMENT naming the field.
 func parseID(_ text: String, field: String) throws -> UUID {
     guard let id = UUID(canonicalText: text) else {
-        throw RPCError.invalidArgument("\(field) must be an id as returned by this server (a UUID); got \"\(text.prefix(80))\".", field: field)
+        throw RPCError.invalidArgument(
+            "\(field) must be an id as returned by this server (a UUID); got \"\(text.prefix(80))\".",
+            field: field
+        )
     }
     return id
 }

@@ -16,7 +16,11 @@ struct DirectoryService: Sendable {
         // MARK: Users
         router.register(Directory.UpsertUsers.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "users:\(request.users.count)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "users:\(request.users.count)" }
+            ) {
                 let inputs = request.users.map {
                     DirectoryUserInput(
                         externalID: $0.externalId,
@@ -31,8 +35,14 @@ struct DirectoryService: Sendable {
         }
         router.register(Directory.DeleteUsers.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "users:\(request.keys.count)" }) {
-                VppV1.DeleteEntriesResponse(try await self.directory.deleteUsers(tenantID: tenantID, externalIDs: request.keys))
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "users:\(request.keys.count)" }
+            ) {
+                VppV1.DeleteEntriesResponse(
+                    try await self.directory.deleteUsers(tenantID: tenantID, externalIDs: request.keys)
+                )
             }
         }
         router.register(Directory.GetUser.self, requires: .tenant) { request, context in
@@ -55,7 +65,11 @@ struct DirectoryService: Sendable {
         // MARK: Devices
         router.register(Directory.UpsertDevices.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "devices:\(request.devices.count)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "devices:\(request.devices.count)" }
+            ) {
                 let inputs = request.devices.map {
                     DirectoryDeviceInput(
                         serialNumber: $0.serialNumber,
@@ -72,8 +86,14 @@ struct DirectoryService: Sendable {
         }
         router.register(Directory.DeleteDevices.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "devices:\(request.keys.count)" }) {
-                VppV1.DeleteEntriesResponse(try await self.directory.deleteDevices(tenantID: tenantID, serialNumbers: request.keys))
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "devices:\(request.keys.count)" }
+            ) {
+                VppV1.DeleteEntriesResponse(
+                    try await self.directory.deleteDevices(tenantID: tenantID, serialNumbers: request.keys)
+                )
             }
         }
         router.register(Directory.GetDevice.self, requires: .tenant) { request, context in
@@ -97,7 +117,11 @@ struct DirectoryService: Sendable {
         // MARK: Groups
         router.register(Directory.CreateGroup.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { "group:\($0?.id ?? request.externalId)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { "group:\($0?.id ?? request.externalId)" }
+            ) {
                 let kind: DirectoryGroup.Kind
                 switch request.kind {
                 case .user: kind = .user
@@ -117,7 +141,11 @@ struct DirectoryService: Sendable {
         }
         router.register(Directory.UpdateGroup.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "group:\(request.groupId)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "group:\(request.groupId)" }
+            ) {
                 VppV1.Group(
                     try await self.directory.updateGroup(
                         tenantID: tenantID,
@@ -129,9 +157,16 @@ struct DirectoryService: Sendable {
         }
         router.register(Directory.DeleteGroup.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "group:\(request.groupId)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "group:\(request.groupId)" }
+            ) {
                 VppV1.DeleteEntriesResponse(
-                    try await self.directory.deleteGroup(tenantID: tenantID, groupID: try parseID(request.groupId, field: "group_id"))
+                    try await self.directory.deleteGroup(
+                        tenantID: tenantID,
+                        groupID: try parseID(request.groupId, field: "group_id")
+                    )
                 )
             }
         }
@@ -144,7 +179,8 @@ struct DirectoryService: Sendable {
             case .unspecified: kind = nil
             case .user: kind = .user
             case .device: kind = .device
-            case .unrecognized(let value): throw RPCError.invalidArgument("kind \(value) is not a GroupKind.", field: "kind")
+            case .unrecognized(let value):
+                throw RPCError.invalidArgument("kind \(value) is not a GroupKind.", field: "kind")
             }
             let (groups, next) = try await self.directory.listGroups(
                 tenantID: try context.tenantID(),
@@ -162,7 +198,11 @@ struct DirectoryService: Sendable {
         // MARK: Membership
         router.register(Directory.AddGroupMembers.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "group:\(request.groupId)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "group:\(request.groupId)" }
+            ) {
                 VppV1.GroupMembersResponse(
                     try await self.directory.addGroupMembers(
                         tenantID: tenantID,
@@ -174,7 +214,11 @@ struct DirectoryService: Sendable {
         }
         router.register(Directory.RemoveGroupMembers.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "group:\(request.groupId)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "group:\(request.groupId)" }
+            ) {
                 VppV1.GroupMembersResponse(
                     try await self.directory.removeGroupMembers(
                         tenantID: tenantID,

@@ -1,13 +1,13 @@
 import AppleVPP
 public import Logging
+import VPPJobs
+import VPPLogKeys
 import VPPPostgres
 import VPPProto
 import VPPStorage
 import VPPSync
-public import VPPWire
-import VPPLogKeys
-import VPPJobs
 import VPPTokens
+public import VPPWire
 
 /// Turns every error a service can meet into the RPC status the client sees: the one place where storage and
 /// database errors become statuses. Nothing internal (SQL, constraint names, values) reaches the client; the log
@@ -33,7 +33,8 @@ public enum ServiceErrorMapper {
             // The queue's refusals mean what storage's do, and are answered alike.
             switch error {
             case .notFound(let message): return map(StorageError.notFound(message))
-            case .invalidArgument(let message, let field): return map(StorageError.invalidArgument(message, field: field))
+            case .invalidArgument(let message, let field):
+                return map(StorageError.invalidArgument(message, field: field))
             case .internalInconsistency(let message): return map(StorageError.internalInconsistency(message))
             }
         case let error as PostgresError:
@@ -45,7 +46,10 @@ public enum ServiceErrorMapper {
             return .unavailable(error.message, reason: "APPLE_UNAVAILABLE")
         case let error as AppleVPPError:
             if error.isRetryable {
-                return .unavailable("Apple's VPP service is unavailable or throttling (\(error)); retry later.", reason: "APPLE_UNAVAILABLE")
+                return .unavailable(
+                    "Apple's VPP service is unavailable or throttling (\(error)); retry later.",
+                    reason: "APPLE_UNAVAILABLE"
+                )
             }
             return .failedPrecondition("Apple refused the request: \(error)", reason: "APPLE_REFUSED")
         case let error as AppleVPPBatchError:
@@ -57,7 +61,11 @@ public enum ServiceErrorMapper {
             }
         case let error as ServiceTokenError:
             // The token file a client sent; the message says what is wrong and never repeats the token.
-            return .invalidArgument("The token file was refused: \(error)", field: "token_file", reason: "TOKEN_FILE_INVALID")
+            return .invalidArgument(
+                "The token file was refused: \(error)",
+                field: "token_file",
+                reason: "TOKEN_FILE_INVALID"
+            )
         case let error as ProtoDecodingError:
             return .invalidArgument("The request could not be decoded: \(error)")
         case let error as TokenCipherError:
@@ -93,14 +101,20 @@ public enum ServiceErrorMapper {
         switch error.kind {
         case .connectionFailure, .poolTimeout, .shutdown:
             logger.warning("Database unavailable", metadata: [LogKey.error: "\(error)"])
-            return .unavailable("The database is unavailable right now; retry in a moment.", reason: "DATABASE_UNAVAILABLE")
+            return .unavailable(
+                "The database is unavailable right now; retry in a moment.",
+                reason: "DATABASE_UNAVAILABLE"
+            )
         case .queryCanceled:
             logger.warning("Statement timed out", metadata: [LogKey.error: "\(error)"])
             return .deadlineExceeded("The database took too long to answer; retry, or ask for a smaller page.")
         case .serializationFailure, .deadlock:
             return RPCError(.aborted, "The change conflicted with a concurrent one; retry it.")
         default:
-            logger.error("Database error", metadata: [LogKey.error: "\(error)", LogKey.sqlstate: "\(error.sqlState ?? "")"])
+            logger.error(
+                "Database error",
+                metadata: [LogKey.error: "\(error)", LogKey.sqlstate: "\(error.sqlState ?? "")"]
+            )
             return .internalError("An internal error occurred; the server log has the details under this call's id.")
         }
     }

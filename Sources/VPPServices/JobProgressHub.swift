@@ -60,7 +60,9 @@ public final class JobProgressHub: Sendable {
             }
         } onCancel: {
             let waiter = self.state.withLockedValue { state -> Waiter? in
-                guard var list = state.waiters[key], let index = list.firstIndex(where: { $0.id == id }) else { return nil }
+                guard var list = state.waiters[key], let index = list.firstIndex(where: { $0.id == id }) else {
+                    return nil
+                }
                 let waiter = list.remove(at: index)
                 state.waiters[key] = list.isEmpty ? nil : list
                 return waiter

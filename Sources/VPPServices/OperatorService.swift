@@ -1,10 +1,10 @@
 import Foundation
 import Logging
+import VPPLogKeys
 import VPPProto
 public import VPPServer
 public import VPPStorage
 import VPPWire
-import VPPLogKeys
 
 /// The platform operator's API (C9): tenants, API keys, the operator audit log and the migration state.
 /// Every mutating call is written to the operator audit log with its result, failed ones included.
@@ -43,7 +43,11 @@ struct OperatorService: Sendable {
             try await self.audited(context, target: { _ in "tenant:\(request.tenantId)" }) {
                 let id = try parseID(request.tenantId, field: "tenant_id")
                 let reason = String(request.reason.prefix(500))
-                let record = try await self.storage.tenants.setState(id, .suspended, reason: reason.isEmpty ? "suspended by an operator" : reason)
+                let record = try await self.storage.tenants.setState(
+                    id,
+                    .suspended,
+                    reason: reason.isEmpty ? "suspended by an operator" : reason
+                )
                 await self.tenantChanged(id)
                 return try await self.withTokenCounts([record])[0]
             }

@@ -1,9 +1,9 @@
 public import Foundation
 public import Logging
+import VPPLogKeys
 public import VPPServer
 public import VPPStorage
 import VPPWire
-import VPPLogKeys
 
 /// Authenticates API keys against `vpp_control.api_keys`, and re-checks a connection's key before every call so
 /// that a revoked key stops working at once, also on connections already open.
@@ -28,7 +28,9 @@ public final class StorageAuthenticator: Authenticator {
             throw RPCError.unauthenticated("No API key was presented; send an operator or tenant key in the Hello.")
         }
         guard let key = try await self.storage.apiKeys.find(secret: apiKey), key.revokedAt == nil else {
-            throw RPCError.unauthenticated("The API key is unknown or revoked; ask your platform operator for a valid key.")
+            throw RPCError.unauthenticated(
+                "The API key is unknown or revoked; ask your platform operator for a valid key."
+            )
         }
         self.keyStates.store(true, for: key.id)
         do {

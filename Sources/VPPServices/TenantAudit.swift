@@ -1,7 +1,7 @@
 import Foundation
+import VPPLogKeys
 import VPPServer
 import VPPStorage
-import VPPLogKeys
 
 /// Writes the outcome of a tenant's mutating call to the tenant's own audit log (failed calls included).
 struct TenantAuditor: Sendable {
@@ -20,7 +20,13 @@ struct TenantAuditor: Sendable {
             return response
         } catch {
             let status = ServiceErrorMapper.map(error, context.logger)
-            await self.record(context, tenantID: tenantID, target: target(nil), result: status.code.name, message: status.message)
+            await self.record(
+                context,
+                tenantID: tenantID,
+                target: target(nil),
+                result: status.code.name,
+                message: status.message
+            )
             throw status
         }
     }

@@ -1,12 +1,12 @@
 import Foundation
 import Logging
+import VPPJobs
 import VPPProto
 import VPPServer
 import VPPStorage
 import VPPSync
-import VPPWire
-import VPPJobs
 import VPPTokens
+import VPPWire
 
 /// A tenant's VPP tokens (R1-R6, C4, C5) and their sync jobs (R7, C6).
 struct TokenService: Sendable {
@@ -23,12 +23,21 @@ struct TokenService: Sendable {
         typealias Tokens = VppV1.TokenService
         router.register(Tokens.UploadToken.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { "token:\($0?.token?.id ?? "")" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { "token:\($0?.token?.id ?? "")" }
+            ) {
                 try await self.upload(request, tenantID: tenantID)
             }
         }
         router.register(Tokens.GetToken.self, requires: .tenant) { request, context in
-            VppV1.Token(try await self.tokens.get(tenantID: try context.tenantID(), try parseID(request.tokenId, field: "token_id")))
+            VppV1.Token(
+                try await self.tokens.get(
+                    tenantID: try context.tenantID(),
+                    try parseID(request.tokenId, field: "token_id")
+                )
+            )
         }
         router.register(Tokens.ListTokens.self, requires: .tenant) { request, context in
             let state: TokenRecord.State?
@@ -39,7 +48,8 @@ struct TokenService: Sendable {
             case .expired: state = .expired
             case .claimedElsewhere: state = .claimedElsewhere
             case .invalid: state = .invalid
-            case .unrecognized(let value): throw RPCError.invalidArgument("state \(value) is not a TokenState.", field: "state")
+            case .unrecognized(let value):
+                throw RPCError.invalidArgument("state \(value) is not a TokenState.", field: "state")
             }
             let (tokens, next) = try await self.tokens.list(
                 tenantID: try context.tenantID(),
@@ -55,7 +65,11 @@ struct TokenService: Sendable {
         }
         router.register(Tokens.RenewToken.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "token:\(request.tokenId)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "token:\(request.tokenId)" }
+            ) {
                 let tokenID = try parseID(request.tokenId, field: "token_id")
                 let record = try await self.manager.renew(tenantID: tenantID, tokenID: tokenID, file: request.tokenFile)
                 // R3: the renewed token syncs at once.
@@ -65,7 +79,11 @@ struct TokenService: Sendable {
         }
         router.register(Tokens.DeleteToken.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "token:\(request.tokenId)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "token:\(request.tokenId)" }
+            ) {
                 let tokenID = try parseID(request.tokenId, field: "token_id")
                 guard request.confirm == request.tokenId else {
                     throw RPCError.invalidArgument(
@@ -88,7 +106,11 @@ struct TokenService: Sendable {
         typealias Sync = VppV1.SyncService
         router.register(Sync.SyncToken.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
-            return try await self.auditor.audited(context, tenantID: tenantID, target: { _ in "token:\(request.tokenId)" }) {
+            return try await self.auditor.audited(
+                context,
+                tenantID: tenantID,
+                target: { _ in "token:\(request.tokenId)" }
+            ) {
                 let tokenID = try parseID(request.tokenId, field: "token_id")
                 let token = try await self.tokens.get(tenantID: tenantID, tokenID)
                 switch token.state(at: Date()) {
@@ -100,12 +122,22 @@ struct TokenService: Sendable {
                         reason: "TOKEN_NOT_SYNCABLE"
                     )
                 }
-                let (job, _) = try await self.syncs.request(tenantID: tenantID, tokenID: tokenID, trigger: .manual, full: request.full)
+                let (job, _) = try await self.syncs.request(
+                    tenantID: tenantID,
+                    tokenID: tokenID,
+                    trigger: .manual,
+                    full: request.full
+                )
                 return VppV1.SyncJob(job)
             }
         }
         router.register(Sync.GetSyncJob.self, requires: .tenant) { request, context in
-            VppV1.SyncJob(try await self.syncs.get(tenantID: try context.tenantID(), jobID: try parseID(request.jobId, field: "job_id")))
+            VppV1.SyncJob(
+                try await self.syncs.get(
+                    tenantID: try context.tenantID(),
+                    jobID: try parseID(request.jobId, field: "job_id")
+                )
+            )
         }
         router.register(Sync.ListSyncJobs.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
@@ -161,11 +193,22 @@ struct TokenService: Sendable {
             queueFirstSync: { [syncs] tokenID, transaction in
                 // Queued with the token, before the claim: if this call is cut, the sync claims the token and reads
                 // it (issue 16).
-                _ = try await syncs.request(tenantID: tenantID, tokenID: tokenID, trigger: .upload, full: true, in: transaction)
+                _ = try await syncs.request(
+                    tenantID: tenantID,
+                    tokenID: tokenID,
+                    trigger: .upload,
+                    full: true,
+                    in: transaction
+                )
             }
         )
         // Joins the job queued above.
-        let (job, _) = try await self.syncs.request(tenantID: tenantID, tokenID: upload.token.id, trigger: .upload, full: true)
+        let (job, _) = try await self.syncs.request(
+            tenantID: tenantID,
+            tokenID: upload.token.id,
+            trigger: .upload,
+            full: true
+        )
         var response = VppV1.UploadTokenResponse()
         response.token = VppV1.Token(upload.token)
         response.syncJobId = job.id.lowercasedText
@@ -188,7 +231,8 @@ extension VppV1.Token {
         }
         switch record.state(at: now) {
         case .valid: self.stateReason = ""
-        case .expiringSoon: self.stateReason = "The token expires within 30 days; download a new .vpptoken file and renew it (R3)."
+        case .expiringSoon:
+            self.stateReason = "The token expires within 30 days; download a new .vpptoken file and renew it (R3)."
         case .expired where record.statusReason.isEmpty:
             self.stateReason = "The token expired; it cannot sync until it is renewed with a new .vpptoken file (R3)."
         default: self.stateReason = record.statusReason

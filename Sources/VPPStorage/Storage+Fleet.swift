@@ -1,6 +1,6 @@
 public import Foundation
-import VPPPostgres
 import VPPLogKeys
+import VPPPostgres
 
 /// Figures across every tenant, for the operators' gauges and alerts: tokens by state (R6), how soon the next one
 /// expires (R3), and targets waiting for a license (R15, R16). Only counts leave the tenant schemas.
@@ -14,7 +14,12 @@ public struct FleetSnapshot: Sendable, Equatable {
     /// Tenants read; a tenant deleted during the read is skipped.
     public var tenants: Int
 
-    public init(tokens: [TokenRecord.State: Int] = [:], soonestExpirySeconds: Double? = nil, licensesWaiting: Int = 0, tenants: Int = 0) {
+    public init(
+        tokens: [TokenRecord.State: Int] = [:],
+        soonestExpirySeconds: Double? = nil,
+        licensesWaiting: Int = 0,
+        tenants: Int = 0
+    ) {
         self.tokens = Dictionary(uniqueKeysWithValues: TokenRecord.State.allCases.map { ($0, tokens[$0] ?? 0) })
         self.soonestExpirySeconds = soonestExpirySeconds
         self.licensesWaiting = licensesWaiting
@@ -51,7 +56,10 @@ extension Storage {
                 return figures
             } catch {
                 // Deleted (or being created) while we read: its figures are not part of the fleet any more.
-                self.logger.debug("Fleet figures skip a tenant", metadata: [LogKey.tenantID: "\(tenantID)", LogKey.error: "\(error)"])
+                self.logger.debug(
+                    "Fleet figures skip a tenant",
+                    metadata: [LogKey.tenantID: "\(tenantID)", LogKey.error: "\(error)"]
+                )
                 return nil
             }
         }

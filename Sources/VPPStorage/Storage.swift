@@ -1,7 +1,7 @@
 public import Foundation
 public import Logging
-public import VPPPostgres
 import VPPLogKeys
+public import VPPPostgres
 
 /// The storage layer's front door: the pool, the stores, tenant-scoped transactions, and the audit logs.
 public final class Storage: Sendable {
@@ -66,7 +66,9 @@ public final class Storage: Sendable {
     /// again whenever the search path differs from the one it was planned under. The role is set for the database
     /// session and kept after the read (`PostgresPool.scopedRead`), so the next read of the same tenant on that
     /// connection is the query alone; the pool resets the role before any other use of the connection.
-    public func readInTenant(_ tenantID: UUID, _ query: (_ schema: String) -> PostgresQuery) async throws -> PostgresRows {
+    public func readInTenant(_ tenantID: UUID, _ query: (_ schema: String) -> PostgresQuery) async throws
+        -> PostgresRows
+    {
         try await self.requireActive(tenantID)
         let schema = TenantSchema(tenantID: tenantID)
         return try await self.pool.scopedRead(
@@ -93,7 +95,9 @@ public final class Storage: Sendable {
             // One query re-reads this tenant and every other cached tenant past half its lifetime: with 1,000 tenants
             // calling, a query per tenant every 2 s was up to 500 queries a second beside the calls.
             defer { if claimed { self.tenantStates.endRefresh() } }
-            let rows = try await self.pool.query("SELECT id, state FROM vpp_control.tenants WHERE id = ANY(\(due)::uuid[])")
+            let rows = try await self.pool.query(
+                "SELECT id, state FROM vpp_control.tenants WHERE id = ANY(\(due)::uuid[])"
+            )
             var states: [UUID: TenantRecord.State] = [:]
             for row in rows {
                 states[try row.decode(UUID.self, at: 0)] =
@@ -136,7 +140,9 @@ public final class Storage: Sendable {
 
     /// Records a tenant's audit event in the tenant's schema (in `transaction` when given, so it commits or rolls back
     /// with the change it describes).
-    public func recordTenantAudit(_ record: AuditRecord, tenantID: UUID, in transaction: PostgresTransaction? = nil) async throws {
+    public func recordTenantAudit(_ record: AuditRecord, tenantID: UUID, in transaction: PostgresTransaction? = nil)
+        async throws
+    {
         if let transaction {
             try await AuditLog.insert(record, into: .tenant, on: transaction, pool: self.pool)
         } else {

@@ -1,7 +1,7 @@
 public import Foundation
 public import Logging
-public import VPPStorage
 import VPPLogKeys
+public import VPPStorage
 
 /// Makes licenses follow the directory without the tenant asking: after users, devices or memberships change, every
 /// assigned asset's targets are derived again, waiters served, seats of targets no longer reached taken back, and the
@@ -23,7 +23,10 @@ public struct LedgerDirectoryObserver: DirectoryObserver {
             try await self.syncs.pushPending(ledger: self.ledger, tenantID: tenantID)
         } catch {
             // The next directory change or sync reconciles again; the outbox sweep sends what was written.
-            self.logger.warning("Licenses did not follow a directory change yet", metadata: [LogKey.tenantID: "\(tenantID)", LogKey.error: "\(error)"])
+            self.logger.warning(
+                "Licenses did not follow a directory change yet",
+                metadata: [LogKey.tenantID: "\(tenantID)", LogKey.error: "\(error)"]
+            )
         }
     }
 }

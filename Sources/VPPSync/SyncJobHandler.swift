@@ -1,8 +1,8 @@
 import Foundation
 public import Logging
 public import VPPJobs
-public import VPPStorage
 import VPPLogKeys
+public import VPPStorage
 
 /// Runs sync jobs from the queue (C6): one token each, with progress for WatchSyncJob.
 public struct SyncJobHandler: JobHandler {
@@ -66,7 +66,10 @@ public struct SyncJobHandler: JobHandler {
                         at: Date()
                     )
                 } catch {
-                    self.logger.debug("Could not record the failed sync on its token", metadata: [LogKey.error: "\(error)"])
+                    self.logger.debug(
+                        "Could not record the failed sync on its token",
+                        metadata: [LogKey.error: "\(error)"]
+                    )
                 }
                 return .failed(error: error.message, result: "{}")
             }

@@ -1,7 +1,7 @@
 public import Foundation
+public import VPPJobs
 public import VPPPostgres
 public import VPPStorage
-public import VPPJobs
 
 /// Sync jobs (C6) on the PostgreSQL job queue: one kind, one subject per token, so a sync requested while one is
 /// queued or running joins it.
@@ -100,7 +100,9 @@ public struct SyncJobs: Sendable {
         return job
     }
 
-    public func list(tenantID: UUID, tokenID: UUID?, pageSize: Int, after: PageToken?) async throws -> (jobs: [JobRecord], next: PageToken?) {
+    public func list(tenantID: UUID, tokenID: UUID?, pageSize: Int, after: PageToken?) async throws -> (
+        jobs: [JobRecord], next: PageToken?
+    ) {
         let page = try await self.queue.list(
             tenantID: tenantID,
             kind: Self.kind,

@@ -2,9 +2,9 @@ public import AppleVPP
 public import Foundation
 public import Logging
 import NIOConcurrencyHelpers
-public import VPPStorage
-import VPPLogKeys
 import VPPClock
+import VPPLogKeys
+public import VPPStorage
 
 /// The phases of a sync, as `SyncJob.phase` reports them.
 public enum SyncPhase: String, Sendable, CaseIterable {
@@ -83,7 +83,13 @@ public struct SyncRunner: Sendable {
         progress: Progress
     ) async throws(SyncFailure) -> SyncSummary {
         do {
-            return try await self.sync(tenantID: tenantID, tokenID: tokenID, jobID: jobID, requestedFull: requestedFull, progress: progress)
+            return try await self.sync(
+                tenantID: tenantID,
+                tokenID: tokenID,
+                jobID: jobID,
+                requestedFull: requestedFull,
+                progress: progress
+            )
         } catch let failure as SyncFailure {
             throw failure
         } catch let error as AppleVPPError {
@@ -102,7 +108,10 @@ public struct SyncRunner: Sendable {
         } catch {
             // Database trouble and the like: heals by itself.
             self.logger.warning("Sync failed", metadata: [LogKey.tokenID: "\(tokenID)", LogKey.error: "\(error)"])
-            throw SyncFailure(disposition: .retry(after: nil), message: "The sync failed (\(type(of: error))); it will be retried.")
+            throw SyncFailure(
+                disposition: .retry(after: nil),
+                message: "The sync failed (\(type(of: error))); it will be retried."
+            )
         }
     }
 
@@ -120,7 +129,8 @@ public struct SyncRunner: Sendable {
         case .expired, .invalid, .claimedElsewhere:
             throw SyncFailure(
                 disposition: .stop,
-                message: "The token is \(record.status.rawValue.replacingOccurrences(of: "_", with: " ")): \(record.statusReason) Renew it with a new .vpptoken file to sync again."
+                message:
+                    "The token is \(record.status.rawValue.replacingOccurrences(of: "_", with: " ")): \(record.statusReason) Renew it with a new .vpptoken file to sync again."
             )
         }
         let token: ServiceToken
@@ -220,7 +230,13 @@ public struct SyncRunner: Sendable {
                 )
             )
         }
-        try await self.store.applyAssets(tenantID: tenantID, tokenID: tokenID, assets: synced, skipped: skipped, at: startedAt)
+        try await self.store.applyAssets(
+            tenantID: tenantID,
+            tokenID: tokenID,
+            assets: synced,
+            skipped: skipped,
+            at: startedAt
+        )
         summary.apps = synced.filter { $0.productType == ProductType.app.rawValue }.count
         summary.books = synced.count - summary.apps
         summary.skippedAssets = skipped.count
@@ -243,7 +259,8 @@ public struct SyncRunner: Sendable {
             users: users.items.map { user in
                 var invitation = ""
                 if user.status == .registered, let template = invitationTemplate {
-                    invitation = AppleVPPClient.invitationURL(template: template, inviteCode: user.inviteCode ?? "") ?? ""
+                    invitation =
+                        AppleVPPClient.invitationURL(template: template, inviteCode: user.inviteCode ?? "") ?? ""
                 }
                 return SyncedUser(
                     clientUserID: user.clientUserId,
@@ -262,7 +279,11 @@ public struct SyncRunner: Sendable {
         await progress(.assignments, 0, 0)
         var assignments: PagedResult<Assignment>
         do {
-            assignments = try await self.readAssignments(session, since: full ? nil : versions.assignments, progress: progress)
+            assignments = try await self.readAssignments(
+                session,
+                since: full ? nil : versions.assignments,
+                progress: progress
+            )
         } catch let error as AppleVPPError where error.errorNumber == AppleVPPError.Number.invalidVersionId {
             full = true
             assignments = try await self.readAssignments(session, since: nil, progress: progress)
@@ -340,16 +361,26 @@ public struct SyncRunner: Sendable {
         let reason =
             "Another MDM (\(name)) claimed this token at Apple; its syncs stopped. Using one token in two products loses assignments (R4): upload a new token for this service, or take this one over."
         do {
-            try await self.tokens.setStatus(tenantID: tenantID, tokenID, .claimedElsewhere, reason: reason, otherMDMName: name)
+            try await self.tokens.setStatus(
+                tenantID: tenantID,
+                tokenID,
+                .claimedElsewhere,
+                reason: reason,
+                otherMDMName: name
+            )
         } catch {
-            self.logger.warning("Could not record the token's state", metadata: [LogKey.tokenID: "\(tokenID)", LogKey.error: "\(error)"])
+            self.logger.warning(
+                "Could not record the token's state",
+                metadata: [LogKey.tokenID: "\(tokenID)", LogKey.error: "\(error)"]
+            )
         }
         return SyncFailure(disposition: .stop, message: reason)
     }
 
     private func handleApple(_ error: AppleVPPError, tenantID: UUID, tokenID: UUID) async -> SyncFailure {
         if error.isTokenDead {
-            let status: TokenRecord.Status = error.errorNumber == AppleVPPError.Number.tokenExpired ? .expired : .invalid
+            let status: TokenRecord.Status =
+                error.errorNumber == AppleVPPError.Number.tokenExpired ? .expired : .invalid
             let reason: String
             switch error.errorNumber {
             case AppleVPPError.Number.tokenExpired:
@@ -362,14 +393,18 @@ public struct SyncRunner: Sendable {
             do {
                 try await self.tokens.setStatus(tenantID: tenantID, tokenID, status, reason: reason)
             } catch {
-                self.logger.warning("Could not record the token's state", metadata: [LogKey.tokenID: "\(tokenID)", LogKey.error: "\(error)"])
+                self.logger.warning(
+                    "Could not record the token's state",
+                    metadata: [LogKey.tokenID: "\(tokenID)", LogKey.error: "\(error)"]
+                )
             }
             return SyncFailure(disposition: .stop, message: reason)
         }
         if error.isRetryable {
             return SyncFailure(
                 disposition: .retry(after: error.retryAfterSeconds.map { .milliseconds(Int64($0 * 1000)) }),
-                message: "Apple's VPP service is \(error.isThrottled ? "throttling this organisation" : "unavailable") (\(error)); the sync will be retried."
+                message:
+                    "Apple's VPP service is \(error.isThrottled ? "throttling this organisation" : "unavailable") (\(error)); the sync will be retried."
             )
         }
         return SyncFailure(disposition: .stop, message: "Apple refused a sync request: \(error).")

@@ -1,10 +1,10 @@
 public import Foundation
 public import Logging
 public import ServiceLifecycle
-public import VPPStorage
-import VPPLogKeys
 public import VPPClock
 public import VPPJobs
+import VPPLogKeys
+public import VPPStorage
 
 /// R7: queues every token's sync on schedule (twice a day by default). Each token's next time is its last plus the
 /// interval with ±10% jitter, and the first is spread at random over the interval at upload, so tokens do not all fire
@@ -51,13 +51,20 @@ public final class SyncScheduler: Service, Sendable {
                     try await self.pushPending()
                     if self.clock.now - lastPrune >= .seconds(3600) {
                         lastPrune = self.clock.now
-                        let pruned = try await self.queue.prune(finishedBefore: Date().addingTimeInterval(-Self.jobHistory))
-                        if pruned > 0 { self.logger.info("Pruned finished jobs", metadata: [LogKey.count: "\(pruned)"]) }
+                        let pruned = try await self.queue.prune(
+                            finishedBefore: Date().addingTimeInterval(-Self.jobHistory)
+                        )
+                        if pruned > 0 {
+                            self.logger.info("Pruned finished jobs", metadata: [LogKey.count: "\(pruned)"])
+                        }
                     }
                 } catch is CancellationError {
                     return
                 } catch {
-                    self.logger.warning("Could not schedule syncs; will try again", metadata: [LogKey.error: "\(error)"])
+                    self.logger.warning(
+                        "Could not schedule syncs; will try again",
+                        metadata: [LogKey.error: "\(error)"]
+                    )
                 }
                 try? await self.clock.sleep(for: self.tick)
             }
@@ -78,7 +85,9 @@ public final class SyncScheduler: Service, Sendable {
     public func scheduleDue() async throws -> Int {
         let queue = self.queue
         let count = try await self.storage.takeDueSyncs(limit: self.batchSize, interval: self.interval) {
-            tenantID, tokenID, transaction in
+            tenantID,
+            tokenID,
+            transaction in
             _ = try await queue.enqueue(
                 SyncJobs.newJob(tenantID: tenantID, tokenID: tokenID, trigger: .schedule, full: false),
                 in: transaction

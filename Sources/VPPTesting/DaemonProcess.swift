@@ -28,7 +28,9 @@ public final class DaemonProcess: @unchecked Sendable {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
             directory.deleteLastPathComponent()
         }
-        throw DaemonProcessError("The \(name) program is not built next to the tests (\(Self.productsDirectory)); run `swift build --build-tests` first.")
+        throw DaemonProcessError(
+            "The \(name) program is not built next to the tests (\(Self.productsDirectory)); run `swift build --build-tests` first."
+        )
     }
 
     public static func start(
@@ -36,7 +38,8 @@ public final class DaemonProcess: @unchecked Sendable {
         _ arguments: [String],
         environment: [String: String]
     ) throws -> DaemonProcess {
-        let logFile = NSTemporaryDirectory() + "\(URL(fileURLWithPath: executable).lastPathComponent)-\(UUID().uuidString).log"
+        let logFile =
+            NSTemporaryDirectory() + "\(URL(fileURLWithPath: executable).lastPathComponent)-\(UUID().uuidString).log"
         FileManager.default.createFile(atPath: logFile, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         let process = Process()
@@ -56,11 +59,15 @@ public final class DaemonProcess: @unchecked Sendable {
 
     /// Waits until `GET http://127.0.0.1:<port><path>` answers 200, or throws with the log when the process ends or
     /// `timeout` passes.
-    public func waitUntilReady(metricsPort: Int, path: String = "/readyz", timeout: Duration = .seconds(60)) async throws {
+    public func waitUntilReady(metricsPort: Int, path: String = "/readyz", timeout: Duration = .seconds(60))
+        async throws
+    {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             guard self.process.isRunning else {
-                throw DaemonProcessError("The process ended (\(self.process.terminationStatus)) before it was ready:\n\(self.log)")
+                throw DaemonProcessError(
+                    "The process ended (\(self.process.terminationStatus)) before it was ready:\n\(self.log)"
+                )
             }
             if let (status, _) = try? await Self.httpGet(port: metricsPort, path: path), status == 200 {
                 return

@@ -29,7 +29,10 @@ public struct SyncEnvironment: Sendable {
 
     /// A location like a school's: an app, a book, a custom B2B app (R9), a free app, and a user and a license that
     /// another MDM made (R10).
-    public static func location(uId: String = "\(UInt64.random(in: 1_000_000_000...9_999_999_999))", name: String = "Springfield High")
+    public static func location(
+        uId: String = "\(UInt64.random(in: 1_000_000_000...9_999_999_999))",
+        name: String = "Springfield High"
+    )
         -> SimulatorFixture.Location
     {
         .init(
@@ -88,7 +91,8 @@ public struct SyncEnvironment: Sendable {
     }
 
     /// A tenant and a client with its key.
-    public func tenant(_ name: String = "Tenant", configure: (inout VppV1.CreateTenantRequest) -> Void = { _ in }) async throws
+    public func tenant(_ name: String = "Tenant", configure: (inout VppV1.CreateTenantRequest) -> Void = { _ in })
+        async throws
         -> (tenant: VppV1.Tenant, client: VPPClient)
     {
         let (tenant, key) = try await server.createTenant(name, configure: configure)
@@ -106,7 +110,9 @@ public struct SyncEnvironment: Sendable {
         return request
     }
 
-    public func upload(_ client: VPPClient, _ file: String, takeOver: Bool = false) async throws -> VppV1.UploadTokenResponse {
+    public func upload(_ client: VPPClient, _ file: String, takeOver: Bool = false) async throws
+        -> VppV1.UploadTokenResponse
+    {
         try await client.call(VppV1.TokenService.UploadToken.self, Self.uploadRequest(file, takeOver: takeOver))
     }
 
@@ -162,7 +168,6 @@ public struct SyncEnvironment: Sendable {
         return try await client.call(VppV1.CatalogService.ListApps.self, request).assets
     }
 }
-
 
 /// `waitForJob` gave up: the job never reached the state the test waited for.
 public struct SyncEnvironmentTimeout: Error, CustomStringConvertible {

@@ -25,12 +25,12 @@ public struct TestCertificates: Sendable {
             name.contains(":") || name.allSatisfy({ $0.isNumber || $0 == "." }) ? "IP:\(name)" : "DNS:\(name)"
         }.joined(separator: ",")
         try """
-            basicConstraints=critical,CA:FALSE
-            keyUsage=critical,digitalSignature
-            extendedKeyUsage=serverAuth
-            subjectAltName=\(alternativeNames)
+        basicConstraints=critical,CA:FALSE
+        keyUsage=critical,digitalSignature
+        extendedKeyUsage=serverAuth
+        subjectAltName=\(alternativeNames)
 
-            """.write(toFile: directory + "/server.ext", atomically: true, encoding: .utf8)
+        """.write(toFile: directory + "/server.ext", atomically: true, encoding: .utf8)
         let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         try await Self.openssl(
             ["req", "-x509"] + curve + [
@@ -41,12 +41,15 @@ public struct TestCertificates: Sendable {
         )
         try await Self.openssl(
             ["req"] + curve + [
-                "-keyout", certificates.keyFile, "-out", directory + "/server.csr", "-subj", "/CN=\(names.first ?? "localhost")",
+                "-keyout", certificates.keyFile, "-out", directory + "/server.csr", "-subj",
+                "/CN=\(names.first ?? "localhost")",
             ]
         )
         try await Self.openssl([
-            "x509", "-req", "-in", directory + "/server.csr", "-CA", certificates.caFile, "-CAkey", directory + "/ca.key",
-            "-CAcreateserial", "-out", certificates.certificateFile, "-days", "2", "-extfile", directory + "/server.ext",
+            "x509", "-req", "-in", directory + "/server.csr", "-CA", certificates.caFile, "-CAkey",
+            directory + "/ca.key",
+            "-CAcreateserial", "-out", certificates.certificateFile, "-days", "2", "-extfile",
+            directory + "/server.ext",
         ])
         return certificates
     }

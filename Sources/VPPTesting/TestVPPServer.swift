@@ -2,14 +2,14 @@ public import AppleVPP
 import AsyncHTTPClient
 import Foundation
 public import Logging
-import VPPJobs
-public import VPPSync
 public import VPPClient
+import VPPJobs
 public import VPPPostgres
 public import VPPProto
 public import VPPServer
 public import VPPServices
 public import VPPStorage
+public import VPPSync
 
 /// The real server for integration tests: real services on real storage (a fresh database of the test cluster, or
 /// the one given), an operator key, and the RPC port on a free port.
@@ -43,7 +43,8 @@ public struct TestVPPServer: Sendable {
         configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestVPPServer {
         var logger = Logger(label: "test.vpp")
-        logger.logLevel = ProcessInfo.processInfo.environment["VPP_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["VPP_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         var databaseConfiguration: PostgresConfiguration
         if let database {
             databaseConfiguration = database
@@ -221,7 +222,12 @@ public struct TestAppleOptions: Sendable {
         schedulerTick: Duration? = nil,
         lease: Duration = .seconds(30),
         retryBase: Duration = .milliseconds(200),
-        retryPolicy: RetryPolicy = RetryPolicy(maxAttempts: 2, baseDelay: .milliseconds(10), maxDelay: .milliseconds(50), maxRetryAfter: .milliseconds(500))
+        retryPolicy: RetryPolicy = RetryPolicy(
+            maxAttempts: 2,
+            baseDelay: .milliseconds(10),
+            maxDelay: .milliseconds(50),
+            maxRetryAfter: .milliseconds(500)
+        )
     ) {
         self.baseURL = baseURL
         self.workers = workers

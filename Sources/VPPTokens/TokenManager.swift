@@ -1,10 +1,10 @@
 public import AppleVPP
 public import Foundation
 public import Logging
+import VPPClock
+import VPPLogKeys
 public import VPPPostgres
 public import VPPStorage
-import VPPLogKeys
-import VPPClock
 
 /// Who this installation is at Apple: the `mdmInfo` every token is claimed with (R4).
 public enum PlatformIdentity {
@@ -92,7 +92,9 @@ public struct TokenManager: Sendable {
         let session = self.apple.session(token: token)
         let config = try await self.appleCall { try await session.clientConfig() }
         guard let locationUID = config.uId, !locationUID.isEmpty else {
-            throw AppleUnavailableError(message: "Apple's client config did not name the token's location; retry later.")
+            throw AppleUnavailableError(
+                message: "Apple's client config did not name the token's location; retry later."
+            )
         }
         var previousMDM: String?
         if let holder = config.mdmInfo, AppleVPPSession.isForeign(holder, own: self.identity) {
@@ -107,21 +109,21 @@ public struct TokenManager: Sendable {
         let record: TokenRecord
         do {
             record = try await self.store.insert(
-            tenantID: tenantID,
-            NewToken(
-                displayName: name,
-                appleID: appleID,
-                accountType: accountType,
-                organizationName: token.orgName,
-                locationUID: locationUID,
-                locationName: config.locationName ?? "",
-                countryCode: config.countryISO2ACode ?? "",
-                expiresAt: token.expirationDate,
-                credential: token.bearerCredential,
-                // R7: the first sync runs at once (queued by the caller); scheduled ones are spread over the interval.
-                firstSyncAt: self.now().addingTimeInterval(Double.random(in: 0.5...1.0) * interval)
-            ),
-            alsoInTransaction: inTransaction
+                tenantID: tenantID,
+                NewToken(
+                    displayName: name,
+                    appleID: appleID,
+                    accountType: accountType,
+                    organizationName: token.orgName,
+                    locationUID: locationUID,
+                    locationName: config.locationName ?? "",
+                    countryCode: config.countryISO2ACode ?? "",
+                    expiresAt: token.expirationDate,
+                    credential: token.bearerCredential,
+                    // R7: the first sync runs at once (queued by the caller); scheduled ones are spread over the interval.
+                    firstSyncAt: self.now().addingTimeInterval(Double.random(in: 0.5...1.0) * interval)
+                ),
+                alsoInTransaction: inTransaction
             )
         } catch let error as StorageError {
             // The same file for a location this tenant holds: a retry of an upload whose answer was lost.
@@ -210,7 +212,8 @@ public struct TokenManager: Sendable {
 
     static func validateAppleID(_ text: String) throws -> String {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...320).contains(trimmed.count), !trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+        guard (1...320).contains(trimmed.count),
+            !trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
         else {
             throw StorageError.invalidArgument(
                 "apple_id is required: the Apple ID of the VPP account that downloaded the token (R1).",
@@ -222,8 +225,12 @@ public struct TokenManager: Sendable {
 
     static func validateDisplayName(_ text: String) throws -> String {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard trimmed.count <= 200, !trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw StorageError.invalidArgument("display_name must be at most 200 characters, without control characters.", field: "display_name")
+        guard trimmed.count <= 200, !trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+        else {
+            throw StorageError.invalidArgument(
+                "display_name must be at most 200 characters, without control characters.",
+                field: "display_name"
+            )
         }
         return trimmed
     }

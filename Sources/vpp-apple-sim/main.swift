@@ -59,7 +59,8 @@ struct VPPAppleSim: AsyncParsableCommand {
                 "simulator ready",
                 metadata: [
                     "api": "http://\(host):\(port)/mdm/v2", "control": "http://\(host):\(port)/_control",
-                ])
+                ]
+            )
         }
         try await app.runService()
     }

@@ -48,8 +48,12 @@ enum FuzzFrames {
     }
 
     /// One frame, as the connection handler treats it; false when the connection would close.
-    static func handle(_ frame: ByteBuffer, machine: inout ServerConnectionStateMachine<String>, limits: FrameLimits) -> Bool {
-        let metadata = frame.withUnsafeReadableBytes { try? ProtoWireScan.count(of: 4, inside: 2, of: $0, stoppingAbove: 64) }
+    static func handle(_ frame: ByteBuffer, machine: inout ServerConnectionStateMachine<String>, limits: FrameLimits)
+        -> Bool
+    {
+        let metadata = frame.withUnsafeReadableBytes {
+            try? ProtoWireScan.count(of: 4, inside: 2, of: $0, stoppingAbove: 64)
+        }
         if let metadata, metadata > 64 { return false }
         guard let decoded = try? RpcV1.ClientFrame(buffer: frame) else {
             _ = machine.undecodableFrame("fuzz")
@@ -73,40 +77,42 @@ enum FuzzFrames {
 }
 
 #if VPP_LIBFUZZER
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    FuzzFrames.run(UnsafeRawBufferPointer(start: data, count: size))
-    return 0
-}
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+        FuzzFrames.run(UnsafeRawBufferPointer(start: data, count: size))
+        return 0
+    }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
-) -> Int32
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func runFuzzerDriver(
+        _ argc: UnsafeMutablePointer<Int32>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+    ) -> Int32
 
-/// SwiftPM links an executable's entry point as `<module>_main`: hand the command line to libFuzzer's driver.
-@_cdecl("vpp_fuzz_frames_main")
-public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var count = argc
-    var arguments = argv
-    return runFuzzerDriver(&count, &arguments) { data, size in fuzzOneInput(data, size) }
-}
+    /// SwiftPM links an executable's entry point as `<module>_main`: hand the command line to libFuzzer's driver.
+    @_cdecl("vpp_fuzz_frames_main")
+    public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+        var count = argc
+        var arguments = argv
+        return runFuzzerDriver(&count, &arguments) { data, size in fuzzOneInput(data, size) }
+    }
 #else
-@main
-struct ReplayInputs {
-    static func main() throws {
-        let paths = CommandLine.arguments.dropFirst()
-        guard !paths.isEmpty else {
-            FileHandle.standardError.write(Data("usage: vpp-fuzz-frames INPUT...  (replays fuzzer inputs; Scripts/fuzz.sh fuzzes)\n".utf8))
-            exit(2)
-        }
-        for path in paths {
-            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-            bytes.withUnsafeBytes { FuzzFrames.run($0) }
-            print("\(path): ok")
+    @main
+    struct ReplayInputs {
+        static func main() throws {
+            let paths = CommandLine.arguments.dropFirst()
+            guard !paths.isEmpty else {
+                FileHandle.standardError.write(
+                    Data("usage: vpp-fuzz-frames INPUT...  (replays fuzzer inputs; Scripts/fuzz.sh fuzzes)\n".utf8)
+                )
+                exit(2)
+            }
+            for path in paths {
+                let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+                bytes.withUnsafeBytes { FuzzFrames.run($0) }
+                print("\(path): ok")
+            }
         }
     }
-}
 #endif

@@ -54,9 +54,8 @@ struct ClientAgainstSimulatorTests {
     @Test func noticesAnotherMDMTakingTheToken() async throws {
         let ours = MDMInfo(id: "ours", name: "VPP License Server", metadata: "1.0")
         let observed = NIOLockedValueBox<[MDMInfo?]>([])
-        try await Env.run(ownMDMInfo: ours, onMDMInfoMismatch: { info in observed.withLockedValue { $0.append(info) } })
-        {
-            env in
+        let mismatch: @Sendable (MDMInfo?) -> Void = { info in observed.withLockedValue { $0.append(info) } }
+        try await Env.run(ownMDMInfo: ours, onMDMInfoMismatch: mismatch) { env in
             _ = try await env.session.claim(ours)
             _ = try await env.session.assets()
             #expect(observed.withLockedValue { $0 }.isEmpty)
@@ -129,7 +128,9 @@ struct ClientAgainstSimulatorTests {
     @Test func aFaultForOneMethodLeavesTheOtherOnTheSamePathAlone() async throws {
         try await Env.run { env in
             // Reading the client config (GET) and claiming the token (POST) share a path.
-            env.simulator.core.injectFault(SimulatorFault(kind: .internalError, pathSuffix: "/client/config", method: "post"))
+            env.simulator.core.injectFault(
+                SimulatorFault(kind: .internalError, pathSuffix: "/client/config", method: "post")
+            )
             _ = try await env.session.clientConfig()
             #expect(env.simulator.core.pendingFaults().count == 1)
             _ = try await env.session.claim(MDMInfo(id: "ours", name: "Ours", metadata: "1"))  // retried after the 500
@@ -229,7 +230,10 @@ struct ClientAgainstSimulatorTests {
         try await Env.run { env in
             _ = try await env.finish(
                 try await env.session.associate(
-                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.customApp)], serialNumbers: ["R1", "R2", "R3"])
+                    ManageAssetsRequest(
+                        assets: [AssetReference(adamId: Env.customApp)],
+                        serialNumbers: ["R1", "R2", "R3"]
+                    )
                 )
             )
             // Through the control API, as the local run and the docs use it.
@@ -242,14 +246,19 @@ struct ClientAgainstSimulatorTests {
             #expect(asset.assignedCount == 3, "a refund revokes nothing: the assignments stay")
             #expect(asset.availableCount == 0)
             let refused = try await env.finish(
-                try await env.session.associate(ManageAssetsRequest(assets: [AssetReference(adamId: Env.customApp)], serialNumbers: ["R4"]))
+                try await env.session.associate(
+                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.customApp)], serialNumbers: ["R4"])
+                )
             )
             #expect(refused.failures?.first?.errorNumber == 9709)
 
             // Seats given back: still over (3 held of 1) until two go, then one is free again.
             _ = try await env.finish(
                 try await env.session.disassociate(
-                    ManageAssetsRequest(assets: [AssetReference(adamId: Env.customApp)], serialNumbers: ["R1", "R2", "R3"])
+                    ManageAssetsRequest(
+                        assets: [AssetReference(adamId: Env.customApp)],
+                        serialNumbers: ["R1", "R2", "R3"]
+                    )
                 )
             )
             asset = try await env.asset(Env.customApp)

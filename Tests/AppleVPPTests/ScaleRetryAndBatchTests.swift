@@ -31,7 +31,9 @@ struct ScaleRetryAndBatchTests {
         }
     }
 
-    @Test("A long read of assignments reports its progress page by page (issue 16: sync progress moved only at the end)")
+    @Test(
+        "A long read of assignments reports its progress page by page (issue 16: sync progress moved only at the end)"
+    )
     func assignmentsReadReportsProgress() async throws {
         try await Env.run { env in
             try env.simulator.core.addDeviceAssignments(uId: env.uId, adamId: Env.freeApp, count: 5_000)
@@ -55,10 +57,14 @@ struct ScaleRetryAndBatchTests {
         let configuration = SimulatorConfiguration(eventCompletion: .afterDelay(.seconds(20)))
         try await Env.run(configuration: configuration) { env in
             let event = try await env.session.associate(
-                ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["LATE"]))
+                ManageAssetsRequest(assets: [AssetReference(adamId: Env.pages)], serialNumbers: ["LATE"])
+            )
             #expect(try await env.session.eventStatus(event.eventId).eventStatus == .pending)
             let status = try await env.session.waitForEvent(
-                event.eventId, pollInterval: .milliseconds(100), timeout: .seconds(30))
+                event.eventId,
+                pollInterval: .milliseconds(100),
+                timeout: .seconds(30)
+            )
             #expect(status.eventStatus == .complete)
             #expect(try await env.asset(Env.pages).assignedCount == 2)
         }

@@ -11,7 +11,10 @@ import VPPTesting
         let binary = try WalkthroughTests.binary()
         let certificates = try await TestCertificates.make()
         let otherCA = try await TestCertificates.make()
-        let tls = try ServerTLS.load(certificateChainFile: certificates.certificateFile, privateKeyFile: certificates.keyFile)
+        let tls = try ServerTLS.load(
+            certificateChainFile: certificates.certificateFile,
+            privateKeyFile: certificates.keyFile
+        )
         let server = try await TestVPPServer.start(prefix: "ctl_tls") { $0.tls = tls }
         let scratch = NSTemporaryDirectory() + "vppctl-tls-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)

@@ -7,7 +7,9 @@ import VPPTesting
 /// Issue 16: a descriptor limit below --max-connections caps the connections, says so, and refuses the rest clearly.
 @Suite("vppd and the file-descriptor limit")
 struct DescriptorLimitTests {
-    @Test("under ulimit -n 400, vppd logs the cap and answers the connection past it with CONNECTION_LIMIT, not silence")
+    @Test(
+        "under ulimit -n 400, vppd logs the cap and answers the connection past it with CONNECTION_LIMIT, not silence"
+    )
     func lowDescriptorLimit() async throws {
         let database = try await TestPostgres.makeDatabase(prefix: "fd_limit")
         let operatorKey = "op-" + (0..<4).map { _ in UUID().uuidString }.joined()
@@ -23,7 +25,11 @@ struct DescriptorLimitTests {
         environment["VPP_METRICS_PORT"] = "\(metricsPort)"
         let vppd = try DaemonProcess.product("vppd")
         // Soft and hard limit 400: 400 - (2 x 4 + 256) = 136 connections.
-        let process = try DaemonProcess.start("/bin/bash", ["-c", "ulimit -n 400 && exec \"$0\" serve", vppd], environment: environment)
+        let process = try DaemonProcess.start(
+            "/bin/bash",
+            ["-c", "ulimit -n 400 && exec \"$0\" serve", vppd],
+            environment: environment
+        )
         defer { if process.process.isRunning { process.process.terminate() } }
         try await process.waitUntilReady(metricsPort: metricsPort)
         #expect(process.log.contains("connections_allowed=136"), "\(process.log.suffix(2000))")

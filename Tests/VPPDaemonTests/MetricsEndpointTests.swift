@@ -28,12 +28,16 @@ struct MetricsEndpointTests {
             typealias InboundIn = ByteBuffer
             let continuation: AsyncStream<ByteBuffer>.Continuation
             init(_ continuation: AsyncStream<ByteBuffer>.Continuation) { self.continuation = continuation }
-            func channelRead(context: ChannelHandlerContext, data: NIOAny) { self.continuation.yield(self.unwrapInboundIn(data)) }
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+                self.continuation.yield(self.unwrapInboundIn(data))
+            }
             func channelInactive(context: ChannelHandlerContext) { self.continuation.finish() }
         }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(continuation)) }
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(continuation))
+                }
             }
             .connect(host: "127.0.0.1", port: port).get()
         try await channel.writeAndFlush(ByteBuffer(string: "GET \(path) HTTP/1.0\r\n\r\n"))
@@ -94,7 +98,9 @@ extension RPCServer {
         let server = RPCServer(
             configuration: ServerConfiguration(host: "127.0.0.1", port: 0),
             router: router,
-            authenticator: StaticAuthenticator(["k": Principal(kind: .tenant, tenantID: "t", keyID: "key", keyName: "k")]),
+            authenticator: StaticAuthenticator([
+                "k": Principal(kind: .tenant, tenantID: "t", keyID: "key", keyName: "k")
+            ]),
             logger: logger
         )
         try await server.start()

@@ -20,7 +20,9 @@ struct MultiServerTests {
         var logger = Logger(label: "test.simulator")
         logger.logLevel = .critical
         let fixture = SimulatorFixture(
-            publicApps: [ContentMetadata(trackId: 408_709_785, trackName: "Pages", bundleId: "com.apple.Pages", kind: "software")],
+            publicApps: [
+                ContentMetadata(trackId: 408_709_785, trackName: "Pages", bundleId: "com.apple.Pages", kind: "software")
+            ],
             locations: []
         )
         try await AppleVPPSimulator.withSimulator(fixture: fixture, logger: logger) { simulator in
@@ -39,7 +41,9 @@ struct MultiServerTests {
 
             let vppd = try DaemonProcess.product("vppd")
             var servers: [(process: DaemonProcess, port: Int, metricsPort: Int)] = []
-            defer { for server in servers where server.process.process.isRunning { server.process.process.terminate() } }
+            defer {
+                for server in servers where server.process.process.isRunning { server.process.process.terminate() }
+            }
             for _ in 0..<2 {
                 let (port, metricsPort) = (try await DaemonProcess.freePort(), try await DaemonProcess.freePort())
                 var own = environment
@@ -68,7 +72,10 @@ struct MultiServerTests {
             var jobIDs: Set<String> = []
             for index in 0..<6 {
                 let location = try simulator.core.createLocation(
-                    .init(locationName: "Campus \(index)", assets: [.init(adamId: Self.pages, productType: .app, totalCount: 10)])
+                    .init(
+                        locationName: "Campus \(index)",
+                        assets: [.init(adamId: Self.pages, productType: .app, totalCount: 10)]
+                    )
                 )
                 var upload = VppV1.UploadTokenRequest()
                 upload.tokenFile = Array(location.vppToken.utf8)
@@ -102,11 +109,15 @@ struct MultiServerTests {
             let pool = PostgresPool(configuration: database, logger: logger)
             let jobs = try await pool.query(
                 "SELECT id::text, state, attempt, coalesce(lease_owner, '') FROM vpp_control.jobs WHERE kind = 'sync'"
-            ).map { (try $0.decode(String.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(Int.self, at: 2)) }
+            ).map {
+                (try $0.decode(String.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(Int.self, at: 2))
+            }
             await pool.shutdown()
             #expect(Set(jobs.map(\.0)) == jobIDs)
             #expect(jobs.allSatisfy { $0.1 == "succeeded" && $0.2 == 1 }, "\(jobs)")
-            let assetReads = simulator.core.recordedRequests().filter { $0.method == "GET" && $0.path.hasSuffix("/assets") }
+            let assetReads = simulator.core.recordedRequests().filter {
+                $0.method == "GET" && $0.path.hasSuffix("/assets")
+            }
             #expect(assetReads.count == jobs.count, "one read of the assets per sync job")
 
             // Both servers answer every kind of call for the tenant, whichever server made the data.
@@ -121,7 +132,10 @@ struct MultiServerTests {
 
             // The fleet gauges read the shared database: each server reports all six tokens.
             for server in servers {
-                let seen = try await Self.waitForMetric(port: server.metricsPort, line: "vpp_tokens{state=\"valid\"} 6.0")
+                let seen = try await Self.waitForMetric(
+                    port: server.metricsPort,
+                    line: "vpp_tokens{state=\"valid\"} 6.0"
+                )
                 #expect(seen, "\(server.process.log)")
             }
 
@@ -135,12 +149,17 @@ struct MultiServerTests {
     }
 
     static func url(_ configuration: PostgresConfiguration) -> String {
-        let password = configuration.password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) } ?? ""
-        return "postgres://\(configuration.user)\(password)@\(configuration.host):\(configuration.port)/\(configuration.database)"
+        let password =
+            configuration.password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0) }
+            ?? ""
+        return
+            "postgres://\(configuration.user)\(password)@\(configuration.host):\(configuration.port)/\(configuration.database)"
     }
 
     /// Waits until no sync or push job is queued, running or retrying.
-    private static func waitForIdleQueue(_ database: PostgresConfiguration, timeout: Duration = .seconds(60)) async throws {
+    private static func waitForIdleQueue(_ database: PostgresConfiguration, timeout: Duration = .seconds(60))
+        async throws
+    {
         let pool = PostgresPool(configuration: database, logger: Logger(label: "test.queue"))
         defer { Task { await pool.shutdown() } }
         let deadline = ContinuousClock.now + timeout
@@ -161,7 +180,9 @@ struct MultiServerTests {
             if body.split(separator: "\n").contains(where: { $0 == line }) { return true }
             try await Task.sleep(for: .milliseconds(200))
         }
-        Issue.record("/metrics on \(port) never showed \(line); last:\n\(last.split(separator: "\n").filter { $0.hasPrefix("vpp_tok") })")
+        Issue.record(
+            "/metrics on \(port) never showed \(line); last:\n\(last.split(separator: "\n").filter { $0.hasPrefix("vpp_tok") })"
+        )
         return false
     }
 }

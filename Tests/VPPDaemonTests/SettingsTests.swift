@@ -92,7 +92,10 @@ struct SettingsTests {
     @Test("describing the settings hides secrets")
     func secretsHidden() throws {
         let settings = try ResolvedSettings(
-            flags: [.databaseURL: "postgres://vpp:hunter2@db/vpp", .bootstrapOperatorKey: "k" + String(repeating: "x", count: 40)],
+            flags: [
+                .databaseURL: "postgres://vpp:hunter2@db/vpp",
+                .bootstrapOperatorKey: "k" + String(repeating: "x", count: 40),
+            ],
             environment: [:],
             configFile: nil
         )
@@ -122,7 +125,11 @@ struct SettingsTests {
             )
             #expect(try allowed.serverTLS() == nil)
         }
-        let typo = try ResolvedSettings(flags: [.host: "0.0.0.0", .allowPlaintext: "ture"], environment: [:], configFile: nil)
+        let typo = try ResolvedSettings(
+            flags: [.host: "0.0.0.0", .allowPlaintext: "ture"],
+            environment: [:],
+            configFile: nil
+        )
         #expect(throws: SettingsError.self) { try typo.serverTLS() }
     }
 
@@ -135,7 +142,11 @@ struct SettingsTests {
             configFile: nil
         )
         #expect(try both.serverTLS() != nil)
-        let one = try ResolvedSettings(flags: [.tlsCertFile: certificates.certificateFile], environment: [:], configFile: nil)
+        let one = try ResolvedSettings(
+            flags: [.tlsCertFile: certificates.certificateFile],
+            environment: [:],
+            configFile: nil
+        )
         #expect { try one.serverTLS() } throws: { "\($0)".contains("both") }
         let missing = try ResolvedSettings(
             flags: [.tlsCertFile: "/nonexistent/cert.pem", .tlsKeyFile: certificates.keyFile],

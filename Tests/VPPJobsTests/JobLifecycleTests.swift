@@ -26,11 +26,15 @@ struct JobLifecycleTests {
         #expect(JobEvent.retry.to == [.retrying, .failed])
     }
 
-    @Test("C6: against a real database, every queue statement moves jobs only along the lifecycle's edges, and uses each")
+    @Test(
+        "C6: against a real database, every queue statement moves jobs only along the lifecycle's edges, and uses each"
+    )
     func theSQLFollowsTheLifecycle() async throws {
         let fixture = try await QueueFixture.make()
         // A log of every change of state (or of attempt: a take-over stays 'running' but starts the next attempt).
-        try await fixture.pool.query("CREATE TABLE vpp_control.job_transition_log (from_state text, to_state text NOT NULL)")
+        try await fixture.pool.query(
+            "CREATE TABLE vpp_control.job_transition_log (from_state text, to_state text NOT NULL)"
+        )
         try await fixture.pool.query(
             """
             CREATE FUNCTION vpp_control.log_job_transition() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -78,7 +82,10 @@ struct JobLifecycleTests {
         #expect(try await queue.release(released, owner: "w"))
         #expect(try await queue.cancelActive(kind: "k", subject: "released", reason: "gone") == 1)
         #expect(try await queue.cancelActive(kind: "k", subject: "cancelled-while-running", reason: "gone") == 1)
-        #expect(try await queue.retry(waitingCancelled, owner: "w", after: .seconds(3600), error: "wait")?.state == .retrying)
+        #expect(
+            try await queue.retry(waitingCancelled, owner: "w", after: .seconds(3600), error: "wait")?.state
+                == .retrying
+        )
         #expect(try await queue.cancelActive(kind: "k", subject: "cancelled-while-retrying", reason: "gone") == 1)
         // A worker that stops: its job is taken over while attempts are left, and fails when none are.
         let orphan = try await new("orphaned", maxAttempts: 2)
@@ -101,8 +108,14 @@ struct JobLifecycleTests {
             let to = try #require(JobState(rawValue: try row.decode(String.self, at: 1)))
             seen.insert(JobLifecycle.Edge(from: from, to: to))
         }
-        #expect(seen.subtracting(JobLifecycle.edges).isEmpty, "edges the lifecycle does not have: \(seen.subtracting(JobLifecycle.edges))")
-        #expect(JobLifecycle.edges.subtracting(seen).isEmpty, "edges no statement took: \(JobLifecycle.edges.subtracting(seen))")
+        #expect(
+            seen.subtracting(JobLifecycle.edges).isEmpty,
+            "edges the lifecycle does not have: \(seen.subtracting(JobLifecycle.edges))"
+        )
+        #expect(
+            JobLifecycle.edges.subtracting(seen).isEmpty,
+            "edges no statement took: \(JobLifecycle.edges.subtracting(seen))"
+        )
         await fixture.shutdown()
     }
 }

@@ -20,7 +20,9 @@ struct JobQueueTests {
         #expect(first.job.attempt == 0)
         #expect(first.job.trigger == "schedule")
         #expect(first.job.payload == #"{"a": 1}"#)
-        let second = try await fixture.queue.enqueue(NewJob(kind: "sync", tenantID: tenant, subject: "token-1", trigger: "sync-now"))
+        let second = try await fixture.queue.enqueue(
+            NewJob(kind: "sync", tenantID: tenant, subject: "token-1", trigger: "sync-now")
+        )
         #expect(second.joined)
         #expect(second.job.id == first.job.id)
         #expect(second.job.trigger == "schedule")
@@ -48,7 +50,9 @@ struct JobQueueTests {
             let results = try await withThrowingTaskGroup(of: (UUID, Bool).self) { group in
                 for _ in 0..<24 {
                     group.addTask {
-                        let (job, joined) = try await queue.enqueue(NewJob(kind: "sync", tenantID: nil, subject: "s\(round)"))
+                        let (job, joined) = try await queue.enqueue(
+                            NewJob(kind: "sync", tenantID: nil, subject: "s\(round)")
+                        )
                         return (job.id, joined)
                     }
                 }
@@ -57,7 +61,10 @@ struct JobQueueTests {
             #expect(Set(results.map(\.0)).count == 1)
             #expect(results.filter { !$0.1 }.count == 1)
         }
-        let count = try await fixture.pool.query("SELECT count(*) FROM vpp_control.jobs").single().decode(Int.self, at: 0)
+        let count = try await fixture.pool.query("SELECT count(*) FROM vpp_control.jobs").single().decode(
+            Int.self,
+            at: 0
+        )
         #expect(count == 5)
         await fixture.shutdown()
     }
@@ -132,7 +139,12 @@ struct JobQueueTests {
                 group.addTask {
                     var mine: [UUID] = []
                     while true {
-                        let batch = try await queue.claim(owner: "w\(worker)", kinds: ["sync"], limit: 7, lease: .seconds(30))
+                        let batch = try await queue.claim(
+                            owner: "w\(worker)",
+                            kinds: ["sync"],
+                            limit: 7,
+                            lease: .seconds(30)
+                        )
                         if batch.isEmpty { return mine }
                         mine += batch.map(\.id)
                     }
@@ -161,7 +173,9 @@ struct JobQueueTests {
         #expect(taken.first?.attempt == 2)
         #expect(try await !fixture.queue.heartbeat(job.id, owner: "stale", lease: .seconds(30)))
         #expect(try await !fixture.queue.succeed(job.id, owner: "stale", result: #"{"by": "stale"}"#))
-        #expect(try await !fixture.queue.reportProgress(job.id, owner: "stale", phase: "x", itemsDone: 1, itemsTotal: 1))
+        #expect(
+            try await !fixture.queue.reportProgress(job.id, owner: "stale", phase: "x", itemsDone: 1, itemsTotal: 1)
+        )
         #expect(try await fixture.queue.retry(job.id, owner: "stale", after: .zero, error: "x") == nil)
         #expect(try await !fixture.queue.fail(job.id, owner: "stale", error: "x"))
         #expect(try await !fixture.queue.release(job.id, owner: "stale"))
@@ -182,7 +196,9 @@ struct JobQueueTests {
         let job = try await fixture.queue.enqueue(NewJob(kind: "sync", tenantID: nil, subject: "s", maxAttempts: 2)).job
         _ = try await fixture.queue.claim(owner: "w", kinds: ["sync"], limit: 1, lease: .seconds(30))
         let before = Date()
-        let retrying = try #require(try await fixture.queue.retry(job.id, owner: "w", after: .seconds(60), error: "Apple said 503"))
+        let retrying = try #require(
+            try await fixture.queue.retry(job.id, owner: "w", after: .seconds(60), error: "Apple said 503")
+        )
         #expect(retrying.state == .retrying)
         #expect(retrying.runAfter >= before.addingTimeInterval(59.9))
         #expect(retrying.error == "Apple said 503")
@@ -208,7 +224,10 @@ struct JobQueueTests {
         #expect(released.state == .queued)
         #expect(released.attempt == 0)
         #expect(released.leaseOwner == nil)
-        #expect(try await fixture.queue.claim(owner: "w2", kinds: ["sync"], limit: 1, lease: .seconds(30)).first?.attempt == 1)
+        #expect(
+            try await fixture.queue.claim(owner: "w2", kinds: ["sync"], limit: 1, lease: .seconds(30)).first?.attempt
+                == 1
+        )
         await fixture.shutdown()
     }
 
@@ -236,7 +255,9 @@ struct JobQueueTests {
         let beta = try await fixture.tenant("beta")
         var alphaJobs: [UUID] = []
         for index in 0..<5 {
-            alphaJobs.append(try await fixture.queue.enqueue(NewJob(kind: "sync", tenantID: alpha, subject: "a\(index)")).job.id)
+            alphaJobs.append(
+                try await fixture.queue.enqueue(NewJob(kind: "sync", tenantID: alpha, subject: "a\(index)")).job.id
+            )
         }
         let betaJob = try await fixture.queue.enqueue(NewJob(kind: "sync", tenantID: beta, subject: "b0")).job
         #expect(try await fixture.queue.get(betaJob.id, tenantID: alpha) == nil)
@@ -278,7 +299,10 @@ struct JobQueueTests {
         #expect(depth.byKind["report"] == nil)
         #expect(try await fixture.queue.prune(finishedBefore: Date().addingTimeInterval(-3600)) == 0)
         #expect(try await fixture.queue.prune(finishedBefore: Date().addingTimeInterval(60)) == 1)
-        let left = try await fixture.pool.query("SELECT count(*) FROM vpp_control.jobs").single().decode(Int.self, at: 0)
+        let left = try await fixture.pool.query("SELECT count(*) FROM vpp_control.jobs").single().decode(
+            Int.self,
+            at: 0
+        )
         #expect(left == 3)
         await fixture.shutdown()
     }

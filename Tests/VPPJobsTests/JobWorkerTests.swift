@@ -29,12 +29,21 @@ struct JobWorkerTests {
             return .succeeded(result: #"{"ran": true}"#)
         }
         let workers = (0..<3).map { _ in
-            JobWorker(queue: fixture.queue, handlers: ["sync": handler], configuration: testConfiguration(), logger: quietLogger)
+            JobWorker(
+                queue: fixture.queue,
+                handlers: ["sync": handler],
+                configuration: testConfiguration(),
+                logger: quietLogger
+            )
         }
         let tenants = [try await fixture.tenant("a"), try await fixture.tenant("b")]
         var ids: [UUID] = []
         for index in 0..<150 {
-            ids.append(try await fixture.queue.enqueue(NewJob(kind: "sync", tenantID: tenants[index % 2], subject: "s\(index)")).job.id)
+            ids.append(
+                try await fixture.queue.enqueue(
+                    NewJob(kind: "sync", tenantID: tenants[index % 2], subject: "s\(index)")
+                ).job.id
+            )
         }
         try await withWorkers(workers) {
             let done = await eventually { try await self.states(fixture)["succeeded"] == 150 }
@@ -216,7 +225,9 @@ struct JobWorkerTests {
         await fixture.shutdown()
     }
 
-    @Test("a running job cancelled in the queue is stopped at the next heartbeat (lease / 3 on the worker's clock), and stays cancelled")
+    @Test(
+        "a running job cancelled in the queue is stopped at the next heartbeat (lease / 3 on the worker's clock), and stays cancelled"
+    )
     func cancelledWhileRunning() async throws {
         let fixture = try await QueueFixture.make()
         let started = ExecutionLog()
@@ -243,7 +254,11 @@ struct JobWorkerTests {
         let job = try await fixture.queue.enqueue(NewJob(kind: "sync", tenantID: nil, subject: "token-1")).job
         try await withWorkers([worker]) {
             #expect(await eventually { started.count(job.id) == 1 })
-            let cancelled = try await fixture.queue.cancelActive(kind: "sync", subject: "token-1", reason: "token deleted")
+            let cancelled = try await fixture.queue.cancelActive(
+                kind: "sync",
+                subject: "token-1",
+                reason: "token deleted"
+            )
             #expect(cancelled == 1)
             // The heartbeat loop sleeps from the worker's start: 10 s on the manual clock. Before they pass, the
             // handler runs on (the worker has not looked); once they have, the next heartbeat finds the lease gone.

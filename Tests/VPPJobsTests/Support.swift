@@ -120,4 +120,3 @@ func withWorkers<Result: Sendable>(
         }
     }
 }
-

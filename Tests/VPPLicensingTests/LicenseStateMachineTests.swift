@@ -47,8 +47,10 @@ struct LicenseStateMachineTests {
                     guard let transition = machine.apply(event, to: state), !(transition.to?.holdsSeat ?? false) else {
                         continue
                     }
-                    let throughApple = [LicenseEvent.appleDisassociated, .appleRefused, .appleHasNoLicense, .appleCannotTakeBack]
-                        .contains(event)
+                    let throughApple = [
+                        LicenseEvent.appleDisassociated, .appleRefused, .appleHasNoLicense, .appleCannotTakeBack,
+                    ]
+                    .contains(event)
                     let toldApple = transition.actions.contains(.disassociateAtApple)
                     let alreadyReleasing = state == .releasing && event == .targetDeleted
                     #expect(throughApple || toldApple || alreadyReleasing, "\(state) on \(event) drops a seat silently")
@@ -60,7 +62,10 @@ struct LicenseStateMachineTests {
                         // 9706: the seat is not freed (it stays with its user at Apple), so nobody is served.
                         #expect(!transition.actions.contains(.serveWaiters))
                     } else {
-                        #expect(transition.actions.contains(.serveWaiters), "\(state) on \(event) frees a seat without serving the line")
+                        #expect(
+                            transition.actions.contains(.serveWaiters),
+                            "\(state) on \(event) frees a seat without serving the line"
+                        )
                     }
                 }
             }
@@ -85,10 +90,22 @@ struct LicenseStateMachineTests {
 
     @Test("The reclaim policy decides what happens to a seat whose target left")
     func reclaimPolicy() {
-        #expect(LicenseStateMachine(reclaim: .immediate).apply(.intentChanged(.none, blocked: false), to: .granted)?.to == .releasing)
-        #expect(LicenseStateMachine(reclaim: .afterRemoval).apply(.intentChanged(.none, blocked: false), to: .granted)?.to == .removing)
-        #expect(LicenseStateMachine(reclaim: .afterRemoval).apply(.intentChanged(.none, blocked: false), to: .removing) == nil)
-        #expect(LicenseStateMachine(reclaim: .immediate).apply(.intentChanged(.none, blocked: false), to: .removing)?.to == .releasing)
+        #expect(
+            LicenseStateMachine(reclaim: .immediate).apply(.intentChanged(.none, blocked: false), to: .granted)?.to
+                == .releasing
+        )
+        #expect(
+            LicenseStateMachine(reclaim: .afterRemoval).apply(.intentChanged(.none, blocked: false), to: .granted)?.to
+                == .removing
+        )
+        #expect(
+            LicenseStateMachine(reclaim: .afterRemoval).apply(.intentChanged(.none, blocked: false), to: .removing)
+                == nil
+        )
+        #expect(
+            LicenseStateMachine(reclaim: .immediate).apply(.intentChanged(.none, blocked: false), to: .removing)?.to
+                == .releasing
+        )
     }
 
     @Test("R15: 9709 puts the target back at the front of the line and asks for Apple's counts again")
@@ -150,9 +167,19 @@ struct TargetStateTests {
             for install in InstallReport.allCases {
                 for invited in [false, true] {
                     let target = TargetState.of(state, install: install, invitationPending: invited)
-                    let reason = target.reason(ledgerState: state, stored: "", installReason: "", queuePosition: 3, licenseType: "user")
+                    let reason = target.reason(
+                        ledgerState: state,
+                        stored: "",
+                        installReason: "",
+                        queuePosition: 3,
+                        licenseType: "user"
+                    )
                     #expect(!reason.isEmpty)
-                    #expect(target.sources.contains { $0.state == state && $0.install == install && $0.invitationPending == invited })
+                    #expect(
+                        target.sources.contains {
+                            $0.state == state && $0.install == install && $0.invitationPending == invited
+                        }
+                    )
                 }
             }
         }
@@ -169,7 +196,13 @@ struct TargetStateTests {
 
     @Test("R15, R23: a waiter's reason says its place and what would move it")
     func waitingReason() {
-        let reason = TargetState.waitingForLicense.reason(ledgerState: .waiting, stored: "", installReason: "", queuePosition: 4, licenseType: "device")
+        let reason = TargetState.waitingForLicense.reason(
+            ledgerState: .waiting,
+            stored: "",
+            installReason: "",
+            queuePosition: 4,
+            licenseType: "device"
+        )
         #expect(reason.contains("Place 4"))
         #expect(reason.contains("R15"))
     }
@@ -186,7 +219,14 @@ struct LedgerCountsTests {
         let refunded = LedgerCounts(total: 5, unlimited: false, heldElsewhere: 1, held: 8, reserved: 0, waiting: 0)
         #expect(refunded.available == 0)
         #expect(refunded.overAssigned == 4)
-        let free = LedgerCounts(total: Int(Int32.max), unlimited: true, heldElsewhere: 0, held: 3, reserved: 1, waiting: 0)
+        let free = LedgerCounts(
+            total: Int(Int32.max),
+            unlimited: true,
+            heldElsewhere: 0,
+            held: 3,
+            reserved: 1,
+            waiting: 0
+        )
         #expect(free.available == nil)
         #expect(free.overAssigned == 0)
     }

@@ -45,7 +45,9 @@ struct CopyTests {
             #expect(try summary.decode(Int.self, at: 6) == (rowCount + 2) / 3 * 5)
 
             // Every value reads back exactly.
-            let all = try await pool.query("SELECT id, \"the name\", tags, data, at FROM \"Bulk \"\"Rows\"\"\" ORDER BY id")
+            let all = try await pool.query(
+                "SELECT id, \"the name\", tags, data, at FROM \"Bulk \"\"Rows\"\"\" ORDER BY id"
+            )
             func micros(_ date: Date?) -> Int64? { date.map { Int64(($0.timeIntervalSince1970 * 1e6).rounded()) } }
             var mismatches = [0, 0, 0, 0, 0]
             for (index, row) in all.enumerated() {
@@ -91,7 +93,9 @@ struct CopyTests {
     @Test func badIdentifiersAreRejectedBeforeAnythingIsSent() async throws {
         try await withTestPool { pool in
             await #expect(throws: PostgresError.self) { try await pool.copyIn(table: "", columns: ["a"], rows: []) }
-            await #expect(throws: PostgresError.self) { try await pool.copyIn(table: "t", columns: ["a\u{0}"], rows: []) }
+            await #expect(throws: PostgresError.self) {
+                try await pool.copyIn(table: "t", columns: ["a\u{0}"], rows: [])
+            }
             let missing = await #expect(throws: PostgresError.self) {
                 try await pool.copyIn(table: "nowhere", columns: ["a"], rows: [[1]])
             }

@@ -41,7 +41,11 @@ struct EmbeddedAccessTests {
         // As older versions left it: no password file, every connection trusted.
         try FileManager.default.removeItem(atPath: cluster.passwordFile)
         let path = cluster.options.dataDirectory + "/pg_hba.conf"
-        try "local all all trust\nhost all all 127.0.0.1/32 trust\n".write(toFile: path, atomically: false, encoding: .utf8)
+        try "local all all trust\nhost all all 127.0.0.1/32 trust\n".write(
+            toFile: path,
+            atomically: false,
+            encoding: .utf8
+        )
         try await cluster.start()
         #expect(FileManager.default.fileExists(atPath: cluster.passwordFile))
         #expect(await Self.connects(cluster.configuration()))

@@ -24,12 +24,14 @@ struct ListenerTests {
                 }
                 return received
             }
-            #expect(events == [
-                .listening,
-                .notification(PostgresNotification(channel: "jobs", payload: "hello 'world'; \"quoted\"")),
-                .notification(PostgresNotification(channel: "Tenant Events", payload: "🎉")),
-                .notification(PostgresNotification(channel: "jobs", payload: "")),
-            ])
+            #expect(
+                events == [
+                    .listening,
+                    .notification(PostgresNotification(channel: "jobs", payload: "hello 'world'; \"quoted\"")),
+                    .notification(PostgresNotification(channel: "Tenant Events", payload: "🎉")),
+                    .notification(PostgresNotification(channel: "jobs", payload: "")),
+                ]
+            )
         }
     }
 
@@ -51,12 +53,14 @@ struct ListenerTests {
                 if let event = await iterator.next() { received.append(event) }
                 return received
             }
-            #expect(events == [
-                .listening,
-                .notification(PostgresNotification(channel: "jobs", payload: "before")),
-                .reconnected,
-                .notification(PostgresNotification(channel: "jobs", payload: "after")),
-            ])
+            #expect(
+                events == [
+                    .listening,
+                    .notification(PostgresNotification(channel: "jobs", payload: "before")),
+                    .reconnected,
+                    .notification(PostgresNotification(channel: "jobs", payload: "after")),
+                ]
+            )
         }
     }
 
@@ -80,6 +84,8 @@ struct ListenerTests {
         #expect(throws: PostgresError.self) {
             try PostgresListener(configuration: configuration, channels: [String(repeating: "x", count: 64)])
         }
-        #expect(throws: PostgresError.self) { try PostgresListener(configuration: configuration, channels: ["a\u{0}b"]) }
+        #expect(throws: PostgresError.self) {
+            try PostgresListener(configuration: configuration, channels: ["a\u{0}b"])
+        }
     }
 }

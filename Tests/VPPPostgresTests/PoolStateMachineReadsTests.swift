@@ -1,4 +1,5 @@
 import Testing
+
 @testable import VPPPostgres
 
 /// `PoolStateMachine`'s reconnect backoff and its batching of scoped reads (no server).

@@ -27,12 +27,15 @@ struct QueryTests {
 
     @Test func interpolationTurnsValuesIntoPlaceholders() {
         let name = "'; DROP TABLE x; --"
-        let query: PostgresQuery = "SELECT * FROM \(identifier: "my \"table\"") WHERE a = \(name) AND b = \(42) AND c = \(nil as Int?)"
+        let query: PostgresQuery =
+            "SELECT * FROM \(identifier: "my \"table\"") WHERE a = \(name) AND b = \(42) AND c = \(nil as Int?)"
         #expect(query.sql == "SELECT * FROM \"my \"\"table\"\"\" WHERE a = $1 AND b = $2 AND c = $3")
-        #expect(query.binds == [
-            PostgresBind(type: .unknownLiteral, text: name), PostgresBind(type: .int8, text: "42"),
-            PostgresBind(type: .int8, text: nil),
-        ])
+        #expect(
+            query.binds == [
+                PostgresBind(type: .unknownLiteral, text: name), PostgresBind(type: .int8, text: "42"),
+                PostgresBind(type: .int8, text: nil),
+            ]
+        )
     }
 
     @Test func everySupportedTypeDecodesWithAndWithoutNull() async throws {
@@ -160,7 +163,9 @@ struct QueryTests {
                 let row = try await pool.query("SELECT \(value) + 1").single()
                 #expect(try row.decode(Int.self, at: 0) == value + 1)
             }
-            let prepared = try await pool.query("SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1 + 1'")
+            let prepared = try await pool.query(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1 + 1'"
+            )
             #expect(try prepared.single().decode(Int64.self, at: 0) == 1)
         }
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import VPPPostgres
 
 /// `ScopedReadPlanner`: what a batch of scoped reads sends, in which order (no server).
@@ -23,13 +24,15 @@ struct ScopedReadPlannerTests {
     func aReadFromOtherWorkEntersItsScope() {
         var cache = StatementCache()
         let plan = plan([read("a")], from: .none, cache: &cache)
-        #expect(plan.steps == [
-            .init(read: 0, statement: .clearSearchPath),
-            .init(read: 0, statement: .enter("SET ROLE a")),
-            .init(read: 0, statement: .enter("SET search_path TO s_a")),
-            .init(read: 0, statement: .prepare("vpp_1")),
-            .init(read: 0, statement: .query("vpp_1")),
-        ])
+        #expect(
+            plan.steps == [
+                .init(read: 0, statement: .clearSearchPath),
+                .init(read: 0, statement: .enter("SET ROLE a")),
+                .init(read: 0, statement: .enter("SET search_path TO s_a")),
+                .init(read: 0, statement: .prepare("vpp_1")),
+                .init(read: 0, statement: .query("vpp_1")),
+            ]
+        )
         #expect(plan.entries == 1)
         #expect(plan.finalScope == .scoped("a"))
         #expect(plan.newStatements.values.sorted() == ["vpp_1"])

@@ -20,23 +20,29 @@ struct ScopedReadTests {
             for letter in ["a", "b"] {
                 let role = "scope_\(letter)_\(suffix)"
                 let schema = "s_\(letter)"
-                try await pool.simpleQuery("""
+                try await pool.simpleQuery(
+                    """
                     CREATE ROLE \(role) NOLOGIN;
                     CREATE SCHEMA \(schema);
                     CREATE TABLE \(schema).t (v text);
                     INSERT INTO \(schema).t VALUES ('\(letter)');
                     GRANT USAGE ON SCHEMA \(schema) TO \(role);
                     GRANT SELECT ON \(schema).t TO \(role);
-                    """)
+                    """
+                )
                 made.append((schema, ["SET ROLE \(role)", "SET search_path TO \(schema)"], role))
             }
             do {
                 try await body(pool, Scopes(a: made[0], b: made[1]))
             } catch {
-                _ = try? await pool.simpleQuery("DROP OWNED BY \(made[0].role), \(made[1].role); DROP ROLE \(made[0].role), \(made[1].role)")
+                _ = try? await pool.simpleQuery(
+                    "DROP OWNED BY \(made[0].role), \(made[1].role); DROP ROLE \(made[0].role), \(made[1].role)"
+                )
                 throw error
             }
-            try await pool.simpleQuery("DROP OWNED BY \(made[0].role), \(made[1].role); DROP ROLE \(made[0].role), \(made[1].role)")
+            try await pool.simpleQuery(
+                "DROP OWNED BY \(made[0].role), \(made[1].role); DROP ROLE \(made[0].role), \(made[1].role)"
+            )
         }
     }
 
@@ -64,13 +70,21 @@ struct ScopedReadTests {
     func theSearchPathIsEmptyUnlessEnterSetsOne() async throws {
         try await withScopes { pool, scopes in
             let roleOnly = ["SET ROLE \(scopes.a.role)"]
-            let path = try await pool.scopedRead(scope: "a-role-only", enter: roleOnly, "SELECT current_setting('search_path')")
+            let path = try await pool.scopedRead(
+                scope: "a-role-only",
+                enter: roleOnly,
+                "SELECT current_setting('search_path')"
+            )
             #expect(try path.single().decode(String.self, at: 0) == "\"\"")
             let error = await #expect(throws: PostgresError.self) {
                 try await pool.scopedRead(scope: "a-role-only", enter: roleOnly, "SELECT v FROM t")
             }
             #expect(error?.sqlState == "42P01", "undefined table")
-            let qualified = try await pool.scopedRead(scope: "a-role-only", enter: roleOnly, "SELECT v FROM \(identifier: scopes.a.name).t")
+            let qualified = try await pool.scopedRead(
+                scope: "a-role-only",
+                enter: roleOnly,
+                "SELECT v FROM \(identifier: scopes.a.name).t"
+            )
             #expect(try qualified.single().decode(String.self, at: 0) == "a")
         }
     }
@@ -138,7 +152,9 @@ struct ScopedReadTests {
         }
     }
 
-    @Test("many reads at once over two scopes, batched on one connection, each run in its own scope; one that fails fails alone")
+    @Test(
+        "many reads at once over two scopes, batched on one connection, each run in its own scope; one that fails fails alone"
+    )
     func concurrentReadsInMixedScopes() async throws {
         try await withScopes { pool, scopes in
             let entriesBefore = pool.scopeEntryCount
@@ -147,13 +163,17 @@ struct ScopedReadTests {
             let outcomes = try await withThrowingTaskGroup(of: (Int, Result<[String], PostgresError>).self) { group in
                 for index in 0..<200 {
                     let scope = index % 2 == 0 ? scopes.a : scopes.b
-                    let query: PostgresQuery = index % 5 == 4
+                    let query: PostgresQuery =
+                        index % 5 == 4
                         ? "SELECT v, (1 / (\(index) - \(index)))::text FROM t"
                         : "SELECT v, current_user::text FROM t"
                     group.addTask {
                         do {
                             let row = try await pool.scopedRead(scope: scope.name, enter: scope.enter, query).single()
-                            return (index, .success([try row.decode(String.self, at: 0), try row.decode(String.self, at: 1)]))
+                            return (
+                                index,
+                                .success([try row.decode(String.self, at: 0), try row.decode(String.self, at: 1)])
+                            )
                         } catch let error as PostgresError {
                             return (index, .failure(error))
                         }
@@ -186,7 +206,11 @@ struct ScopedReadTests {
     func anUnsendableReadFailsAlone() async throws {
         try await withScopes { pool, scopes in
             let error = await #expect(throws: PostgresError.self) {
-                try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, "SELECT v FROM t WHERE v = \("a\u{0}b")")
+                try await pool.scopedRead(
+                    scope: scopes.a.name,
+                    enter: scopes.a.enter,
+                    "SELECT v FROM t WHERE v = \("a\u{0}b")"
+                )
             }
             #expect(error?.kind == .invalidArgument)
             let row = try await pool.scopedRead(scope: scopes.a.name, enter: scopes.a.enter, Self.read).single()
@@ -213,14 +237,18 @@ struct ScopedReadTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for scope in 0..<scopes {
                     group.addTask {
-                        let row = try await pool.scopedRead(scope: "scope-\(scope)", enter: [], "SELECT \(scope)").single()
+                        let row = try await pool.scopedRead(scope: "scope-\(scope)", enter: [], "SELECT \(scope)")
+                            .single()
                         #expect(try row.decode(Int.self, at: 0) == scope)
                     }
                 }
                 try await group.waitForAll()
             }
             // The same connection (pool size 1) holds the statements.
-            let prepared = try await pool.query("SELECT count(*) FROM pg_prepared_statements").single().decode(Int.self, at: 0)
+            let prepared = try await pool.query("SELECT count(*) FROM pg_prepared_statements").single().decode(
+                Int.self,
+                at: 0
+            )
             #expect(prepared > 0)
             #expect(prepared <= 2_048, "\(prepared) statements prepared")
             // An evicted scope's statement is prepared again.

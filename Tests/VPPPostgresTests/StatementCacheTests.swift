@@ -1,4 +1,5 @@
 import Testing
+
 @testable import VPPPostgres
 
 /// `StatementCache`: which statements a session prepares, reuses and deallocates (no server).
@@ -58,8 +59,10 @@ struct StatementCacheTests {
         cache.deallocatedAll()
         #expect(cache.sessionCount == 0)
         #expect(cache.scopedCount == 0)
-        #expect(cache.statement(Key(sql: "SELECT 1", types: []), sessionIsIdle: true)
-            == .prepare("vpp_6", deallocatingAllFirst: false))
+        #expect(
+            cache.statement(Key(sql: "SELECT 1", types: []), sessionIsIdle: true)
+                == .prepare("vpp_6", deallocatingAllFirst: false)
+        )
     }
 
     @Test("a statement that is gone (26000) or whose plan broke (0A000) is prepared afresh; other errors keep it")

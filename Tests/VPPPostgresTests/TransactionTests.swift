@@ -47,7 +47,9 @@ struct TransactionTests {
 
     @Test func conflictingSerializableTransactionsBothSucceedThroughRetries() async throws {
         try await withTestPool(poolSize: 2) { pool in
-            try await pool.simpleQuery("CREATE TABLE doctors (name text, on_call bool); INSERT INTO doctors VALUES ('a', true), ('b', true)")
+            try await pool.simpleQuery(
+                "CREATE TABLE doctors (name text, on_call bool); INSERT INTO doctors VALUES ('a', true), ('b', true)"
+            )
             // Both first attempts read before either writes: a classic write skew, which
             // SERIALIZABLE must refuse for one of them.
             let barrier = Barrier(parties: 2)
@@ -94,7 +96,9 @@ struct TransactionTests {
 
     @Test func setLocalLastsOnlyUntilTheTransactionEnds() async throws {
         try await withTestPool(poolSize: 1) { pool in
-            try await pool.simpleQuery("CREATE SCHEMA \"tenant \"\"one\"\"\"; CREATE TABLE \"tenant \"\"one\"\"\".t (n int)")
+            try await pool.simpleQuery(
+                "CREATE SCHEMA \"tenant \"\"one\"\"\"; CREATE TABLE \"tenant \"\"one\"\"\".t (n int)"
+            )
             let inside = try await pool.transaction { tx in
                 try await tx.setLocal("search_path", try quoteIdentifier("tenant \"one\""))
                 try await tx.query("INSERT INTO t VALUES (\(Int32(5)))")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import VPPPostgres
 
 @Suite("Configuration, identifiers, literals and errors (no server)")
@@ -19,7 +20,8 @@ struct UnitTests {
 
     @Test func aURLParsesIntoEveryField() throws {
         let configuration = try PostgresConfiguration(
-            url: "postgres://vpp%20user:p%40ss%3Aw%27rd@db.example:6543/vpp_main?sslmode=require&application_name=vppd&statement_timeout=1500&pool_size=7"
+            url:
+                "postgres://vpp%20user:p%40ss%3Aw%27rd@db.example:6543/vpp_main?sslmode=require&application_name=vppd&statement_timeout=1500&pool_size=7"
         )
         #expect(configuration.user == "vpp user")
         #expect(configuration.password == "p@ss:w'rd")
@@ -107,20 +109,39 @@ struct UnitTests {
 
     @Test func echoedValuesAreRedactedFromServerErrors() {
         let unique = PostgresError.server(
-            sqlState: "23505", severity: "ERROR", message: "duplicate key value violates unique constraint \"k\"",
-            detail: "Key (email, tenant)=(secret@x.y, 42) already exists.", hint: nil, constraint: "k",
-            schema: nil, table: nil, column: nil
+            sqlState: "23505",
+            severity: "ERROR",
+            message: "duplicate key value violates unique constraint \"k\"",
+            detail: "Key (email, tenant)=(secret@x.y, 42) already exists.",
+            hint: nil,
+            constraint: "k",
+            schema: nil,
+            table: nil,
+            column: nil
         )
         #expect(unique.detail == "Key (email, tenant)=(…) already exists.")
         let input = PostgresError.server(
-            sqlState: "22P02", severity: "ERROR", message: "invalid input syntax for type integer: \"secret\"",
-            detail: nil, hint: nil, constraint: nil, schema: nil, table: nil, column: nil
+            sqlState: "22P02",
+            severity: "ERROR",
+            message: "invalid input syntax for type integer: \"secret\"",
+            detail: nil,
+            hint: nil,
+            constraint: nil,
+            schema: nil,
+            table: nil,
+            column: nil
         )
         #expect(input.message == "invalid input syntax for type integer: \"…\"")
         let check = PostgresError.server(
-            sqlState: "23514", severity: "ERROR", message: "new row violates check constraint \"c\"",
-            detail: "Failing row contains (1, secret).", hint: nil, constraint: "c",
-            schema: nil, table: nil, column: nil
+            sqlState: "23514",
+            severity: "ERROR",
+            message: "new row violates check constraint \"c\"",
+            detail: "Failing row contains (1, secret).",
+            hint: nil,
+            constraint: "c",
+            schema: nil,
+            table: nil,
+            column: nil
         )
         #expect(check.detail == "Failing row contains (…).")
     }

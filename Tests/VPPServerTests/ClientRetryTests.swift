@@ -69,7 +69,9 @@ struct ClientRetryTests {
                     return count
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: 1 << 20)))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(FrameDecoder(maxFrameBytes: 1 << 20))
+                    )
                     try channel.pipeline.syncOperations.addHandler(RacingServerHandler(connectionNumber: number))
                 }
             }

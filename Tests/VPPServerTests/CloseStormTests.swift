@@ -16,7 +16,9 @@ import VPPWire
 /// takes is a figure (`vpp-load abuse --attack close-storm`, Benchmarks/abuse.sh), not a test.
 @Suite("Many connections closing at once")
 struct CloseStormTests {
-    @Test("400 authenticated connections are tracked by the loops' sweepers; closed at once, none is left and calls go on")
+    @Test(
+        "400 authenticated connections are tracked by the loops' sweepers; closed at once, none is left and calls go on"
+    )
     func closeStorm() async throws {
         let server = try await TestServer.start()
         let count = 400

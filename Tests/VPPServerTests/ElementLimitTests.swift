@@ -35,7 +35,10 @@ struct ElementLimitTests {
         // Refusing costs no more than the limit's worth: the scan stops at the first element over it.
         let flood = Self.emptyElements(field: 1, count: 2_000_000)
         #expect(try ProtoWireScan.largestRepetition(flood, stoppingAbove: 10_000) == 10_001)
-        #expect(try ProtoWireScan.largestRepetition(flood + [0x0b], stoppingAbove: 10) == 11, "bytes after the stop are not read")
+        #expect(
+            try ProtoWireScan.largestRepetition(flood + [0x0b], stoppingAbove: 10) == 11,
+            "bytes after the stop are not read"
+        )
         let call: [UInt8] = [0x12, UInt8(2 * 50)] + Self.emptyElements(field: 4, count: 50)
         #expect(try call.withUnsafeBytes { try ProtoWireScan.count(of: 4, inside: 2, of: $0, stoppingAbove: 32) } == 33)
         #expect(try call.withUnsafeBytes { try ProtoWireScan.count(of: 4, inside: 2, of: $0) } == 50)
@@ -80,7 +83,9 @@ struct ElementLimitTests {
         #expect(ran)
     }
 
-    @Test("a Call with 2 million metadata entries closes the connection with MALFORMED_FRAME at once; others are served")
+    @Test(
+        "a Call with 2 million metadata entries closes the connection with MALFORMED_FRAME at once; others are served"
+    )
     func metadataFlood() async throws {
         let server = try await TestServer.start()
         let raw = try await RawConnection.connect(port: server.port)

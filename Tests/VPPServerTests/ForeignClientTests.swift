@@ -8,7 +8,8 @@ import VPPTesting
 @Suite("A client written from Protos/README.md alone")
 struct ForeignClientTests {
     private static var repositoryRoot: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     private func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
@@ -39,7 +40,8 @@ struct ForeignClientTests {
     func pythonClientUnknownMethod() async throws {
         let server = try await TestServer.start()
         let result = try await self.run([
-            "raw-method", "--port", "\(server.port)", "--api-key", TestServer.tenantKey, "--method", "/vpp.v1.Nope/Nope",
+            "raw-method", "--port", "\(server.port)", "--api-key", TestServer.tenantKey, "--method",
+            "/vpp.v1.Nope/Nope",
         ])
         #expect(result.status == 4, "\(result.output)")
         #expect(result.output.contains("UNIMPLEMENTED"), "\(result.output)")

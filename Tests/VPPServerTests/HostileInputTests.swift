@@ -68,7 +68,9 @@ struct HostileInputTests {
         await server.stop()
     }
 
-    @Test("issue 16: partial frames share a server-wide budget; past it a new one is refused with SERVER_BUSY, and closing gives it back")
+    @Test(
+        "issue 16: partial frames share a server-wide budget; past it a new one is refused with SERVER_BUSY, and closing gives it back"
+    )
     func frameBudget() async throws {
         let server = try await TestServer.start {
             $0.maxFrameBytes = 1024 * 1024
@@ -154,7 +156,8 @@ struct HostileInputTests {
         let server = try await TestServer.start()
         var generator = SplitMix64(seed: 7)
         for round in 0..<20 {
-            let raw = try await (round % 2 == 0 ? self.authenticatedRaw(server) : RawConnection.connect(port: server.port))
+            let raw =
+                try await (round % 2 == 0 ? self.authenticatedRaw(server) : RawConnection.connect(port: server.port))
             let count = 5 + Int(generator.next() % 200)
             let body = (0..<count).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
             // A well-formed length prefix around garbage, so the body reaches the protobuf decoder.

@@ -108,7 +108,11 @@ struct RPCServerTests {
         let client = server.client()
         // Field 1 (bytes) announcing 100 bytes but carrying 2: not a PingRequest.
         await self.expectStatus(.invalidArgument) {
-            _ = try await client.unaryBytes(path: VppV1.SystemService.Ping.path, request: [0x0A, 100, 1, 2], timeout: .seconds(5))
+            _ = try await client.unaryBytes(
+                path: VppV1.SystemService.Ping.path,
+                request: [0x0A, 100, 1, 2],
+                timeout: .seconds(5)
+            )
         }
         let pong = try await client.call(VppV1.SystemService.Ping.self, VppV1.PingRequest("ok"))
         #expect(pong.payload == Array("ok".utf8))
@@ -136,7 +140,10 @@ struct RPCServerTests {
     func authorization() async throws {
         let server = try await TestServer.start()
         await self.expectStatus(.permissionDenied) {
-            _ = try await server.client().call(VppV1.OperatorService.GetMigrationStatus.self, VppV1.GetMigrationStatusRequest())
+            _ = try await server.client().call(
+                VppV1.OperatorService.GetMigrationStatus.self,
+                VppV1.GetMigrationStatusRequest()
+            )
         }
         _ = try await server.client(key: TestServer.operatorKey).call(
             VppV1.OperatorService.GetMigrationStatus.self,
@@ -145,7 +152,10 @@ struct RPCServerTests {
         var watch = VppV1.WatchSyncJobRequest()
         watch.jobId = "1"
         await self.expectStatus(.permissionDenied) {
-            for try await _ in server.client(key: TestServer.operatorKey).stream(VppV1.SyncService.WatchSyncJob.self, watch) {}
+            for try await _ in server.client(key: TestServer.operatorKey).stream(
+                VppV1.SyncService.WatchSyncJob.self,
+                watch
+            ) {}
         }
         await server.stop()
     }
@@ -205,7 +215,11 @@ struct RPCServerTests {
         let server = try await TestServer.start()
         let client = server.client()
         await self.expectStatus(.deadlineExceeded) {
-            _ = try await client.call(VppV1.SystemService.Ping.self, VppV1.PingRequest("sleep:10000"), timeout: .milliseconds(100))
+            _ = try await client.call(
+                VppV1.SystemService.Ping.self,
+                VppV1.PingRequest("sleep:10000"),
+                timeout: .milliseconds(100)
+            )
         }
         #expect(await eventually { server.probe.counts.cancelled == 1 })
         #expect(server.probe.counts.finished == 0)
@@ -216,7 +230,11 @@ struct RPCServerTests {
     func maxCallDuration() async throws {
         let server = try await TestServer.start { $0.maxCallDuration = .milliseconds(100) }
         await self.expectStatus(.deadlineExceeded) {
-            _ = try await server.client().call(VppV1.SystemService.Ping.self, VppV1.PingRequest("sleep:10000"), timeout: .seconds(60))
+            _ = try await server.client().call(
+                VppV1.SystemService.Ping.self,
+                VppV1.PingRequest("sleep:10000"),
+                timeout: .seconds(60)
+            )
         }
         await server.stop()
     }

@@ -16,7 +16,13 @@ struct TLSTests {
         security: TransportSecurity
     ) async throws -> [UInt8] {
         let client = VPPClient(
-            ClientConfiguration(host: host, port: port, apiKey: TestServer.tenantKey, reconnect: false, security: security)
+            ClientConfiguration(
+                host: host,
+                port: port,
+                apiKey: TestServer.tenantKey,
+                reconnect: false,
+                security: security
+            )
         )
         var request = VppV1.PingRequest()
         request.payload = Array("over tls".utf8)
@@ -95,7 +101,8 @@ struct TLSTests {
         #expect(plainError.message.contains("TLS"), "\(plainError.message)")
 
         let plainServer = try await TestServer.start()
-        let tlsError = try await self.failure { try await self.ping(port: plainServer.port, security: .tls(ClientTLS(trustRootsFile: certificates.caFile)))
+        let tlsError = try await self.failure {
+            try await self.ping(port: plainServer.port, security: .tls(ClientTLS(trustRootsFile: certificates.caFile)))
         }
         #expect(tlsError.code == .unavailable)
         #expect(tlsError.message.contains("TLS"), "\(tlsError.message)")

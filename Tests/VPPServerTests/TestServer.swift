@@ -25,8 +25,18 @@ final class HandlerProbe: Sendable {
 struct TestServer {
     static let tenantKey = "tenant-key-1"
     static let operatorKey = "operator-key-1"
-    static let tenantPrincipal = Principal(kind: .tenant, tenantID: "tenant-a", keyID: "k-tenant", keyName: "test tenant key")
-    static let operatorPrincipal = Principal(kind: .operator, tenantID: nil, keyID: "k-operator", keyName: "test operator key")
+    static let tenantPrincipal = Principal(
+        kind: .tenant,
+        tenantID: "tenant-a",
+        keyID: "k-tenant",
+        keyName: "test tenant key"
+    )
+    static let operatorPrincipal = Principal(
+        kind: .operator,
+        tenantID: nil,
+        keyID: "k-operator",
+        keyName: "test operator key"
+    )
 
     let server: RPCServer
     let authenticator: StaticAuthenticator
@@ -125,4 +135,3 @@ extension VppV1.PingRequest {
         self.payload = Array(text.utf8)
     }
 }
-

@@ -21,9 +21,10 @@ struct DirectoryBulkTests {
 
             let before = try await client.user(key: "user-00010")
             var again = users
-            for index in stride(from: 0, to: 5000, by: 50) { again[index].email = "changed-\(index)@example.com" }  // 100
-            for index in stride(from: 1, to: 5000, by: 100) { again[index].appStoreDisabled = true }  // 50, R20
-            again = Array(again.dropLast(10)) + (0..<10).map { userInput("new-\($0)") }  // still 5,000: the limit
+            // 100 emails changed, 50 users with the App Store disabled (R20), 10 replaced: still 5,000, the limit.
+            for index in stride(from: 0, to: 5000, by: 50) { again[index].email = "changed-\(index)@example.com" }
+            for index in stride(from: 1, to: 5000, by: 100) { again[index].appStoreDisabled = true }
+            again = Array(again.dropLast(10)) + (0..<10).map { userInput("new-\($0)") }
             let second = try await client.upsertUsers(again)
             #expect(second.created == 10)
             #expect(second.updated == 150)
@@ -109,7 +110,9 @@ struct DirectoryBulkTests {
             #expect(oversized?.message.contains("5000") == true)
             let oversizedDelete = await rpcError { _ = try await client.deleteUsers((0...5_000).map { "k\($0)" }) }
             #expect(oversizedDelete?.code == .invalidArgument)
-            let oversizedMembers = await rpcError { _ = try await client.addMembers(group.id, (0...5_000).map { "k\($0)" }) }
+            let oversizedMembers = await rpcError {
+                _ = try await client.addMembers(group.id, (0...5_000).map { "k\($0)" })
+            }
             #expect(oversizedMembers?.code == .invalidArgument)
             let devices = (0...5_000).map { deviceInput("S\($0)", enrollment: .automated) }
             let oversizedDevices = await rpcError { _ = try await client.upsertDevices(devices) }

@@ -45,8 +45,10 @@ struct DirectoryRulesTests {
             #expect(unknownOwner?.code == .notFound)
 
             // The same again is unchanged; a move to another owner is an update.
-            let again = try await client.upsertDevices([deviceInput("C02AAA", owner: "alice", name: "Alice's iPad"),
-                                                        deviceInput("C02GGG", owner: "alice")])
+            let again = try await client.upsertDevices([
+                deviceInput("C02AAA", owner: "alice", name: "Alice's iPad"),
+                deviceInput("C02GGG", owner: "alice"),
+            ])
             #expect(again.unchanged == 1)
             #expect(again.updated == 1)
             #expect(try await client.user(key: "alice").deviceCount == 2)
@@ -155,7 +157,9 @@ struct DirectoryRulesTests {
             let (_, client) = try await env.tenant()
             defer { Task { await client.close() } }
             _ = try await client.upsertUsers([userInput("u1"), userInput("u2"), userInput("u3")])
-            _ = try await client.upsertDevices([deviceInput("SER1", enrollment: .automated), deviceInput("SER2", enrollment: .automated)])
+            _ = try await client.upsertDevices([
+                deviceInput("SER1", enrollment: .automated), deviceInput("SER2", enrollment: .automated),
+            ])
             let users = try await client.createGroup("users")
             let devices = try await client.createGroup("devices", kind: .device)
 
@@ -198,7 +202,12 @@ struct DirectoryRulesTests {
         try await DirectoryEnvironment.run { env in
             let (_, a) = try await env.tenant("A")
             let (_, b) = try await env.tenant("B")
-            defer { Task { await a.close(); await b.close() } }
+            defer {
+                Task {
+                    await a.close()
+                    await b.close()
+                }
+            }
             _ = try await b.upsertUsers([userInput("b-user")])
             _ = try await b.upsertDevices([deviceInput("B-SERIAL", owner: "b-user")])
             let bUser = try await b.user(key: "b-user")
@@ -213,8 +222,10 @@ struct DirectoryRulesTests {
                 let missing = await rpcError { try await call(unknown) }
                 #expect(foreign?.code == .notFound)
                 #expect(missing?.code == .notFound)
-                #expect(foreign?.message.replacingOccurrences(of: known, with: "X")
-                    == missing?.message.replacingOccurrences(of: unknown, with: "X"))
+                #expect(
+                    foreign?.message.replacingOccurrences(of: known, with: "X")
+                        == missing?.message.replacingOccurrences(of: unknown, with: "X")
+                )
             }
             await sameAsUnknown(bUser.id) { _ = try await a.user(id: $0) }
             await sameAsUnknown("b-user") { _ = try await a.user(key: $0) }
@@ -255,7 +266,12 @@ struct DirectoryRulesTests {
         try await DirectoryEnvironment.run(observer: observer) { env in
             let (tenant, client) = try await env.tenant()
             let (other, otherClient) = try await env.tenant("Other")
-            defer { Task { await client.close(); await otherClient.close() } }
+            defer {
+                Task {
+                    await client.close()
+                    await otherClient.close()
+                }
+            }
             var expected = 0
             func check(_ note: Comment) async {
                 #expect(await observer.count(tenant.id) == expected, note)
@@ -295,7 +311,11 @@ struct DirectoryRulesTests {
             // Mutating calls are audited in the tenant's log.
             let audit = try await client.call(VppV1.AuditService.ListAuditEvents.self, VppV1.ListAuditEventsRequest())
             #expect(audit.events.contains { $0.method.hasSuffix("DirectoryService/UpsertUsers") })
-            #expect(audit.events.contains { $0.method.hasSuffix("DirectoryService/DeleteGroup") && $0.target == "group:\(group.id)" })
+            #expect(
+                audit.events.contains {
+                    $0.method.hasSuffix("DirectoryService/DeleteGroup") && $0.target == "group:\(group.id)"
+                }
+            )
         }
     }
 }

@@ -139,7 +139,9 @@ extension VPPClient {
         return try await self.call(Directory.ListDevices.self, request).devices
     }
 
-    func createGroup(_ externalID: String, name: String? = nil, kind: VppV1.GroupKind = .user) async throws -> VppV1.Group {
+    func createGroup(_ externalID: String, name: String? = nil, kind: VppV1.GroupKind = .user) async throws
+        -> VppV1.Group
+    {
         var request = VppV1.CreateGroupRequest()
         request.externalId = externalID
         request.name = name ?? "Group \(externalID)"
@@ -173,7 +175,6 @@ extension VPPClient {
         return try await self.call(Directory.ListGroupMembers.self, request)
     }
 }
-
 
 /// Counts the observer's calls per tenant.
 actor CountingObserver: DirectoryObserver {

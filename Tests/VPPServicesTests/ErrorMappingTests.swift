@@ -22,17 +22,32 @@ struct ErrorMappingTests {
     static let samples: [String: (error: any Error, code: RpcV1.StatusCode)] = [
         "RPCError": (RPCError.notFound("x"), .notFound),
         "StorageError": (StorageError.failedPrecondition("x", reason: "Y"), .failedPrecondition),
-        "JobQueueError": (JobQueueError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token"), .invalidArgument),
+        "JobQueueError": (
+            JobQueueError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token"),
+            .invalidArgument
+        ),
         "PostgresError": (PostgresError(kind: .connectionFailure, message: "down"), .unavailable),
         "AppleUnavailableError": (AppleUnavailableError(message: "Apple is slow; retry later."), .unavailable),
         "AppleVPPError": (AppleVPPError(kind: .transport, message: "reset"), .unavailable),
-        "AppleVPPBatchError": (AppleVPPBatchError(submitted: [], failedBatchIndex: 0, error: AppleVPPError(kind: .transport, message: "reset")), .unavailable),
+        "AppleVPPBatchError": (
+            AppleVPPBatchError(
+                submitted: [],
+                failedBatchIndex: 0,
+                error: AppleVPPError(kind: .transport, message: "reset")
+            ), .unavailable
+        ),
         "SyncFailure": (SyncFailure(disposition: .retry(after: nil), message: "later"), .unavailable),
         "ServiceTokenError": (ServiceTokenError.notBase64, .invalidArgument),
         "ProtoDecodingError": (ProtoDecodingError(messageName: "vpp.v1.X", reason: "malformed"), .invalidArgument),
         "TokenCipherError": (TokenCipherError.wrongKey("key 2 is not loaded"), .internal),
         "PostgresDecodingError": (
-            PostgresDecodingError(reason: .invalidText, column: "id", columnIndex: 0, swiftType: "UUID", postgresType: .bool),
+            PostgresDecodingError(
+                reason: .invalidText,
+                column: "id",
+                columnIndex: 0,
+                swiftType: "UUID",
+                postgresType: .bool
+            ),
             .internal
         ),
     ]
@@ -57,13 +72,22 @@ struct ErrorMappingTests {
         }
         // An Apple outage and a database outage say which it is (neither is a revoked key).
         #expect(ServiceErrorMapper.map(AppleUnavailableError(message: "x"), Self.logger).reason == "APPLE_UNAVAILABLE")
-        #expect(ServiceErrorMapper.map(PostgresError(kind: .connectionFailure, message: "x"), Self.logger).reason == "DATABASE_UNAVAILABLE")
+        #expect(
+            ServiceErrorMapper.map(PostgresError(kind: .connectionFailure, message: "x"), Self.logger).reason
+                == "DATABASE_UNAVAILABLE"
+        )
     }
 
-    @Test("Every error type declared in the modules services use has a chosen status (or is listed as never thrown there)")
+    @Test(
+        "Every error type declared in the modules services use has a chosen status (or is listed as never thrown there)"
+    )
     func everyErrorTypeIsCovered() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let modules = ["AppleVPP", "VPPSync", "VPPTokens", "VPPPush", "VPPStorage", "VPPPostgres", "VPPProto", "VPPWire", "VPPServer", "VPPServices", "VPPJobs", "VPPLicensing"]
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let modules = [
+            "AppleVPP", "VPPSync", "VPPTokens", "VPPPush", "VPPStorage", "VPPPostgres", "VPPProto", "VPPWire",
+            "VPPServer", "VPPServices", "VPPJobs", "VPPLicensing",
+        ]
         let declaration = try Regex(#"(?:struct|enum|class)\s+(\w+)\s*:[^{]*\bError\b"#)
         var found: Set<String> = []
         for module in modules {
@@ -78,6 +102,9 @@ struct ErrorMappingTests {
         }
         #expect(found.contains("AppleUnavailableError"), "the scan found \(found.sorted())")
         let uncovered = found.subtracting(Self.samples.keys).subtracting(Self.notThrownByServices)
-        #expect(uncovered.isEmpty, "error types without a chosen status: \(uncovered.sorted()); add them to ServiceErrorMapper.deliberate and to this test")
+        #expect(
+            uncovered.isEmpty,
+            "error types without a chosen status: \(uncovered.sorted()); add them to ServiceErrorMapper.deliberate and to this test"
+        )
     }
 }

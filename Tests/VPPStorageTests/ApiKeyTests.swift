@@ -27,7 +27,10 @@ struct ApiKeyTests {
             #expect(!(try row.decode(String.self, at: 0)).contains(created.secret))
         }
         // The new key works.
-        let whoami = try await server.client(key: created.secret).call(VppV1.SystemService.WhoAmI.self, VppV1.WhoAmIRequest())
+        let whoami = try await server.client(key: created.secret).call(
+            VppV1.SystemService.WhoAmI.self,
+            VppV1.WhoAmIRequest()
+        )
         #expect(whoami.principalKind == "operator")
         #expect(whoami.keyName == "second operator")
         await client.close()
@@ -89,7 +92,9 @@ struct ApiKeyTests {
         await server.stop()
     }
 
-    @Test("wrong and empty keys are refused with UNAUTHENTICATED; a Hello over the pre-authentication limit as malformed")
+    @Test(
+        "wrong and empty keys are refused with UNAUTHENTICATED; a Hello over the pre-authentication limit as malformed"
+    )
     func wrongKeys() async throws {
         let server = try await TestVPPServer.start(prefix: "wrongkeys")
         for key in ["", "vppo_nope", String(repeating: "k", count: 10_000), "' OR 1=1 --"] {
@@ -109,7 +114,9 @@ struct ApiKeyTests {
         var create = VppV1.CreateApiKeyRequest()
         create.name = "x"
         create.tenantId = UUID().uuidString
-        await expectRPCError(.notFound) { _ = try await server.operatorClient().call(Operator.CreateApiKey.self, create) }
+        await expectRPCError(.notFound) {
+            _ = try await server.operatorClient().call(Operator.CreateApiKey.self, create)
+        }
         await server.stop()
     }
 }

@@ -47,11 +47,16 @@ struct DatabaseRestartTests {
 
 @Suite("A database outage is an outage, not a revoked key (issue 16)")
 struct DatabaseOutageTests {
-    @Test("while PostgreSQL is down, calls get UNAVAILABLE / DATABASE_UNAVAILABLE, the connection stays, the key still works after")
+    @Test(
+        "while PostgreSQL is down, calls get UNAVAILABLE / DATABASE_UNAVAILABLE, the connection stays, the key still works after"
+    )
     func outageIsNotRevocation() async throws {
         let cluster = try await DatabaseRestartTests.clusterWithDatabase("outage")
         // Keys are re-checked on every call past 50 ms: the outage hits the key check itself.
-        let server = try await TestVPPServer.start(database: cluster.configuration(database: "outage"), keyRecheckInterval: .milliseconds(50))
+        let server = try await TestVPPServer.start(
+            database: cluster.configuration(database: "outage"),
+            keyRecheckInterval: .milliseconds(50)
+        )
         let (_, key) = try await server.createTenant("outage")
         // No reconnect: a GoAway would end this client for good, so the last call proves the connection stayed.
         let client = server.client(key: key, reconnect: false)

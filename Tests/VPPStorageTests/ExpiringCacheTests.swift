@@ -37,7 +37,9 @@ struct ExpiringCacheTests {
         return nil
     }
 
-    @Test("an entry younger than its lifetime is used; an older one is read again with every entry past half its lifetime")
+    @Test(
+        "an entry younger than its lifetime is used; an older one is read again with every entry past half its lifetime"
+    )
     func expiredEntriesAreReadTogether() {
         store(1, at: 0)
         store(2, at: 500)
@@ -52,7 +54,9 @@ struct ExpiringCacheTests {
         #expect(cache.fresh(3) == "3")
     }
 
-    @Test("while one batched re-read is out, expired entries are used for up to another lifetime, and unknown keys read alone")
+    @Test(
+        "while one batched re-read is out, expired entries are used for up to another lifetime, and unknown keys read alone"
+    )
     func oneReReadAtATime() {
         store(1, at: 0)
         store(2, at: 0)

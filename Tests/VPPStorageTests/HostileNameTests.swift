@@ -30,7 +30,10 @@ struct HostileNameTests {
         filter.nameContains = name
         #expect(try await client.call(Operator.ListTenants.self, filter).tenants.map(\.id) == [tenant.id])
         // The control schema is intact.
-        #expect(try await server.pool.query("SELECT count(*) FROM vpp_control.tenants").single().decode(Int.self, at: 0) == 1)
+        #expect(
+            try await server.pool.query("SELECT count(*) FROM vpp_control.tenants").single().decode(Int.self, at: 0)
+                == 1
+        )
         await client.close()
         await server.stop()
     }

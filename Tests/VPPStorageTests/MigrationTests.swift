@@ -32,7 +32,12 @@ struct MigrationTests {
         let configuration = try await TestPostgres.makeDatabase(prefix: "migrate_twice")
         let (pool, storage) = self.storage(configuration)
         try await storage.migrate(concurrency: 2)
-        _ = try await storage.tenants.create(displayName: "one", tokenLimit: nil, organizationCreatedAt: nil, deviceGroupAssignment: false)
+        _ = try await storage.tenants.create(
+            displayName: "one",
+            tokenLimit: nil,
+            organizationCreatedAt: nil,
+            deviceGroupAssignment: false
+        )
         let before = try await self.catalog(pool)
         #expect(try await storage.migrator.migrateControl().isEmpty)
         #expect(try await storage.migrator.migrateTenants(concurrency: 2) == 0)
@@ -51,7 +56,12 @@ struct MigrationTests {
         var tenants: [UUID] = []
         for index in 0..<12 {
             tenants.append(
-                try await setup.tenants.create(displayName: "t\(index)", tokenLimit: nil, organizationCreatedAt: nil, deviceGroupAssignment: false).id
+                try await setup.tenants.create(
+                    displayName: "t\(index)",
+                    tokenLimit: nil,
+                    organizationCreatedAt: nil,
+                    deviceGroupAssignment: false
+                ).id
             )
         }
         // Put every tenant schema back to version 0, as if they were created by an older server.
@@ -90,7 +100,10 @@ struct MigrationTests {
     func statusOverRPC() async throws {
         let server = try await TestVPPServer.start(prefix: "migstatus")
         let (tenant, _) = try await server.createTenant("fresh")
-        let status = try await server.operatorClient().call(Operator.GetMigrationStatus.self, VppV1.GetMigrationStatusRequest())
+        let status = try await server.operatorClient().call(
+            Operator.GetMigrationStatus.self,
+            VppV1.GetMigrationStatusRequest()
+        )
         #expect(status.control?.version == status.control?.latestVersion)
         #expect(status.tenants.map(\.owner) == [tenant.id])
         #expect(status.tenantsBehind == 0)

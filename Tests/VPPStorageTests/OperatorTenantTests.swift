@@ -57,9 +57,15 @@ struct OperatorTenantTests {
             request.features = features
             return try #require(try await client.call(Operator.CreateTenant.self, request).tenant)
         }
-        let old = try await create("old", createdAt: Date(timeIntervalSince1970: 1_420_070_400), enabled: false)  // 2015
-        let oldEnabled = try await create("old, enabled", createdAt: Date(timeIntervalSince1970: 1_420_070_400), enabled: true)
-        let recent = try await create("recent", createdAt: Date(timeIntervalSince1970: 1_546_300_800), enabled: false)  // 2019
+        // 2015
+        let old = try await create("old", createdAt: Date(timeIntervalSince1970: 1_420_070_400), enabled: false)
+        let oldEnabled = try await create(
+            "old, enabled",
+            createdAt: Date(timeIntervalSince1970: 1_420_070_400),
+            enabled: true
+        )
+        // 2019
+        let recent = try await create("recent", createdAt: Date(timeIntervalSince1970: 1_546_300_800), enabled: false)
         let now = try await create("now", createdAt: nil, enabled: false)
         #expect(old.deviceGroupAssignmentAllowed == false)
         #expect(oldEnabled.deviceGroupAssignmentAllowed == true)
@@ -131,7 +137,11 @@ struct OperatorTenantTests {
         await expectRPCError(.invalidArgument) { _ = try await client.call(Operator.CreateTenant.self, control) }
         // A NUL byte in a name (hand-encoded: CreateTenantRequest{display_name: "a\0b"}) is refused, not cut short.
         await expectRPCError(.invalidArgument) {
-            _ = try await client.unaryBytes(path: Operator.CreateTenant.path, request: [0x0A, 0x03, 0x61, 0x00, 0x62], timeout: .seconds(10))
+            _ = try await client.unaryBytes(
+                path: Operator.CreateTenant.path,
+                request: [0x0A, 0x03, 0x61, 0x00, 0x62],
+                timeout: .seconds(10)
+            )
         }
         #expect(try await client.call(Operator.ListTenants.self, VppV1.ListTenantsRequest()).tenants.isEmpty)
         var bigLimit = VppV1.CreateTenantRequest()
@@ -180,7 +190,9 @@ struct OperatorTenantTests {
         delete.confirm = tenant.id
         _ = try await client.call(Operator.DeleteTenant.self, delete)
 
-        await expectRPCError(.notFound) { _ = try await client.call(Operator.GetTenant.self, VppV1.GetTenantRequest(tenant.id)) }
+        await expectRPCError(.notFound) {
+            _ = try await client.call(Operator.GetTenant.self, VppV1.GetTenantRequest(tenant.id))
+        }
         let schemaName = "vpp_t_" + tenant.id.replacingOccurrences(of: "-", with: "")
         #expect(try await server.pool.query("SELECT 1 FROM pg_namespace WHERE nspname = \(schemaName)").isEmpty)
         #expect(try await server.pool.query("SELECT 1 FROM pg_roles WHERE rolname = \(schemaName)").isEmpty)
@@ -201,7 +213,10 @@ struct OperatorTenantTests {
         var delete = VppV1.DeleteTenantRequest()
         delete.tenantId = tenant.id
         _ = try? await client.call(Operator.DeleteTenant.self, delete)  // refused: no confirmation
-        let events = try await client.call(Operator.ListOperatorAuditEvents.self, VppV1.ListOperatorAuditEventsRequest()).events
+        let events = try await client.call(
+            Operator.ListOperatorAuditEvents.self,
+            VppV1.ListOperatorAuditEventsRequest()
+        ).events
         // Newest first: the refused delete, then the create.
         #expect(events.map(\.method) == [Operator.DeleteTenant.path, Operator.CreateTenant.path])
         #expect(events.map(\.result) == ["INVALID_ARGUMENT", "OK"])

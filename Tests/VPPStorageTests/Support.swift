@@ -24,7 +24,6 @@ func expectRPCError(
     }
 }
 
-
 extension VppV1.GetTenantRequest {
     init(_ id: String) {
         self.init()

@@ -95,8 +95,14 @@ struct TenantIsolationTests {
         let (tenantB, keyB) = try await server.createTenant("B")
         try await server.storage.recordTenantAudit(self.audit("only A"), tenantID: UUID(uuidString: tenantA.id)!)
         try await server.storage.recordTenantAudit(self.audit("only B"), tenantID: UUID(uuidString: tenantB.id)!)
-        let eventsA = try await server.client(key: keyA).call(VppV1.AuditService.ListAuditEvents.self, VppV1.ListAuditEventsRequest())
-        let eventsB = try await server.client(key: keyB).call(VppV1.AuditService.ListAuditEvents.self, VppV1.ListAuditEventsRequest())
+        let eventsA = try await server.client(key: keyA).call(
+            VppV1.AuditService.ListAuditEvents.self,
+            VppV1.ListAuditEventsRequest()
+        )
+        let eventsB = try await server.client(key: keyB).call(
+            VppV1.AuditService.ListAuditEvents.self,
+            VppV1.ListAuditEventsRequest()
+        )
         #expect(eventsA.events.map(\.target) == ["only A"])
         #expect(eventsB.events.map(\.target) == ["only B"])
         await server.stop()

@@ -13,7 +13,9 @@ struct FleetSnapshotTests {
             let storage = env.server.storage
             let empty = try await storage.fleetSnapshot()
             #expect(empty.tenants == 0 && empty.licensesWaiting == 0 && empty.soonestExpirySeconds == nil)
-            #expect(empty.tokens.values.allSatisfy { $0 == 0 } && empty.tokens.count == TokenRecord.State.allCases.count)
+            #expect(
+                empty.tokens.values.allSatisfy { $0 == 0 } && empty.tokens.count == TokenRecord.State.allCases.count
+            )
 
             // Tenant A: 2 licenses for 5 devices, so 3 wait. Tenant B: a token and nothing assigned.
             let app = SyncEnvironment.pages
@@ -35,7 +37,9 @@ struct FleetSnapshotTests {
             // B's token now expires in 10 days; A's is claimed by another MDM (R4).
             let tokenB = try #require(UUID(uuidString: b.tokenID))
             try await storage.withTenant(b.tenantID) { transaction in
-                try await transaction.query("UPDATE tokens SET expires_at = now() + interval '10 days' WHERE id = \(tokenB)")
+                try await transaction.query(
+                    "UPDATE tokens SET expires_at = now() + interval '10 days' WHERE id = \(tokenB)"
+                )
             }
             try await storage.withTenant(a.tenantID) { transaction in
                 try await transaction.query("UPDATE tokens SET status = 'claimed_elsewhere'")

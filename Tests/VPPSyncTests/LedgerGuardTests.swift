@@ -14,7 +14,11 @@ struct LedgerGuardTests {
     @Test("The database allows exactly the transitions LicenseStateMachine allows")
     func transitionsMatchTheMachine() async throws {
         try await SyncEnvironment.run(workers: 0) { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 2)], inlineSync: true)
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: Self.app, productType: .app, totalCount: 2)],
+                inlineSync: true
+            )
             defer { Task { await fixture.client.close() } }
             let rows = try await env.server.storage.withTenant(fixture.tenantID) { transaction in
                 try await transaction.query("SELECT from_state, to_state FROM license_transitions")
@@ -32,10 +36,16 @@ struct LedgerGuardTests {
         }
     }
 
-    @Test("R15: a change of state the machine does not allow, or a seat beyond what was bought, is refused by PostgreSQL")
+    @Test(
+        "R15: a change of state the machine does not allow, or a seat beyond what was bought, is refused by PostgreSQL"
+    )
     func databaseRefuses() async throws {
         try await SyncEnvironment.run(workers: 0) { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 2)], inlineSync: true)
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: Self.app, productType: .app, totalCount: 2)],
+                inlineSync: true
+            )
             defer { Task { await fixture.client.close() } }
             let assetID = try await fixture.assetID(Self.app)
             let lab = try await fixture.deviceGroup("lab", serials: ["G1", "G2", "G3"])
@@ -43,7 +53,8 @@ struct LedgerGuardTests {
             let storage = env.server.storage
             func refused(_ sql: PostgresQuery) async -> PostgresError? {
                 do {
-                    try await storage.withTenant(fixture.tenantID) { transaction in _ = try await transaction.query(sql) }
+                    try await storage.withTenant(fixture.tenantID) { transaction in _ = try await transaction.query(sql)
+                    }
                     return nil
                 } catch let error as PostgresError {
                     return error
@@ -72,7 +83,9 @@ struct LedgerGuardTests {
             #expect(born?.sqlState == "23514")
             #expect(born?.message.contains("none -> granted") == true)
             // What the machine allows passes: the waiter offered instead (AVAILABLE).
-            let allowed = await refused("UPDATE licenses SET state = 'available', wait_seq = NULL WHERE state = 'waiting'")
+            let allowed = await refused(
+                "UPDATE licenses SET state = 'available', wait_seq = NULL WHERE state = 'waiting'"
+            )
             #expect(allowed == nil)
         }
     }

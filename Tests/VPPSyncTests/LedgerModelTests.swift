@@ -95,7 +95,10 @@ struct LedgerModelConfig {
 
 /// A license target: a device (device licensing, by serial number) or a user (user licensing, by external id).
 struct LedgerTarget: Hashable, Comparable, CustomStringConvertible {
-    enum Kind: String { case device = "D", user = "U" }
+    enum Kind: String {
+        case device = "D"
+        case user = "U"
+    }
     var kind: Kind
     var key: String
 
@@ -209,7 +212,8 @@ struct LedgerModel {
                 if assignment.type == .user {
                     result.insert(.init(kind: .user, key: user.externalID))
                 } else {
-                    for device in devices.values where device.alive && !device.automated && device.owner == user.externalID {
+                    for device in devices.values
+                    where device.alive && !device.automated && device.owner == user.externalID {
                         result.insert(.init(kind: .device, key: device.serial))
                     }
                 }
@@ -411,7 +415,9 @@ final class LedgerModelRun {
         for adamID in Self.apps.prefix(appCount) {
             assets.append(ModelAsset(adamID: adamID, isBook: false, bought: random.int(in: 3...8)))
         }
-        if random.chance(0.5) { assets.append(ModelAsset(adamID: SyncEnvironment.book, isBook: true, bought: random.int(in: 2...5))) }
+        if random.chance(0.5) {
+            assets.append(ModelAsset(adamID: SyncEnvironment.book, isBook: true, bought: random.int(in: 2...5)))
+        }
         model = LedgerModel(assets: assets)
         overHeld = Array(repeating: 0, count: assets.count)
 
@@ -440,7 +446,8 @@ final class LedgerModelRun {
             var request = VppV1.ListAssetsRequest()
             request.tokenId = tokenID
             request.query = model.assets[index].adamID
-            let list = model.assets[index].isBook
+            let list =
+                model.assets[index].isBook
                 ? try await client.call(VppV1.CatalogService.ListBooks.self, request).assets
                 : try await client.call(VppV1.CatalogService.ListApps.self, request).assets
             model.assets[index].id = try #require(list.first { $0.adamId == model.assets[index].adamID }).id
@@ -587,10 +594,13 @@ final class LedgerModelRun {
         request.groupId = model.groups[groupIndex].id
         request.action = action
         request.licenseType = type
-        let label = "CreateAssignment(\(asset.name) -> \(groupName(groupIndex)), \(actionName(action)), \(type == .user ? "USER" : "DEVICE"))"
+        let label =
+            "CreateAssignment(\(asset.name) -> \(groupName(groupIndex)), \(actionName(action)), \(type == .user ? "USER" : "DEVICE"))"
         do {
             let created = try await client.call(VppV1.AssignmentService.CreateAssignment.self, request)
-            model.assignments.append(ModelAssignment(id: created.id, asset: assetIndex, group: groupIndex, action: action, type: type))
+            model.assignments.append(
+                ModelAssignment(id: created.id, asset: assetIndex, group: groupIndex, action: action, type: type)
+            )
             steps.append("\(label) -> \(created.id.prefix(8))")
         } catch {
             steps.append("\(label) -> error \(error)")
@@ -608,7 +618,9 @@ final class LedgerModelRun {
         let candidates = model.assignments.indices.filter { !model.assets[model.assignments[$0].asset].isBook }
         guard let index = random.pick(candidates) else { return false }
         let current = model.assignments[index].action
-        let action = random.pick(([.required, .available, .uninstall] as [VppV1.AssignmentAction]).filter { $0 != current })!
+        let action = random.pick(
+            ([.required, .available, .uninstall] as [VppV1.AssignmentAction]).filter { $0 != current }
+        )!
         var request = VppV1.UpdateAssignmentRequest()
         request.assignmentId = model.assignments[index].id
         request.action = action
@@ -679,7 +691,9 @@ final class LedgerModelRun {
         model.users[ext]?.alive = false
         for index in model.groups.indices { model.groups[index].members.remove(ext) }
         // The user's devices stay, without an owner (owner_user_id ON DELETE SET NULL).
-        for serial in model.devices.keys where model.devices[serial]?.owner == ext { model.devices[serial]?.owner = nil }
+        for serial in model.devices.keys where model.devices[serial]?.owner == ext {
+            model.devices[serial]?.owner = nil
+        }
         steps.append("DeleteUsers([\(ext)])")
         model.advance()
         return true
@@ -703,7 +717,8 @@ final class LedgerModelRun {
         switch target.kind {
         case .device: return model.devices[target.key]?.alive == true ? target.key : nil
         case .user:
-            return model.devices.values.filter { $0.alive && !$0.automated && $0.owner == target.key }.map(\.serial).sorted().first
+            return model.devices.values.filter { $0.alive && !$0.automated && $0.owner == target.key }.map(\.serial)
+                .sorted().first
         }
     }
 
@@ -711,10 +726,13 @@ final class LedgerModelRun {
     func report() async throws -> Bool {
         var candidates: [(Int, LedgerTarget, ModelEntry)] = []
         for (index, asset) in model.assets.enumerated() {
-            for (target, entry) in asset.entries where entry.seat.holdsSeat { candidates.append((index, target, entry)) }
+            for (target, entry) in asset.entries where entry.seat.holdsSeat {
+                candidates.append((index, target, entry))
+            }
         }
         candidates.sort { ($0.0, $0.1) < ($1.0, $1.1) }
-        guard let (assetIndex, target, entry) = random.pick(candidates), let serial = reportingDevice(for: target) else { return false }
+        guard let (assetIndex, target, entry) = random.pick(candidates), let serial = reportingDevice(for: target)
+        else { return false }
         var item = VppV1.InstallReport()
         item.serialNumber = serial
         item.adamId = model.assets[assetIndex].adamID
@@ -730,11 +748,17 @@ final class LedgerModelRun {
         request.reports = [item]
         let answer = try await client.call(VppV1.LicenseService.ReportInstallResults.self, request)
         let outcome = item.outcome == .removed ? "REMOVED" : (item.outcome == .installed ? "INSTALLED" : "FAILED")
-        steps.append("ReportInstallResults(\(serial), \(model.assets[assetIndex].name), \(outcome)) for \(target) -> applied \(answer.applied), freed \(answer.freedLicenses)\(answer.errors.isEmpty ? "" : ", errors \(answer.errors)")")
-        if answer.applied != 1 { fail("op ReportInstallResults not applied", "report of \(serial) for \(target): \(answer.errors)") }
+        steps.append(
+            "ReportInstallResults(\(serial), \(model.assets[assetIndex].name), \(outcome)) for \(target) -> applied \(answer.applied), freed \(answer.freedLicenses)\(answer.errors.isEmpty ? "" : ", errors \(answer.errors)")"
+        )
+        if answer.applied != 1 {
+            fail("op ReportInstallResults not applied", "report of \(serial) for \(target): \(answer.errors)")
+        }
         // The report is per device and app: it applies to the device's own license and its owner's user license.
         var touched: [LedgerTarget] = [.init(kind: .device, key: serial)]
-        if let owner = model.devices[serial]?.owner, model.devices[serial]?.automated == false { touched.append(.init(kind: .user, key: owner)) }
+        if let owner = model.devices[serial]?.owner, model.devices[serial]?.automated == false {
+            touched.append(.init(kind: .user, key: owner))
+        }
         for touchedTarget in touched {
             guard var current = model.assets[assetIndex].entries[touchedTarget] else { continue }
             switch (item.outcome, current.seat) {
@@ -745,7 +769,9 @@ final class LedgerModelRun {
             case (.failed, .held), (.failed, .removing): current.install = .failed
             default: break
             }
-            if model.assets[assetIndex].entries[touchedTarget] != nil { model.assets[assetIndex].entries[touchedTarget] = current }
+            if model.assets[assetIndex].entries[touchedTarget] != nil {
+                model.assets[assetIndex].entries[touchedTarget] = current
+            }
         }
         model.advance()
         return true
@@ -759,7 +785,9 @@ final class LedgerModelRun {
                 switch target.kind {
                 case .user: candidates.append((index, target, target.key, ""))
                 case .device:
-                    if let owner = model.devices[target.key]?.owner { candidates.append((index, target, owner, target.key)) }
+                    if let owner = model.devices[target.key]?.owner {
+                        candidates.append((index, target, owner, target.key))
+                    }
                 }
             }
         }
@@ -769,11 +797,14 @@ final class LedgerModelRun {
         request.assetId = model.assets[assetIndex].id
         request.userExternalId = user
         request.serialNumber = serial
-        let label = "RequestApp(\(model.assets[assetIndex].name), user \(user)\(serial.isEmpty ? "" : ", device \(serial)")) for \(target)"
+        let label =
+            "RequestApp(\(model.assets[assetIndex].name), user \(user)\(serial.isEmpty ? "" : ", device \(serial)")) for \(target)"
         model.advance(requests: [(assetIndex, target)])
         do {
             let answer = try await client.call(VppV1.LicenseService.RequestApp.self, request)
-            steps.append("\(label) -> \(stateName(answer.state))\(answer.queuePosition > 0 ? " #\(answer.queuePosition)" : "")")
+            steps.append(
+                "\(label) -> \(stateName(answer.state))\(answer.queuePosition > 0 ? " #\(answer.queuePosition)" : "")"
+            )
             requestAnswers.append((assetIndex, target, answer))
         } catch {
             steps.append("\(label) -> error \(error)")
@@ -827,7 +858,9 @@ final class LedgerModelRun {
     /// sending) and nothing it returns is written; when the lease runs out (2 s here) another worker takes the job up
     /// as its next attempt.
     func killPush() async throws -> Bool {
-        let (path, count) = random.pick([(String?.none, 1), (nil, 2), ("/assets/associate", 1), ("/assets/disassociate", 1), ("/status", 1)])!
+        let (path, count) = random.pick([
+            (String?.none, 1), (nil, 2), ("/assets/associate", 1), ("/assets/disassociate", 1), ("/status", 1),
+        ])!
         let slow = path.map { "slow \($0)" } ?? "first \(count) requests slow"
         let delay = random.int(in: 0...1200)
         env.core.injectFault(SimulatorFault(kind: .latency, count: count, latencyMilliseconds: 2000, pathSuffix: path))
@@ -865,7 +898,9 @@ final class LedgerModelRun {
         ).first?.decode(Int.self, at: 0)
         if killed != nil { stats.kills += 1 }
         steps.append(
-            killed.map { "  kill the push (\(slow)) \(delay) ms after it started, attempt \($0): it runs again when its lease runs out" }
+            killed.map {
+                "  kill the push (\(slow)) \(delay) ms after it started, attempt \($0): it runs again when its lease runs out"
+            }
                 ?? "  kill the push (\(slow)): it ended within \(delay) ms"
         )
         return true
@@ -874,7 +909,9 @@ final class LedgerModelRun {
     func sync(_ label: String) async throws -> Bool {
         let job = try await env.syncNow(client, tokenID, full: true)
         let ended = try await env.waitForJob(client, jobID: job.id, timeout: .seconds(60)) { !$0.isActive }
-        for ext in model.users.keys where model.users[ext]?.acceptedAtApple == true { model.users[ext]?.knownAssociated = true }
+        for ext in model.users.keys where model.users[ext]?.acceptedAtApple == true {
+            model.users[ext]?.knownAssociated = true
+        }
         steps.append("\(label) -> sync \(ended.state)\(ended.error.isEmpty ? "" : " \(ended.error)")")
         model.advance()
         return true
@@ -885,7 +922,9 @@ final class LedgerModelRun {
         var candidates: Set<String> = []
         for asset in model.assets {
             for (target, entry) in asset.entries where target.kind == .user && entry.seat.holdsSeat {
-                if model.users[target.key]?.acceptedAtApple == false, model.users[target.key]?.alive == true { candidates.insert(target.key) }
+                if model.users[target.key]?.acceptedAtApple == false, model.users[target.key]?.alive == true {
+                    candidates.insert(target.key)
+                }
             }
         }
         guard let ext = random.pick(candidates.sorted()), let id = model.users[ext]?.id else { return false }
@@ -895,7 +934,10 @@ final class LedgerModelRun {
             return try await sync("acceptInvitation(\(ext)) at Apple; SyncToken")
         } catch {
             steps.append("acceptInvitation(\(ext)) at Apple -> \(error) (not registered at Apple)")
-            fail("inv2 user with a user license not registered at Apple", "\(ext) holds a user license but Apple has no Registered user \(id): \(error)")
+            fail(
+                "inv2 user with a user license not registered at Apple",
+                "\(ext) holds a user license but Apple has no Registered user \(id): \(error)"
+            )
             return true
         }
     }
@@ -932,7 +974,9 @@ final class LedgerModelRun {
             guard ContinuousClock.now < deadline else {
                 let states = try await env.server.storage.pool.query(
                     "SELECT kind, state, attempt, error FROM vpp_control.jobs WHERE subject = ANY(\(subjects)::text[]) ORDER BY queued_at DESC LIMIT 5"
-                ).map { "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(Int.self, at: 2)) \(try $0.decode(String.self, at: 3))" }
+                ).map {
+                    "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(Int.self, at: 2)) \(try $0.decode(String.self, at: 3))"
+                }
                 let rows = try await env.server.storage.withTenant(tenantID) { transaction in
                     try await transaction.query(
                         """
@@ -976,7 +1020,10 @@ final class LedgerModelRun {
     }
 
     func appleAssignments() async throws -> [AppleVPP.Assignment] {
-        let credential = try await env.sync.tokens.credential(tenantID: tenantID, try #require(UUID(uuidString: tokenID))).credential
+        let credential = try await env.sync.tokens.credential(
+            tenantID: tenantID,
+            try #require(UUID(uuidString: tokenID))
+        ).credential
         let session = env.sync.apple.session(token: try ServiceToken(fileContents: credential, now: Date()))
         return try await session.allAssignments().items
     }
@@ -1023,14 +1070,23 @@ final class LedgerModelRun {
             }
             let apple = counts["\(asset.adamID)/STDQ"]
             if let apple, apple.total != asset.bought {
-                fail("inv1 Apple total vs bought", "\(asset.name): simulator total \(apple.total), model bought \(asset.bought)")
+                fail(
+                    "inv1 Apple total vs bought",
+                    "\(asset.name): simulator total \(apple.total), model bought \(asset.bought)"
+                )
             }
             if let apple, apple.assigned > max(apple.total, overHeld[index]) {
-                fail("inv1 R15 Apple assigned more than bought", "\(asset.name): Apple assigned \(apple.assigned) > total \(apple.total) (held beyond it after a refund: \(overHeld[index]))")
+                fail(
+                    "inv1 R15 Apple assigned more than bought",
+                    "\(asset.name): Apple assigned \(apple.assigned) > total \(apple.total) (held beyond it after a refund: \(overHeld[index]))"
+                )
             }
             let listed = observed.apple.filter { $0.adamId == asset.adamID }.count
             if let apple, listed != apple.assigned {
-                fail("inv1 Apple assignments vs Apple assignedCount", "\(asset.name): Apple lists \(listed) assignments, assignedCount \(apple.assigned)")
+                fail(
+                    "inv1 Apple assignments vs Apple assignedCount",
+                    "\(asset.name): Apple lists \(listed) assignments, assignedCount \(apple.assigned)"
+                )
             }
         }
     }
@@ -1047,7 +1103,9 @@ final class LedgerModelRun {
                     apple.append("U:\(byID[user.lowercased()] ?? "unknown-\(user)")")
                 }
             }
-            let ledger = observed.entries[index].filter { holdsSeat($0, asset: index) }.map { LedgerTarget($0).description }
+            let ledger = observed.entries[index].filter { holdsSeat($0, asset: index) }.map {
+                LedgerTarget($0).description
+            }
             let appleSet = Set(apple)
             let ledgerSet = Set(ledger)
             if appleSet != ledgerSet || apple.count != appleSet.count {
@@ -1056,7 +1114,8 @@ final class LedgerModelRun {
                     return item.hasPrefix("U:") ? model.users[key]?.alive == false : model.devices[key]?.alive == false
                 }
                 fail(
-                    "inv2 Apple assignments vs ledger holders" + (deleted.isEmpty ? "" : " (deleted directory entries)"),
+                    "inv2 Apple assignments vs ledger holders"
+                        + (deleted.isEmpty ? "" : " (deleted directory entries)"),
                     "\(asset.name): at Apple not held in the ledger \(appleSet.subtracting(ledgerSet).sorted()); held in the ledger, not at Apple \(ledgerSet.subtracting(appleSet).sorted()); Apple \(apple.count) assignments, ledger \(ledger.count) holders"
                 )
             }
@@ -1070,7 +1129,9 @@ final class LedgerModelRun {
             var server: [LedgerTarget: VppV1.InstallState] = [:]
             for entry in entries {
                 let target = LedgerTarget(entry)
-                if server[target] != nil { fail("inv3 duplicate ledger entry", "\(asset.name): \(target) listed twice") }
+                if server[target] != nil {
+                    fail("inv3 duplicate ledger entry", "\(asset.name): \(target) listed twice")
+                }
                 server[target] = entry.state
             }
             var wrong: [String] = []
@@ -1078,23 +1139,35 @@ final class LedgerModelRun {
                 let expected = asset.entries[target].map { model.display(target, $0) }
                 let actual = server[target]
                 if expected != actual {
-                    wrong.append("\(target) expected \(expected.map(stateName) ?? "no entry"), server \(actual.map(stateName) ?? "no entry")")
+                    wrong.append(
+                        "\(target) expected \(expected.map(stateName) ?? "no entry"), server \(actual.map(stateName) ?? "no entry")"
+                    )
                 }
             }
             if !wrong.isEmpty {
                 // Name the kind of disagreement so the summary groups alike ones.
-                let kinds = Set(wrong.map { line -> String in
-                    let parts = line.components(separatedBy: " expected ")
-                    return parts.count > 1 ? parts[1].replacingOccurrences(of: "server ", with: "-> ") : line
-                }).sorted()
-                fail("inv3 model vs ListLicenses: \(kinds.joined(separator: "; "))", "\(asset.name) (bought \(asset.bought)): \(wrong.joined(separator: "; "))")
+                let kinds = Set(
+                    wrong.map { line -> String in
+                        let parts = line.components(separatedBy: " expected ")
+                        return parts.count > 1 ? parts[1].replacingOccurrences(of: "server ", with: "-> ") : line
+                    }
+                ).sorted()
+                fail(
+                    "inv3 model vs ListLicenses: \(kinds.joined(separator: "; "))",
+                    "\(asset.name) (bought \(asset.bought)): \(wrong.joined(separator: "; "))"
+                )
             }
 
             // The server's line, in order.
-            let waiters = entries.filter { $0.state == .waitingForLicense }.sorted { $0.queuePosition < $1.queuePosition }
+            let waiters = entries.filter { $0.state == .waitingForLicense }.sorted {
+                $0.queuePosition < $1.queuePosition
+            }
             let serverLine = waiters.map(LedgerTarget.init)
             if waiters.map(\.queuePosition) != Array(1...max(1, waiters.count)).prefix(waiters.count).map(UInt32.init) {
-                fail("inv3 queue positions not 1...n", "\(asset.name): \(waiters.map { "\(LedgerTarget($0))#\($0.queuePosition)" })")
+                fail(
+                    "inv3 queue positions not 1...n",
+                    "\(asset.name): \(waiters.map { "\(LedgerTarget($0))#\($0.queuePosition)" })"
+                )
             }
             if serverLine != asset.line, Set(serverLine) == Set(asset.line) {
                 fail("inv3 R15 line order", "\(asset.name): server line \(serverLine), expected \(asset.line)")
@@ -1103,21 +1176,33 @@ final class LedgerModelRun {
             if index < previousLines.count {
                 let before = previousLines[index]
                 let still = Set(serverLine)
-                for (position, target) in before.enumerated() where !still.contains(target) && server[target].map({ $0 != .waitingForLicense && $0 != .available }) == true {
+                for (position, target) in before.enumerated()
+                where !still.contains(target)
+                    && server[target].map({ $0 != .waitingForLicense && $0 != .available }) == true
+                {
                     if let earlier = before.prefix(position).first(where: { still.contains($0) }) {
-                        fail("inv3 R15 FIFO violated", "\(asset.name): \(target) (place \(position + 1)) was served while \(earlier) (earlier in line) still waits")
+                        fail(
+                            "inv3 R15 FIFO violated",
+                            "\(asset.name): \(target) (place \(position + 1)) was served while \(earlier) (earlier in line) still waits"
+                        )
                     }
                 }
                 let newcomers = serverLine.filter { !before.contains($0) }
                 if let firstNew = newcomers.first, let firstNewIndex = serverLine.firstIndex(of: firstNew),
                     serverLine[firstNewIndex...].contains(where: { before.contains($0) })
                 {
-                    fail("inv3 R15 newcomer ahead of an earlier waiter", "\(asset.name): line \(serverLine), previous line \(before)")
+                    fail(
+                        "inv3 R15 newcomer ahead of an earlier waiter",
+                        "\(asset.name): line \(serverLine), previous line \(before)"
+                    )
                 }
             }
             let held = entries.filter { holdsSeat($0, asset: index) }.count
             if !waiters.isEmpty && held < asset.bought {
-                fail("inv3 R15 free seats while targets wait", "\(asset.name): \(held) held of \(asset.bought) bought, \(waiters.count) waiting")
+                fail(
+                    "inv3 R15 free seats while targets wait",
+                    "\(asset.name): \(held) held of \(asset.bought) bought, \(waiters.count) waiting"
+                )
             }
         }
     }
@@ -1137,8 +1222,10 @@ final class LedgerModelRun {
         }
         let fields: [(String, Int, Int)] = [
             ("total", Int(counts.total), expected.total), ("in_use", Int(counts.inUse), expected.inUse),
-            ("available", Int(counts.available), expected.available), ("reserved", Int(counts.reserved), expected.reserved),
-            ("waiting", Int(counts.waiting), expected.waiting), ("over_assigned", Int(counts.overAssigned), expected.overAssigned),
+            ("available", Int(counts.available), expected.available),
+            ("reserved", Int(counts.reserved), expected.reserved),
+            ("waiting", Int(counts.waiting), expected.waiting),
+            ("over_assigned", Int(counts.overAssigned), expected.overAssigned),
         ]
         for (name, actual, wanted) in fields where actual != wanted {
             fail(
@@ -1168,17 +1255,33 @@ final class LedgerModelRun {
 
             var countsRequest = VppV1.GetLicenseCountsRequest()
             countsRequest.assetId = asset.id
-            compareCounts("GetLicenseCounts", try await client.call(VppV1.CatalogService.GetLicenseCounts.self, countsRequest), expected, asset: asset.name)
+            compareCounts(
+                "GetLicenseCounts",
+                try await client.call(VppV1.CatalogService.GetLicenseCounts.self, countsRequest),
+                expected,
+                asset: asset.name
+            )
             var getAsset = VppV1.GetAssetRequest()
             getAsset.assetId = asset.id
-            compareCounts("GetAsset.counts", try await client.call(VppV1.CatalogService.GetAsset.self, getAsset).counts, expected, asset: asset.name)
+            compareCounts(
+                "GetAsset.counts",
+                try await client.call(VppV1.CatalogService.GetAsset.self, getAsset).counts,
+                expected,
+                asset: asset.name
+            )
             var list = VppV1.ListAssetsRequest()
             list.tokenId = tokenID
             list.query = asset.adamID
-            let listed = asset.isBook
+            let listed =
+                asset.isBook
                 ? try await client.call(VppV1.CatalogService.ListBooks.self, list).assets
                 : try await client.call(VppV1.CatalogService.ListApps.self, list).assets
-            compareCounts(asset.isBook ? "ListBooks.counts" : "ListApps.counts", listed.first { $0.id == asset.id }?.counts, expected, asset: asset.name)
+            compareCounts(
+                asset.isBook ? "ListBooks.counts" : "ListApps.counts",
+                listed.first { $0.id == asset.id }?.counts,
+                expected,
+                asset: asset.name
+            )
 
             var usageRequest = VppV1.GetLicenseUsageRequest()
             usageRequest.assetId = asset.id
@@ -1188,7 +1291,8 @@ final class LedgerModelRun {
             let perState: [(String, UInt32, VppV1.InstallState)] = [
                 ("installed", usage.installed, .installed), ("pending", usage.pending, .pending),
                 ("waiting_for_license", usage.waitingForLicense, .waitingForLicense),
-                ("waiting_for_invitation", usage.waitingForInvitation, .waitingForInvitation), ("failed", usage.failed, .failed),
+                ("waiting_for_invitation", usage.waitingForInvitation, .waitingForInvitation),
+                ("failed", usage.failed, .failed),
                 ("not_applicable", usage.notApplicable, .notApplicable), ("removing", usage.removing, .removing),
             ]
             for (name, actual, state) in perState where Int(actual) != count(state) {
@@ -1201,16 +1305,29 @@ final class LedgerModelRun {
 
         // Per target: GetUserStatus / GetDeviceStatus show the same entries in the same states as ListLicenses.
         let assetNames = Dictionary(uniqueKeysWithValues: model.assets.map { ($0.id, $0.name) })
-        func compareStatus(_ view: String, key: String, _ status: VppV1.TargetStatus, expectedTargets: Set<LedgerTarget>) {
+        func compareStatus(
+            _ view: String,
+            key: String,
+            _ status: VppV1.TargetStatus,
+            expectedTargets: Set<LedgerTarget>
+        ) {
             var seen: Set<String> = []
             for entry in status.entries {
                 let target = LedgerTarget(entry)
                 let slot = "\(entry.assetId)|\(target)"
                 seen.insert(slot)
                 let name = assetNames[entry.assetId] ?? entry.assetId
-                if entry.reason.isEmpty { fail("inv5 R23 \(view) entry without a reason", "\(view)(\(key)): \(name) \(target) \(stateName(entry.state))") }
+                if entry.reason.isEmpty {
+                    fail(
+                        "inv5 R23 \(view) entry without a reason",
+                        "\(view)(\(key)): \(name) \(target) \(stateName(entry.state))"
+                    )
+                }
                 guard let listed = ledgerState[slot] else {
-                    fail("inv4 \(view) entry not in ListLicenses", "\(view)(\(key)): \(name) \(target) \(stateName(entry.state)); ListLicenses has no entry")
+                    fail(
+                        "inv4 \(view) entry not in ListLicenses",
+                        "\(view)(\(key)): \(name) \(target) \(stateName(entry.state)); ListLicenses has no entry"
+                    )
                     continue
                 }
                 if listed != entry.state {
@@ -1222,9 +1339,14 @@ final class LedgerModelRun {
             }
             for (slot, state) in ledgerState {
                 let parts = slot.split(separator: "|", maxSplits: 1)
-                guard parts.count == 2, expectedTargets.contains(where: { $0.description == parts[1] }) else { continue }
+                guard parts.count == 2, expectedTargets.contains(where: { $0.description == parts[1] }) else {
+                    continue
+                }
                 if !seen.contains(slot) {
-                    fail("inv4 \(view) misses a ListLicenses entry", "\(view)(\(key)): no entry for \(assetNames[String(parts[0])] ?? String(parts[0])) \(parts[1]) (ListLicenses: \(stateName(state)))")
+                    fail(
+                        "inv4 \(view) misses a ListLicenses entry",
+                        "\(view)(\(key)): no entry for \(assetNames[String(parts[0])] ?? String(parts[0])) \(parts[1]) (ListLicenses: \(stateName(state)))"
+                    )
                 }
             }
         }
@@ -1239,7 +1361,9 @@ final class LedgerModelRun {
             request.serialNumber = serial
             let status = try await client.call(VppV1.LicenseService.GetDeviceStatus.self, request)
             var targets: Set<LedgerTarget> = [.init(kind: .device, key: serial)]
-            if let device = model.devices[serial], !device.automated, let owner = device.owner { targets.insert(.init(kind: .user, key: owner)) }
+            if let device = model.devices[serial], !device.automated, let owner = device.owner {
+                targets.insert(.init(kind: .user, key: owner))
+            }
             compareStatus("GetDeviceStatus", key: serial, status, expectedTargets: targets)
         }
 
@@ -1250,7 +1374,10 @@ final class LedgerModelRun {
         let served = try await client.call(VppV1.AssignmentService.ListAssignments.self, list).assignments
         let byID = Dictionary(served.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         if Set(served.map(\.id)) != Set(model.assignments.map(\.id)) {
-            fail("inv4 ListAssignments vs model", "server \(served.map { $0.id.prefix(8) }.sorted()), model \(model.assignments.map { $0.id.prefix(8) }.sorted())")
+            fail(
+                "inv4 ListAssignments vs model",
+                "server \(served.map { $0.id.prefix(8) }.sorted()), model \(model.assignments.map { $0.id.prefix(8) }.sorted())"
+            )
         }
         for assignment in model.assignments {
             guard let actual = byID[assignment.id] else { continue }
@@ -1282,7 +1409,10 @@ final class LedgerModelRun {
     func checkReasons(_ observed: Observed) {
         for (index, asset) in model.assets.enumerated() {
             for entry in observed.entries[index] where entry.reason.isEmpty {
-                fail("inv5 R23 ListLicenses entry without a reason: \(stateName(entry.state))", "\(asset.name): \(LedgerTarget(entry)) \(stateName(entry.state)) has an empty reason")
+                fail(
+                    "inv5 R23 ListLicenses entry without a reason: \(stateName(entry.state))",
+                    "\(asset.name): \(LedgerTarget(entry)) \(stateName(entry.state)) has an empty reason"
+                )
             }
         }
     }
@@ -1291,7 +1421,12 @@ final class LedgerModelRun {
     func checkRequestAnswers(_ observed: Observed) {
         for (index, target, answer) in requestAnswers {
             let listed = observed.entries[index].first { LedgerTarget($0) == target }
-            if answer.reason.isEmpty { fail("inv5 R23 RequestApp answer without a reason", "\(model.assets[index].name) \(target): \(stateName(answer.state))") }
+            if answer.reason.isEmpty {
+                fail(
+                    "inv5 R23 RequestApp answer without a reason",
+                    "\(model.assets[index].name) \(target): \(stateName(answer.state))"
+                )
+            }
             if listed?.state != answer.state {
                 fail(
                     "inv4 RequestApp answer vs ListLicenses: \(stateName(answer.state)) vs \(listed.map { stateName($0.state) } ?? "none")",
@@ -1331,7 +1466,9 @@ final class LedgerModelRun {
             }
             let held = observed.entries[index].filter { holdsSeat($0, asset: index) }.count
             overHeld[index] = held > model.assets[index].bought ? min(overHeld[index], held) : 0
-            let line = observed.entries[index].filter { $0.state == .waitingForLicense }.sorted { $0.queuePosition < $1.queuePosition }.map(LedgerTarget.init)
+            let line = observed.entries[index].filter { $0.state == .waitingForLicense }.sorted {
+                $0.queuePosition < $1.queuePosition
+            }.map(LedgerTarget.init)
             model.assets[index].entries = next
             model.assets[index].line = line
             previousLines.append(line)
@@ -1388,7 +1525,9 @@ final class LedgerModelRun {
         let operatorClient = env.server.operatorClient()
         defer { Task { await operatorClient.close() } }
         let answer = try await operatorClient.call(VppV1.OperatorService.DeleteTenant.self, request)
-        if answer.releasedTokens != 1 { Issue.record("DeleteTenant of sequence \(sequence) released \(answer.releasedTokens) tokens, not 1") }
+        if answer.releasedTokens != 1 {
+            Issue.record("DeleteTenant of sequence \(sequence) released \(answer.releasedTokens) tokens, not 1")
+        }
     }
 
     func report(step: Int) {
@@ -1414,12 +1553,18 @@ let ledgerModelConfig = LedgerModelConfig.fromEnvironment()
 
 // The CI default (8 sequences of 30 steps in 3 lanes) runs in about a minute; the limit is for soaks (1000 sequences of
 // 15 steps take about 9 s each; lanes run side by side, and two processes with different seeds halve it again).
-@Suite("Ledger model: random sequences against an in-memory model of the truth (R15, R16, R17, R20, R21, R23)", .timeLimit(.minutes(180)))
+@Suite(
+    "Ledger model: random sequences against an in-memory model of the truth (R15, R16, R17, R20, R21, R23)",
+    .timeLimit(.minutes(180))
+)
 struct LedgerModelTests {
     /// The lanes' numbers: arguments of the test, so Swift Testing runs them side by side.
     static let lanes = Array(0..<ledgerModelConfig.lanes)
 
-    @Test("R15-R23: seats <= bought, Apple == ledger, FIFO waiters, every view agrees, every entry says why", arguments: lanes)
+    @Test(
+        "R15-R23: seats <= bought, Apple == ledger, FIFO waiters, every view agrees, every entry says why",
+        arguments: lanes
+    )
     func randomSequences(lane: Int) async throws {
         let config = ledgerModelConfig
         var seeds = SplitMix64(seed: config.seed)
@@ -1429,7 +1574,9 @@ struct LedgerModelTests {
         }
         guard !mine.isEmpty else { return }
         let name = "LedgerModel lane \(lane + 1)/\(config.lanes)"
-        print("\(name): seed \(config.seed), sequences \(mine.map(\.0)) x \(config.steps) steps\(config.keepGoing ? ", keep going" : "")")
+        print(
+            "\(name): seed \(config.seed), sequences \(mine.map(\.0)) x \(config.steps) steps\(config.keepGoing ? ", keep going" : "")"
+        )
         let started = ContinuousClock.now
         var summary: [String: (count: Int, example: String)] = [:]
         var clean = 0
@@ -1447,7 +1594,9 @@ struct LedgerModelTests {
                 ran += 1
                 if failures.isEmpty { clean += 1 }
                 if ran % 25 == 0 {
-                    print("\(name): \(ran) sequences run, \(clean) clean, \(ContinuousClock.now - started); \(stats.description)")
+                    print(
+                        "\(name): \(ran) sequences run, \(clean) clean, \(ContinuousClock.now - started); \(stats.description)"
+                    )
                 }
                 for (step, found) in failures {
                     for item in found {
@@ -1460,9 +1609,13 @@ struct LedgerModelTests {
                 }
             }
         }
-        print("\(name): seed \(config.seed): \(ran) sequences, \(clean) clean, in \(ContinuousClock.now - started); \(stats.description)")
+        print(
+            "\(name): seed \(config.seed): \(ran) sequences, \(clean) clean, in \(ContinuousClock.now - started); \(stats.description)"
+        )
         if !summary.isEmpty {
-            let lines = summary.sorted { $0.key < $1.key }.map { "  \($0.value.count)x [\($0.key)]\n      e.g. \($0.value.example)" }
+            let lines = summary.sorted { $0.key < $1.key }.map {
+                "  \($0.value.count)x [\($0.key)]\n      e.g. \($0.value.example)"
+            }
             print("\(name): distinct discrepancies (seed \(config.seed)):\n" + lines.joined(separator: "\n"))
         }
     }

@@ -28,7 +28,10 @@ struct LedgerFixture {
         let uploaded = try await env.upload(client, created.vppToken)
         if inlineSync {
             // No worker runs in this test: run the first sync here, as a worker would.
-            let job = try #require(try await env.sync.queue.claim(owner: "inline", kinds: [SyncJobs.kind], limit: 1, lease: .seconds(60)).first)
+            let job = try #require(
+                try await env.sync.queue.claim(owner: "inline", kinds: [SyncJobs.kind], limit: 1, lease: .seconds(60))
+                    .first
+            )
             _ = try await env.sync.runner.run(
                 tenantID: try #require(UUID(uuidString: tenant.id)),
                 tokenID: try #require(UUID(uuidString: uploaded.token?.id ?? "")),
@@ -58,7 +61,9 @@ struct LedgerFixture {
 
     /// Devices and a device group holding them, written as the directory would (the ledger follows on `changed()`).
     @discardableResult
-    func deviceGroup(_ name: String, serials: [String], enrollment: String = "automated", booksApp: Bool = true) async throws -> UUID {
+    func deviceGroup(_ name: String, serials: [String], enrollment: String = "automated", booksApp: Bool = true)
+        async throws -> UUID
+    {
         let groupID = UUID()
         try await env.server.storage.withTenant(tenantID) { transaction in
             try await transaction.query(
@@ -130,7 +135,12 @@ struct LedgerFixture {
             .directoryChanged(tenantID: tenantID)
     }
 
-    func assign(_ assetID: String, _ groupID: UUID, action: VppV1.AssignmentAction = .required, type: VppV1.LicenseType = .device)
+    func assign(
+        _ assetID: String,
+        _ groupID: UUID,
+        action: VppV1.AssignmentAction = .required,
+        type: VppV1.LicenseType = .device
+    )
         async throws -> VppV1.Assignment
     {
         var request = VppV1.CreateAssignmentRequest()
@@ -153,13 +163,18 @@ struct LedgerFixture {
         while true {
             let usage = try await self.usage(assetID)
             let releasing = try await env.server.storage.withTenant(tenantID) { transaction in
-                try await transaction.query("SELECT count(*)::bigint FROM apple_outbox").single().decode(Int.self, at: 0)
+                try await transaction.query("SELECT count(*)::bigint FROM apple_outbox").single().decode(
+                    Int.self,
+                    at: 0
+                )
             }
             if usage.counts?.reserved == 0 && releasing == 0 { return usage }
             guard ContinuousClock.now < deadline else {
                 let jobs = try await env.server.storage.pool.query(
                     "SELECT kind, state, attempt, error FROM vpp_control.jobs WHERE tenant_id = \(tenantID) ORDER BY queued_at"
-                ).map { "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(Int.self, at: 2)) \(try $0.decode(String.self, at: 3))" }
+                ).map {
+                    "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(Int.self, at: 2)) \(try $0.decode(String.self, at: 3))"
+                }
                 Issue.record("the ledger did not settle: \(usage); outbox \(releasing); jobs \(jobs)")
                 return usage
             }
@@ -177,10 +192,15 @@ struct LicenseLedgerTests {
     static let app = "408709785"
     static let book = "1000000001"
 
-    @Test("R15, R16: 500 targets and 100 licenses: 100 granted, 400 wait; 10 freed go to 10 waiters; 50 bought go to 50 more")
+    @Test(
+        "R15, R16: 500 targets and 100 licenses: 100 granted, 400 wait; 10 freed go to 10 waiters; 50 bought go to 50 more"
+    )
     func fiveHundredTargets() async throws {
         try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 100)])
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: Self.app, productType: .app, totalCount: 100)]
+            )
             defer { Task { await fixture.client.close() } }
             let assetID = try await fixture.assetID(Self.app)
             let serials = (0..<500).map { String(format: "LAB%04d", $0) }
@@ -212,7 +232,12 @@ struct LicenseLedgerTests {
             #expect(fixture.appleAssigned(Self.app) == 100)
             let holders = try await fixture.client.call(
                 VppV1.LicenseService.ListLicenses.self,
-                { var r = list; r.state = .unspecified; r.page?.pageSize = 1000; return r }()
+                {
+                    var r = list
+                    r.state = .unspecified
+                    r.page?.pageSize = 1000
+                    return r
+                }()
             ).entries.filter { $0.state != .waitingForLicense }.map(\.serialNumber)
             #expect(Set(holders) == Set(serials[10..<110]))
 
@@ -229,7 +254,10 @@ struct LicenseLedgerTests {
     @Test("Changes reach Apple in batches within the service-config limits (1,000 serial numbers per request)")
     func batches() async throws {
         try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 2500)])
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: Self.app, productType: .app, totalCount: 2500)]
+            )
             defer { Task { await fixture.client.close() } }
             let assetID = try await fixture.assetID(Self.app)
             let group = try await fixture.deviceGroup("all", serials: (0..<2500).map { "B\($0)" })
@@ -248,7 +276,10 @@ struct LicenseLedgerTests {
     @Test("R15: concurrent assignments from many connections never take more seats than were bought")
     func concurrentAssignments() async throws {
         try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 37)])
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: Self.app, productType: .app, totalCount: 37)]
+            )
             defer { Task { await fixture.client.close() } }
             let assetID = try await fixture.assetID(Self.app)
             var groups: [UUID] = []
@@ -256,7 +287,11 @@ struct LicenseLedgerTests {
                 groups.append(try await fixture.deviceGroup("g\(index)", serials: (0..<10).map { "G\(index)-\($0)" }))
             }
             // Twelve connections assign at once, each to its own group of ten: 120 targets for 37 seats.
-            let secret = try await env.server.storage.apiKeys.create(kind: .tenant, tenantID: fixture.tenantID, name: "concurrent").secret
+            let secret = try await env.server.storage.apiKeys.create(
+                kind: .tenant,
+                tenantID: fixture.tenantID,
+                name: "concurrent"
+            ).secret
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for groupID in groups {
                     group.addTask {
@@ -276,8 +311,10 @@ struct LicenseLedgerTests {
             #expect(usage.waitingForLicense == 120 - 37)
             #expect(fixture.appleAssigned(Self.app) == 37)
             let held = try await env.server.storage.withTenant(fixture.tenantID) { transaction in
-                try await transaction.query("SELECT count(*)::bigint FROM licenses WHERE state IN ('reserved', 'granted')")
-                    .single().decode(Int.self, at: 0)
+                try await transaction.query(
+                    "SELECT count(*)::bigint FROM licenses WHERE state IN ('reserved', 'granted')"
+                )
+                .single().decode(Int.self, at: 0)
             }
             #expect(held == 37)
         }
@@ -286,34 +323,55 @@ struct LicenseLedgerTests {
     @Test("A push that dies after Apple accepted its request loses nothing and assigns nothing twice")
     func crashBetweenLedgerAndApple() async throws {
         try await SyncEnvironment.run(workers: 0) { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 100)], inlineSync: true)
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: Self.app, productType: .app, totalCount: 100)],
+                inlineSync: true
+            )
             defer { Task { await fixture.client.close() } }
             let assetID = try await fixture.assetID(Self.app)
             let serials = (0..<120).map { "CRASH\($0)" }
             let group = try await fixture.deviceGroup("crash", serials: serials)
             _ = try await fixture.assign(assetID, group)
             // The ledger holds 100 reservations and their outbox rows; no worker runs.
-            let rows = try await env.sync.ledger.outbox(tenantID: fixture.tenantID, tokenID: UUID(uuidString: fixture.tokenID)!, limit: 1000)
+            let rows = try await env.sync.ledger.outbox(
+                tenantID: fixture.tenantID,
+                tokenID: UUID(uuidString: fixture.tokenID)!,
+                limit: 1000
+            )
             #expect(rows.filter { $0.operation == .associate }.count == 100)
 
             // "The process dies" after Apple accepted the first 60 but before anything was recorded here.
-            let token = try ServiceToken(fileContents: try await env.sync.tokens.credential(tenantID: fixture.tenantID, UUID(uuidString: fixture.tokenID)!).credential, now: Date())
+            let token = try ServiceToken(
+                fileContents: try await env.sync.tokens.credential(
+                    tenantID: fixture.tenantID,
+                    UUID(uuidString: fixture.tokenID)!
+                ).credential,
+                now: Date()
+            )
             let session = env.sync.apple.session(token: token)
             let event = try await session.associate(
-                ManageAssetsRequest(assets: [AssetReference(adamId: Self.app, pricingParam: .standard)], serialNumbers: rows.prefix(60).map(\.serialNumber))
+                ManageAssetsRequest(
+                    assets: [AssetReference(adamId: Self.app, pricingParam: .standard)],
+                    serialNumbers: rows.prefix(60).map(\.serialNumber)
+                )
             )
             _ = try await session.waitForEvent(event.eventId, pollInterval: .milliseconds(20))
             #expect(fixture.appleAssigned(Self.app) == 60)
 
             // After the restart, the push sends the whole outbox: Apple ends with exactly 100, the ledger agrees.
-            let applied = try await env.sync.push.run(tenantID: fixture.tenantID, tokenID: UUID(uuidString: fixture.tokenID)!)
+            let applied = try await env.sync.push.run(
+                tenantID: fixture.tenantID,
+                tokenID: UUID(uuidString: fixture.tokenID)!
+            )
             #expect(applied.applied == 100)
             let usage = try await fixture.settled(assetID)
             #expect(fixture.appleAssigned(Self.app) == 100)
             #expect(usage.counts?.reserved == 0)
             #expect(usage.waitingForLicense == 20)
             let granted = try await env.server.storage.withTenant(fixture.tenantID) { transaction in
-                try await transaction.query("SELECT count(*)::bigint FROM licenses WHERE state = 'granted'").single().decode(Int.self, at: 0)
+                try await transaction.query("SELECT count(*)::bigint FROM licenses WHERE state = 'granted'").single()
+                    .decode(Int.self, at: 0)
             }
             #expect(granted == 100)
         }
@@ -324,11 +382,18 @@ struct LicenseLedgerTests {
         try await SyncEnvironment.run(workers: 0) { env in
             let fixture = try await LedgerFixture.make(
                 env,
-                assets: [.init(adamId: Self.app, productType: .app, totalCount: 5), .init(adamId: Self.book, productType: .book, totalCount: 5)],
+                assets: [
+                    .init(adamId: Self.app, productType: .app, totalCount: 5),
+                    .init(adamId: Self.book, productType: .book, totalCount: 5),
+                ],
                 inlineSync: true
             ) { request in
                 // Created in 2015, without the feature (R14).
-                request.createdAt = { var t = VppV1.Timestamp(); t.seconds = 1_420_070_400; return t }()
+                request.createdAt = {
+                    var t = VppV1.Timestamp()
+                    t.seconds = 1_420_070_400
+                    return t
+                }()
             }
             defer { Task { await fixture.client.close() } }
             let users = try await fixture.userGroup("readers", users: ["ann", "bob"])
@@ -336,7 +401,9 @@ struct LicenseLedgerTests {
             let bookID = try await fixture.assetID(Self.book)
             let appID = try await fixture.assetID(Self.app)
 
-            let available = await rpcError { _ = try await fixture.assign(bookID, users, action: .available, type: .user) }
+            let available = await rpcError {
+                _ = try await fixture.assign(bookID, users, action: .available, type: .user)
+            }
             #expect(available?.code == .invalidArgument)
             #expect(available?.message.contains("R13") == true)
             _ = try await fixture.assign(bookID, users, action: .required, type: .user)
@@ -354,7 +421,10 @@ struct LicenseLedgerTests {
     @Test("R17: Uninstall frees a license only once the device reports the app removed")
     func uninstall() async throws {
         try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 2)])
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: Self.app, productType: .app, totalCount: 2)]
+            )
             defer { Task { await fixture.client.close() } }
             let assetID = try await fixture.assetID(Self.app)
             let group = try await fixture.deviceGroup("carts", serials: ["C1", "C2", "C3"])
@@ -389,7 +459,10 @@ struct LicenseLedgerTests {
         try await SyncEnvironment.run { env in
             let fixture = try await LedgerFixture.make(
                 env,
-                assets: [.init(adamId: Self.app, productType: .app, totalCount: 10), .init(adamId: Self.book, productType: .book, totalCount: 10)]
+                assets: [
+                    .init(adamId: Self.app, productType: .app, totalCount: 10),
+                    .init(adamId: Self.book, productType: .book, totalCount: 10),
+                ]
             )
             defer { Task { await fixture.client.close() } }
             let appID = try await fixture.assetID(Self.app)
@@ -430,7 +503,9 @@ struct LicenseLedgerTests {
             getUser.by = .key("carol")
             #expect(try await fixture.client.call(VppV1.DirectoryService.GetUser.self, getUser).vppState == .invited)
             getUser.by = .key("dave")
-            #expect(try await fixture.client.call(VppV1.DirectoryService.GetUser.self, getUser).vppState == .notRegistered)
+            #expect(
+                try await fixture.client.call(VppV1.DirectoryService.GetUser.self, getUser).vppState == .notRegistered
+            )
 
             // R23: the device reports installs; the status shows them.
             var report = VppV1.ReportInstallResultsRequest()
@@ -458,7 +533,11 @@ struct LicenseLedgerTests {
     @Test("R19: a user with more than five devices is told one Apple ID covers at most five")
     func fiveDevices() async throws {
         try await SyncEnvironment.run(workers: 0) { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 1)], inlineSync: true)
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: Self.app, productType: .app, totalCount: 1)],
+                inlineSync: true
+            )
             defer { Task { await fixture.client.close() } }
             try await fixture.userGroup("g", users: ["gina", "hal"])
             try await env.server.storage.withTenant(fixture.tenantID) { transaction in
@@ -483,7 +562,10 @@ struct LicenseLedgerTests {
     @Test("R21: an Available app is handed out when a user asks, if a license is left")
     func available() async throws {
         try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: 1)])
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: Self.app, productType: .app, totalCount: 1)]
+            )
             defer { Task { await fixture.client.close() } }
             let appID = try await fixture.assetID(Self.app)
             let group = try await fixture.userGroup("class", users: ["eve", "frank"])
@@ -499,7 +581,10 @@ struct LicenseLedgerTests {
             #expect(frank.state == .waitingForLicense)
             #expect(frank.queuePosition == 1)
             request.userExternalId = "nobody"
-            #expect(await rpcError { _ = try await fixture.client.call(VppV1.LicenseService.RequestApp.self, request) }?.code == .notFound)
+            #expect(
+                await rpcError { _ = try await fixture.client.call(VppV1.LicenseService.RequestApp.self, request) }?
+                    .code == .notFound
+            )
         }
     }
 }
@@ -509,7 +594,10 @@ struct LedgerFollowsDirectoryTests {
     @Test("Membership changes made through DirectoryService move licenses without the tenant asking")
     func membershipFlowsIntoLicenses() async throws {
         try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: LicenseLedgerTests.app, productType: .app, totalCount: 3)])
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: LicenseLedgerTests.app, productType: .app, totalCount: 3)]
+            )
             defer { Task { await fixture.client.close() } }
             let client = fixture.client
             var devices = VppV1.UpsertDevicesRequest()
@@ -553,7 +641,10 @@ struct LedgerFollowsDirectoryTests {
             status.serialNumber = "RPC0"
             #expect(try await client.call(VppV1.LicenseService.GetDeviceStatus.self, status).entries.isEmpty)
             status.serialNumber = "RPC4"
-            #expect(try await client.call(VppV1.LicenseService.GetDeviceStatus.self, status).entries.first?.state == .pending)
+            #expect(
+                try await client.call(VppV1.LicenseService.GetDeviceStatus.self, status).entries.first?.state
+                    == .pending
+            )
         }
     }
 }
@@ -562,7 +653,10 @@ extension LedgerFollowsDirectoryTests {
     @Test("A device deleted from the directory gives its seat back at Apple, and a waiter gets it")
     func deletedDeviceReleasesItsSeat() async throws {
         try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: LicenseLedgerTests.app, productType: .app, totalCount: 2)])
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: LicenseLedgerTests.app, productType: .app, totalCount: 2)]
+            )
             defer { Task { await fixture.client.close() } }
             let assetID = try await fixture.assetID(LicenseLedgerTests.app)
             let group = try await fixture.deviceGroup("carts", serials: ["DEL0", "DEL1", "DEL2"])
@@ -580,7 +674,10 @@ extension LedgerFollowsDirectoryTests {
             #expect(fixture.appleAssigned(LicenseLedgerTests.app) == 2)
             let apple = try await env.sync.apple.session(
                 token: try ServiceToken(
-                    fileContents: try await env.sync.tokens.credential(tenantID: fixture.tenantID, UUID(uuidString: fixture.tokenID)!).credential,
+                    fileContents: try await env.sync.tokens.credential(
+                        tenantID: fixture.tenantID,
+                        UUID(uuidString: fixture.tokenID)!
+                    ).credential,
                     now: Date()
                 )
             ).allAssignments()

@@ -8,7 +8,10 @@ import VPPTesting
 
 /// The license lifecycle as a client written from Protos/ sees it, over the RPC port (real PostgreSQL, the simulator):
 /// issue 15's seven points, each under the rule it proves.
-@Suite("License story over RPC: every view agrees, freed licenses reach the next waiter and Apple", .timeLimit(.minutes(5)))
+@Suite(
+    "License story over RPC: every view agrees, freed licenses reach the next waiter and Apple",
+    .timeLimit(.minutes(5))
+)
 struct LicenseStoryTests {
     static let app = "408709785"
 
@@ -52,7 +55,9 @@ struct LicenseStoryTests {
         _ = try await client.call(VppV1.DirectoryService.UpsertDevices.self, request)
     }
 
-    static func group(_ client: VPPClient, _ name: String, kind: VppV1.GroupKind, members: [String]) async throws -> String {
+    static func group(_ client: VPPClient, _ name: String, kind: VppV1.GroupKind, members: [String]) async throws
+        -> String
+    {
         var create = VppV1.CreateGroupRequest()
         create.externalId = name
         create.name = name
@@ -101,13 +106,18 @@ struct LicenseStoryTests {
             "GetLicenseCounts": try await client.call(VppV1.CatalogService.GetLicenseCounts.self, countsRequest),
             "GetAsset": try await client.call(VppV1.CatalogService.GetAsset.self, assetRequest).counts ?? .init(),
             "ListApps": listed.first { $0.id == assetID }?.counts ?? .init(),
-            "GetLicenseUsage": try await client.call(VppV1.LicenseService.GetLicenseUsage.self, usageRequest).counts ?? .init(),
+            "GetLicenseUsage": try await client.call(VppV1.LicenseService.GetLicenseUsage.self, usageRequest).counts
+                ?? .init(),
         ]
     }
 
     /// The serial numbers (device licensing) or client user ids (user licensing) Apple holds for the app.
     static func appleHolders(_ env: SyncEnvironment, _ uId: String, adamID: String = app) throws -> Set<String> {
-        Set(try env.core.assignments(uId: uId).filter { $0.adamId == adamID }.map { $0.serialNumber ?? $0.clientUserId ?? "" })
+        Set(
+            try env.core.assignments(uId: uId).filter { $0.adamId == adamID }.map {
+                $0.serialNumber ?? $0.clientUserId ?? ""
+            }
+        )
     }
 
     /// A tenant with one synced token whose app has `licenses` licenses, and its client and the app's asset id.
@@ -116,7 +126,10 @@ struct LicenseStoryTests {
         _ body: (SyncEnvironment, LedgerFixture, VPPClient, String) async throws -> Void
     ) async throws {
         try await SyncEnvironment.run { env in
-            let fixture = try await LedgerFixture.make(env, assets: [.init(adamId: Self.app, productType: .app, totalCount: licenses)])
+            let fixture = try await LedgerFixture.make(
+                env,
+                assets: [.init(adamId: Self.app, productType: .app, totalCount: licenses)]
+            )
             defer { Task { await fixture.client.close() } }
             try await body(env, fixture, fixture.client, try await fixture.assetID(Self.app))
         }
@@ -141,11 +154,17 @@ struct LicenseStoryTests {
                 // Apple's own figures (apple_*) move whenever a sync lands, which may be between two calls (the push
                 // asks for one after registering users); the ledger's must be equal in every call.
                 func ledger(_ counts: VppV1.LicenseCounts) -> [UInt32] {
-                    [counts.total, counts.inUse, counts.available, counts.reserved, counts.waiting, counts.heldElsewhere,
-                     counts.overAssigned]
+                    [
+                        counts.total, counts.inUse, counts.available, counts.reserved, counts.waiting,
+                        counts.heldElsewhere,
+                        counts.overAssigned,
+                    ]
                 }
                 for (call, value) in counts {
-                    #expect(ledger(value) == ledger(reference), "\(moment): \(call) says \(value), GetLicenseCounts \(reference)")
+                    #expect(
+                        ledger(value) == ledger(reference),
+                        "\(moment): \(call) says \(value), GetLicenseCounts \(reference)"
+                    )
                 }
                 #expect(reference.total == 20)
                 #expect(reference.inUse == 20, "\(moment): in_use counts every seat held here, reserved ones too")
@@ -175,7 +194,10 @@ struct LicenseStoryTests {
                     status.externalId = entry.userExternalId
                     let user = try await client.call(VppV1.LicenseService.GetUserStatus.self, status)
                     let same = try #require(user.entries.first { $0.assetId == assetID })
-                    #expect(same.state == entry.state, "\(label): \(entry.userExternalId) is \(entry.state) in ListLicenses, \(same.state) in GetUserStatus")
+                    #expect(
+                        same.state == entry.state,
+                        "\(label): \(entry.userExternalId) is \(entry.state) in ListLicenses, \(same.state) in GetUserStatus"
+                    )
                     #expect(same.reason == entry.reason)
                     // The device's view shows its owner's user license the same way.
                     var device = VppV1.GetDeviceStatusRequest()
@@ -224,7 +246,9 @@ struct LicenseStoryTests {
 
     // MARK: 3
 
-    @Test("R15, R17: freed licenses are released at Apple and granted to the waiters in line, Apple and the ledger agreeing")
+    @Test(
+        "R15, R17: freed licenses are released at Apple and granted to the waiters in line, Apple and the ledger agreeing"
+    )
     func freedLicensesReachWaiters() async throws {
         try await Self.withApp(licenses: 10) { env, fixture, client, assetID in
             let holdersSerials = (0..<10).map { String(format: "H%02d", $0) }
@@ -289,15 +313,32 @@ struct LicenseStoryTests {
         }
     }
 
-    @Test("R15: licenses refunded at Apple revoke nothing; every view says over_assigned, and nobody new gets a seat until the asset is back under its count")
+    @Test(
+        "R15: licenses refunded at Apple revoke nothing; every view says over_assigned, and nobody new gets a seat until the asset is back under its count"
+    )
     func refundLeavesAssetOver() async throws {
         try await Self.withApp(licenses: 10) { env, fixture, client, assetID in
             let firstSerials = (0..<5).map { String(format: "A%02d", $0) }
             let secondSerials = (0..<5).map { String(format: "B%02d", $0) }
             let waiterSerials = ["W00", "W01"]
-            let first = try await Self.assign(client, assetID, try await Self.deviceGroup(client, "first", serials: firstSerials), type: .device)
-            _ = try await Self.assign(client, assetID, try await Self.deviceGroup(client, "second", serials: secondSerials), type: .device)
-            _ = try await Self.assign(client, assetID, try await Self.deviceGroup(client, "waiters", serials: waiterSerials), type: .device)
+            let first = try await Self.assign(
+                client,
+                assetID,
+                try await Self.deviceGroup(client, "first", serials: firstSerials),
+                type: .device
+            )
+            _ = try await Self.assign(
+                client,
+                assetID,
+                try await Self.deviceGroup(client, "second", serials: secondSerials),
+                type: .device
+            )
+            _ = try await Self.assign(
+                client,
+                assetID,
+                try await Self.deviceGroup(client, "waiters", serials: waiterSerials),
+                type: .device
+            )
             _ = try await fixture.settled(assetID)
             #expect(try Self.appleHolders(env, fixture.uId).count == 10)
 
@@ -307,15 +348,27 @@ struct LicenseStoryTests {
                 #expect(ended.state == .succeeded, "sync: \(ended.state) \(ended.error)")
                 _ = try await fixture.settled(assetID)
             }
-            func expectCounts(_ moment: String, inUse: UInt32, overAssigned: UInt32, waiting: UInt32, available: UInt32 = 0) async throws {
+            func expectCounts(
+                _ moment: String,
+                inUse: UInt32,
+                overAssigned: UInt32,
+                waiting: UInt32,
+                available: UInt32 = 0
+            ) async throws {
                 for (call, counts) in try await Self.allCounts(client, assetID) {
                     #expect(counts.total == 6, "\(moment): \(call).total \(counts.total)")
                     #expect(counts.inUse == inUse, "\(moment): \(call).in_use \(counts.inUse)")
-                    #expect(counts.overAssigned == overAssigned, "\(moment): \(call).over_assigned \(counts.overAssigned)")
+                    #expect(
+                        counts.overAssigned == overAssigned,
+                        "\(moment): \(call).over_assigned \(counts.overAssigned)"
+                    )
                     #expect(counts.available == available, "\(moment): \(call).available \(counts.available)")
                     #expect(counts.waiting == waiting, "\(moment): \(call).waiting \(counts.waiting)")
                 }
-                #expect(try Self.appleHolders(env, fixture.uId).count == Int(inUse), "\(moment): Apple holds what the ledger holds")
+                #expect(
+                    try Self.appleHolders(env, fixture.uId).count == Int(inUse),
+                    "\(moment): Apple holds what the ledger holds"
+                )
             }
 
             // Four licenses refunded at Apple; the next full sync reads total 6. Nobody loses a seat.
@@ -476,7 +529,10 @@ struct LicenseStoryTests {
             _ = try await Self.assign(client, assetID, offered, action: .available, type: .device)
             _ = try await fixture.settled(assetID)
             var report = VppV1.ReportInstallResultsRequest()
-            report.reports = [("R1", VppV1.InstallOutcome.installed, ""), ("R2", .failed, "disk full")].map { serial, outcome, reason in
+            report.reports = [("R1", VppV1.InstallOutcome.installed, ""), ("R2", .failed, "disk full")].map {
+                serial,
+                outcome,
+                reason in
                 var item = VppV1.InstallReport()
                 item.serialNumber = serial
                 item.adamId = Self.app
@@ -500,20 +556,30 @@ struct LicenseStoryTests {
 
     // MARK: 7
 
-    @Test("R14: device groups are for tenants created after January 2017 (from 2017-02-01 UTC), said the same everywhere")
+    @Test(
+        "R14: device groups are for tenants created after January 2017 (from 2017-02-01 UTC), said the same everywhere"
+    )
     func deviceGroupCutoff() async throws {
         try await SyncEnvironment.run(workers: 0) { env in
-            for (created, allowed) in [(1_485_907_199, false), (1_485_907_200, true)] {  // 2017-01-31T23:59:59Z, 2017-02-01
+            // 2017-01-31T23:59:59Z and 2017-02-01T00:00:00Z.
+            for (created, allowed) in [(1_485_907_199, false), (1_485_907_200, true)] {
                 let (tenant, client) = try await env.tenant("R14 \(created)") { request in
-                    request.createdAt = { var t = VppV1.Timestamp(); t.seconds = Int64(created); return t }()
+                    request.createdAt = {
+                        var t = VppV1.Timestamp()
+                        t.seconds = Int64(created)
+                        return t
+                    }()
                 }
                 defer { Task { await client.close() } }
                 #expect(tenant.deviceGroupAssignmentAllowed == allowed, "created at \(created)")
             }
         }
         // The documents and the contract name the same date.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        for file in ["Protos/vpp/v1/operator.proto", "Protos/vpp/v1/directory.proto", "docs/licenses.md", "docs/directory.md"] {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        for file in [
+            "Protos/vpp/v1/operator.proto", "Protos/vpp/v1/directory.proto", "docs/licenses.md", "docs/directory.md",
+        ] {
             let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
             for line in text.split(separator: "\n") where line.contains("R14") && line.contains("2017") {
                 #expect(line.contains("2017-02-01"), "\(file): \(line)")

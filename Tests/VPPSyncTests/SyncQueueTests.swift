@@ -103,7 +103,12 @@ struct SyncQueueTests {
     func workerKilledMidSync() async throws {
         try await SyncEnvironment.run(workers: 0) { env in
             let location = try env.newLocation()
-            try env.core.addDeviceAssignments(uId: location.uId, adamId: SyncEnvironment.pages, count: 5, serialPrefix: "OURS")
+            try env.core.addDeviceAssignments(
+                uId: location.uId,
+                adamId: SyncEnvironment.pages,
+                count: 5,
+                serialPrefix: "OURS"
+            )
             let (tenant, client) = try await env.tenant()
             defer { Task { await client.close() } }
             let tenantID = try #require(UUID(uuidString: tenant.id))
@@ -113,16 +118,33 @@ struct SyncQueueTests {
             try await env.sync.syncStore.recordServiceAssignments(
                 tenantID: tenantID,
                 tokenID: tokenID,
-                (0..<5).map { SyncedAssignment(adamID: SyncEnvironment.pages, pricingParam: "STDQ", clientUserID: "", serialNumber: "OURS\($0)") }
+                (0..<5).map {
+                    SyncedAssignment(
+                        adamID: SyncEnvironment.pages,
+                        pricingParam: "STDQ",
+                        clientUserID: "",
+                        serialNumber: "OURS\($0)"
+                    )
+                }
             )
 
             // A worker claims the job with a short lease, writes the assets, and dies while reading assignments.
-            let claimed = try await env.sync.queue.claim(owner: "doomed-worker", kinds: [SyncJobs.kind], limit: 1, lease: .seconds(1))
+            let claimed = try await env.sync.queue.claim(
+                owner: "doomed-worker",
+                kinds: [SyncJobs.kind],
+                limit: 1,
+                lease: .seconds(1)
+            )
             let job = try #require(claimed.first)
-            env.core.injectFault(SimulatorFault(kind: .latency, count: 1, latencyMilliseconds: 10_000, pathSuffix: "/assignments"))
+            env.core.injectFault(
+                SimulatorFault(kind: .latency, count: 1, latencyMilliseconds: 10_000, pathSuffix: "/assignments")
+            )
             let reachedAssignments = AsyncStream<Void>.makeStream()
             let doomed = Task {
-                try await env.sync.runner.run(tenantID: tenantID, tokenID: tokenID, jobID: job.id, full: true) { phase, _, _ in
+                try await env.sync.runner.run(tenantID: tenantID, tokenID: tokenID, jobID: job.id, full: true) {
+                    phase,
+                    _,
+                    _ in
                     if phase == .assignments { reachedAssignments.continuation.yield() }
                 }
             }
@@ -136,7 +158,11 @@ struct SyncQueueTests {
             let worker = JobWorker(
                 queue: env.sync.queue,
                 handlers: [SyncJobs.kind: env.sync.handler],
-                configuration: JobWorkerConfiguration(concurrency: 1, lease: .seconds(5), pollInterval: .milliseconds(200)),
+                configuration: JobWorkerConfiguration(
+                    concurrency: 1,
+                    lease: .seconds(5),
+                    pollInterval: .milliseconds(200)
+                ),
                 logger: Logger(label: "test.worker")
             )
             let running = Task { try await worker.run() }
@@ -163,8 +189,14 @@ struct SyncQueueTests {
     func ownAndForeignUsers() async throws {
         try await SyncEnvironment.run { env in
             let location = try env.newLocation()
-            try env.core.addUsers(uId: location.uId, [.init(clientUserId: "ours-1", email: "pupil@example.com", status: .associated)])
-            try env.core.addAssignments(uId: location.uId, [Assignment(adamId: SyncEnvironment.pages, pricingParam: .standard, clientUserId: "ours-1")])
+            try env.core.addUsers(
+                uId: location.uId,
+                [.init(clientUserId: "ours-1", email: "pupil@example.com", status: .associated)]
+            )
+            try env.core.addAssignments(
+                uId: location.uId,
+                [Assignment(adamId: SyncEnvironment.pages, pricingParam: .standard, clientUserId: "ours-1")]
+            )
             let (tenant, client) = try await env.tenant()
             defer { Task { await client.close() } }
             let tenantID = try #require(UUID(uuidString: tenant.id))
@@ -172,7 +204,12 @@ struct SyncQueueTests {
             let tokenID = try #require(UUID(uuidString: uploaded.token?.id ?? ""))
             _ = try await env.waitForJob(client, jobID: uploaded.syncJobId) { !$0.isActive }
             // This service created "ours-1" (as user creation will record it).
-            try await env.sync.syncStore.recordCreatedUser(tenantID: tenantID, tokenID: tokenID, clientUserID: "ours-1", email: "")
+            try await env.sync.syncStore.recordCreatedUser(
+                tenantID: tenantID,
+                tokenID: tokenID,
+                clientUserID: "ours-1",
+                email: ""
+            )
 
             let job = try await env.syncNow(client, tokenID.uuidString.lowercased(), full: true)
             let done = try await env.waitForJob(client, jobID: job.id) { !$0.isActive }

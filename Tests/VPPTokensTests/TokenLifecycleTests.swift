@@ -93,7 +93,9 @@ struct TokenLifecycleTests {
         }
     }
 
-    @Test("issue 16: an upload cut during Apple's claim leaves a token its first sync claims; the same upload again returns it")
+    @Test(
+        "issue 16: an upload cut during Apple's claim leaves a token its first sync claims; the same upload again returns it"
+    )
     func uploadCutDuringTheClaim() async throws {
         try await SyncEnvironment.run { env in
             let location = try env.newLocation()
@@ -103,10 +105,19 @@ struct TokenLifecycleTests {
             // read of the client config before it is not slowed, so reading and storing the token have the whole 5 s
             // even on a loaded machine (they took over the 2 s a slowed read left them once, on two busy cores).
             env.core.injectFault(
-                SimulatorFault(kind: .latency, latencyMilliseconds: 10_000, pathSuffix: "/client/config", method: "POST")
+                SimulatorFault(
+                    kind: .latency,
+                    latencyMilliseconds: 10_000,
+                    pathSuffix: "/client/config",
+                    method: "POST"
+                )
             )
             do {
-                _ = try await client.call(VppV1.TokenService.UploadToken.self, SyncEnvironment.uploadRequest(location.file), timeout: .seconds(5))
+                _ = try await client.call(
+                    VppV1.TokenService.UploadToken.self,
+                    SyncEnvironment.uploadRequest(location.file),
+                    timeout: .seconds(5)
+                )
                 Issue.record("the upload was expected to be cut by its deadline")
             } catch let error as RPCError {
                 #expect(error.code == .deadlineExceeded, "\(error)")
@@ -120,7 +131,8 @@ struct TokenLifecycleTests {
             // Generous: the whole suite runs at once on two cores (CI), and the sync retries after the cut claim.
             let deadline = ContinuousClock.now + .seconds(90)
             while ContinuousClock.now < deadline {
-                token = try await client.call(VppV1.TokenService.ListTokens.self, VppV1.ListTokensRequest()).tokens.first
+                token = try await client.call(VppV1.TokenService.ListTokens.self, VppV1.ListTokensRequest()).tokens
+                    .first
                 if let token, token.state == .valid, token.appCount > 0 { break }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -129,7 +141,10 @@ struct TokenLifecycleTests {
             var jobsRequest = VppV1.ListSyncJobsRequest()
             jobsRequest.tokenId = stored.id
             let jobs = try await client.call(VppV1.SyncService.ListSyncJobs.self, jobsRequest).jobs
-            #expect(stored.appCount > 0, "the first sync ran; its jobs: \(jobs.map { "\($0.state) attempt \($0.attempt) \($0.error)" })")
+            #expect(
+                stored.appCount > 0,
+                "the first sync ran; its jobs: \(jobs.map { "\($0.state) attempt \($0.attempt) \($0.error)" })"
+            )
             // The client retries the call whose answer it lost: the same token, not ALREADY_EXISTS.
             let again = try await env.upload(client, location.file)
             #expect(again.token?.id == stored.id)
@@ -170,7 +185,9 @@ struct TokenLifecycleTests {
             renew.tokenFile = Array(newFile.utf8)
             let renewed = try await client.call(VppV1.TokenService.RenewToken.self, renew)
             #expect(renewed.id == tokenID)
-            #expect((renewed.expiresAt?.seconds ?? 0) > Int64(Date().addingTimeInterval(390 * 86400).timeIntervalSince1970))
+            #expect(
+                (renewed.expiresAt?.seconds ?? 0) > Int64(Date().addingTimeInterval(390 * 86400).timeIntervalSince1970)
+            )
             #expect(try await env.apps(client, tokenID: tokenID).count == 2)
 
             renew.tokenFile = Array(other.file.utf8)
@@ -238,7 +255,8 @@ struct TokenLifecycleTests {
             #expect(await upload(noType)?.code == .invalidArgument)
 
             // A token Apple does not know (well-formed, never issued).
-            let unknown = Data(#"{"token":"forged","expDate":"2099-01-01T00:00:00+0000","orgName":"X"}"#.utf8).base64EncodedString()
+            let unknown = Data(#"{"token":"forged","expDate":"2099-01-01T00:00:00+0000","orgName":"X"}"#.utf8)
+                .base64EncodedString()
             let forged = await upload(SyncEnvironment.uploadRequest(unknown))
             #expect(forged?.code == .failedPrecondition)
             #expect(forged?.reason == "TOKEN_INVALID")
@@ -261,7 +279,10 @@ struct TokenLifecycleTests {
             #expect(!secret.isEmpty)
             #expect(!"\(uploaded)".contains(location.file))
             // And it opens again for a sync.
-            let opened = try await env.sync.tokens.credential(tenantID: tenantID, try #require(UUID(uuidString: uploaded.token?.id ?? "")))
+            let opened = try await env.sync.tokens.credential(
+                tenantID: tenantID,
+                try #require(UUID(uuidString: uploaded.token?.id ?? ""))
+            )
             #expect(opened.credential == location.file)
         }
     }

@@ -69,7 +69,11 @@ struct TokenRulesTests {
                 let uploaded = try await env.upload(client, location.file)
                 let tokenID = try #require(uploaded.token?.id)
                 _ = try await env.waitForJob(client, jobID: uploaded.syncJobId) { !$0.isActive }
-                if change == "expire" { try env.core.expireToken(location.file) } else { try env.core.revokeToken(location.file) }
+                if change == "expire" {
+                    try env.core.expireToken(location.file)
+                } else {
+                    try env.core.revokeToken(location.file)
+                }
                 let job = try await env.syncNow(client, tokenID)
                 let ended = try await env.waitForJob(client, jobID: job.id) { !$0.isActive }
                 #expect(ended.state == .failed)
@@ -92,13 +96,16 @@ struct TokenRulesTests {
             env.core.injectFault(SimulatorFault(kind: .throttle, count: 3, retryAfterSeconds: 1, pathSuffix: "/assets"))
             let uploaded = try await env.upload(client, location.file)
             // Three throttled attempts, each retried no sooner than Retry-After plus backoff: allow a busy machine time.
-            let ended = try await env.waitForJob(client, jobID: uploaded.syncJobId, timeout: .seconds(120)) { !$0.isActive }
+            let ended = try await env.waitForJob(client, jobID: uploaded.syncJobId, timeout: .seconds(120)) {
+                !$0.isActive
+            }
             #expect(ended.state == .succeeded, "\(ended.error)")
             #expect(ended.attempt >= 2)
             // Every request after a throttled one waited at least its Retry-After.
             let requests = env.core.recordedRequests().filter { $0.path.hasSuffix("/assets") }
             #expect(requests.filter { $0.fault == .throttle }.count == 3)
-            for (index, request) in requests.enumerated() where request.fault == .throttle && index + 1 < requests.count {
+            for (index, request) in requests.enumerated() where request.fault == .throttle && index + 1 < requests.count
+            {
                 #expect(requests[index + 1].atSeconds - request.atSeconds >= 0.95)
             }
         }
@@ -112,7 +119,9 @@ struct TokenRulesTests {
                 let secondFile = try env.core.issueToken(uId: location.uId)
                 let (tenantA, clientA) = try await env.tenant("A\(round)")
                 let (tenantB, clientB) = try await env.tenant("B\(round)")
-                @Sendable func attempt(_ client: VPPClient, _ file: String) async -> Result<VppV1.UploadTokenResponse, any Error> {
+                @Sendable func attempt(_ client: VPPClient, _ file: String) async -> Result<
+                    VppV1.UploadTokenResponse, any Error
+                > {
                     do { return .success(try await env.upload(client, file)) } catch { return .failure(error) }
                 }
                 async let first = attempt(clientA, location.file)
@@ -189,7 +198,12 @@ struct TokenRulesTests {
             let location = try env.newLocation()
             let (_, clientA) = try await env.tenant("A")
             let (_, clientB) = try await env.tenant("B")
-            defer { Task { await clientA.close(); await clientB.close() } }
+            defer {
+                Task {
+                    await clientA.close()
+                    await clientB.close()
+                }
+            }
             let uploaded = try await env.upload(clientB, location.file)
             let tokenID = try #require(uploaded.token?.id)
             _ = try await env.waitForJob(clientB, jobID: uploaded.syncJobId) { !$0.isActive }
@@ -205,20 +219,32 @@ struct TokenRulesTests {
                 var delete = VppV1.DeleteTokenRequest()
                 delete.tokenId = id
                 delete.confirm = id
-                #expect(await rpcError { _ = try await clientA.call(VppV1.TokenService.DeleteToken.self, delete) }?.code == .notFound)
+                #expect(
+                    await rpcError { _ = try await clientA.call(VppV1.TokenService.DeleteToken.self, delete) }?.code
+                        == .notFound
+                )
                 var renew = VppV1.RenewTokenRequest()
                 renew.tokenId = id
                 renew.tokenFile = Array(location.file.utf8)
-                #expect(await rpcError { _ = try await clientA.call(VppV1.TokenService.RenewToken.self, renew) }?.code == .notFound)
+                #expect(
+                    await rpcError { _ = try await clientA.call(VppV1.TokenService.RenewToken.self, renew) }?.code
+                        == .notFound
+                )
                 #expect(await rpcError { _ = try await env.apps(clientA, tokenID: id) }?.code == .notFound)
                 var jobs = VppV1.ListSyncJobsRequest()
                 jobs.tokenId = id
-                #expect(await rpcError { _ = try await clientA.call(VppV1.SyncService.ListSyncJobs.self, jobs) }?.code == .notFound)
+                #expect(
+                    await rpcError { _ = try await clientA.call(VppV1.SyncService.ListSyncJobs.self, jobs) }?.code
+                        == .notFound
+                )
             }
             for id in [assetID, unknown] {
                 var get = VppV1.GetAssetRequest()
                 get.assetId = id
-                #expect(await rpcError { _ = try await clientA.call(VppV1.CatalogService.GetAsset.self, get) }?.code == .notFound)
+                #expect(
+                    await rpcError { _ = try await clientA.call(VppV1.CatalogService.GetAsset.self, get) }?.code
+                        == .notFound
+                )
             }
             for id in [uploaded.syncJobId, unknown] {
                 var get = VppV1.GetSyncJobRequest()
@@ -230,7 +256,9 @@ struct TokenRulesTests {
             }
             // A's views are empty, B's intact.
             #expect(try await env.apps(clientA).isEmpty)
-            #expect(try await clientA.call(VppV1.SyncService.ListSyncJobs.self, VppV1.ListSyncJobsRequest()).jobs.isEmpty)
+            #expect(
+                try await clientA.call(VppV1.SyncService.ListSyncJobs.self, VppV1.ListSyncJobsRequest()).jobs.isEmpty
+            )
             #expect(try await env.getToken(clientB, tokenID).appCount == 2)
         }
     }
@@ -241,7 +269,12 @@ struct TokenRulesTests {
             let location = try env.newLocation()
             let (tenantA, clientA) = try await env.tenant("A")
             let (_, clientB) = try await env.tenant("B")
-            defer { Task { await clientA.close(); await clientB.close() } }
+            defer {
+                Task {
+                    await clientA.close()
+                    await clientB.close()
+                }
+            }
             _ = try await env.upload(clientA, location.file)
             #expect(await rpcError { _ = try await env.upload(clientB, location.file) }?.code == .alreadyExists)
 
@@ -270,7 +303,12 @@ struct TokenRulesTests {
             await operatorClient.close()
 
             // The queued first sync runs now and stops at once, without retries.
-            let jobs = try await env.sync.queue.claim(owner: "test", kinds: [SyncJobs.kind], limit: 1, lease: .seconds(30))
+            let jobs = try await env.sync.queue.claim(
+                owner: "test",
+                kinds: [SyncJobs.kind],
+                limit: 1,
+                lease: .seconds(30)
+            )
             let job = try #require(jobs.first)
             #expect(job.id.uuidString.lowercased() == uploaded.syncJobId)
             do {
@@ -286,8 +324,15 @@ struct TokenRulesTests {
                 #expect(error.message.contains("suspended"))
             }
             // And the scheduler does not queue its tokens.
-            try await env.server.storage.pool.query("UPDATE vpp_control.token_registry SET next_sync_at = now() - interval '1 hour'")
-            let scheduler = SyncScheduler(storage: env.server.storage, queue: env.sync.queue, interval: .seconds(3600), logger: .init(label: "test"))
+            try await env.server.storage.pool.query(
+                "UPDATE vpp_control.token_registry SET next_sync_at = now() - interval '1 hour'"
+            )
+            let scheduler = SyncScheduler(
+                storage: env.server.storage,
+                queue: env.sync.queue,
+                interval: .seconds(3600),
+                logger: .init(label: "test")
+            )
             #expect(try await scheduler.scheduleDue() == 0)
         }
     }

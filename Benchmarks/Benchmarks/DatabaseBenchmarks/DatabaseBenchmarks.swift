@@ -49,7 +49,11 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("Read one row by key, autocommit (prepared)") { benchmark in
         for _ in benchmark.scaledIterations {
-            blackHole(try await pool.query("SELECT total_count, assigned_count, name FROM vpp_bench_read.assets WHERE id = \(id)"))
+            blackHole(
+                try await pool.query(
+                    "SELECT total_count, assigned_count, name FROM vpp_bench_read.assets WHERE id = \(id)"
+                )
+            )
         }
     }
 
@@ -58,7 +62,9 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(
                 try await pool.transaction { transaction in
                     try await transaction.simpleQuery("SET LOCAL search_path TO vpp_bench_read")
-                    return try await transaction.query("SELECT total_count, assigned_count, name FROM assets WHERE id = \(id)")
+                    return try await transaction.query(
+                        "SELECT total_count, assigned_count, name FROM assets WHERE id = \(id)"
+                    )
                 }
             )
         }

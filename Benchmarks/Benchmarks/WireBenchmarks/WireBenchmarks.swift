@@ -77,7 +77,9 @@ let benchmarks: @Sendable () -> Void = {
         let request = (0..<34).map { UInt8($0) }
         let ok = RpcV1.Status(code: .ok, message: "")
         for _ in benchmark.scaledIterations {
-            blackHole(ServerConnectionStateMachine.finalReply(callID: 12_345, status: ok, message: request).serializedBytes())
+            blackHole(
+                ServerConnectionStateMachine.finalReply(callID: 12_345, status: ok, message: request).serializedBytes()
+            )
         }
     }
 

@@ -153,8 +153,12 @@ struct LocationState: Sendable {
 
     mutating func refund(adamId: String, pricingParam: PricingParam, count: Int) throws {
         let key = AssetKey(adamId: adamId, pricingParam: pricingParam)
-        guard var asset = assets[key] else { throw SimulatorControlError("the location owns no \(adamId) (\(pricingParam.rawValue))") }
-        guard !asset.unlimited else { throw SimulatorControlError("\(adamId) is free (unlimited): there is nothing to refund") }
+        guard var asset = assets[key] else {
+            throw SimulatorControlError("the location owns no \(adamId) (\(pricingParam.rawValue))")
+        }
+        guard !asset.unlimited else {
+            throw SimulatorControlError("\(adamId) is free (unlimited): there is nothing to refund")
+        }
         guard count > 0, count <= asset.totalCount else {
             throw SimulatorControlError("cannot refund \(count) of \(asset.totalCount) licenses of \(adamId)")
         }

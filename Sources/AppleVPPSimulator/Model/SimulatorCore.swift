@@ -287,9 +287,17 @@ public final class SimulatorCore: Sendable {
             location.assignmentRows.compactMap { $0?.key }.map { key in
                 switch key.subject {
                 case .user(let id):
-                    AppleVPP.Assignment(adamId: key.asset.adamId, pricingParam: key.asset.pricingParam, clientUserId: id)
+                    AppleVPP.Assignment(
+                        adamId: key.asset.adamId,
+                        pricingParam: key.asset.pricingParam,
+                        clientUserId: id
+                    )
                 case .device(let serial):
-                    AppleVPP.Assignment(adamId: key.asset.adamId, pricingParam: key.asset.pricingParam, serialNumber: serial)
+                    AppleVPP.Assignment(
+                        adamId: key.asset.adamId,
+                        pricingParam: key.asset.pricingParam,
+                        serialNumber: serial
+                    )
                 }
             }
         }

@@ -11,7 +11,9 @@ public struct ConfigFile: Sendable, Equatable {
     public var path: String
     public var values: [String: String]
 
-    public static let knownKeys: Set<String> = ["server", "api_key_file", "api_key", "timeout", "ca_file", "tls_server_name", "plaintext"]
+    public static let knownKeys: Set<String> = [
+        "server", "api_key_file", "api_key", "timeout", "ca_file", "tls_server_name", "plaintext",
+    ]
 
     public init(path: String, values: [String: String]) {
         self.path = path

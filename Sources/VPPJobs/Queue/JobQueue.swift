@@ -149,11 +149,15 @@ public final class JobQueue: Sendable {
 
     /// `enqueue` inside the caller's transaction: the job exists (and the workers hear of it) only if it commits.
     @discardableResult
-    public func enqueue(_ job: NewJob, in transaction: PostgresTransaction) async throws -> (job: JobRecord, joined: Bool) {
+    public func enqueue(_ job: NewJob, in transaction: PostgresTransaction) async throws -> (
+        job: JobRecord, joined: Bool
+    ) {
         try await self.enqueue(job, on: transaction)
     }
 
-    private func enqueue(_ job: NewJob, on transaction: PostgresTransaction?) async throws -> (job: JobRecord, joined: Bool) {
+    private func enqueue(_ job: NewJob, on transaction: PostgresTransaction?) async throws -> (
+        job: JobRecord, joined: Bool
+    ) {
         try Self.validate(job)
         // C6: one active job per (kind, subject). The INSERT skips when the partial unique index already holds an
         // active job; the SELECT then returns that one. Both run in one statement, so they share one snapshot: when
@@ -206,7 +210,9 @@ public final class JobQueue: Sendable {
         var missing = Array(jobs.indices)
         for _ in 0..<20 where !missing.isEmpty {
             var seen = Set<Key>()
-            let batch = missing.map { jobs[$0] }.filter { seen.insert(Key(kind: $0.kind, subject: $0.subject)).inserted }
+            let batch = missing.map { jobs[$0] }.filter {
+                seen.insert(Key(kind: $0.kind, subject: $0.subject)).inserted
+            }
             // As in `enqueue(_:)`, one statement: rows whose conflicting job this snapshot cannot see come back
             // missing, and go round again.
             let rows = try await self.run(
@@ -409,7 +415,8 @@ public final class JobQueue: Sendable {
             WHERE j.id = mine.id
             RETURNING j.id, pg_notify(\(Self.progressChannel), j.id::text)
             """,
-            jsonField: "result", relaxed: true
+            jsonField: "result",
+            relaxed: true
         )
         return Set(try rows.map { try $0.decode(UUID.self, at: 0) })
     }
@@ -508,7 +515,10 @@ public final class JobQueue: Sendable {
         if let token {
             guard token.count == 2, let micros = Int64(token[0]), let id = UUID(canonicalText: token[1])
             else {
-                throw JobQueueError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
+                throw JobQueueError.invalidArgument(
+                    "page_token is not a token this server issued.",
+                    field: "page.page_token"
+                )
             }
             cursor = (micros, id)
         }

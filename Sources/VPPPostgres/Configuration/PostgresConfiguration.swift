@@ -98,11 +98,15 @@ public struct PostgresConfiguration: Sendable, Hashable {
             case "host": self.hosts = value
             case "port":
                 let ports = value.split(separator: ",", omittingEmptySubsequences: false)
-                guard ports.allSatisfy({ UInt16($0) != nil }) else { throw invalid("port must be a number or a comma list of numbers") }
+                guard ports.allSatisfy({ UInt16($0) != nil }) else {
+                    throw invalid("port must be a number or a comma list of numbers")
+                }
                 self.ports = value
             case "target_session_attrs":
                 let known = ["any", "read-write", "read-only", "primary", "standby", "prefer-standby"]
-                guard known.contains(value) else { throw invalid("target_session_attrs must be one of \(known.joined(separator: ", "))") }
+                guard known.contains(value) else {
+                    throw invalid("target_session_attrs must be one of \(known.joined(separator: ", "))")
+                }
                 self.targetSessionAttributes = value
             default: throw invalid("unknown parameter \(item.name)")
             }

@@ -91,7 +91,8 @@ enum ScopedReadPlanner {
         let ordered = order(runnable, of: reads, sessionScope: sessionScope)
         var plan = ScopedReadPlan(steps: [], newStatements: [:], keys: [:], entries: 0, finalScope: sessionScope)
         guard let first = ordered.first else { return plan }
-        if case .scoped = sessionScope {} else {
+        if case .scoped = sessionScope {
+        } else {
             plan.steps.append(.init(read: first, statement: .clearSearchPath))
         }
         var scope = sessionScope

@@ -71,7 +71,12 @@ public final class EmbeddedPostgres: Sendable {
 
     /// A configuration for connecting as the superuser over TCP, with the password from `passwordFile`.
     public func configuration(database: String = "postgres") -> PostgresConfiguration {
-        var configuration = PostgresConfiguration(host: "127.0.0.1", port: port, user: options.superuser, database: database)
+        var configuration = PostgresConfiguration(
+            host: "127.0.0.1",
+            port: port,
+            user: options.superuser,
+            database: database
+        )
         configuration.password = (try? String(contentsOfFile: self.passwordFile, encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines)
         return configuration
@@ -98,7 +103,9 @@ public final class EmbeddedPostgres: Sendable {
             let pool = PostgresPool(configuration: admin)
             do {
                 // Hex only: safe to write as a literal (ALTER ROLE takes no parameters).
-                try await pool.simpleQuery("ALTER ROLE \(try quoteIdentifier(options.superuser)) PASSWORD '\(password)'")
+                try await pool.simpleQuery(
+                    "ALTER ROLE \(try quoteIdentifier(options.superuser)) PASSWORD '\(password)'"
+                )
                 await pool.shutdown()
             } catch {
                 await pool.shutdown()
@@ -106,7 +113,11 @@ public final class EmbeddedPostgres: Sendable {
             }
             try self.writePrivateFile(self.passwordFile, password)
             try writeAccessRules(trust: false)
-            try await run("pg_ctl", ["reload", "-s", "-D", options.dataDirectory], what: "reload PostgreSQL's access rules")
+            try await run(
+                "pg_ctl",
+                ["reload", "-s", "-D", options.dataDirectory],
+                what: "reload PostgreSQL's access rules"
+            )
         }
     }
 
@@ -192,7 +203,8 @@ public final class EmbeddedPostgres: Sendable {
         try handToPostgresUser(directory)
         // initdb reads the password from a file beside the data directory (it must be empty), then it moves inside.
         let password = Self.makePassword()
-        let passwordDraft = URL(fileURLWithPath: directory).deletingLastPathComponent().path + "/.vpp-pw-\(UUID().uuidString)"
+        let passwordDraft =
+            URL(fileURLWithPath: directory).deletingLastPathComponent().path + "/.vpp-pw-\(UUID().uuidString)"
         try self.writePrivateFile(passwordDraft, password)
         defer { try? fileManager.removeItem(atPath: passwordDraft) }
         try await run(
@@ -206,7 +218,8 @@ public final class EmbeddedPostgres: Sendable {
             includeLog: false
         )
         try self.writePrivateFile(self.passwordFile, password)
-        let include = "\n# Written by EmbeddedPostgres; the settings are rewritten at each start.\n"
+        let include =
+            "\n# Written by EmbeddedPostgres; the settings are rewritten at each start.\n"
             + "include_if_exists = 'vpp-embedded.conf'\n"
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/postgresql.conf"))
         try handle.seekToEnd()
@@ -337,7 +350,8 @@ public final class EmbeddedPostgres: Sendable {
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
             .compactMap { name in Double(name).map { (version: $0, name: name) } }
             .sorted { $0.version > $1.version }
-        for version in versions where FileManager.default.isExecutableFile(atPath: "\(root)/\(version.name)/bin/pg_ctl") {
+        for version in versions where FileManager.default.isExecutableFile(atPath: "\(root)/\(version.name)/bin/pg_ctl")
+        {
             return "\(root)/\(version.name)/bin"
         }
         throw EmbeddedPostgresError(
@@ -348,9 +362,9 @@ public final class EmbeddedPostgres: Sendable {
     /// A port that was free a moment ago: bind 127.0.0.1:0 and ask which port the kernel chose.
     public static func freeLoopbackPort() throws(EmbeddedPostgresError) -> Int {
         #if canImport(Glibc)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
-        let fd = socket(AF_INET, SOCK_STREAM, 0)
+            let fd = socket(AF_INET, SOCK_STREAM, 0)
         #endif
         guard fd >= 0 else { throw EmbeddedPostgresError("socket() failed (errno \(errno))") }
         defer { close(fd) }

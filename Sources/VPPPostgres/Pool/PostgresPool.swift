@@ -1,5 +1,5 @@
-public import Logging
 import Atomics
+public import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -214,7 +214,9 @@ public final class PostgresPool: Sendable {
                 } catch {
                     return (nil, .failure(error))
                 }
-                return (connection, Result { try connection.executePipelined(setup: statements, query, finish: ["COMMIT"]) })
+                return (
+                    connection, Result { try connection.executePipelined(setup: statements, query, finish: ["COMMIT"]) }
+                )
             }
         } catch {
             await release(nil)
@@ -387,7 +389,9 @@ public final class PostgresPool: Sendable {
     ///
     /// A connection left in a scoped read's scope is reset to the login role and the default search path, unless
     /// `keepingScope` (a scoped read, which sets its own scope if it differs).
-    private func prepare(_ slot: PostgresConnection?, keepingScope: Bool = false) throws(PostgresError) -> PostgresConnection {
+    private func prepare(_ slot: PostgresConnection?, keepingScope: Bool = false) throws(PostgresError)
+        -> PostgresConnection
+    {
         if let slot {
             if slot.checkIdleConnection() {
                 if keepingScope || slot.sessionScope == .none { return slot }
@@ -396,7 +400,10 @@ public final class PostgresPool: Sendable {
                     slot.sessionScope = .none
                     return slot
                 } catch {
-                    logger.info("replacing a connection whose scope could not be reset", metadata: [LogKey.error: "\(error.message)"])
+                    logger.info(
+                        "replacing a connection whose scope could not be reset",
+                        metadata: [LogKey.error: "\(error.message)"]
+                    )
                 }
             } else {
                 logger.info("replacing a broken connection", metadata: [LogKey.pid: "\(slot.backendPID)"])
@@ -429,8 +436,12 @@ public final class PostgresPool: Sendable {
         let timeout = configuration.poolAcquireTimeout
         let poolSize = configuration.poolSize
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresConnection?, any Error>) in
-                enum Outcome { case leased(PostgresConnection?), waiting, shutDown, cancelled }
+            try await withCheckedThrowingContinuation {
+                (continuation: CheckedContinuation<PostgresConnection?, any Error>) in
+                enum Outcome {
+                    case leased(PostgresConnection?)
+                    case waiting, shutDown, cancelled
+                }
                 let outcome = state.withLockedValue { state -> Outcome in
                     // The cancellation flag is set before the handler runs, so checking it under
                     // the lock leaves no window where a cancellation is missed.
@@ -440,14 +451,17 @@ public final class PostgresPool: Sendable {
                     case .fail: return .shutDown
                     case .wait:
                         let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(
-                            in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000
-                                + Int64(timeout.components.attoseconds / 1_000_000_000))
+                            in: .nanoseconds(
+                                Int64(timeout.components.seconds) * 1_000_000_000
+                                    + Int64(timeout.components.attoseconds / 1_000_000_000)
+                            )
                         ) { [weak self] () -> Void in
                             self?.abandon(
                                 id,
                                 with: PostgresError(
                                     kind: .poolTimeout,
-                                    message: "no database connection became free within \(timeout) (pool size \(poolSize))"
+                                    message:
+                                        "no database connection became free within \(timeout) (pool size \(poolSize))"
                                 )
                             )
                         }
@@ -485,16 +499,17 @@ public final class PostgresPool: Sendable {
         // A connection that is idle and not broken goes back as it is. Both are read from libpq's memory, not the
         // socket, so there is no need for a hop to a pool thread (the connection is still ours until it is released).
         if let connection, connection.isBroken || connection.transactionStatus != .idle {
-            let usable = (try? await runBlocking { () -> Bool in
-                if !connection.isBroken, connection.transactionStatus != .idle {
-                    _ = try? connection.simpleQuery("ROLLBACK")
-                }
-                if connection.isBroken || connection.transactionStatus != .idle {
-                    connection.close()
-                    return false
-                }
-                return true
-            }) ?? false
+            let usable =
+                (try? await runBlocking { () -> Bool in
+                    if !connection.isBroken, connection.transactionStatus != .idle {
+                        _ = try? connection.simpleQuery("ROLLBACK")
+                    }
+                    if connection.isBroken || connection.transactionStatus != .idle {
+                        connection.close()
+                        return false
+                    }
+                    return true
+                }) ?? false
             if !usable { slot = nil }
         }
         enum Next {

@@ -1,8 +1,8 @@
 import Logging
 import NIOCore
+import VPPLogKeys
 import VPPProto
 import VPPWire
-import VPPLogKeys
 
 /// Sent down a connection's pipeline when the server starts its graceful shutdown.
 struct DrainConnectionEvent: Sendable {}
@@ -156,7 +156,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         switch error {
         case FrameError.tooLarge(let length, let limit):
             self.environment.metrics.frameRejected(reason: "too_large")
-            self.logger.notice("Frame refused: too large", metadata: [LogKey.length: "\(length)", LogKey.limit: "\(limit)"])
+            self.logger.notice(
+                "Frame refused: too large",
+                metadata: [LogKey.length: "\(length)", LogKey.limit: "\(limit)"]
+            )
             self.perform(
                 self.machine.undecodableFrame("a frame of \(length) bytes exceeds the limit of \(limit) bytes"),
                 reason: nil
@@ -382,7 +385,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.finishCall(self.machine.callFinished(callID, status: error.status))
         }
         if principalRevoked {
-            self.perform(self.machine.principalRevoked("The connection's API key is no longer valid; closing the connection."), reason: nil)
+            self.perform(
+                self.machine.principalRevoked("The connection's API key is no longer valid; closing the connection."),
+                reason: nil
+            )
         }
     }
 
@@ -407,7 +413,9 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         }
     }
 
-    private func writeStreamMessage(_ callID: UInt64, _ bytes: [UInt8], eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+    private func writeStreamMessage(_ callID: UInt64, _ bytes: [UInt8], eventLoop: any EventLoop) -> EventLoopFuture<
+        Void
+    > {
         guard let context = self.context, self.machine.maySendStreamMessage(callID) else {
             return eventLoop.makeFailedFuture(CancellationError())
         }
@@ -418,10 +426,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         reply.message = payload
         var buffer = context.channel.allocator.buffer(capacity: bytes.count + 32)
         do {
-            try buffer.writeFrame(self.frame(.reply(reply)), maxFrameBytes: self.environment.configuration.maxFrameBytes)
+            try buffer.writeFrame(
+                self.frame(.reply(reply)),
+                maxFrameBytes: self.environment.configuration.maxFrameBytes
+            )
         } catch {
             return context.eventLoop.makeFailedFuture(
-                RPCError.resourceExhausted("A stream message exceeds the frame limit of \(self.environment.configuration.maxFrameBytes) bytes.")
+                RPCError.resourceExhausted(
+                    "A stream message exceeds the frame limit of \(self.environment.configuration.maxFrameBytes) bytes."
+                )
             )
         }
         return context.writeAndFlush(self.wrapOutboundOut(buffer))
@@ -429,8 +442,13 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     private func recordCallEnd(method: String, status: RpcV1.Status, started: NIODeadline, callID: UInt64) {
         let duration = self.now - started
-        self.environment.metrics.callFinished(method: method, status: status.code.name, durationNanoseconds: duration.nanoseconds)
-        let level: Logger.Level = status.code == .internal || status.code == .unknown ? .error : self.environment.callLogLevel
+        self.environment.metrics.callFinished(
+            method: method,
+            status: status.code.name,
+            durationNanoseconds: duration.nanoseconds
+        )
+        let level: Logger.Level =
+            status.code == .internal || status.code == .unknown ? .error : self.environment.callLogLevel
         // The call's logger and the line's metadata only when the line is written: most calls log below the level.
         guard level >= self.logger.logLevel else { return }
         let logger = CallContext.callLogger(self.logger, callID: callID, method: method)
@@ -457,7 +475,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         guard let context = self.context, self.machine.mayWrite else { return true }
         var buffer = context.channel.allocator.buffer(capacity: 64)
         do {
-            try buffer.writeFrame(frame, maxFrameBytes: failIfTooLarge ? self.environment.configuration.maxFrameBytes : Int(UInt32.max))
+            try buffer.writeFrame(
+                frame,
+                maxFrameBytes: failIfTooLarge ? self.environment.configuration.maxFrameBytes : Int(UInt32.max)
+            )
         } catch {
             return false
         }
@@ -474,7 +495,10 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
 
     private func closeWithError(_ status: RpcV1.Status, reason: String?) {
         if let reason { self.environment.metrics.frameRejected(reason: reason) }
-        self.logger.debug("Closing connection", metadata: [LogKey.status: "\(status.code.name)", LogKey.message: "\(status.message)"])
+        self.logger.debug(
+            "Closing connection",
+            metadata: [LogKey.status: "\(status.code.name)", LogKey.message: "\(status.message)"]
+        )
         self.write(self.frame(.goAway(RpcV1.GoAway(status: status, lastCallID: self.machine.lastAcceptedCallID))))
         self.flushAndClose()
     }

@@ -96,7 +96,12 @@ private final class OperationsHTTPHandler: ChannelInboundHandler {
             let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
             let keepAlive = head.isKeepAlive
             guard head.method == .GET || head.method == .HEAD else {
-                self.respond(context: context, status: .methodNotAllowed, body: Array("only GET\n".utf8), keepAlive: keepAlive)
+                self.respond(
+                    context: context,
+                    status: .methodNotAllowed,
+                    body: Array("only GET\n".utf8),
+                    keepAlive: keepAlive
+                )
                 return
             }
             switch path {
@@ -142,7 +147,10 @@ private final class OperationsHTTPHandler: ChannelInboundHandler {
         headers.add(name: "Content-Type", value: contentType)
         headers.add(name: "Content-Length", value: "\(body.count)")
         if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(
+            self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+            promise: nil
+        )
         var buffer = context.channel.allocator.buffer(capacity: body.count)
         buffer.writeBytes(body)
         context.write(self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)

@@ -1,7 +1,7 @@
 public import Logging
 public import NIOCore
-import VPPWire
 import VPPLogKeys
+import VPPWire
 
 /// What a handler knows about the call it serves.
 public struct CallContext: Sendable {

@@ -1,6 +1,6 @@
+import NIOPosix
 public import VPPProto
 public import VPPWire
-import NIOPosix
 
 /// Which principals may call a method.
 public enum PrincipalRequirement: Sendable, Hashable {
@@ -24,7 +24,9 @@ public struct RPCRouter: Sendable {
         public let isServerStreaming: Bool
         /// Runs the method: decodes the request (INVALID_ARGUMENT when it does not decode), calls the handler, and
         /// returns the encoded response (nil for a streaming method, whose messages went through `stream`).
-        let invoke: @Sendable (_ request: [UInt8], _ context: CallContext, _ stream: @escaping StreamSink) async throws -> [UInt8]?
+        let invoke:
+            @Sendable (_ request: [UInt8], _ context: CallContext, _ stream: @escaping StreamSink) async throws ->
+                [UInt8]?
     }
 
     /// Writes one encoded stream message of a call.
@@ -56,7 +58,8 @@ public struct RPCRouter: Sendable {
     public mutating func registerStream<Method: ProtoMethod>(
         _ method: Method.Type,
         requires requirement: PrincipalRequirement,
-        _ handler: @escaping @Sendable (Method.Request, CallContext, ResponseStream<Method.Response>) async throws -> Void
+        _ handler:
+            @escaping @Sendable (Method.Request, CallContext, ResponseStream<Method.Response>) async throws -> Void
     ) {
         precondition(Method.isServerStreaming, "\(Method.path) is unary; use register")
         self.add(
@@ -79,9 +82,13 @@ public struct RPCRouter: Sendable {
             return .success(route)
         }
         if self.declared.contains(path) {
-            return .failure(.unimplemented("\(path) is part of the API but not implemented by this server version yet."))
+            return .failure(
+                .unimplemented("\(path) is part of the API but not implemented by this server version yet.")
+            )
         }
-        return .failure(.unimplemented("Unknown method \"\(path.prefix(200))\"; method names look like /vpp.v1.SystemService/Ping."))
+        return .failure(
+            .unimplemented("Unknown method \"\(path.prefix(200))\"; method names look like /vpp.v1.SystemService/Ping.")
+        )
     }
 
     public var registeredPaths: [String] { self.routes.keys.sorted() }
@@ -108,7 +115,9 @@ public struct RPCRouter: Sendable {
             // Stops at the first element over the limit: refusing costs no more than reading the limit's worth.
             largest = try ProtoWireScan.largestRepetition(bytes, stoppingAbove: Self.maxRepeatedElements)
         } catch {
-            throw RPCError.invalidArgument("The request does not decode as \(Message.protoMessageName) (\(method)): malformed.")
+            throw RPCError.invalidArgument(
+                "The request does not decode as \(Message.protoMessageName) (\(method)): malformed."
+            )
         }
         guard largest <= Self.maxRepeatedElements else {
             throw RPCError.invalidArgument(

@@ -1,11 +1,11 @@
 public import Logging
-public import NIOCore
 import NIOConcurrencyHelpers
+public import NIOCore
 import NIOPosix
 import NIOSSL
 public import ServiceLifecycle
-public import VPPWire
 import VPPLogKeys
+public import VPPWire
 
 /// The RPC server: accepts TCP connections, frames them, and serves the router's methods.
 ///

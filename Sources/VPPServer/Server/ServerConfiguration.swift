@@ -65,7 +65,7 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// Checks the settings; the message says which one is wrong.
-    public func validate() throws -> Void {
+    public func validate() throws {
         func check(_ condition: Bool, _ message: String) throws {
             if !condition { throw ConfigurationError(message: message) }
         }
@@ -78,8 +78,14 @@ public struct ServerConfiguration: Sendable {
             self.preAuthenticationFrameBytes >= 1024 && self.preAuthenticationFrameBytes <= self.maxFrameBytes,
             "the pre-authentication frame limit must be 1 KiB...max frame bytes"
         )
-        try check(self.frameBudgetBytes >= self.maxFrameBytes, "the frame budget must hold at least one frame of max frame bytes")
-        try check(self.maxCallsInFlight >= 1 && self.maxCallsInFlight <= 65_536, "max calls in flight must be 1...65536")
+        try check(
+            self.frameBudgetBytes >= self.maxFrameBytes,
+            "the frame budget must hold at least one frame of max frame bytes"
+        )
+        try check(
+            self.maxCallsInFlight >= 1 && self.maxCallsInFlight <= 65_536,
+            "max calls in flight must be 1...65536"
+        )
         try check(self.maxConnections >= 1, "max connections must be at least 1")
         try check(self.authenticationTimeout > .zero, "authentication timeout must be positive")
         try check(self.idleTimeout > .zero, "idle timeout must be positive")

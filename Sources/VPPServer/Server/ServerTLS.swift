@@ -19,7 +19,8 @@ public struct ServerTLS: Sendable {
             chain = try NIOSSLCertificate.fromPEMFile(certificateChainFile)
         } catch {
             throw ConfigurationError(
-                message: "The TLS certificate file \(certificateChainFile) cannot be read as PEM certificates: \(error)."
+                message:
+                    "The TLS certificate file \(certificateChainFile) cannot be read as PEM certificates: \(error)."
             )
         }
         guard !chain.isEmpty else {
@@ -42,7 +43,8 @@ public struct ServerTLS: Sendable {
             return ServerTLS(context: try NIOSSLContext(configuration: configuration))
         } catch {
             throw ConfigurationError(
-                message: "The TLS certificate \(certificateChainFile) and key \(privateKeyFile) do not make a usable pair: \(error)."
+                message:
+                    "The TLS certificate \(certificateChainFile) and key \(privateKeyFile) do not make a usable pair: \(error)."
             )
         }
     }

@@ -2,11 +2,11 @@ public import AppleVPP
 import Foundation
 public import Logging
 public import VPPJobs
-public import VPPStorage
 public import VPPLicensing
+public import VPPPush
+public import VPPStorage
 public import VPPSync
 public import VPPTokens
-public import VPPPush
 
 /// The token and sync parts of a server, wired together once (vppd and the test server build them the same way).
 public struct SyncSystem: Sendable {

@@ -41,7 +41,12 @@ enum AuditTable: String {
 }
 
 public struct AuditLog: Sendable {
-    static func insert(_ record: AuditRecord, into table: AuditTable, on transaction: PostgresTransaction?, pool: PostgresPool)
+    static func insert(
+        _ record: AuditRecord,
+        into table: AuditTable,
+        on transaction: PostgresTransaction?,
+        pool: PostgresPool
+    )
         async throws
     {
         let query: PostgresQuery = """
@@ -67,7 +72,10 @@ public struct AuditLog: Sendable {
         var beforeID: Int64?
         if let token {
             guard token.values.count == 1, let id = Int64(token.values[0]) else {
-                throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
+                throw StorageError.invalidArgument(
+                    "page_token is not a token this server issued.",
+                    field: "page.page_token"
+                )
             }
             beforeID = id
         }

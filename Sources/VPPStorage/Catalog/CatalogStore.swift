@@ -1,6 +1,6 @@
 public import Foundation
-import VPPPostgres
 public import VPPLicensing
+import VPPPostgres
 
 /// An app or book bought with one token (R8, R11, R12), with Apple's counts as of the last sync.
 public struct AssetRecord: Sendable, Hashable {
@@ -42,9 +42,23 @@ public struct AssetRecord: Sendable, Hashable {
     }
 
     public init(
-        id: UUID, tokenID: UUID, adamID: String, pricingParam: String, productType: String, name: String,
-        bundleID: String, artworkURL: String, platforms: [String], deviceAssignable: Bool, revocable: Bool,
-        unlimited: Bool, totalCount: Int, assignedCount: Int, availableCount: Int, retiredCount: Int, syncedAt: Date
+        id: UUID,
+        tokenID: UUID,
+        adamID: String,
+        pricingParam: String,
+        productType: String,
+        name: String,
+        bundleID: String,
+        artworkURL: String,
+        platforms: [String],
+        deviceAssignable: Bool,
+        revocable: Bool,
+        unlimited: Bool,
+        totalCount: Int,
+        assignedCount: Int,
+        availableCount: Int,
+        retiredCount: Int,
+        syncedAt: Date
     ) {
         self.id = id
         self.tokenID = tokenID
@@ -77,7 +91,12 @@ public struct SkippedAssetRecord: Sendable, Hashable {
     public var seenAt: Date
 
     public init(
-        tokenID: UUID, adamID: String, pricingParam: String, productType: String, reason: String, totalCount: Int,
+        tokenID: UUID,
+        adamID: String,
+        pricingParam: String,
+        productType: String,
+        reason: String,
+        totalCount: Int,
         seenAt: Date
     ) {
         self.tokenID = tokenID
@@ -209,7 +228,10 @@ public struct CatalogStore: Sendable {
         var after: (UUID, String, String)?
         if let token {
             guard token.values.count == 3, let id = UUID(canonicalText: token.values[0]) else {
-                throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
+                throw StorageError.invalidArgument(
+                    "page_token is not a token this server issued.",
+                    field: "page.page_token"
+                )
             }
             after = (id, token.values[1], token.values[2])
         }

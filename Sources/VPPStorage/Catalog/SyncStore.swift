@@ -19,9 +19,20 @@ public struct SyncedAsset: Sendable, Hashable {
     public var retiredCount: Int
 
     public init(
-        adamID: String, pricingParam: String, productType: String, name: String, bundleID: String,
-        artworkURL: String, platforms: [String], deviceAssignable: Bool, revocable: Bool, unlimited: Bool,
-        totalCount: Int, assignedCount: Int, availableCount: Int, retiredCount: Int
+        adamID: String,
+        pricingParam: String,
+        productType: String,
+        name: String,
+        bundleID: String,
+        artworkURL: String,
+        platforms: [String],
+        deviceAssignable: Bool,
+        revocable: Bool,
+        unlimited: Bool,
+        totalCount: Int,
+        assignedCount: Int,
+        availableCount: Int,
+        retiredCount: Int
     ) {
         self.adamID = adamID
         self.pricingParam = pricingParam
@@ -50,7 +61,14 @@ public struct SyncedUser: Sendable, Hashable {
     /// R20: the invitation link built from `inviteCode` and Apple's template; empty once accepted.
     public var invitationURL: String
 
-    public init(clientUserID: String, email: String, status: String, idHash: String, inviteCode: String, invitationURL: String = "") {
+    public init(
+        clientUserID: String,
+        email: String,
+        status: String,
+        idHash: String,
+        inviteCode: String,
+        invitationURL: String = ""
+    ) {
         self.clientUserID = clientUserID
         self.email = email
         self.status = status
@@ -161,7 +179,9 @@ public struct SyncStore: Sendable {
 
     /// R10: updates the users this service created from what Apple reports; every other user is only counted.
     /// Returns (this service's users seen, foreign users seen).
-    public func applyUsers(tenantID: UUID, tokenID: UUID, users: [SyncedUser], at time: Date) async throws -> (ours: Int, foreign: Int) {
+    public func applyUsers(tenantID: UUID, tokenID: UUID, users: [SyncedUser], at time: Date) async throws -> (
+        ours: Int, foreign: Int
+    ) {
         try await self.storage.withTenant(tenantID) { transaction in
             try await Self.requireToken(tokenID, transaction)
             let updated = try await transaction.query(
@@ -206,25 +226,27 @@ public struct SyncStore: Sendable {
                 rows: assignments.map { [$0.adamID, $0.pricingParam, $0.clientUserID, $0.serialNumber] }
             )
             // Ours, known: confirmed.
-            let confirmed = try await transaction.query(
-                """
-                UPDATE apple_assignments a SET confirmed_at = \(time), missing_since = NULL
-                FROM sync_seen s
-                WHERE a.token_id = \(tokenID) AND a.adam_id = s.adam_id AND a.pricing_param = s.pricing_param
-                  AND a.client_user_id = s.client_user_id AND a.serial_number = s.serial_number
-                """
-            ).affectedRows ?? 0
+            let confirmed =
+                try await transaction.query(
+                    """
+                    UPDATE apple_assignments a SET confirmed_at = \(time), missing_since = NULL
+                    FROM sync_seen s
+                    WHERE a.token_id = \(tokenID) AND a.adam_id = s.adam_id AND a.pricing_param = s.pricing_param
+                      AND a.client_user_id = s.client_user_id AND a.serial_number = s.serial_number
+                    """
+                ).affectedRows ?? 0
             // Licenses our users took themselves (e.g. an Available app, R21): ours too.
-            let takenIn = try await transaction.query(
-                """
-                INSERT INTO apple_assignments (token_id, adam_id, pricing_param, client_user_id, serial_number, origin,
-                                               confirmed_at)
-                SELECT DISTINCT \(tokenID), s.adam_id, s.pricing_param, s.client_user_id, '', 'user', \(time)::timestamptz
-                FROM sync_seen s JOIN vpp_users u ON u.token_id = \(tokenID) AND u.client_user_id = s.client_user_id
-                WHERE s.client_user_id <> ''
-                ON CONFLICT DO NOTHING
-                """
-            ).affectedRows ?? 0
+            let takenIn =
+                try await transaction.query(
+                    """
+                    INSERT INTO apple_assignments (token_id, adam_id, pricing_param, client_user_id, serial_number, origin,
+                                                   confirmed_at)
+                    SELECT DISTINCT \(tokenID), s.adam_id, s.pricing_param, s.client_user_id, '', 'user', \(time)::timestamptz
+                    FROM sync_seen s JOIN vpp_users u ON u.token_id = \(tokenID) AND u.client_user_id = s.client_user_id
+                    WHERE s.client_user_id <> ''
+                    ON CONFLICT DO NOTHING
+                    """
+                ).affectedRows ?? 0
             if full {
                 try await transaction.query(
                     """
@@ -348,13 +370,16 @@ public struct SyncStore: Sendable {
     }
 
     /// Records licenses this service asked Apple for (device or user), so the sync knows them as its own.
-    public func recordServiceAssignments(tenantID: UUID, tokenID: UUID, _ assignments: [SyncedAssignment]) async throws {
+    public func recordServiceAssignments(tenantID: UUID, tokenID: UUID, _ assignments: [SyncedAssignment]) async throws
+    {
         try await self.storage.withTenant(tenantID) { transaction in
             try await Self.requireToken(tokenID, transaction)
             _ = try await transaction.copyIn(
                 table: "apple_assignments",
                 columns: ["token_id", "adam_id", "pricing_param", "client_user_id", "serial_number", "origin"],
-                rows: assignments.map { [tokenID, $0.adamID, $0.pricingParam, $0.clientUserID, $0.serialNumber, "service"] }
+                rows: assignments.map {
+                    [tokenID, $0.adamID, $0.pricingParam, $0.clientUserID, $0.serialNumber, "service"]
+                }
             )
         }
     }

@@ -29,7 +29,13 @@ public struct DirectoryUserInput: Sendable, Hashable {
     public var displayName: String
     public var appStoreDisabled: Bool
 
-    public init(externalID: String, email: String = "", appleID: String = "", displayName: String = "", appStoreDisabled: Bool = false) {
+    public init(
+        externalID: String,
+        email: String = "",
+        appleID: String = "",
+        displayName: String = "",
+        appStoreDisabled: Bool = false
+    ) {
         self.externalID = externalID
         self.email = email
         self.appleID = appleID

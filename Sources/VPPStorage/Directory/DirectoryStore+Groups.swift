@@ -43,7 +43,11 @@ extension DirectoryStore {
     }
 
     private static func validateName(_ name: String) throws {
-        if let problem = DirectoryValidation.keyProblem(name, field: "name", maxLength: DirectoryValidation.maxGroupNameLength) {
+        if let problem = DirectoryValidation.keyProblem(
+            name,
+            field: "name",
+            maxLength: DirectoryValidation.maxGroupNameLength
+        ) {
             throw StorageError.invalidArgument(problem, field: "name")
         }
     }
@@ -59,7 +63,9 @@ extension DirectoryStore {
         kind: DirectoryGroup.Kind
     ) async throws -> DirectoryGroup {
         if let problem = DirectoryValidation.keyProblem(
-            externalID, field: "external_id", maxLength: DirectoryValidation.maxExternalIDLength
+            externalID,
+            field: "external_id",
+            maxLength: DirectoryValidation.maxExternalIDLength
         ) {
             throw StorageError.invalidArgument(problem, field: "external_id")
         }
@@ -207,7 +213,9 @@ extension DirectoryStore {
         var problems = DirectoryValidation.duplicateIndexes(keys, field: "member key")
         for (index, key) in keys.enumerated() where problems[index] == nil {
             if let problem = DirectoryValidation.keyProblem(
-                key, field: "member key", maxLength: DirectoryValidation.maxExternalIDLength
+                key,
+                field: "member key",
+                maxLength: DirectoryValidation.maxExternalIDLength
             ) {
                 problems[index] = problem
             }
@@ -261,20 +269,22 @@ extension DirectoryStore {
             guard !memberIDs.isEmpty else { return (0, 0, lookupProblems) }
             let changed: Int
             if add {
-                changed = try await transaction.query(
-                    """
-                    INSERT INTO \(unescaped: tables.membership) (group_id, \(unescaped: tables.memberColumn))
-                    SELECT \(groupID), m FROM unnest(\(memberIDs)::uuid[]) AS m ORDER BY m
-                    ON CONFLICT DO NOTHING
-                    """
-                ).affectedRows ?? 0
+                changed =
+                    try await transaction.query(
+                        """
+                        INSERT INTO \(unescaped: tables.membership) (group_id, \(unescaped: tables.memberColumn))
+                        SELECT \(groupID), m FROM unnest(\(memberIDs)::uuid[]) AS m ORDER BY m
+                        ON CONFLICT DO NOTHING
+                        """
+                    ).affectedRows ?? 0
             } else {
-                changed = try await transaction.query(
-                    """
-                    DELETE FROM \(unescaped: tables.membership)
-                    WHERE group_id = \(groupID) AND \(unescaped: tables.memberColumn) = ANY(\(memberIDs)::uuid[])
-                    """
-                ).affectedRows ?? 0
+                changed =
+                    try await transaction.query(
+                        """
+                        DELETE FROM \(unescaped: tables.membership)
+                        WHERE group_id = \(groupID) AND \(unescaped: tables.memberColumn) = ANY(\(memberIDs)::uuid[])
+                        """
+                    ).affectedRows ?? 0
             }
             return (changed, memberIDs.count, lookupProblems)
         }
@@ -295,7 +305,10 @@ extension DirectoryStore {
         after token: PageToken?
     ) async throws -> (keys: [String], next: PageToken?) {
         if let token, token.values.count != 1 {
-            throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
+            throw StorageError.invalidArgument(
+                "page_token is not a token this server issued.",
+                field: "page.page_token"
+            )
         }
         let after = token?.values.first
         return try await self.storage.withTenant(tenantID) { transaction in

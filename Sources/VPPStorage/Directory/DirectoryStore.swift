@@ -74,10 +74,13 @@ public struct DirectoryStore: Sendable {
         }
         // R19: one Apple ID belongs to one user (the pair is unique at Apple); twice in one request is refused.
         var appleIDOwners: [String: Set<String>] = [:]
-        for user in users where !user.appleID.isEmpty { appleIDOwners[user.appleID.lowercased(), default: []].insert(user.externalID) }
+        for user in users where !user.appleID.isEmpty {
+            appleIDOwners[user.appleID.lowercased(), default: []].insert(user.externalID)
+        }
         for (index, user) in users.enumerated() where problems[index] == nil && !user.appleID.isEmpty {
             if (appleIDOwners[user.appleID.lowercased()]?.count ?? 0) > 1 {
-                problems[index] = "This apple_id is given to more than one user in this request; one Apple ID belongs to one user (R19)."
+                problems[index] =
+                    "This apple_id is given to more than one user in this request; one Apple ID belongs to one user (R19)."
             }
         }
         var summary = DirectoryUpsertSummary()
@@ -93,7 +96,9 @@ public struct DirectoryStore: Sendable {
             var taken: [Int: String] = [:]
             let named = candidates.filter { !users[$0].appleID.isEmpty }
             if !named.isEmpty {
-                try await transaction.query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.users.apple_id'))")
+                try await transaction.query(
+                    "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.users.apple_id'))"
+                )
                 let owners = try await transaction.query(
                     """
                     SELECT lower(apple_id), external_id FROM users
@@ -104,7 +109,8 @@ public struct DirectoryStore: Sendable {
                 for row in owners { owner[try row.decode(String.self, at: 0)] = try row.decode(String.self, at: 1) }
                 for index in named {
                     if let other = owner[users[index].appleID.lowercased()], other != users[index].externalID {
-                        taken[index] = "This apple_id is already the Apple ID of user \"\(other.prefix(80))\"; one Apple ID belongs to one user (R19). Correct one of them first."
+                        taken[index] =
+                            "This apple_id is already the Apple ID of user \"\(other.prefix(80))\"; one Apple ID belongs to one user (R19). Correct one of them first."
                     }
                 }
                 candidates.removeAll { taken[$0] != nil }
@@ -239,17 +245,20 @@ public struct DirectoryStore: Sendable {
             return problem
         }
         guard let enrollment = device.enrollment else {
-            return "enrollment is unspecified; say how the device was enrolled: user-affiliated, automated device enrollment or Apple Configurator (R18)."
+            return
+                "enrollment is unspecified; say how the device was enrolled: user-affiliated, automated device enrollment or Apple Configurator (R18)."
         }
         if !enrollment.hasUserAffinity && !device.ownerExternalID.isEmpty {
-            return "Devices enrolled through automated device enrollment or Apple Configurator have no user affinity (R18): leave owner_external_id empty; apps reach them through device groups."
+            return
+                "Devices enrolled through automated device enrollment or Apple Configurator have no user affinity (R18): leave owner_external_id empty; apps reach them through device groups."
         }
         return nil
     }
 
     /// Creates or updates devices by serial number, in one statement. Owners are users of this tenant named by their
     /// external id; an unknown owner refuses that entry.
-    public func upsertDevices(tenantID: UUID, _ devices: [DirectoryDeviceInput]) async throws -> DirectoryUpsertSummary {
+    public func upsertDevices(tenantID: UUID, _ devices: [DirectoryDeviceInput]) async throws -> DirectoryUpsertSummary
+    {
         try DirectoryValidation.requireBatchSize(devices.count, field: "devices")
         var problems = DirectoryValidation.duplicateIndexes(devices.map(\.serialNumber), field: "serial_number")
         for (index, device) in devices.enumerated() where problems[index] == nil {

@@ -51,9 +51,13 @@ struct LedgerSQL {
         let leaves = moves.filter { $0.transition.actions.contains(.leaveLine) }
         // RETURNING sees the new row, so the entries to associate are told by the state they moved to: every move
         // into such a state asks Apple to associate (checked here, so a change to the machine cannot break it).
-        let associateStates = Set(moves.filter { $0.transition.actions.contains(.associateAtApple) }.compactMap(\.transition.to))
+        let associateStates = Set(
+            moves.filter { $0.transition.actions.contains(.associateAtApple) }.compactMap(\.transition.to)
+        )
         precondition(
-            moves.filter { associateStates.contains($0.transition.to!) }.allSatisfy { $0.transition.actions.contains(.associateAtApple) },
+            moves.filter { associateStates.contains($0.transition.to!) }.allSatisfy {
+                $0.transition.actions.contains(.associateAtApple)
+            },
             "a move into a state that asks Apple to associate does not ask it"
         )
         return (
@@ -61,7 +65,8 @@ struct LedgerSQL {
             // Entries joining the line get their place right after, in key order (an UPDATE has no row order).
             "CASE WHEN \(Self.any(joins)) OR \(Self.any(leaves)) THEN NULL ELSE l.wait_seq END",
             Self.any(moves),
-            associateStates.isEmpty ? "false" : "l.state IN \(LicenseState.sqlList(associateStates.sorted { $0.rawValue < $1.rawValue }))"
+            associateStates.isEmpty
+                ? "false" : "l.state IN \(LicenseState.sqlList(associateStates.sorted { $0.rawValue < $1.rawValue }))"
         )
     }
 
@@ -77,7 +82,9 @@ struct LedgerSQL {
     var initialState: String {
         let branches = [LicenseIntent.required, .available, .uninstall].flatMap { intent in
             [false, true].compactMap { blocked -> String? in
-                guard let to = self.machine.apply(.intentChanged(intent, blocked: blocked), to: nil)?.to else { return nil }
+                guard let to = self.machine.apply(.intentChanged(intent, blocked: blocked), to: nil)?.to else {
+                    return nil
+                }
                 return "WHEN d.rank = \(intent.rawValue) AND d.blocked = \(blocked) THEN '\(to.rawValue)'"
             }
         }
@@ -91,7 +98,9 @@ struct LedgerSQL {
         var release: [LicenseState] = []
         var remove: [LicenseState] = []
         for state in LicenseState.allCases {
-            guard let transition = self.machine.apply(.intentChanged(.none, blocked: false), to: state) else { continue }
+            guard let transition = self.machine.apply(.intentChanged(.none, blocked: false), to: state) else {
+                continue
+            }
             switch transition.to {
             case nil: delete.append(state)
             case .releasing?: release.append(state)

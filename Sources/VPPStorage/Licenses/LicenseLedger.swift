@@ -1,7 +1,7 @@
 public import Foundation
 public import Logging
-import VPPPostgres
 public import VPPLicensing
+import VPPPostgres
 
 /// An assignment of an app or book to a group (R13).
 public struct AssignmentRecord: Sendable, Hashable {
@@ -173,7 +173,9 @@ public struct LicenseLedger: Sendable {
     }
 
     /// R17: changes the action (e.g. to UNINSTALL: licenses are freed once the app is reported removed).
-    public func updateAssignment(tenantID: UUID, _ id: UUID, action: AssignmentRecord.Action) async throws -> AssignmentRecord {
+    public func updateAssignment(tenantID: UUID, _ id: UUID, action: AssignmentRecord.Action) async throws
+        -> AssignmentRecord
+    {
         try await self.inLedger(tenantID) { transaction in
             let assetID = try await Self.assignmentAsset(id, transaction)
             let asset = try await Self.lockAsset(assetID, transaction)
@@ -228,7 +230,12 @@ public struct LicenseLedger: Sendable {
                 LIMIT \(pageSize + 1)
                 """
             )
-            var (items, next) = try CreationCursor.page(rows, pageSize: pageSize, decode: Self.decodeAssignment, id: \.id)
+            var (items, next) = try CreationCursor.page(
+                rows,
+                pageSize: pageSize,
+                decode: Self.decodeAssignment,
+                id: \.id
+            )
             for index in items.indices { try await Self.fillCounts(&items[index], transaction) }
             return (items, next)
         }
@@ -263,7 +270,8 @@ public struct LicenseLedger: Sendable {
                 let asset = try await Self.lockAsset(assetID, transaction)
                 try await Self.allocate(asset, transaction)
             }
-            return try await transaction.query("SELECT 1 FROM apple_outbox WHERE token_id = \(tokenID) LIMIT 1").count > 0
+            return try await transaction.query("SELECT 1 FROM apple_outbox WHERE token_id = \(tokenID) LIMIT 1").count
+                > 0
         }
     }
 
@@ -277,7 +285,8 @@ public struct LicenseLedger: Sendable {
         _ body: (PostgresTransaction) async throws -> Result
     ) async throws -> Result {
         try await self.storage.withTenant(tenantID) { transaction in
-            let highWater = flagEveryWaitingToken
+            let highWater =
+                flagEveryWaitingToken
                 ? 0
                 : try await transaction.query("SELECT coalesce(max(id), 0)::bigint FROM apple_outbox")
                     .single().decode(Int64.self, at: 0)
@@ -360,7 +369,9 @@ public struct LicenseLedger: Sendable {
         )
         // Indexed, so lookups stay cheap even where the planner's statistics of `licenses` are stale (rows written
         // earlier in this very transaction).
-        try await transaction.query("CREATE INDEX IF NOT EXISTS ledger_desired_target_idx ON ledger_desired (target_kind, target_id)")
+        try await transaction.query(
+            "CREATE INDEX IF NOT EXISTS ledger_desired_target_idx ON ledger_desired (target_kind, target_id)"
+        )
         try await transaction.query("TRUNCATE ledger_desired")
         try await transaction.query(
             """
@@ -522,13 +533,14 @@ public struct LicenseLedger: Sendable {
             )
         }
         if !unreached.remove.isEmpty {
-            kept = try await transaction.query(
-                """
-                UPDATE licenses l SET state = 'removing', since = clock_timestamp(), updated_at = clock_timestamp()
-                WHERE l.asset_id = \(asset.id) AND \(unescaped: gone)
-                  AND l.state IN \(unescaped: LicenseState.sqlList(unreached.remove))
-                """
-            ).affectedRows ?? 0
+            kept =
+                try await transaction.query(
+                    """
+                    UPDATE licenses l SET state = 'removing', since = clock_timestamp(), updated_at = clock_timestamp()
+                    WHERE l.asset_id = \(asset.id) AND \(unescaped: gone)
+                      AND l.state IN \(unescaped: LicenseState.sqlList(unreached.remove))
+                    """
+                ).affectedRows ?? 0
         }
         try await Self.allocate(asset, transaction)
         return (released, kept)
@@ -540,27 +552,31 @@ public struct LicenseLedger: Sendable {
     /// outbox). `condition` is fixed SQL over `licenses l` (no values: the asset's id is bound). Returns the seats
     /// given back.
     @discardableResult
-    static func release(_ asset: LockedAsset, where condition: String, _ transaction: PostgresTransaction) async throws -> Int {
-        let dropped = try await transaction.query(
-            """
-            DELETE FROM licenses l
-            WHERE l.asset_id = \(asset.id) AND \(unescaped: condition) AND l.state IN ('reserved', 'removing')
-              AND EXISTS (SELECT 1 FROM apple_outbox o
-                          WHERE o.license_id = l.id AND o.operation = 'associate' AND o.state = 'pending')
-            """
-        ).affectedRows ?? 0
-        let released = try await transaction.query(
-            """
-            WITH released AS (
-                UPDATE licenses l SET state = 'releasing', wait_seq = NULL, since = clock_timestamp(),
-                    updated_at = clock_timestamp()
-                WHERE l.asset_id = \(asset.id) AND \(unescaped: condition)
-                  AND l.state IN ('reserved', 'granted', 'removing')
-                RETURNING l.id, l.asset_id, l.serial_number, l.user_id
-            )
-            \(unescaped: Self.outboxInsert("disassociate", from: "released"))
-            """
-        ).affectedRows ?? 0
+    static func release(_ asset: LockedAsset, where condition: String, _ transaction: PostgresTransaction) async throws
+        -> Int
+    {
+        let dropped =
+            try await transaction.query(
+                """
+                DELETE FROM licenses l
+                WHERE l.asset_id = \(asset.id) AND \(unescaped: condition) AND l.state IN ('reserved', 'removing')
+                  AND EXISTS (SELECT 1 FROM apple_outbox o
+                              WHERE o.license_id = l.id AND o.operation = 'associate' AND o.state = 'pending')
+                """
+            ).affectedRows ?? 0
+        let released =
+            try await transaction.query(
+                """
+                WITH released AS (
+                    UPDATE licenses l SET state = 'releasing', wait_seq = NULL, since = clock_timestamp(),
+                        updated_at = clock_timestamp()
+                    WHERE l.asset_id = \(asset.id) AND \(unescaped: condition)
+                      AND l.state IN ('reserved', 'granted', 'removing')
+                    RETURNING l.id, l.asset_id, l.serial_number, l.user_id
+                )
+                \(unescaped: Self.outboxInsert("disassociate", from: "released"))
+                """
+            ).affectedRows ?? 0
         return Int(dropped) + Int(released)
     }
 

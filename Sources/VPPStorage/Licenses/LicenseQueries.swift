@@ -1,6 +1,6 @@
 public import Foundation
-import VPPPostgres
 public import VPPLicensing
+import VPPPostgres
 
 /// A device's report of one app or book (R17, R23).
 public struct InstallReportInput: Sendable, Hashable {
@@ -89,7 +89,11 @@ extension LicenseLedger {
             guard let ledgerState = LicenseState(rawValue: state), let report = InstallReport(rawValue: install) else {
                 throw StorageError.internalInconsistency("A license has the unknown state \(state)/\(install).")
             }
-            let target = TargetState.of(ledgerState, install: report, invitationPending: try row.decode(Bool.self, at: 2))
+            let target = TargetState.of(
+                ledgerState,
+                install: report,
+                invitationPending: try row.decode(Bool.self, at: 2)
+            )
             return (ledgerState, target, try row.decode(Int.self, at: 3))
         }
     }
@@ -128,8 +132,13 @@ extension LicenseLedger {
     ) async throws -> (entries: [LicenseRecord], next: PageToken?) {
         var afterKey: (Int64, UUID)?
         if let token {
-            guard token.values.count == 2, let order = Int64(token.values[0]), let id = UUID(canonicalText: token.values[1]) else {
-                throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
+            guard token.values.count == 2, let order = Int64(token.values[0]),
+                let id = UUID(canonicalText: token.values[1])
+            else {
+                throw StorageError.invalidArgument(
+                    "page_token is not a token this server issued.",
+                    field: "page.page_token"
+                )
             }
             afterKey = (order, id)
         }
@@ -173,29 +182,42 @@ extension LicenseLedger {
                 let rows = try await transaction.query(
                     "SELECT id, enrollment, books_app_present, owner_user_id FROM devices WHERE serial_number = \(serialNumber)"
                 )
-                guard let row = rows.first else { throw StorageError.notFound("No device with serial number \(serialNumber.prefix(64)).") }
+                guard let row = rows.first else {
+                    throw StorageError.notFound("No device with serial number \(serialNumber.prefix(64)).")
+                }
                 targetID = try row.decode(UUID.self, at: 0)
                 let enrollment = try row.decode(String.self, at: 1)
                 if enrollment != "user_affiliated" {
-                    notes.append("No user affinity (\(enrollment == "automated" ? "automated device enrollment" : "Apple Configurator")): apps reach this device only through device targeting, never through a user (R18).")
+                    notes.append(
+                        "No user affinity (\(enrollment == "automated" ? "automated device enrollment" : "Apple Configurator")): apps reach this device only through device targeting, never through a user (R18)."
+                    )
                 }
                 if !(try row.decode(Bool.self, at: 2)) {
-                    notes.append("The Books app is missing: books cannot be read on this device until it is reinstalled (R22).")
+                    notes.append(
+                        "The Books app is missing: books cannot be read on this device until it is reinstalled (R22)."
+                    )
                 }
                 // The device's own licenses, and its owner's user licenses.
-                condition = "(l.device_id = t.id OR l.user_id = (SELECT owner_user_id FROM devices WHERE id = t.id AND enrollment = 'user_affiliated'))"
+                condition =
+                    "(l.device_id = t.id OR l.user_id = (SELECT owner_user_id FROM devices WHERE id = t.id AND enrollment = 'user_affiliated'))"
             } else {
                 let rows = try await transaction.query(
                     "SELECT id, app_store_disabled, (SELECT count(*) FROM devices WHERE owner_user_id = users.id)::bigint FROM users WHERE external_id = \(userExternalID ?? "")"
                 )
-                guard let row = rows.first else { throw StorageError.notFound("No user with external id \((userExternalID ?? "").prefix(256)).") }
+                guard let row = rows.first else {
+                    throw StorageError.notFound("No user with external id \((userExternalID ?? "").prefix(256)).")
+                }
                 targetID = try row.decode(UUID.self, at: 0)
                 if try row.decode(Bool.self, at: 1) {
-                    notes.append("A policy disables the App Store app for this user: user licensing cannot work; allow the App Store app or use device licensing (R20).")
+                    notes.append(
+                        "A policy disables the App Store app for this user: user licensing cannot work; allow the App Store app or use device licensing (R20)."
+                    )
                 }
                 let devices = try row.decode(Int.self, at: 2)
                 if devices > 5 {
-                    notes.append("The user has \(devices) devices; one Apple ID with its user covers at most five devices (R19).")
+                    notes.append(
+                        "The user has \(devices) devices; one Apple ID with its user covers at most five devices (R19)."
+                    )
                 }
                 // R19: a user and an Apple ID form a unique pair, and Apple invites by e-mail: another user with the same
                 // Apple ID or e-mail cannot both accept.
@@ -213,9 +235,13 @@ extension LicenseLedger {
                 for twin in twins {
                     let other = String(try twin.decode(String.self, at: 0).prefix(80))
                     if try twin.decode(Bool.self, at: 1) {
-                        notes.append("User \"\(other)\" has the same Apple ID: a user and an Apple ID form a unique pair, so only one of them can use it for VPP (R19). Correct the directory.")
+                        notes.append(
+                            "User \"\(other)\" has the same Apple ID: a user and an Apple ID form a unique pair, so only one of them can use it for VPP (R19). Correct the directory."
+                        )
                     } else {
-                        notes.append("User \"\(other)\" has the same e-mail: Apple sends the VPP invitation by e-mail, and only one Apple ID can accept it (R19). Give each user their own e-mail or Apple ID.")
+                        notes.append(
+                            "User \"\(other)\" has the same e-mail: Apple sends the VPP invitation by e-mail, and only one Apple ID can accept it (R19). Give each user their own e-mail or Apple ID."
+                        )
                     }
                 }
                 // Holds a user license but has not accepted at Apple (not registered yet, or invited).
@@ -228,7 +254,9 @@ extension LicenseLedger {
                     """
                 ).single().decode(Int.self, at: 0)
                 if invited > 0 {
-                    notes.append("The user has not yet accepted Apple's VPP invitation; installs wait until they do (R20).")
+                    notes.append(
+                        "The user has not yet accepted Apple's VPP invitation; installs wait until they do (R20)."
+                    )
                 }
                 condition = "l.user_id = t.id"
             }
@@ -259,7 +287,9 @@ extension LicenseLedger {
 
     /// R17, R23: install results from devices. A removal of an app being uninstalled frees its seat (Apple is told
     /// through the outbox). Returns (applied, seats freed, errors by index).
-    public func reportInstalls(tenantID: UUID, _ reports: [InstallReportInput]) async throws -> (applied: Int, freed: Int, errors: [String]) {
+    public func reportInstalls(tenantID: UUID, _ reports: [InstallReportInput]) async throws -> (
+        applied: Int, freed: Int, errors: [String]
+    ) {
         try await self.inLedger(tenantID) { transaction in
             var applied = 0
             var freed = 0
@@ -279,18 +309,26 @@ extension LicenseLedger {
                     """
                 )
                 if rows.isEmpty {
-                    errors.append("\(index): no license of \(report.adamID.prefix(32)) for device \(report.serialNumber.prefix(64))")
+                    errors.append(
+                        "\(index): no license of \(report.adamID.prefix(32)) for device \(report.serialNumber.prefix(64))"
+                    )
                     continue
                 }
                 applied += 1
                 for row in rows where report.outcome == .removed {
-                    if try row.decode(String.self, at: 1) == "removing" { assetsToRelease.insert(try row.decode(UUID.self, at: 0)) }
+                    if try row.decode(String.self, at: 1) == "removing" {
+                        assetsToRelease.insert(try row.decode(UUID.self, at: 0))
+                    }
                 }
             }
             for assetID in assetsToRelease.sorted(by: { $0.uuidString < $1.uuidString }) {
                 // removalReported: the seat is given back at Apple (R17); the line moves once Apple confirms.
                 let asset = try await Self.lockAsset(assetID, transaction)
-                freed += try await Self.release(asset, where: "l.state = 'removing' AND l.install_state = 'removed'", transaction)
+                freed += try await Self.release(
+                    asset,
+                    where: "l.state = 'removing' AND l.install_state = 'removed'",
+                    transaction
+                )
                 try await Self.allocate(asset, transaction)
             }
             return (applied, freed, errors)
@@ -298,7 +336,9 @@ extension LicenseLedger {
     }
 
     /// R21: a user asks for an AVAILABLE app; a seat is handed out if one is left, else the user waits in line.
-    public func requestApp(tenantID: UUID, assetID: UUID, userExternalID: String, serialNumber: String?) async throws -> LicenseRecord {
+    public func requestApp(tenantID: UUID, assetID: UUID, userExternalID: String, serialNumber: String?) async throws
+        -> LicenseRecord
+    {
         try await self.inLedger(tenantID) { transaction in
             let asset = try await Self.lockAsset(assetID, transaction)
             let users = try await transaction.query("SELECT id FROM users WHERE external_id = \(userExternalID)")
@@ -307,7 +347,9 @@ extension LicenseLedger {
             }
             var deviceID: UUID?
             if let serialNumber, !serialNumber.isEmpty {
-                let devices = try await transaction.query("SELECT id FROM devices WHERE serial_number = \(serialNumber)")
+                let devices = try await transaction.query(
+                    "SELECT id FROM devices WHERE serial_number = \(serialNumber)"
+                )
                 guard let id = try devices.first?.decode(UUID.self, at: 0) else {
                     throw StorageError.notFound("No device with serial number \(serialNumber.prefix(64)).")
                 }

@@ -1,6 +1,6 @@
 public import Foundation
-import VPPPostgres
 public import VPPLicensing
+import VPPPostgres
 
 /// One change Apple must be told about (a row of the tenant's `apple_outbox`).
 public struct OutboxRow: Sendable, Hashable {
@@ -86,7 +86,9 @@ extension LicenseLedger {
 
     /// Users the token's outbox needs at Apple and this service has not registered there yet (R19, R20): the
     /// associations waiting for them are the record that they must be registered.
-    public func pendingUsers(tenantID: UUID, tokenID: UUID, limit: Int) async throws -> [(clientUserID: String, email: String)] {
+    public func pendingUsers(tenantID: UUID, tokenID: UUID, limit: Int) async throws -> [(
+        clientUserID: String, email: String
+    )] {
         try await self.storage.withTenant(tenantID) { transaction in
             try await transaction.query(
                 """
@@ -109,7 +111,11 @@ extension LicenseLedger {
 
     /// Applies Apple's answer to user registrations: registered (or already there, 9716), or refused — then the
     /// user's seats fail with Apple's reason and the seats go back to waiters.
-    public func completeUsers(tenantID: UUID, tokenID: UUID, _ results: [(clientUserID: String, outcome: OutboxOutcome)]) async throws {
+    public func completeUsers(
+        tenantID: UUID,
+        tokenID: UUID,
+        _ results: [(clientUserID: String, outcome: OutboxOutcome)]
+    ) async throws {
         guard !results.isEmpty else { return }
         try await self.inLedger(tenantID) { transaction in
             let done = results.compactMap { result -> String? in
@@ -171,7 +177,9 @@ extension LicenseLedger {
     /// Apple may have applied them, so the ledger must not cancel them as never sent.
     public func markUnsent(tenantID: UUID, rows: [Int64]) async throws {
         _ = try await self.storage.withTenant(tenantID) { transaction in
-            try await transaction.query("UPDATE apple_outbox SET state = 'sending', event_id = NULL WHERE id = ANY(\(rows))")
+            try await transaction.query(
+                "UPDATE apple_outbox SET state = 'sending', event_id = NULL WHERE id = ANY(\(rows))"
+            )
         }
     }
 
@@ -194,7 +202,9 @@ extension LicenseLedger {
     /// disassociation confirmed frees the seat. Then each touched asset is reconciled: the line is served and a target
     /// wanted again joins it. Returns whether Apple's counts must be re-read (a 9709).
     @discardableResult
-    public func complete(tenantID: UUID, tokenID: UUID, _ results: [(row: OutboxRow, outcome: OutboxOutcome)]) async throws -> Bool {
+    public func complete(tenantID: UUID, tokenID: UUID, _ results: [(row: OutboxRow, outcome: OutboxOutcome)])
+        async throws -> Bool
+    {
         guard !results.isEmpty else { return false }
         return try await self.inLedger(tenantID) { transaction in
             // The assets first, in id order, as every ledger change does: a reconcile running at the same time waits,

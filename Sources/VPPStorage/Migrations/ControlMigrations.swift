@@ -125,6 +125,6 @@ enum ControlMigrations {
                 CREATE INDEX jobs_tenant_idx ON vpp_control.jobs (tenant_id, queued_at, id);
                 CREATE INDEX jobs_finished_idx ON vpp_control.jobs (finished_at) WHERE finished_at IS NOT NULL;
                 """
-        )
+        ),
     ]
 }

@@ -1,7 +1,7 @@
 public import Foundation
 public import Logging
-public import VPPPostgres
 import VPPLogKeys
+public import VPPPostgres
 
 /// Brings the control schema and every tenant schema up to date.
 ///
@@ -39,8 +39,10 @@ public struct Migrator: Sendable {
                 );
                 """
             )
-            let current = try await transaction.query("SELECT coalesce(max(version), 0) FROM vpp_control.schema_migrations")
-                .single().decode(Int.self, at: 0)
+            let current = try await transaction.query(
+                "SELECT coalesce(max(version), 0) FROM vpp_control.schema_migrations"
+            )
+            .single().decode(Int.self, at: 0)
             var applied: [Int] = []
             for migration in ControlMigrations.all where migration.version > current {
                 try await transaction.simpleQuery(migration.sql)
@@ -65,7 +67,10 @@ public struct Migrator: Sendable {
             "SELECT id FROM vpp_control.tenants WHERE schema_version < \(latest) ORDER BY id"
         ).map { try $0.decode(UUID.self, at: 0) }
         guard !behind.isEmpty else { return 0 }
-        self.logger.info("Migrating tenant schemas", metadata: [LogKey.count: "\(behind.count)", LogKey.toVersion: "\(latest)"])
+        self.logger.info(
+            "Migrating tenant schemas",
+            metadata: [LogKey.count: "\(behind.count)", LogKey.toVersion: "\(latest)"]
+        )
         try await withThrowingTaskGroup(of: Void.self) { group in
             var iterator = behind.makeIterator()
             for _ in 0..<max(1, concurrency) {
@@ -100,7 +105,9 @@ public struct Migrator: Sendable {
 
     /// Applies the tenant migrations above `version` as the tenant's role, and records the new version both in the
     /// tenant's schema and in the control schema (where start-up reads it without visiting every schema).
-    static func applyTenantMigrations(_ transaction: PostgresTransaction, schema: TenantSchema, from version: Int) async throws {
+    static func applyTenantMigrations(_ transaction: PostgresTransaction, schema: TenantSchema, from version: Int)
+        async throws
+    {
         let pending = TenantMigrations.all.filter { $0.version > version }
         guard !pending.isEmpty else { return }
         try await schema.enter(transaction)
@@ -115,12 +122,13 @@ public struct Migrator: Sendable {
 
     /// The schema versions in force: the control schema's and every tenant's.
     public func status() async throws -> MigrationStatus {
-        let control = try await self.pool.query(
-            """
-            SELECT coalesce((SELECT max(version) FROM vpp_control.schema_migrations), 0)
-            WHERE to_regclass('vpp_control.schema_migrations') IS NOT NULL
-            """
-        ).first.map { try $0.decode(Int.self, at: 0) } ?? 0
+        let control =
+            try await self.pool.query(
+                """
+                SELECT coalesce((SELECT max(version) FROM vpp_control.schema_migrations), 0)
+                WHERE to_regclass('vpp_control.schema_migrations') IS NOT NULL
+                """
+            ).first.map { try $0.decode(Int.self, at: 0) } ?? 0
         var tenants: [MigrationStatus.TenantVersion] = []
         if control > 0 {
             tenants = try await self.pool.query(

@@ -291,7 +291,11 @@ enum TenantMigrations {
                 CREATE INDEX apple_outbox_pending_idx ON apple_outbox (token_id, operation, id);
                 """
         ),
-        Migration(version: 5, name: "the ledger follows LicenseStateMachine; seats guarded in the database", sql: Self.ledgerGuards),
+        Migration(
+            version: 5,
+            name: "the ledger follows LicenseStateMachine; seats guarded in the database",
+            sql: Self.ledgerGuards
+        ),
     ]
 
     /// v5 (R15–R17): the database refuses a change of a license's state that `LicenseStateMachine` does not allow,

@@ -15,9 +15,13 @@ struct CreationCursor {
     /// Reads a client's token; nil for the first page.
     init?(_ token: PageToken?) throws {
         guard let token else { return nil }
-        guard token.values.count == 2, let micros = Int64(token.values[0]), let id = UUID(canonicalText: token.values[1])
+        guard token.values.count == 2, let micros = Int64(token.values[0]),
+            let id = UUID(canonicalText: token.values[1])
         else {
-            throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
+            throw StorageError.invalidArgument(
+                "page_token is not a token this server issued.",
+                field: "page.page_token"
+            )
         }
         (self.micros, self.id) = (micros, id)
     }

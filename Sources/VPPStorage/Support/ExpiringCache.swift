@@ -48,7 +48,8 @@ public final class ExpiringCache<Key: Hashable & Sendable, Value: Sendable>: Sen
             guard !state.refreshing else { return .read(keys: [key], claimed: false) }
             state.refreshing = true
             var keys = [key]
-            for (other, entry) in state.entries where keys.count < limit && other != key && now - entry.stored >= lifetime / 2 {
+            for (other, entry) in state.entries
+            where keys.count < limit && other != key && now - entry.stored >= lifetime / 2 {
                 keys.append(other)
             }
             return .read(keys: keys, claimed: true)

@@ -22,13 +22,20 @@ public struct PageToken: Sendable, Hashable {
         if token.isEmpty { return nil }
         var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.count % 4 != 0 { base64 += "=" }
-        guard token.count <= 1024, let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8)
+        guard token.count <= 1024, let data = Data(base64Encoded: base64),
+            let text = String(data: data, encoding: .utf8)
         else {
-            throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
+            throw StorageError.invalidArgument(
+                "page_token is not a token this server issued.",
+                field: "page.page_token"
+            )
         }
         let parts = text.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
         guard parts.first == "v1", parts.count == fields + 1 else {
-            throw StorageError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token")
+            throw StorageError.invalidArgument(
+                "page_token is not a token this server issued.",
+                field: "page.page_token"
+            )
         }
         return PageToken(Array(parts.dropFirst()))
     }

@@ -1,7 +1,7 @@
 public import Foundation
 public import Logging
-public import VPPPostgres
 import VPPLogKeys
+public import VPPPostgres
 
 /// A tenant as the control schema records it.
 public struct TenantRecord: Sendable, Hashable {
@@ -69,7 +69,10 @@ public struct TenantStore: Sendable {
             throw StorageError.invalidArgument("display_name must be 1 to 200 characters.", field: "display_name")
         }
         guard !trimmed.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw StorageError.invalidArgument("display_name must not contain control characters.", field: "display_name")
+            throw StorageError.invalidArgument(
+                "display_name must not contain control characters.",
+                field: "display_name"
+            )
         }
         return trimmed
     }

@@ -37,7 +37,11 @@ public struct TokenCipher: Sendable {
     /// Seals `plaintext` for one token of one tenant; the answer is Base64 text.
     public func seal(_ plaintext: String, tenantID: UUID, tokenID: UUID) throws(TokenCipherError) -> String {
         do {
-            let box = try AES.GCM.seal(Data(plaintext.utf8), using: key, authenticating: Self.context(tenantID, tokenID))
+            let box = try AES.GCM.seal(
+                Data(plaintext.utf8),
+                using: key,
+                authenticating: Self.context(tenantID, tokenID)
+            )
             guard let combined = box.combined else { throw TokenCipherError.cannotOpen("sealing produced no output") }
             return combined.base64EncodedString()
         } catch let error as TokenCipherError {
@@ -48,7 +52,8 @@ public struct TokenCipher: Sendable {
     }
 
     /// Opens what `seal` made for the same tenant and token.
-    public func open(_ sealed: String, keyID: String, tenantID: UUID, tokenID: UUID) throws(TokenCipherError) -> String {
+    public func open(_ sealed: String, keyID: String, tenantID: UUID, tokenID: UUID) throws(TokenCipherError) -> String
+    {
         guard keyID == self.keyID else {
             throw .wrongKey("the token was sealed with key \(keyID); this server has key \(self.keyID)")
         }

@@ -221,7 +221,9 @@ public struct TokenStore: Sendable {
             let tenant = try await transaction.query(
                 "SELECT token_limit FROM vpp_control.tenants WHERE id = \(tenantID) FOR UPDATE"
             )
-            guard let limitRow = tenant.first else { throw StorageError.notFound("The tenant of this key no longer exists.") }
+            guard let limitRow = tenant.first else {
+                throw StorageError.notFound("The tenant of this key no longer exists.")
+            }
             let limit = try limitRow.decode(Int.self, at: 0)
             let held = try await transaction.query(
                 "SELECT count(*)::bigint FROM vpp_control.token_registry WHERE tenant_id = \(tenantID)"
@@ -279,7 +281,9 @@ public struct TokenStore: Sendable {
 
     public func get(tenantID: UUID, _ tokenID: UUID) async throws -> TokenRecord {
         var record = try await self.storage.withTenant(tenantID) { transaction in
-            let rows = try await transaction.query("SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(tokenID)")
+            let rows = try await transaction.query(
+                "SELECT \(unescaped: Self.columns) FROM tokens WHERE id = \(tokenID)"
+            )
             // Another tenant's id reads exactly like an unknown one (C3).
             guard let row = rows.first else { throw Self.notFound(tokenID) }
             return try Self.decode(row)
@@ -291,7 +295,10 @@ public struct TokenStore: Sendable {
     /// The tenant's token for an Apple location, if it holds one.
     public func tokenID(tenantID: UUID, locationUID: String) async throws -> UUID? {
         try await self.storage.withTenant(tenantID) { transaction in
-            try await transaction.query("SELECT id FROM tokens WHERE location_uid = \(locationUID)").first?.decode(UUID.self, at: 0)
+            try await transaction.query("SELECT id FROM tokens WHERE location_uid = \(locationUID)").first?.decode(
+                UUID.self,
+                at: 0
+            )
         }
     }
 
@@ -351,7 +358,9 @@ public struct TokenStore: Sendable {
 
     /// The token with its opened credential, for calls to Apple. Works for a suspended tenant too (the caller decides
     /// whether to go on); never logs the credential.
-    public func credential(tenantID: UUID, _ tokenID: UUID) async throws -> (record: TokenRecord, credential: String, versions: TokenSyncVersions) {
+    public func credential(tenantID: UUID, _ tokenID: UUID) async throws -> (
+        record: TokenRecord, credential: String, versions: TokenSyncVersions
+    ) {
         try await self.storage.withTenant(tenantID) { transaction in
             let rows = try await transaction.query(
                 """

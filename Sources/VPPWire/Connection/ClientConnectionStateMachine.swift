@@ -200,10 +200,12 @@ public struct ClientConnectionStateMachine<Call: Sendable, Ping: Sendable, Greet
     public mutating func frameReceived(_ frame: RpcV1.ServerFrame) -> ReadAction {
         switch frame.kind {
         case .welcome(let welcome):
-            guard let greeting = self.update({ context -> Greeting? in
-                defer { context.greeting = nil }
-                return context.greeting
-            }) else { return .none }
+            guard
+                let greeting = self.update({ context -> Greeting? in
+                    defer { context.greeting = nil }
+                    return context.greeting
+                })
+            else { return .none }
             return .welcome(greeting, welcome)
         case .reply(let reply):
             guard let call = self.context.calls[reply.callId] else { return .none }

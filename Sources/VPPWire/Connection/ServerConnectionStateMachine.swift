@@ -293,7 +293,11 @@ public struct ServerConnectionStateMachine<Principal: Sendable>: Sendable {
             return .none
         case .awaitingHello(let greeting):
             guard case .hello(let hello) = frame.kind else {
-                return self.fail(.unauthenticated, .protocolError, "The first frame on a connection must be a Hello with an API key.")
+                return self.fail(
+                    .unauthenticated,
+                    .protocolError,
+                    "The first frame on a connection must be a Hello with an API key."
+                )
             }
             guard hello.protocolVersion == 0 || hello.protocolVersion == Frames.protocolVersion else {
                 return self.fail(
@@ -306,7 +310,11 @@ public struct ServerConnectionStateMachine<Principal: Sendable>: Sendable {
             self.lifecycle = .authenticating(greeting)
             return .authenticate(hello)
         case .authenticating:
-            return self.fail(.failedPrecondition, .protocolError, "Wait for the Welcome frame before sending anything after the Hello.")
+            return self.fail(
+                .failedPrecondition,
+                .protocolError,
+                "Wait for the Welcome frame before sending anything after the Hello."
+            )
         case .active(var session):
             self.lifecycle = Self.modifying
             session.lastRead = now
@@ -352,7 +360,11 @@ public struct ServerConnectionStateMachine<Principal: Sendable>: Sendable {
                 return .fail(.invalidArgument, .protocolError, "Call id 0 is reserved; number calls from 1.")
             }
             guard session.calls[call.callId] == nil else {
-                return .fail(.invalidArgument, .protocolError, "Call id \(call.callId) is already in flight on this connection.")
+                return .fail(
+                    .invalidArgument,
+                    .protocolError,
+                    "Call id \(call.callId) is already in flight on this connection."
+                )
             }
             guard !draining else {
                 return .action(
@@ -361,7 +373,8 @@ public struct ServerConnectionStateMachine<Principal: Sendable>: Sendable {
                             callID: call.callId,
                             status: RpcV1.Status(
                                 code: .unavailable,
-                                message: "The server is shutting down and accepts no new calls; retry on a new connection.",
+                                message:
+                                    "The server is shutting down and accepts no new calls; retry on a new connection.",
                                 reason: GoAwayReason.draining.rawValue
                             ),
                             message: nil
@@ -593,13 +606,21 @@ public struct ServerConnectionStateMachine<Principal: Sendable>: Sendable {
     /// The authentication timeout passed.
     public mutating func authenticationTimedOut() -> FrameAction {
         guard self.state == .awaitingHello || self.state == .authenticating else { return .none }
-        return self.fail(.unauthenticated, .authenticationTimeout, "No Hello with an API key arrived in time; closing the connection.")
+        return self.fail(
+            .unauthenticated,
+            .authenticationTimeout,
+            "No Hello with an API key arrived in time; closing the connection."
+        )
     }
 
     /// Nothing was read and no call was in flight for the idle timeout, or a frame stayed incomplete that long.
     public mutating func idleTimedOut() -> FrameAction {
         guard self.state == .active || self.state == .draining else { return .none }
-        return self.fail(.unavailable, .idleTimeout, "The connection was idle for too long; reconnect when you have calls to make.")
+        return self.fail(
+            .unavailable,
+            .idleTimeout,
+            "The connection was idle for too long; reconnect when you have calls to make."
+        )
     }
 
     /// The handler begins closing the channel: nothing is written from now on. False when it already did.

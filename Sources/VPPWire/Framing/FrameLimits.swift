@@ -47,7 +47,10 @@ public final class FrameLimits: Sendable {
     private let state: Mutex<(authenticated: Bool, reserved: Int)>
 
     public init(preAuthenticationBytes: Int, maxFrameBytes: Int, budget: FrameBudget?) {
-        precondition(preAuthenticationBytes > 0 && preAuthenticationBytes <= maxFrameBytes, "pre-authentication limit out of range")
+        precondition(
+            preAuthenticationBytes > 0 && preAuthenticationBytes <= maxFrameBytes,
+            "pre-authentication limit out of range"
+        )
         self.preAuthenticationBytes = preAuthenticationBytes
         self.maxFrameBytes = maxFrameBytes
         self.budget = budget
@@ -61,7 +64,9 @@ public final class FrameLimits: Sendable {
     }
 
     /// The limit in force for the next frame.
-    public var current: Int { self.state.withLock { $0.authenticated } ? self.maxFrameBytes : self.preAuthenticationBytes }
+    public var current: Int {
+        self.state.withLock { $0.authenticated } ? self.maxFrameBytes : self.preAuthenticationBytes
+    }
 
     /// The connection authenticated: full-size frames from now on.
     public func authenticated() {
