@@ -34,9 +34,9 @@ LAYERS = [
     {"VPPProto", "VPPLicensing", "VPPPostgres", "AppleVPP"},
     {"VPPWire", "VPPStorage", "VPPJobs", "AppleVPPSimulator"},
     {"VPPServer", "VPPClient"},
-    {"VPPSync"},
+    {"VPPSync", "VPPLoadKit"},
     {"VPPServices"},
-    {"VPPDaemon", "VPPCtlKit", "VPPLoadKit"},
+    {"VPPDaemon", "VPPCtlKit", "VPPBenchKit"},
     {"VPPTesting"},
 ]
 TOP = len(LAYERS)  # executables and test targets
@@ -55,8 +55,10 @@ FORBIDDEN = [
     (r"^VPPClient$", "VPP(Server|Storage|Postgres|Services)", "the client library is what a client links: no server"),
     (r"^(AppleVPP|AppleVPPSimulator)$", "VPP.*", "Apple's API and its simulator know nothing of this service"),
     (r"^(?!.*Tests$)(?!vpp-).*", "VPPTesting", "test helpers are for tests (and test-only executables) only"),
-    (r"^(?!VPPLoadKit$|vpp-apple-sim$|.*Tests$|VPPTesting$).*", "AppleVPPSimulator",
-     "the simulator is for tests, the local run and the load tool, never the product"),
+    (r"^VPPLoadKit$", "VPP(Storage|Postgres|Jobs|Sync|Services)|AppleVPPSimulator|AppleVPP",
+     "the load generator drives the RPC port only: what needs the database is VPPBenchKit's"),
+    (r"^(?!VPPBenchKit$|vpp-apple-sim$|.*Tests$|VPPTesting$).*", "AppleVPPSimulator",
+     "the simulator is for tests, the local run and the load tool's benchmarks, never the product"),
 ]
 
 # Modules that keep their own log keys: Apple's API and its simulator know nothing of this service.
