@@ -20,9 +20,12 @@
 //                           sync and push together
 //   VPPDaemon               vppd's configuration and lifecycle; vppd is its thin executable
 //   VPPTesting              test helpers shipped as a module (throwaway PostgreSQL, in-process server)
-//   VPPLoadKit              the load generator's logic (workloads, latency histograms, reports); vpp-load is its thin
-//                           executable. (Kept in this package rather than a Benchmarks/ package of its own so that it
-//                           builds with the product and shares VPPClient without a path dependency.)
+//   VPPLoadKit              the load generator's logic on VPPClient alone (workloads, latency histograms, reports,
+//                           the RPC subcommands). (Kept in this package rather than a Benchmarks/ package of its own so
+//                           that it builds with the product and shares VPPClient without a path dependency.)
+//   VPPBenchKit             vpp-load's subcommands that talk to PostgreSQL, the job queue and the simulator directly
+//                           (queue, sync, assign, the tenants of mix), and its root command; vpp-load is its thin
+//                           executable
 //   VPPCtlKit               the command-line client's logic (commands, connection settings, output, progress, errors);
 //                           vppctl is its thin executable
 //   AppleVPP                Apple's App and Book Management API v2: models, service tokens, errors, the client
@@ -281,24 +284,38 @@ let package = Package(
         .target(
             name: "VPPLoadKit",
             dependencies: [
-                "AppleVPP",
-                "AppleVPPSimulator",
-                "VPPServices",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "VPPClient",
                 "VPPWire",
                 "VPPProto",
-                "VPPJobs",
-                "VPPStorage",
-                "VPPPostgres",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The subcommands that talk to PostgreSQL, the job queue and the simulator themselves (queue, sync, assign,
+        // the tenants of mix and counts), and the root command over them and VPPLoadKit's.
+        .target(
+            name: "VPPBenchKit",
+            dependencies: [
+                "VPPLoadKit",
+                "VPPClient",
+                "VPPProto",
+                "VPPServices",
+                "VPPJobs",
+                "VPPStorage",
+                "VPPPostgres",
+                "AppleVPP",
+                "AppleVPPSimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Atomics", package: "swift-atomics"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -316,7 +333,7 @@ let package = Package(
         .executableTarget(
             name: "vpp-load",
             dependencies: [
-                "VPPLoadKit",
+                "VPPBenchKit",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

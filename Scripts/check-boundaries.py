@@ -34,10 +34,10 @@ LAYERS = [
     {"VPPProto", "VPPLicensing", "VPPPostgres", "AppleVPP"},
     {"VPPWire", "VPPStorage", "VPPJobs", "AppleVPPSimulator"},
     {"VPPServer", "VPPClient"},
-    {"VPPSync", "VPPTokens"},
+    {"VPPSync", "VPPTokens", "VPPLoadKit"},
     {"VPPPush"},
     {"VPPServices"},
-    {"VPPDaemon", "VPPCtlKit", "VPPLoadKit"},
+    {"VPPDaemon", "VPPCtlKit", "VPPBenchKit"},
     {"VPPTesting"},
 ]
 TOP = len(LAYERS)  # executables and test targets
@@ -58,8 +58,10 @@ FORBIDDEN = [
     (r"^(?!.*Tests$)(?!vpp-)(?!VPPTesting$).*", "VPPTesting|VPPTestSupport",
      "test helpers are for tests (and test-only executables) only"),
     (r"^VPPTestSupport$", ".*", "the light test helpers have no dependencies, so the fastest tests link nothing else"),
-    (r"^(?!VPPLoadKit$|vpp-apple-sim$|.*Tests$|VPPTesting$).*", "AppleVPPSimulator",
-     "the simulator is for tests, the local run and the load tool, never the product"),
+    (r"^VPPLoadKit$", "VPP(Storage|Postgres|Jobs|Sync|Services)|AppleVPPSimulator|AppleVPP",
+     "the load generator drives the RPC port only: what needs the database is VPPBenchKit's"),
+    (r"^(?!VPPBenchKit$|vpp-apple-sim$|.*Tests$|VPPTesting$).*", "AppleVPPSimulator",
+     "the simulator is for tests, the local run and the load tool's benchmarks, never the product"),
 ]
 
 # Modules that keep their own log keys: Apple's API and its simulator know nothing of this service.

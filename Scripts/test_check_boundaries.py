@@ -72,6 +72,23 @@ class CheckBoundariesTests(unittest.TestCase):
         findings = self.package(package=package, extra={"Sources/VPPWire/B.swift": "import VPPProtoC\n"})
         self.assertTrue(any("VPPWire -> VPPProtoC is forbidden" in f for f in findings), findings)
 
+    def test_the_load_generator_drives_the_rpc_port_only(self):
+        package = PACKAGE.replace(
+            '.testTarget(name: "VPPWireTests"',
+            '.target(name: "VPPPostgres"), .target(name: "AppleVPPSimulator"),\n'
+            '        .target(name: "VPPLoadKit", dependencies: ["VPPWire", "VPPPostgres", "AppleVPPSimulator"]),\n'
+            '        .target(name: "VPPBenchKit", dependencies: ["VPPLoadKit", "VPPPostgres", "AppleVPPSimulator"]),\n'
+            '        .testTarget(name: "VPPWireTests"',
+        )
+        both = "import VPPPostgres\nimport AppleVPPSimulator\n"
+        findings = self.package(package=package, extra={
+            "Sources/VPPLoadKit/A.swift": "import VPPWire\n" + both,
+            "Sources/VPPBenchKit/A.swift": "import VPPLoadKit\n" + both,
+        })
+        self.assertTrue(any("VPPLoadKit -> VPPPostgres is forbidden" in f for f in findings), findings)
+        self.assertTrue(any("VPPLoadKit -> AppleVPPSimulator is forbidden" in f for f in findings), findings)
+        self.assertFalse(any(f.startswith("VPPBenchKit ->") for f in findings), findings)
+
     def test_an_edge_up_the_layers_fails(self):
         package = PACKAGE.replace('dependencies: ["VPPProto", .product', 'dependencies: ["VPPProto", "VPPServer", .product')
         findings = self.package(package=package, extra={"Sources/VPPWire/B.swift": "import VPPServer\n"})

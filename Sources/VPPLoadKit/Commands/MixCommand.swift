@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Logging
-import VPPPostgres
 
 /// How a tenant run is shaped: connections, calls in flight, and its bound.
 struct RunShapeOptions: ParsableArguments {
@@ -86,7 +85,7 @@ struct TenantOptions: ParsableArguments {
 }
 
 /// `vpp-load mix` and `vpp-load counts`: tenant calls across prepared tenants.
-struct MixCommand: LoadSubcommand {
+struct MixCommand: TenantLoadSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "mix",
         abstract: "A weighted mix of ping, license-count reads, app lists and assignment writes across many tenants.",
@@ -115,15 +114,16 @@ struct MixCommand: LoadSubcommand {
         }
     }
 
-    func execute() async throws {
+    func execute(preparingTenantsWith preparer: any LoadTenantPreparing) async throws {
         try await runTenantMix(
-            try CallMix.parse(self.weights), name: "mix", target: self.target, shape: self.shape, tenants: self.tenantOptions
+            try CallMix.parse(self.weights), name: "mix", target: self.target, shape: self.shape,
+            tenants: self.tenantOptions, preparer: preparer
         )
     }
 }
 
 /// `vpp-load counts`: the license-count read alone (the read of Benchmarks/compare.sh).
-struct CountsCommand: LoadSubcommand {
+struct CountsCommand: TenantLoadSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "counts",
         abstract: "Read one app's license counts (GetLicenseCounts) as many tenants, many calls in flight.",
@@ -137,17 +137,19 @@ struct CountsCommand: LoadSubcommand {
     @OptionGroup var shape: RunShapeOptions
     @OptionGroup var tenantOptions: TenantOptions
 
-    func execute() async throws {
+    func execute(preparingTenantsWith preparer: any LoadTenantPreparing) async throws {
         try await runTenantMix(
             try CallMix(weights: [.counts: 1]), name: "counts", target: self.target, shape: self.shape,
-            tenants: self.tenantOptions
+            tenants: self.tenantOptions, preparer: preparer
         )
     }
 }
 
-func runTenantMix(_ mix: CallMix, name: String, target: TargetOptions, shape: RunShapeOptions, tenants options: TenantOptions)
-    async throws
-{
+/// Prepares the tenants (when the mix's calls need them) with `preparer`, warms up, then runs and reports the mix.
+func runTenantMix(
+    _ mix: CallMix, name: String, target: TargetOptions, shape: RunShapeOptions, tenants options: TenantOptions,
+    preparer: any LoadTenantPreparing
+) async throws {
     var logger = Logger(label: "vpp-load.\(name)")
     logger.logLevel = .warning
     var tenants: [LoadTenant] = []
@@ -156,14 +158,17 @@ func runTenantMix(_ mix: CallMix, name: String, target: TargetOptions, shape: Ru
             throw ValidationError("These calls need prepared tenants: give --database-url (the server's database).")
         }
         let started = ContinuousClock.now
-        tenants = try await LoadTenantPreparer(
-            operatorClient: target.clientConfiguration(),
-            database: try PostgresConfiguration(url: url),
-            count: options.tenants,
-            assetsPerTenant: options.appsPerTenant,
-            withAssignments: mix.weights[.assign] != nil,
-            namePrefix: options.namePrefix
-        ).prepare(logger: logger)
+        tenants = try await preparer.prepareTenants(
+            LoadTenantRequest(
+                operatorClient: target.clientConfiguration(),
+                databaseURL: url,
+                count: options.tenants,
+                assetsPerTenant: options.appsPerTenant,
+                withAssignments: mix.weights[.assign] != nil,
+                namePrefix: options.namePrefix
+            ),
+            logger: logger
+        )
         if !target.json {
             print("prepared \(tenants.count) tenants in \(String(format: "%.1f", (ContinuousClock.now - started).secondsDouble)) s")
         }

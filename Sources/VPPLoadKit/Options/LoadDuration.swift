@@ -22,3 +22,8 @@ public enum LoadDuration {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
+
+extension Duration {
+    /// Seconds as a Double, for reports (`LoadDuration.seconds`).
+    var secondsDouble: Double { LoadDuration.seconds(self) }
+}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import VPPLoadKit
 import VPPPostgres
 
 /// `vpp-load queue`: the job queue alone (C6), straight against PostgreSQL.

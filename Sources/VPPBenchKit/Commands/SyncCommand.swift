@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import VPPLoadKit
 import VPPPostgres
 
 /// `vpp-load sync`: one token's full sync against the in-process Apple simulator, timed.

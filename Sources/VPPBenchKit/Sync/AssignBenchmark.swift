@@ -3,6 +3,7 @@ import AppleVPPSimulator
 import AsyncHTTPClient
 import Foundation
 import Logging
+import VPPLoadKit
 import VPPPostgres
 import VPPStorage
 import VPPServices
@@ -59,7 +60,7 @@ struct AssignBenchmark {
                 action: .required,
                 licenseType: .user
             )
-            let seconds = (ContinuousClock.now - started).secondsDouble
+            let seconds = LoadDuration.seconds(ContinuousClock.now - started)
             let outbox = try await storage.withTenant(tenantID) { transaction in
                 try await transaction.query("SELECT count(*)::bigint FROM apple_outbox WHERE adam_id = \(asset.adamID)")
                     .single().decode(Int.self, at: 0)

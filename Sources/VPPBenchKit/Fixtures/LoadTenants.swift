@@ -1,28 +1,10 @@
 import Foundation
 import Logging
 import VPPClient
+import VPPLoadKit
 import VPPPostgres
 import VPPProto
 import VPPStorage
-
-/// One tenant a load run calls as: its key, and the ids its calls need.
-public struct LoadTenant: Sendable, Equatable {
-    public var tenantID: String
-    /// The tenant's API key (secret); each connection of the run authenticates with one tenant's key.
-    public var apiKey: String
-    /// Apps of the tenant's token, with license counts, for GetLicenseCounts.
-    public var assetIDs: [String]
-    /// An assignment of the first app to an empty user group, which `assign` calls switch between AVAILABLE and
-    /// REQUIRED; nil when the run makes no assignment writes.
-    public var assignmentID: String?
-
-    public init(tenantID: String, apiKey: String, assetIDs: [String], assignmentID: String?) {
-        self.tenantID = tenantID
-        self.apiKey = apiKey
-        self.assetIDs = assetIDs
-        self.assignmentID = assignmentID
-    }
-}
 
 /// Prepares `count` tenants for a load run, the way the product gets them: each tenant is created over the operator
 /// RPC (with an initial key), its VPP token and the token's apps are written through the storage layer as a sync
@@ -147,5 +129,20 @@ struct LoadTenantPreparer {
             }
         }
         return LoadTenant(tenantID: tenantID.uuidString.lowercased(), apiKey: secret, assetIDs: assetIDs, assignmentID: assignmentID)
+    }
+}
+
+/// What `vpp-load mix` and `counts` are handed to prepare their tenants with (`VPPLoadCommand.runMain`): a
+/// `LoadTenantPreparer` on the request's database.
+struct DatabaseLoadTenants: LoadTenantPreparing {
+    func prepareTenants(_ request: LoadTenantRequest, logger: Logger) async throws -> [LoadTenant] {
+        try await LoadTenantPreparer(
+            operatorClient: request.operatorClient,
+            database: try PostgresConfiguration(url: request.databaseURL),
+            count: request.count,
+            assetsPerTenant: request.assetsPerTenant,
+            withAssignments: request.withAssignments,
+            namePrefix: request.namePrefix
+        ).prepare(logger: logger)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import VPPJobs
+import VPPLoadKit
 import VPPPostgres
 import VPPStorage
 

@@ -3,6 +3,7 @@ import AppleVPPSimulator
 import AsyncHTTPClient
 import Foundation
 import Logging
+import VPPLoadKit
 import VPPPostgres
 import VPPStorage
 import VPPServices
@@ -66,7 +67,7 @@ struct SyncBenchmark {
                 jobID: UUID(),
                 full: true
             ) { phase, _, _ in await phases.enter(phase.rawValue) }
-            let seconds = (ContinuousClock.now - started).secondsDouble
+            let seconds = LoadDuration.seconds(ContinuousClock.now - started)
             guard summary.assignments == Int64(serials.count), summary.apps == self.assets else {
                 throw SyncBenchmarkError(
                     "the sync reconciled \(summary.assignments) assignments and \(summary.apps) apps; expected \(serials.count) and \(self.assets)"
@@ -164,7 +165,7 @@ actor PhaseClock {
     func durations() -> [String: Double] {
         var result: [String: Double] = [:]
         for (index, mark) in marks.enumerated() where index + 1 < marks.count {
-            result[mark.0, default: 0] += (marks[index + 1].1 - mark.1).secondsDouble
+            result[mark.0, default: 0] += LoadDuration.seconds(marks[index + 1].1 - mark.1)
         }
         return result
     }
@@ -218,12 +219,5 @@ struct SyncReport: Codable {
             "  best: \(String(format: "%.2f", bestSeconds)) s, \(String(format: "%.0f", rowsPerSecond)) rows/s"
         )
         return lines.joined(separator: "\n")
-    }
-}
-
-extension Duration {
-    var secondsDouble: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
