@@ -7,9 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# TEMPORARY (until the load tool's split lands): Sources/VPPLoadKit, Sources/vpp-load, Tests/VPPLoadTests.
-mapfile -t files < <(git ls-files '*.swift' | grep -v '^Sources/VPPProto/Generated/\|^Sources/VPPProtoC/' |
-    grep -v '^Sources/VPPLoadKit/\|^Sources/vpp-load/\|^Tests/VPPLoadTests/')
+mapfile -t files < <(git ls-files '*.swift' | grep -v '^Sources/VPPProto/Generated/\|^Sources/VPPProtoC/')
 case "${1:-}" in
     "") swift format format --in-place "${files[@]}" ;;
     --check)

@@ -25,7 +25,9 @@ struct AttackFramesTests {
         let counted = try body.withUnsafeBytes { try ProtoWireScan.count(of: 4, inside: 2, of: $0) }
         #expect(counted == entries)
         // A small one decodes as the Call it claims to be.
-        let small = try RpcV1.ClientFrame(serializedBytes: self.body(AttackFrames.call(callID: 7, method: "/m", metadataEntries: 3)))
+        let small = try RpcV1.ClientFrame(
+            serializedBytes: self.body(AttackFrames.call(callID: 7, method: "/m", metadataEntries: 3))
+        )
         guard case .call(let call) = small.kind else {
             Issue.record("not a Call")
             return
@@ -38,7 +40,9 @@ struct AttackFramesTests {
         let users = AttackFrames.emptyElements(count: 1_000)
         #expect(try ProtoWireScan.largestRepetition(users) == 1_000)
         let frame = try RpcV1.ClientFrame(
-            serializedBytes: self.body(AttackFrames.call(callID: 1, method: "/vpp.v1.DirectoryService/UpsertUsers", request: users))
+            serializedBytes: self.body(
+                AttackFrames.call(callID: 1, method: "/vpp.v1.DirectoryService/UpsertUsers", request: users)
+            )
         )
         guard case .call(let call) = frame.kind else {
             Issue.record("not a Call")

@@ -54,7 +54,9 @@ struct CallMixTests {
         #expect(throws: (any Error).self) {
             _ = try MixCommand.parse(["--api-key", "k", "--in-flight", "4", "--concurrency", "64"])
         }
-        let command = try MixCommand.parse(["--api-key", "k", "--connections", "1000", "--concurrency", "64", "--calls", "10"])
+        let command = try MixCommand.parse([
+            "--api-key", "k", "--connections", "1000", "--concurrency", "64", "--calls", "10",
+        ])
         let plan = try command.shape.plan(callTimeout: .seconds(1))
         #expect(plan.spreadCalls)
         #expect(plan.concurrency == 64)
@@ -78,13 +80,18 @@ struct IdleReportTests {
 
     @Test func theJSONHasStableFieldNames() throws {
         let report = IdleReport(
-            connections: 1000, connectSeconds: 1.5, holdSeconds: 10, serverRSSBeforeKB: nil, serverRSSKB: 90000,
+            connections: 1000,
+            connectSeconds: 1.5,
+            holdSeconds: 10,
+            serverRSSBeforeKB: nil,
+            serverRSSKB: 90000,
             serverHWMKB: 91000
         )
         let object = try #require(try JSONSerialization.jsonObject(with: Data(report.json().utf8)) as? [String: Any])
         #expect(
             Set(object.keys) == [
-                "connections", "connect_seconds", "hold_seconds", "server_rss_before_kb", "server_rss_kb", "server_hwm_kb",
+                "connections", "connect_seconds", "hold_seconds", "server_rss_before_kb", "server_rss_kb",
+                "server_hwm_kb",
             ]
         )
         #expect(object["server_rss_before_kb"] is NSNull)

@@ -4,13 +4,18 @@ import Testing
 
 @Suite("vpp-load sends load only to this machine unless told otherwise")
 struct TargetHostTests {
-    @Test(arguments: ["127.0.0.1", "127.1.2.3", "localhost", "LOCALHOST", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"])
+    @Test(arguments: [
+        "127.0.0.1", "127.1.2.3", "localhost", "LOCALHOST", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1",
+    ])
     func loopbackHostsAreAccepted(host: String) throws {
         #expect(TargetHost.isLoopback(host))
         try TargetHost.validate(host, allowRemote: false)
     }
 
-    @Test(arguments: ["10.0.0.1", "192.168.1.10", "8.8.8.8", "::2", "::ffff:10.0.0.1", "example.com", "127.0.0.1.example.com", "", "0.0.0.0"])
+    @Test(arguments: [
+        "10.0.0.1", "192.168.1.10", "8.8.8.8", "::2", "::ffff:10.0.0.1", "example.com", "127.0.0.1.example.com", "",
+        "0.0.0.0",
+    ])
     func otherHostsAreRefused(host: String) {
         #expect(!TargetHost.isLoopback(host))
         #expect(throws: TargetHostError(host: host)) { try TargetHost.validate(host, allowRemote: false) }
@@ -32,7 +37,9 @@ struct TargetHostTests {
     @Test func pingTakesADurationOrACallCountButNotBoth() throws {
         #expect(try PingCommand.parse(["--api-key", "k", "--calls", "5"]).bound() == .calls(5))
         #expect(try PingCommand.parse(["--api-key", "k"]).bound() == .duration(.seconds(10)))
-        #expect(try PingCommand.parse(["--api-key", "k", "--duration", "500ms"]).bound() == .duration(.milliseconds(500)))
+        #expect(
+            try PingCommand.parse(["--api-key", "k", "--duration", "500ms"]).bound() == .duration(.milliseconds(500))
+        )
         #expect(throws: (any Error).self) {
             _ = try PingCommand.parse(["--api-key", "k", "--calls", "5", "--duration", "1s"])
         }

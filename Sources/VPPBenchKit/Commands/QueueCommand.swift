@@ -19,7 +19,10 @@ struct QueueCommand: LoadSubcommand {
             """
     )
 
-    @Option(name: .customLong("database-url"), help: "A scratch PostgreSQL database (postgres://…); default: a throwaway cluster.")
+    @Option(
+        name: .customLong("database-url"),
+        help: "A scratch PostgreSQL database (postgres://…); default: a throwaway cluster."
+    )
     var databaseURL: String?
 
     @Option(help: "Jobs to push through.")
@@ -66,10 +69,14 @@ struct QueueCommand: LoadSubcommand {
         guard (1...64).contains(self.workers) else { throw ValidationError("--workers must be 1 to 64.") }
         guard (1...1024).contains(self.concurrency) else { throw ValidationError("--concurrency must be 1 to 1024.") }
         guard (1...256).contains(self.producers) else { throw ValidationError("--producers must be 1 to 256.") }
-        guard (1...10_000).contains(self.enqueueBatch) else { throw ValidationError("--enqueue-batch must be 1 to 10000.") }
+        guard (1...10_000).contains(self.enqueueBatch) else {
+            throw ValidationError("--enqueue-batch must be 1 to 10000.")
+        }
         guard (0...1000).contains(self.tenants) else { throw ValidationError("--tenants must be 0 to 1000.") }
         guard (0...10_000_000).contains(self.history) else { throw ValidationError("--history must be 0 to 10000000.") }
-        guard (1...64).contains(self.workerPoolSize) else { throw ValidationError("--worker-pool-size must be 1 to 64.") }
+        guard (1...64).contains(self.workerPoolSize) else {
+            throw ValidationError("--worker-pool-size must be 1 to 64.")
+        }
         guard LoadDuration.parse(self.timeout).map({ $0 > .zero }) == true else {
             throw ValidationError("--timeout must be a positive duration such as 5m, not \(self.timeout).")
         }
@@ -97,7 +104,11 @@ struct QueueCommand: LoadSubcommand {
         if let databaseURL {
             report = try await benchmark.run(database: try PostgresConfiguration(url: databaseURL), logger: logger)
         } else {
-            report = try await ThrowawayCluster.with(name: "queue", unsafeFastWrites: self.unsafeFastWrites, logger: logger) { configuration in
+            report = try await ThrowawayCluster.with(
+                name: "queue",
+                unsafeFastWrites: self.unsafeFastWrites,
+                logger: logger
+            ) { configuration in
                 try await benchmark.run(database: configuration, logger: logger)
             }
         }

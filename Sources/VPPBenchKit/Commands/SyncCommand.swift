@@ -18,7 +18,10 @@ struct SyncCommand: LoadSubcommand {
             """
     )
 
-    @Option(name: .customLong("database-url"), help: "A scratch PostgreSQL database (postgres://…); default: a throwaway cluster.")
+    @Option(
+        name: .customLong("database-url"),
+        help: "A scratch PostgreSQL database (postgres://…); default: a throwaway cluster."
+    )
     var databaseURL: String?
 
     @Option(help: "Apps in the token's library.")
@@ -41,7 +44,9 @@ struct SyncCommand: LoadSubcommand {
 
     mutating func validate() throws {
         guard (1...100_000).contains(self.assets) else { throw ValidationError("--assets must be 1 to 100000.") }
-        guard (0...5_000_000).contains(self.assignments) else { throw ValidationError("--assignments must be 0 to 5000000.") }
+        guard (0...5_000_000).contains(self.assignments) else {
+            throw ValidationError("--assignments must be 0 to 5000000.")
+        }
         guard (1...20).contains(self.runs) else { throw ValidationError("--runs must be 1 to 20.") }
         if self.databaseURL != nil && self.unsafeFastWrites {
             throw ValidationError("--unsafe-fast-writes applies to the throwaway cluster only, not to --database-url.")
@@ -56,7 +61,11 @@ struct SyncCommand: LoadSubcommand {
         if let databaseURL {
             report = try await benchmark.run(database: try PostgresConfiguration(url: databaseURL), logger: logger)
         } else {
-            report = try await ThrowawayCluster.with(name: "sync", unsafeFastWrites: self.unsafeFastWrites, logger: logger) {
+            report = try await ThrowawayCluster.with(
+                name: "sync",
+                unsafeFastWrites: self.unsafeFastWrites,
+                logger: logger
+            ) {
                 try await benchmark.run(database: $0, logger: logger)
             }
         }
@@ -68,7 +77,8 @@ struct SyncCommand: LoadSubcommand {
 struct AssignCommand: LoadSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "assign",
-        abstract: "Time assigning an app to a group of many users, until every ledger entry and Apple change is queued.",
+        abstract:
+            "Time assigning an app to a group of many users, until every ledger entry and Apple change is queued.",
         discussion: """
             Runs Apple's simulator in-process, syncs a token whose apps each have --users licenses, writes --users \
             users in one group, then times --runs assignments (one app each) through the license ledger. Talks to \
@@ -77,7 +87,10 @@ struct AssignCommand: LoadSubcommand {
             """
     )
 
-    @Option(name: .customLong("database-url"), help: "A scratch PostgreSQL database (postgres://…); default: a throwaway cluster.")
+    @Option(
+        name: .customLong("database-url"),
+        help: "A scratch PostgreSQL database (postgres://…); default: a throwaway cluster."
+    )
     var databaseURL: String?
 
     @Option(help: "Users in the group.")
@@ -105,7 +118,11 @@ struct AssignCommand: LoadSubcommand {
         if let databaseURL {
             report = try await benchmark.run(database: try PostgresConfiguration(url: databaseURL), logger: logger)
         } else {
-            report = try await ThrowawayCluster.with(name: "assign", unsafeFastWrites: self.unsafeFastWrites, logger: logger) {
+            report = try await ThrowawayCluster.with(
+                name: "assign",
+                unsafeFastWrites: self.unsafeFastWrites,
+                logger: logger
+            ) {
                 try await benchmark.run(database: $0, logger: logger)
             }
         }

@@ -45,7 +45,15 @@ struct LoadTenantPreparer {
                 for index in 0..<self.count {
                     if index >= self.concurrency, let (done, tenant) = try await group.next() { results[done] = tenant }
                     group.addTask {
-                        (index, try await self.prepareOne(index, operatorClient: operatorClient, storage: storage, tokens: tokens))
+                        (
+                            index,
+                            try await self.prepareOne(
+                                index,
+                                operatorClient: operatorClient,
+                                storage: storage,
+                                tokens: tokens
+                            )
+                        )
                     }
                 }
                 for try await (done, tenant) in group { results[done] = tenant }
@@ -92,16 +100,37 @@ struct LoadTenantPreparer {
         )
         let assets = (0..<self.assetsPerTenant).map { number in
             SyncedAsset(
-                adamID: String(4_000_000_000 + number), pricingParam: "STDQ", productType: "App",
-                name: "Load App \(number)", bundleID: "load.app\(number)", artworkURL: "", platforms: ["iOS"],
-                deviceAssignable: true, revocable: true, unlimited: false,
-                totalCount: 100, assignedCount: number % 100, availableCount: 100 - number % 100, retiredCount: 0
+                adamID: String(4_000_000_000 + number),
+                pricingParam: "STDQ",
+                productType: "App",
+                name: "Load App \(number)",
+                bundleID: "load.app\(number)",
+                artworkURL: "",
+                platforms: ["iOS"],
+                deviceAssignable: true,
+                revocable: true,
+                unlimited: false,
+                totalCount: 100,
+                assignedCount: number % 100,
+                availableCount: 100 - number % 100,
+                retiredCount: 0
             )
         }
-        try await SyncStore(storage: storage).applyAssets(tenantID: tenantID, tokenID: token.id, assets: assets, skipped: [], at: now)
+        try await SyncStore(storage: storage).applyAssets(
+            tenantID: tenantID,
+            tokenID: token.id,
+            assets: assets,
+            skipped: [],
+            at: now
+        )
         let assetIDs = try await CatalogStore(storage: storage).list(
-            tenantID: tenantID, productType: "App", tokenID: token.id, query: nil, onlyAvailable: false,
-            pageSize: self.assetsPerTenant, after: nil
+            tenantID: tenantID,
+            productType: "App",
+            tokenID: token.id,
+            query: nil,
+            onlyAvailable: false,
+            pageSize: self.assetsPerTenant,
+            after: nil
         ).assets.map { $0.id.uuidString.lowercased() }
         guard !assetIDs.isEmpty else { throw LoadError("The tenant's apps were not stored.") }
 
@@ -128,7 +157,12 @@ struct LoadTenantPreparer {
                 throw error
             }
         }
-        return LoadTenant(tenantID: tenantID.uuidString.lowercased(), apiKey: secret, assetIDs: assetIDs, assignmentID: assignmentID)
+        return LoadTenant(
+            tenantID: tenantID.uuidString.lowercased(),
+            apiKey: secret,
+            assetIDs: assetIDs,
+            assignmentID: assignmentID
+        )
     }
 }
 

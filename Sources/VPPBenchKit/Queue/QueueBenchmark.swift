@@ -219,7 +219,9 @@ struct QueueBenchmark: Sendable {
         let deadline = ContinuousClock.now + self.timeout
         while executions.load(ordering: .relaxed) < self.jobs {
             guard ContinuousClock.now < deadline else {
-                throw LoadError("only \(executions.load(ordering: .relaxed)) of \(self.jobs) jobs ran within \(self.timeout)")
+                throw LoadError(
+                    "only \(executions.load(ordering: .relaxed)) of \(self.jobs) jobs ran within \(self.timeout)"
+                )
             }
             try await Task.sleep(for: .milliseconds(5))
         }

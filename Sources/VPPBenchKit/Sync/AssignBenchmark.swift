@@ -26,12 +26,22 @@ struct AssignBenchmark {
     {
         try await storage.migrate(concurrency: 2)
         let adamIDs = (0..<self.runs).map { String(3_000_000_000 + $0) }
-        simulator.core.addPublicApps(adamIDs.map { ContentMetadata(trackId: Int($0)!, trackName: "App \($0)", kind: "software") })
+        simulator.core.addPublicApps(
+            adamIDs.map { ContentMetadata(trackId: Int($0)!, trackName: "App \($0)", kind: "software") }
+        )
         let location = try simulator.core.createLocation(
-            .init(locationName: "Assign", assets: adamIDs.map { .init(adamId: $0, productType: .app, totalCount: self.users) })
+            .init(
+                locationName: "Assign",
+                assets: adamIDs.map { .init(adamId: $0, productType: .app, totalCount: self.users) }
+            )
         )
         let (sync, tenantID, tokenID) = try await benchmarkTenant(
-            name: "assign", simulator: simulator, vppToken: location.vppToken, storage: storage, http: http, logger: logger
+            name: "assign",
+            simulator: simulator,
+            vppToken: location.vppToken,
+            storage: storage,
+            http: http,
+            logger: logger
         )
         _ = try await sync.runner.run(tenantID: tenantID, tokenID: tokenID, jobID: UUID(), full: true) { _, _, _ in }
 
@@ -43,11 +53,19 @@ struct AssignBenchmark {
                 columns: ["id", "external_id", "email"],
                 rows: (0..<self.users).map { [UUID(), "user-\($0)", "user-\($0)@example.com"] }
             )
-            try await transaction.query("INSERT INTO groups (id, external_id, name, kind) VALUES (\(groupID), 'everyone', 'Everyone', 'user')")
+            try await transaction.query(
+                "INSERT INTO groups (id, external_id, name, kind) VALUES (\(groupID), 'everyone', 'Everyone', 'user')"
+            )
             try await transaction.query("INSERT INTO group_users (group_id, user_id) SELECT \(groupID), id FROM users")
         }
         let assets = try await CatalogStore(storage: storage).list(
-            tenantID: tenantID, productType: "App", tokenID: tokenID, query: nil, onlyAvailable: false, pageSize: 1000, after: nil
+            tenantID: tenantID,
+            productType: "App",
+            tokenID: tokenID,
+            query: nil,
+            onlyAvailable: false,
+            pageSize: 1000,
+            after: nil
         ).assets
 
         var runs: [AssignReport.Run] = []
@@ -66,7 +84,9 @@ struct AssignBenchmark {
                     .single().decode(Int.self, at: 0)
             }
             guard assignment.granted == self.users, outbox == self.users else {
-                throw SyncBenchmarkError("granted \(assignment.granted) and queued \(outbox) associations; expected \(self.users) each")
+                throw SyncBenchmarkError(
+                    "granted \(assignment.granted) and queued \(outbox) associations; expected \(self.users) each"
+                )
             }
             runs.append(AssignReport.Run(seconds: seconds, ledgerEntries: assignment.targets, outboxRows: outbox))
         }

@@ -29,7 +29,14 @@ struct SyncBenchmark {
         let perAsset = Int((Double(self.assignments) / Double(self.assets)).rounded(.up))
         let adamIDs = (0..<self.assets).map { String(2_000_000_000 + $0) }
         simulator.core.addPublicApps(
-            adamIDs.map { ContentMetadata(trackId: Int($0)!, trackName: "Benchmark App \($0)", bundleId: "bench.app\($0)", kind: "software") }
+            adamIDs.map {
+                ContentMetadata(
+                    trackId: Int($0)!,
+                    trackName: "Benchmark App \($0)",
+                    bundleId: "bench.app\($0)",
+                    kind: "software"
+                )
+            }
         )
         let location = try simulator.core.createLocation(
             .init(
@@ -43,18 +50,30 @@ struct SyncBenchmark {
             let count = min(perAsset, self.assignments - index * perAsset)
             guard count > 0 else { break }
             let prefix = "B\(index)-"
-            try simulator.core.addDeviceAssignments(uId: location.uId, adamId: adamID, count: count, serialPrefix: prefix)
+            try simulator.core.addDeviceAssignments(
+                uId: location.uId,
+                adamId: adamID,
+                count: count,
+                serialPrefix: prefix
+            )
             for number in 0..<count { serials.append((adamID, prefix + "\(number)")) }
         }
 
         let (sync, tenantID, tokenID) = try await benchmarkTenant(
-            name: "sync", simulator: simulator, vppToken: location.vppToken, storage: storage, http: http, logger: logger
+            name: "sync",
+            simulator: simulator,
+            vppToken: location.vppToken,
+            storage: storage,
+            http: http,
+            logger: logger
         )
         // As if this service had assigned every one of these licenses.
         try await sync.syncStore.recordServiceAssignments(
             tenantID: tenantID,
             tokenID: tokenID,
-            serials.map { SyncedAssignment(adamID: $0.adamID, pricingParam: "STDQ", clientUserID: "", serialNumber: $0.serial) }
+            serials.map {
+                SyncedAssignment(adamID: $0.adamID, pricingParam: "STDQ", clientUserID: "", serialNumber: $0.serial)
+            }
         )
 
         var runs: [SyncReport.Run] = []
@@ -208,7 +227,9 @@ struct SyncReport: Codable {
     }
 
     func human() -> String {
-        var lines = ["Full sync of one token: \(assets) assets, \(assignments) assignments (this service's, all reconciled); \(cores) cores"]
+        var lines = [
+            "Full sync of one token: \(assets) assets, \(assignments) assignments (this service's, all reconciled); \(cores) cores"
+        ]
         for (index, run) in runs.enumerated() {
             let phases = ["client_config", "assets", "metadata", "users", "assignments", "reconcile"]
                 .compactMap { name in run.phases[name].map { "\(name) \(String(format: "%.2f", $0)) s" } }

@@ -149,7 +149,9 @@ struct SteadyClient: Sendable {
     var timeout: Duration
 
     /// Runs until `stop`; returns what it saw, and the slowest call that started at or after `mark` (if set).
-    func run(stop: ManagedAtomic<Bool>, mark: NIOLockedValueBox<ContinuousClock.Instant?>) async -> (LatencyRecorder, Duration) {
+    func run(stop: ManagedAtomic<Bool>, mark: NIOLockedValueBox<ContinuousClock.Instant?>) async -> (
+        LatencyRecorder, Duration
+    ) {
         let client = VPPClient(self.configuration)
         var recorder = LatencyRecorder()
         var slowestAfterMark = Duration.zero
@@ -190,7 +192,11 @@ final class MemorySampler: Sendable {
             if let memory = ProcessMemory(pid: self.pid) {
                 var current = self.peak.load(ordering: .relaxed)
                 while memory.residentKB > current {
-                    let (exchanged, original) = self.peak.compareExchange(expected: current, desired: memory.residentKB, ordering: .relaxed)
+                    let (exchanged, original) = self.peak.compareExchange(
+                        expected: current,
+                        desired: memory.residentKB,
+                        ordering: .relaxed
+                    )
                     if exchanged { break }
                     current = original
                 }

@@ -26,7 +26,11 @@ enum AttackFrames {
         case .none, .closeStorm:
             return []
         case .metadata, .metadataNoKey:
-            return call(callID: 1, method: "/vpp.v1.SystemService/Ping", metadataEntries: elementsFitting(frameBytes: maxFrameBytes))
+            return call(
+                callID: 1,
+                method: "/vpp.v1.SystemService/Ping",
+                metadataEntries: elementsFitting(frameBytes: maxFrameBytes)
+            )
         case .elements:
             let users = emptyElements(count: elementsFitting(frameBytes: maxFrameBytes, overhead: 128))
             return call(callID: 1, method: "/vpp.v1.DirectoryService/UpsertUsers", request: users)

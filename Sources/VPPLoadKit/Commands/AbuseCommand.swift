@@ -10,7 +10,8 @@ import VPPWire
 struct AbuseCommand: LoadSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "abuse",
-        abstract: "Attack the server with hostile frames from many connections while a steady client calls it; report both.",
+        abstract:
+            "Attack the server with hostile frames from many connections while a steady client calls it; report both.",
         discussion: """
             Runs --connections attackers, each on a thread of its own with a blocking socket, repeating --attack for \
             --duration, while one steady client calls /vpp.v1.SystemService/Ping every --interval on its own \
@@ -37,19 +38,28 @@ struct AbuseCommand: LoadSubcommand {
     @Option(help: "Attacking connections, each on its own thread.")
     var connections: Int = 16
 
-    @Option(help: "How long the attack lasts, e.g. 20s (for close-storm: how long the steady client goes on after the close).")
+    @Option(
+        help:
+            "How long the attack lasts, e.g. 20s (for close-storm: how long the steady client goes on after the close)."
+    )
     var duration: String = "20s"
 
     @Option(help: "The steady client's pause between calls, e.g. 10ms.")
     var interval: String = "10ms"
 
-    @Option(name: .customLong("max-frame-bytes"), help: "The server's --max-frame-bytes: the size of the attack frames.")
+    @Option(
+        name: .customLong("max-frame-bytes"),
+        help: "The server's --max-frame-bytes: the size of the attack frames."
+    )
     var maxFrameBytes: Int = 4 * 1024 * 1024
 
     @Option(name: .customLong("storm-connections"), help: "close-storm: the connections opened, then closed at once.")
     var stormConnections: Int = 10_000
 
-    @Option(name: .customLong("attack-key"), help: "The key the attackers' Hello carries (default: a new tenant's for elements, else VPP_API_KEY).")
+    @Option(
+        name: .customLong("attack-key"),
+        help: "The key the attackers' Hello carries (default: a new tenant's for elements, else VPP_API_KEY)."
+    )
     var attackKey: String?
 
     @Option(name: .customLong("server-pid"), help: "The server's process id, to read its memory from /proc.")
@@ -57,13 +67,21 @@ struct AbuseCommand: LoadSubcommand {
 
     mutating func validate() throws {
         guard (1...1000).contains(self.connections) else { throw ValidationError("--connections must be 1 to 1000.") }
-        guard (1...100_000).contains(self.stormConnections) else { throw ValidationError("--storm-connections must be 1 to 100000.") }
-        guard (1024...(256 << 20)).contains(self.maxFrameBytes) else { throw ValidationError("--max-frame-bytes must be 1 KiB to 256 MiB.") }
-        guard let duration = LoadDuration.parse(self.duration), duration > .zero, LoadDuration.parse(self.interval) != nil else {
+        guard (1...100_000).contains(self.stormConnections) else {
+            throw ValidationError("--storm-connections must be 1 to 100000.")
+        }
+        guard (1024...(256 << 20)).contains(self.maxFrameBytes) else {
+            throw ValidationError("--max-frame-bytes must be 1 KiB to 256 MiB.")
+        }
+        guard let duration = LoadDuration.parse(self.duration), duration > .zero,
+            LoadDuration.parse(self.interval) != nil
+        else {
             throw ValidationError("--duration and --interval take durations such as 20s and 10ms.")
         }
         guard self.target.host.split(separator: ".").count == 4 else {
-            throw ValidationError("abuse connects its attackers over IPv4: give --host as a dotted address such as 127.0.0.1.")
+            throw ValidationError(
+                "abuse connects its attackers over IPv4: give --host as a dotted address such as 127.0.0.1."
+            )
         }
     }
 
@@ -98,8 +116,13 @@ struct AbuseCommand: LoadSubcommand {
             let frame = AttackFrames.bytes(of: self.attack, maxFrameBytes: self.maxFrameBytes)
             let threads = (0..<(self.attack == .none ? 0 : self.connections)).map { _ in
                 let attacker = Attacker(
-                    attack: self.attack, host: self.target.host, port: self.target.port, apiKey: attackKey,
-                    frame: frame, tally: tally, stop: attackStop
+                    attack: self.attack,
+                    host: self.target.host,
+                    port: self.target.port,
+                    apiKey: attackKey,
+                    frame: frame,
+                    tally: tally,
+                    stop: attackStop
                 )
                 let done = DispatchSemaphore(value: 0)
                 let thread = Thread {
@@ -129,7 +152,8 @@ struct AbuseCommand: LoadSubcommand {
 
         let report = AbuseReport(
             attack: self.attack.rawValue,
-            connections: self.attack == .closeStorm ? self.stormConnections : (self.attack == .none ? 0 : self.connections),
+            connections: self.attack == .closeStorm
+                ? self.stormConnections : (self.attack == .none ? 0 : self.connections),
             attackSeconds: attackSeconds,
             attempts: tally.attempts.load(ordering: .relaxed),
             outcomes: tally.outcomes,
@@ -167,7 +191,9 @@ struct AbuseCommand: LoadSubcommand {
             }
             return secret
         } catch let error as RPCError {
-            throw LoadError("Could not create the attack's tenant (the key must be an operator key, or give --attack-key): \(error)")
+            throw LoadError(
+                "Could not create the attack's tenant (the key must be an operator key, or give --attack-key): \(error)"
+            )
         }
     }
 
@@ -178,10 +204,13 @@ struct AbuseCommand: LoadSubcommand {
 
     /// Opens `stormConnections` authenticated connections (each its Hello answered), then closes them all in one
     /// loop; `mark` is set just before the first close.
-    private func closeStorm(key: String, mark: NIOLockedValueBox<ContinuousClock.Instant?>) async throws -> StormFigures {
+    private func closeStorm(key: String, mark: NIOLockedValueBox<ContinuousClock.Instant?>) async throws -> StormFigures
+    {
         let limit = raiseDescriptorLimit()
         guard limit > self.stormConnections + 64 else {
-            throw LoadError("The descriptor limit here is \(limit): raise `ulimit -n` above \(self.stormConnections + 64).")
+            throw LoadError(
+                "The descriptor limit here is \(limit): raise `ulimit -n` above \(self.stormConnections + 64)."
+            )
         }
         let host = self.target.host
         let port = self.target.port
@@ -198,7 +227,9 @@ struct AbuseCommand: LoadSubcommand {
                         try socket.send(hello)
                         let welcome = socket.readFrame()
                         guard AttackTally.describe(welcome) == "Welcome" else {
-                            throw LoadError("connection \(sockets.count + 1) was answered \(AttackTally.describe(welcome))")
+                            throw LoadError(
+                                "connection \(sockets.count + 1) was answered \(AttackTally.describe(welcome))"
+                            )
                         }
                         sockets.append(socket)
                     }
@@ -207,7 +238,12 @@ struct AbuseCommand: LoadSubcommand {
                     let closing = ContinuousClock.now
                     mark.withLockedValue { $0 = closing }
                     for socket in sockets { socket.close() }
-                    continuation.resume(returning: StormFigures(openSeconds: openSeconds, closeSeconds: (ContinuousClock.now - closing).secondsDouble))
+                    continuation.resume(
+                        returning: StormFigures(
+                            openSeconds: openSeconds,
+                            closeSeconds: (ContinuousClock.now - closing).secondsDouble
+                        )
+                    )
                 } catch {
                     continuation.resume(throwing: error)
                 }

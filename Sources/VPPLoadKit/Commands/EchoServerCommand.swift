@@ -47,7 +47,9 @@ struct EchoServerCommand: LoadSubcommand {
         )
         let channel = try await EchoServer(host: self.host, port: self.port).start(group: group)
         // Unbuffered, so that a script waiting for this line sees it at once.
-        FileHandle.standardOutput.write(Data("listening on \(self.host):\(channel.localAddress?.port ?? self.port)\n".utf8))
+        FileHandle.standardOutput.write(
+            Data("listening on \(self.host):\(channel.localAddress?.port ?? self.port)\n".utf8)
+        )
         let stop = self.duration.flatMap(LoadDuration.parse)
         let signals = SignalWaiter()
         if let stop {

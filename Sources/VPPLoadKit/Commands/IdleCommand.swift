@@ -31,7 +31,9 @@ struct IdleCommand: LoadSubcommand {
     var serverPID: Int?
 
     mutating func validate() throws {
-        guard (1...100_000).contains(self.connections) else { throw ValidationError("--connections must be 1 to 100000.") }
+        guard (1...100_000).contains(self.connections) else {
+            throw ValidationError("--connections must be 1 to 100000.")
+        }
         guard LoadDuration.parse(self.hold) != nil, LoadDuration.parse(self.settle) != nil else {
             throw ValidationError("--hold and --settle take durations such as 10s.")
         }
@@ -81,7 +83,10 @@ struct ProcessMemory {
     init?(status text: String) {
         func field(_ name: String) -> Int? {
             for line in text.split(separator: "\n") where line.hasPrefix(name + ":") {
-                return Int(line.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
+                return Int(
+                    line.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces).split(separator: " ").first
+                        ?? ""
+                )
             }
             return nil
         }
@@ -127,7 +132,8 @@ struct IdleReport: Codable, Equatable {
     func human() -> String {
         var lines = [
             "vpp-load idle: \(self.connections) connections opened and authenticated in "
-                + String(format: "%.2f", self.connectSeconds) + " s, held " + String(format: "%.0f", self.holdSeconds) + " s"
+                + String(format: "%.2f", self.connectSeconds) + " s, held " + String(format: "%.0f", self.holdSeconds)
+                + " s"
         ]
         if let rss = self.serverRSSKB {
             lines.append(

@@ -7,7 +7,10 @@ struct RunShapeOptions: ParsableArguments {
     @Option(help: "Connections, each its own client; with --tenants N, connection c is tenant c mod N.")
     var connections: Int = 4
 
-    @Option(name: .customLong("in-flight"), help: "Calls in flight on each connection (each task keeps to one connection).")
+    @Option(
+        name: .customLong("in-flight"),
+        help: "Calls in flight on each connection (each task keeps to one connection)."
+    )
     var inFlight: Int?
 
     @Option(
@@ -32,8 +35,12 @@ struct RunShapeOptions: ParsableArguments {
     var warmupDuration: Duration? { self.warmup.flatMap(LoadDuration.parse) }
 
     mutating func validate() throws {
-        if let warmup, LoadDuration.parse(warmup) == nil { throw ValidationError("--warmup takes a duration such as 10s.") }
-        guard (1...20_000).contains(self.connections) else { throw ValidationError("--connections must be 1 to 20000.") }
+        if let warmup, LoadDuration.parse(warmup) == nil {
+            throw ValidationError("--warmup takes a duration such as 10s.")
+        }
+        guard (1...20_000).contains(self.connections) else {
+            throw ValidationError("--connections must be 1 to 20000.")
+        }
         if self.inFlight != nil, self.concurrency != nil {
             throw ValidationError("Give --in-flight or --concurrency, not both.")
         }
@@ -50,12 +57,17 @@ struct RunShapeOptions: ParsableArguments {
     func plan(callTimeout: Duration) throws -> LoadPlan {
         if let concurrency {
             return LoadPlan(
-                connections: self.connections, concurrency: concurrency, bound: try self.bound(),
-                callTimeout: callTimeout, spreadCalls: true
+                connections: self.connections,
+                concurrency: concurrency,
+                bound: try self.bound(),
+                callTimeout: callTimeout,
+                spreadCalls: true
             )
         }
         return LoadPlan(
-            connections: self.connections, concurrency: self.connections * (self.inFlight ?? 16), bound: try self.bound(),
+            connections: self.connections,
+            concurrency: self.connections * (self.inFlight ?? 16),
+            bound: try self.bound(),
             callTimeout: callTimeout
         )
     }
@@ -80,7 +92,9 @@ struct TenantOptions: ParsableArguments {
 
     mutating func validate() throws {
         guard (1...100_000).contains(self.tenants) else { throw ValidationError("--tenants must be 1 to 100000.") }
-        guard (1...1000).contains(self.appsPerTenant) else { throw ValidationError("--apps-per-tenant must be 1 to 1000.") }
+        guard (1...1000).contains(self.appsPerTenant) else {
+            throw ValidationError("--apps-per-tenant must be 1 to 1000.")
+        }
     }
 }
 
@@ -116,8 +130,12 @@ struct MixCommand: TenantLoadSubcommand {
 
     func execute(preparingTenantsWith preparer: any LoadTenantPreparing) async throws {
         try await runTenantMix(
-            try CallMix.parse(self.weights), name: "mix", target: self.target, shape: self.shape,
-            tenants: self.tenantOptions, preparer: preparer
+            try CallMix.parse(self.weights),
+            name: "mix",
+            target: self.target,
+            shape: self.shape,
+            tenants: self.tenantOptions,
+            preparer: preparer
         )
     }
 }
@@ -139,15 +157,23 @@ struct CountsCommand: TenantLoadSubcommand {
 
     func execute(preparingTenantsWith preparer: any LoadTenantPreparing) async throws {
         try await runTenantMix(
-            try CallMix(weights: [.counts: 1]), name: "counts", target: self.target, shape: self.shape,
-            tenants: self.tenantOptions, preparer: preparer
+            try CallMix(weights: [.counts: 1]),
+            name: "counts",
+            target: self.target,
+            shape: self.shape,
+            tenants: self.tenantOptions,
+            preparer: preparer
         )
     }
 }
 
 /// Prepares the tenants (when the mix's calls need them) with `preparer`, warms up, then runs and reports the mix.
 func runTenantMix(
-    _ mix: CallMix, name: String, target: TargetOptions, shape: RunShapeOptions, tenants options: TenantOptions,
+    _ mix: CallMix,
+    name: String,
+    target: TargetOptions,
+    shape: RunShapeOptions,
+    tenants options: TenantOptions,
     preparer: any LoadTenantPreparing
 ) async throws {
     var logger = Logger(label: "vpp-load.\(name)")
@@ -170,16 +196,23 @@ func runTenantMix(
             logger: logger
         )
         if !target.json {
-            print("prepared \(tenants.count) tenants in \(String(format: "%.1f", (ContinuousClock.now - started).secondsDouble)) s")
+            print(
+                "prepared \(tenants.count) tenants in \(String(format: "%.1f", (ContinuousClock.now - started).secondsDouble)) s"
+            )
         }
     }
     let workload = MixWorkload(mix: mix, tenants: tenants, name: name == "mix" ? "mix \(mix.description)" : name)
     if let warmup = shape.warmupDuration, warmup > .zero {
         var plan = try shape.plan(callTimeout: target.callTimeout)
         plan.bound = .duration(warmup)
-        _ = try await LoadRunner(client: target.clientConfiguration(), apiKeys: tenants.map(\.apiKey)).run(workload, plan: plan)
+        _ = try await LoadRunner(client: target.clientConfiguration(), apiKeys: tenants.map(\.apiKey)).run(
+            workload,
+            plan: plan
+        )
     }
     try await target.runAndReport(
-        workload, plan: try shape.plan(callTimeout: target.callTimeout), apiKeys: tenants.map(\.apiKey)
+        workload,
+        plan: try shape.plan(callTimeout: target.callTimeout),
+        apiKeys: tenants.map(\.apiKey)
     )
 }

@@ -24,7 +24,8 @@ struct TargetOptions: ParsableArguments {
 
     @Option(
         name: .customLong("ca-file"),
-        help: "Connect with TLS, trusting the CA in this PEM file (a server with --tls-cert-file). Without it: TLS with the system's CAs off loopback, plain TCP on loopback."
+        help:
+            "Connect with TLS, trusting the CA in this PEM file (a server with --tls-cert-file). Without it: TLS with the system's CAs off loopback, plain TCP on loopback."
     )
     var caFile: String?
 
@@ -60,7 +61,8 @@ struct TargetOptions: ParsableArguments {
     var callTimeout: Duration { LoadDuration.parse(self.timeout) ?? .seconds(10) }
 
     var targetDescription: String {
-        self.host.contains(":") && !self.host.hasPrefix("[") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
+        self.host.contains(":") && !self.host.hasPrefix("[")
+            ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
     }
 
     func clientConfiguration() -> ClientConfiguration {
@@ -81,7 +83,10 @@ struct TargetOptions: ParsableArguments {
     /// Runs the workload and prints its report; fails (exit 1) when any call failed, after printing.
     /// `apiKeys`: one per tenant, taken by the connections in turn; empty: every connection uses this key.
     func runAndReport(_ workload: some Workload, plan: LoadPlan, apiKeys: [String] = []) async throws {
-        let result = try await LoadRunner(client: self.clientConfiguration(), apiKeys: apiKeys).run(workload, plan: plan)
+        let result = try await LoadRunner(client: self.clientConfiguration(), apiKeys: apiKeys).run(
+            workload,
+            plan: plan
+        )
         let report = Report(workload: workload, target: self.targetDescription, plan: plan, result: result)
         print(self.json ? try report.json() : report.human())
         if report.failed > 0 {

@@ -74,7 +74,9 @@ final class EchoFrameHandler: ChannelInboundHandler {
             answer.kind = .welcome(welcome)
         case .call(let call):
             answer = ServerConnectionStateMachine.finalReply(
-                callID: call.callId, status: RpcV1.Status(code: .ok, message: ""), message: call.request
+                callID: call.callId,
+                status: RpcV1.Status(code: .ok, message: ""),
+                message: call.request
             )
         case .ping(let ping):
             var pong = RpcV1.Pong()

@@ -131,7 +131,10 @@ public struct Report: Sendable, Equatable, Codable {
         }
         lines.append("vpp-load \(self.workload) → \(self.target)")
         let perConnection = (self.concurrency + self.connections - 1) / self.connections
-        row("connections", "\(self.connections), \(self.concurrency) calls in flight (up to \(perConnection) per connection)")
+        row(
+            "connections",
+            "\(self.connections), \(self.concurrency) calls in flight (up to \(perConnection) per connection)"
+        )
         if let limit = self.durationLimitSeconds {
             row("bound", "\(Self.decimal(limit, 1)) s")
         } else if let limit = self.callLimit {

@@ -52,7 +52,13 @@ public struct LoadRunner: Sendable {
             for task in 0..<plan.concurrency {
                 let connection: Int? = plan.spreadCalls ? nil : task % clients.count
                 group.addTask {
-                    await Self.callLoop(workload, clients: clients, connection: connection, budget: budget, timeout: plan.callTimeout)
+                    await Self.callLoop(
+                        workload,
+                        clients: clients,
+                        connection: connection,
+                        budget: budget,
+                        timeout: plan.callTimeout
+                    )
                 }
             }
             var merged = LatencyRecorder()
@@ -64,7 +70,9 @@ public struct LoadRunner: Sendable {
         let elapsed = ContinuousClock.now - start
         await Self.close(clients)
         if recorder.clampedCount > 0 {
-            warnings.append("\(recorder.clampedCount) calls took longer than the histogram's range and count as its maximum.")
+            warnings.append(
+                "\(recorder.clampedCount) calls took longer than the histogram's range and count as its maximum."
+            )
         }
         return LoadResult(recorder: recorder, elapsed: elapsed, warnings: warnings)
     }

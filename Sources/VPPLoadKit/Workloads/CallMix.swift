@@ -54,7 +54,9 @@ public struct CallMix: Sendable, Equatable {
 
     /// `ping=1,counts=6,…` in the cases' order: how reports name the mix.
     public var description: String {
-        LoadCall.allCases.compactMap { call in self.weights[call].map { "\(call.rawValue)=\($0)" } }.joined(separator: ",")
+        LoadCall.allCases.compactMap { call in self.weights[call].map { "\(call.rawValue)=\($0)" } }.joined(
+            separator: ","
+        )
     }
 
     public var needsTenantData: Bool { self.weights.keys.contains { $0.needsTenantData } }

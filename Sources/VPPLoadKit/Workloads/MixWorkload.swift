@@ -22,7 +22,9 @@ public struct MixWorkload: Workload {
 
     public func check(welcome: RpcV1.Welcome) throws {
         if self.mix.needsTenantData, welcome.principalKind != "tenant" {
-            throw LoadError("The mix's tenant calls need tenant keys; a connection authenticated as \(welcome.principalKind).")
+            throw LoadError(
+                "The mix's tenant calls need tenant keys; a connection authenticated as \(welcome.principalKind)."
+            )
         }
     }
 

@@ -20,7 +20,9 @@ public struct PingWorkload: Workload {
         request.payload = self.payload
         let response = try await client.call(VppV1.SystemService.Ping.self, request, timeout: timeout)
         guard response.payload.count == self.payload.count else {
-            throw RPCError.internalError("The Ping answer carried \(response.payload.count) bytes, not \(self.payload.count).")
+            throw RPCError.internalError(
+                "The Ping answer carried \(response.payload.count) bytes, not \(self.payload.count)."
+            )
         }
     }
 }
