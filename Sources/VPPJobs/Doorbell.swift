@@ -22,15 +22,7 @@ final class Doorbell: Sendable {
     }
 
     func ring() {
-        let waiter = self.state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
-            guard let waiter = state.waiter else {
-                state.rung = true
-                return nil
-            }
-            state.waiter = nil
-            return waiter
-        }
-        waiter?.resume()
+        self.wake(nil)
     }
 
     /// Returns when rung (a ring since the last wait counts), after `timeout`, or when the task is cancelled.
@@ -42,7 +34,7 @@ final class Doorbell: Sendable {
         let clock = self.clock
         let timer = Task { [weak self] in
             guard (try? await clock.sleep(for: timeout)) != nil else { return }
-            self?.end(id)
+            self?.wake(id)
         }
         defer { timer.cancel() }
         await withTaskCancellationHandler {
@@ -59,15 +51,17 @@ final class Doorbell: Sendable {
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            self.end(id)
+            self.wake(id)
         }
     }
 
-    private func end(_ id: Int) {
+    /// Ends wait `id` (its timeout or cancellation), or with nil whichever wait is waiting (a ring): when nobody
+    /// waits yet, the next wait (of that id, or any for a ring) returns at once.
+    private func wake(_ id: Int?) {
         let waiter = self.state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
-            guard state.waiterID == id else { return nil }
+            if let id, state.waiterID != id { return nil }
             guard let waiter = state.waiter else {
-                state.endedEarly = id
+                if let id { state.endedEarly = id } else { state.rung = true }
                 return nil
             }
             state.waiter = nil

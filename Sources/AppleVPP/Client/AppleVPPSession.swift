@@ -111,13 +111,7 @@ public struct AppleVPPSession: Sendable {
         clientUserIds: [String] = [],
         serialNumbers: [String] = []
     ) async throws -> [EventResponse] {
-        let requests = AppleVPPBatching.manageAssetsRequests(
-            assets: assets,
-            clientUserIds: clientUserIds,
-            serialNumbers: serialNumbers,
-            limits: try await client.limits()
-        )
-        return try await submitAll(requests) { try await associate($0) }
+        try await manageInBatches(assets, clientUserIds, serialNumbers) { try await associate($0) }
     }
 
     /// Disassociates in as many requests as the limits require.
@@ -126,13 +120,23 @@ public struct AppleVPPSession: Sendable {
         clientUserIds: [String] = [],
         serialNumbers: [String] = []
     ) async throws -> [EventResponse] {
+        try await manageInBatches(assets, clientUserIds, serialNumbers) { try await disassociate($0) }
+    }
+
+    /// Cuts an association or disassociation into the requests the service config's limits allow, and sends them.
+    private func manageInBatches(
+        _ assets: [AssetReference],
+        _ clientUserIds: [String],
+        _ serialNumbers: [String],
+        _ send: (ManageAssetsRequest) async throws -> EventResponse
+    ) async throws -> [EventResponse] {
         let requests = AppleVPPBatching.manageAssetsRequests(
             assets: assets,
             clientUserIds: clientUserIds,
             serialNumbers: serialNumbers,
             limits: try await client.limits()
         )
-        return try await submitAll(requests) { try await disassociate($0) }
+        return try await submitAll(requests, send)
     }
 
     /// Revokes every revocable asset of these users and devices, in as many requests as the limits require.

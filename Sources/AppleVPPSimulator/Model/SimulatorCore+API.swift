@@ -392,16 +392,8 @@ extension SimulatorCore {
                 return true
             }
             let (slice, current, next, totalPages) = try page(matching, request)
-            var response = GetAssetsResponse(
-                currentPageIndex: current,
-                nextPageIndex: next,
-                size: slice.count,
-                totalPages: totalPages,
-                versionId: String(location.version),
-                mdmInfo: common.mdmInfo,
-                tokenExpirationDate: common.tokenExpirationDate,
-                uId: common.uId
-            )
+            var response = GetAssetsResponse()
+            response.setPage(current, next, slice.count, totalPages, version: location.version, common)
             if unlimited == true {
                 response.unlimitedAssets = slice.map {
                     UnlimitedResponseAsset(
@@ -449,17 +441,9 @@ extension SimulatorCore {
                 sinceVersion: since
             )
             let (slice, current, next, totalPages) = try page(matching, request)
-            return GetAssignmentsResponse(
-                assignments: Array(slice),
-                currentPageIndex: current,
-                nextPageIndex: next,
-                size: slice.count,
-                totalPages: totalPages,
-                versionId: String(location.version),
-                mdmInfo: common.mdmInfo,
-                tokenExpirationDate: common.tokenExpirationDate,
-                uId: common.uId
-            )
+            var response = GetAssignmentsResponse(assignments: Array(slice))
+            response.setPage(current, next, slice.count, totalPages, version: location.version, common)
+            return response
         }
     }
 
@@ -604,17 +588,9 @@ extension SimulatorCore {
                 return true
             }.sorted { $0.order < $1.order }.map(\.response)
             let (slice, current, next, totalPages) = try page(matching, request)
-            return GetUsersResponse(
-                users: Array(slice),
-                currentPageIndex: current,
-                nextPageIndex: next,
-                size: slice.count,
-                totalPages: totalPages,
-                versionId: String(location.version),
-                mdmInfo: common.mdmInfo,
-                tokenExpirationDate: common.tokenExpirationDate,
-                uId: common.uId
-            )
+            var response = GetUsersResponse(users: Array(slice))
+            response.setPage(current, next, slice.count, totalPages, version: location.version, common)
+            return response
         }
     }
 
@@ -702,3 +678,39 @@ extension Duration {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
+
+/// The fields every paged answer shares (the page, the version, the token's), written once for the three of them.
+protocol SimulatedPage: AppleVPPPage {
+    var currentPageIndex: Int? { get set }
+    var nextPageIndex: Int? { get set }
+    var size: Int? { get set }
+    var totalPages: Int? { get set }
+    var versionId: String? { get set }
+    var mdmInfo: MDMInfo? { get set }
+    var tokenExpirationDate: String? { get set }
+    var uId: String? { get set }
+}
+
+extension SimulatedPage {
+    mutating func setPage(
+        _ current: Int,
+        _ next: Int?,
+        _ size: Int,
+        _ totalPages: Int,
+        version: Int,
+        _ common: SimulatorCore.Common
+    ) {
+        self.currentPageIndex = current
+        self.nextPageIndex = next
+        self.size = size
+        self.totalPages = totalPages
+        self.versionId = String(version)
+        self.mdmInfo = common.mdmInfo
+        self.tokenExpirationDate = common.tokenExpirationDate
+        self.uId = common.uId
+    }
+}
+
+extension GetAssetsResponse: SimulatedPage {}
+extension GetAssignmentsResponse: SimulatedPage {}
+extension GetUsersResponse: SimulatedPage {}
