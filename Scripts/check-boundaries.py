@@ -217,6 +217,32 @@ def check(package_dir):
                     continue
                 if re.fullmatch(imported_pattern, dependency):
                     findings.append(f"{target} -> {dependency} is forbidden: {why}")
+    findings += documented_layers(package_dir, targets)
+    return findings
+
+
+def documented_layers(package_dir, targets):
+    """docs/architecture.md's layer table must say what LAYERS says: the picture is the code's."""
+    path = os.path.join(package_dir, "docs", "architecture.md")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        rows = re.findall(r"^\| (\d+) \| (.*) \|$", handle.read(), re.M)
+    if not rows:
+        return ["docs/architecture.md: no layer table (| layer | modules |) to compare with LAYERS"]
+    findings = []
+    # The modules a row names, outside its parenthesised remarks ("VPPJobs (… on VPPPostgres alone)").
+    documented = {
+        int(layer): set(re.findall(r"\b[A-Za-z][A-Za-z0-9]*\b", re.sub(r"\([^)]*\)", "", text))) & set(targets)
+        for layer, text in rows
+    }
+    for layer, modules in enumerate(LAYERS):
+        listed = documented.get(layer, set())
+        expected = modules & set(targets)
+        if listed != expected:
+            findings.append(
+                f"docs/architecture.md: layer {layer} lists {sorted(listed)}, LAYERS has {sorted(expected)}"
+            )
     return findings
 
 

@@ -110,6 +110,25 @@ class CheckBoundariesTests(unittest.TestCase):
         self.assertEqual(keys, ["peer", "tenant"], findings)
         self.assertTrue(any("B.swift:2:" in f for f in findings), findings)
 
+    def test_a_layer_table_in_the_docs_that_disagrees_with_the_layers_fails(self):
+        rows = "".join(
+            f"| {n} | {', '.join(sorted(layer))} |\n" for n, layer in enumerate(checker.LAYERS)
+        )
+        agreeing = "| layer | modules |\n|---|---|\n" + rows
+        self.assertEqual(self.package(extra={"docs/architecture.md": agreeing}), [])
+        # VPPWire drawn a layer too low; a remark in parentheses may name any module.
+        layers = [set(layer) for layer in checker.LAYERS]
+        layers[3].discard("VPPWire")
+        layers[2].add("VPPWire")
+        wrong = "| layer | modules |\n|---|---|\n" + "".join(
+            f"| {n} | {', '.join(sorted(layer))}{' (VPPProto below)' if n == 3 else ''} |\n"
+            for n, layer in enumerate(layers)
+        )
+        findings = self.package(extra={"docs/architecture.md": wrong})
+        self.assertTrue(any("layer 2 lists ['VPPProto', 'VPPWire']" in f for f in findings), findings)
+        self.assertTrue(any("layer 3 lists [], LAYERS has ['VPPWire']" in f for f in findings), findings)
+        self.assertEqual(len(findings), 2, findings)
+
     def test_the_real_package_passes(self):
         self.assertEqual(checker.check(os.path.join(HERE, "..")), [])
 
