@@ -10,7 +10,8 @@ Sources/<target>/ and Tests/<target>/, and fails when:
   3. an edge goes against the layers below (a module depends only on modules of lower layers), or is one of the
      forbidden edges (`FORBIDDEN`), e.g. VPPWire importing NIOPosix, or anything but VPPProto importing protobuf-c;
   4. a log line's metadata key is a string literal rather than a `LogKey` (Sources/VPPLogKeys), outside the modules
-     that are libraries of their own (`OWN_LOG_KEYS`).
+     that are libraries of their own (`OWN_LOG_KEYS`);
+  5. docs/architecture.md's layer table names other modules per layer than `LAYERS` (the picture is the code's).
 
 Usage: Scripts/check-boundaries.py [package-directory]   (exit 1 and one line per finding when a rule is broken)
 Deploy/test.sh runs it; Scripts/test_check_boundaries.py tests it on small made-up packages.
