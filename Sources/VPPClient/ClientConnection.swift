@@ -54,12 +54,12 @@ final class ClientConnection: Sendable {
                 "Cannot connect to \(configuration.host):\(configuration.port): \(error). Is the server running there?"
             )
         }
-        var hello = RpcV1.Hello()
-        hello.apiKey = configuration.apiKey
-        hello.clientName = configuration.clientName
-        hello.protocolVersion = ServerConnectionStateMachine.protocolVersion
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .hello(hello)
+        let hello = RpcV1.Hello(
+            apiKey: configuration.apiKey,
+            clientName: configuration.clientName,
+            protocolVersion: ServerConnectionStateMachine.protocolVersion
+        )
+        let frame = RpcV1.ClientFrame(kind: .hello(hello))
         let started = channel.eventLoop.flatSubmit {
             () -> EventLoopFuture<(RpcV1.Welcome, NIOLoopBound<ClientConnectionHandler>)> in
             guard let bound = made.withLockedValue({ $0 }) else {
@@ -193,22 +193,17 @@ final class ClientConnectionHandler: ChannelInboundHandler {
             callID = id
             deadline = callDeadline
         }
-        var call = RpcV1.Call()
-        call.callId = callID
-        call.method = method
-        call.request = request
+        var call = RpcV1.Call(
+            callId: callID,
+            method: method,
+            metadata: metadata.sorted { $0.key < $1.key }.map { key, value in RpcV1.KeyValue(key: key, value: value) },
+            request: request
+        )
         if let timeout {
             let (seconds, attoseconds) = timeout.components
             call.timeoutMs = UInt64(max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
         }
-        call.metadata = metadata.sorted { $0.key < $1.key }.map { key, value in
-            var entry = RpcV1.KeyValue()
-            entry.key = key
-            entry.value = value
-            return entry
-        }
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .call(call)
+        let frame = RpcV1.ClientFrame(kind: .call(call))
         if let deadline, let context = self.context {
             self.deadlineTimers[callID] = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
                 self.expire(callID)
@@ -249,11 +244,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
     }
 
     private func sendCancel(_ callID: UInt64) {
-        var cancel = RpcV1.Cancel()
-        cancel.callId = callID
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .cancel(cancel)
-        self.send(frame)
+        self.send(RpcV1.ClientFrame(kind: .cancel(RpcV1.Cancel(callId: callID))))
     }
 
     func ping(nonce: UInt64) -> EventLoopFuture<Void> {
@@ -264,11 +255,7 @@ final class ClientConnectionHandler: ChannelInboundHandler {
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
         self.machine.pingSent(nonce: nonce, promise)
-        var ping = RpcV1.Ping()
-        ping.nonce = nonce
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .ping(ping)
-        self.send(frame)
+        self.send(RpcV1.ClientFrame(kind: .ping(RpcV1.Ping(nonce: nonce))))
         return promise.futureResult
     }
 

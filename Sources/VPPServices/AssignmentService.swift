@@ -60,10 +60,7 @@ struct AssignmentService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 2)
             )
-            var response = VppV1.ListAssignmentsResponse()
-            response.assignments = records.map(VppV1.Assignment.init)
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListAssignmentsResponse(assignments: records.map(VppV1.Assignment.init), page: pageInfo(next))
         }
         router.register(Assignments.UpdateAssignment.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
@@ -92,10 +89,10 @@ struct AssignmentService: Sendable {
                 let record = try await self.ledger.getAssignment(tenantID: tenantID, id)
                 let (released, pending) = try await self.ledger.deleteAssignment(tenantID: tenantID, id)
                 await self.push(tenantID, record.tokenID, context.logger)
-                var response = VppV1.DeleteAssignmentResponse()
-                response.released = UInt32(clamping: released)
-                response.pendingRelease = UInt32(clamping: pending)
-                return response
+                return VppV1.DeleteAssignmentResponse(
+                    released: UInt32(clamping: released),
+                    pendingRelease: UInt32(clamping: pending)
+                )
             }
         }
 
@@ -120,10 +117,7 @@ struct AssignmentService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 2)
             )
-            var response = VppV1.ListLicensesResponse()
-            response.entries = entries.map { VppV1.LicenseEntry($0) }
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListLicensesResponse(entries: entries.map { VppV1.LicenseEntry($0) }, page: pageInfo(next))
         }
         router.register(Licenses.GetDeviceStatus.self, requires: .tenant) { request, context in
             guard !request.serialNumber.isEmpty else {
@@ -181,11 +175,11 @@ struct AssignmentService: Sendable {
             if freed > 0 {
                 try await self.syncs.pushPending(ledger: self.ledger, tenantID: tenantID)
             }
-            var response = VppV1.ReportInstallResultsResponse()
-            response.applied = UInt32(clamping: applied)
-            response.freedLicenses = UInt32(clamping: freed)
-            response.errors = errors
-            return response
+            return VppV1.ReportInstallResultsResponse(
+                applied: UInt32(clamping: applied),
+                freedLicenses: UInt32(clamping: freed),
+                errors: errors
+            )
         }
         router.register(Licenses.RequestApp.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()

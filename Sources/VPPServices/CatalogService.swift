@@ -39,10 +39,7 @@ struct CatalogService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 3)
             )
-            var response = VppV1.ListSkippedAssetsResponse()
-            response.assets = assets.map(VppV1.SkippedAsset.init)
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListSkippedAssetsResponse(assets: assets.map(VppV1.SkippedAsset.init), page: pageInfo(next))
         }
     }
 
@@ -60,10 +57,7 @@ struct CatalogService: Sendable {
             pageSize: pageSize(request.page),
             after: try pageToken(request.page, fields: 2)
         )
-        var response = VppV1.ListAssetsResponse()
-        response.assets = assets.map(VppV1.Asset.init)
-        response.page = pageInfo(next)
-        return response
+        return VppV1.ListAssetsResponse(assets: assets.map(VppV1.Asset.init), page: pageInfo(next))
     }
 }
 

@@ -27,9 +27,7 @@ extension VppV1.Tenant {
         // The operator service fills in the count from the token registry.
         self.tokenCount = 0
         self.createdAt = VppV1.Timestamp(record.organizationCreatedAt)
-        var features = VppV1.TenantFeatures()
-        features.deviceGroupAssignment = record.deviceGroupAssignmentEnabled
-        self.features = features
+        self.features = VppV1.TenantFeatures(deviceGroupAssignment: record.deviceGroupAssignmentEnabled)
         self.deviceGroupAssignmentAllowed = record.deviceGroupAssignmentAllowed
         self.suspendedReason = record.suspendedReason
         self.updatedAt = VppV1.Timestamp(record.updatedAt)
@@ -85,9 +83,7 @@ func pageToken(_ page: VppV1.PageRequest?, fields: Int) throws -> PageToken? {
 }
 
 func pageInfo(_ next: PageToken?) -> VppV1.PageInfo {
-    var info = VppV1.PageInfo()
-    info.nextPageToken = next?.encoded ?? ""
-    return info
+    VppV1.PageInfo(nextPageToken: next?.encoded ?? "")
 }
 
 extension VppV1.ListAuditEventsResponse {

@@ -56,10 +56,7 @@ struct DirectoryService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 2)
             )
-            var response = VppV1.ListUsersResponse()
-            response.users = users.map(VppV1.User.init)
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListUsersResponse(users: users.map(VppV1.User.init), page: pageInfo(next))
         }
 
         // MARK: Devices
@@ -108,10 +105,7 @@ struct DirectoryService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 2)
             )
-            var response = VppV1.ListDevicesResponse()
-            response.devices = devices.map(VppV1.Device.init)
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListDevicesResponse(devices: devices.map(VppV1.Device.init), page: pageInfo(next))
         }
 
         // MARK: Groups
@@ -189,10 +183,7 @@ struct DirectoryService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 2)
             )
-            var response = VppV1.ListGroupsResponse()
-            response.groups = groups.map(VppV1.Group.init)
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListGroupsResponse(groups: groups.map(VppV1.Group.init), page: pageInfo(next))
         }
 
         // MARK: Membership
@@ -235,10 +226,7 @@ struct DirectoryService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 1)
             )
-            var response = VppV1.ListGroupMembersResponse()
-            response.memberKeys = keys
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListGroupMembersResponse(memberKeys: keys, page: pageInfo(next))
         }
     }
 }

@@ -79,9 +79,7 @@ struct OperatorService: Sendable {
                     self.authenticator.keyRevoked(key)
                     await self.storage.announceChange("key:\(key.lowercasedText)")
                 }
-                var response = VppV1.DeleteTenantResponse()
-                response.releasedTokens = UInt32(clamping: released)
-                return response
+                return VppV1.DeleteTenantResponse(releasedTokens: UInt32(clamping: released))
             }
         }
         router.register(Operator.CreateApiKey.self, requires: .operator) { request, context in
@@ -97,10 +95,7 @@ struct OperatorService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 2)
             )
-            var response = VppV1.ListApiKeysResponse()
-            response.keys = keys.map(VppV1.ApiKey.init)
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListApiKeysResponse(keys: keys.map(VppV1.ApiKey.init), page: pageInfo(next))
         }
         router.register(Operator.RevokeApiKey.self, requires: .operator) { request, context in
             try await self.audited(context, target: { _ in "key:\(request.keyId)" }) {
@@ -122,23 +117,23 @@ struct OperatorService: Sendable {
         }
         router.register(Operator.GetMigrationStatus.self, requires: .operator) { _, _ in
             let status = try await self.storage.migrator.status()
-            var response = VppV1.GetMigrationStatusResponse()
-            var control = VppV1.SchemaVersion()
-            control.owner = "control"
-            control.schemaName = "vpp_control"
-            control.version = UInt32(status.controlVersion)
-            control.latestVersion = UInt32(status.latestControlVersion)
-            response.control = control
-            response.tenants = status.tenants.map { tenant in
-                var version = VppV1.SchemaVersion()
-                version.owner = tenant.tenantID.lowercasedText
-                version.schemaName = tenant.schemaName
-                version.version = UInt32(tenant.version)
-                version.latestVersion = UInt32(status.latestTenantVersion)
-                return version
-            }
-            response.tenantsBehind = UInt32(status.tenantsBehind)
-            return response
+            return VppV1.GetMigrationStatusResponse(
+                control: VppV1.SchemaVersion(
+                    owner: "control",
+                    schemaName: "vpp_control",
+                    version: UInt32(status.controlVersion),
+                    latestVersion: UInt32(status.latestControlVersion)
+                ),
+                tenants: status.tenants.map { tenant in
+                    VppV1.SchemaVersion(
+                        owner: tenant.tenantID.lowercasedText,
+                        schemaName: tenant.schemaName,
+                        version: UInt32(tenant.version),
+                        latestVersion: UInt32(status.latestTenantVersion)
+                    )
+                },
+                tenantsBehind: UInt32(status.tenantsBehind)
+            )
         }
     }
 
@@ -151,8 +146,7 @@ struct OperatorService: Sendable {
             organizationCreatedAt: request.createdAt?.date,
             deviceGroupAssignment: request.features?.deviceGroupAssignment ?? false
         )
-        var response = VppV1.CreateTenantResponse()
-        response.tenant = VppV1.Tenant(record)
+        var response = VppV1.CreateTenantResponse(tenant: VppV1.Tenant(record))
         if !request.initialKeyName.isEmpty {
             response.initialKey = try await self.createKey(tenantID: record.id.uuidString, name: request.initialKeyName)
         }
@@ -166,10 +160,7 @@ struct OperatorService: Sendable {
             tenantID: tenant,
             name: name
         )
-        var response = VppV1.CreateApiKeyResponse()
-        response.key = VppV1.ApiKey(key)
-        response.secret = secret
-        return response
+        return VppV1.CreateApiKeyResponse(key: VppV1.ApiKey(key), secret: secret)
     }
 
     private func listTenants(_ request: VppV1.ListTenantsRequest) async throws -> VppV1.ListTenantsResponse {
@@ -188,10 +179,7 @@ struct OperatorService: Sendable {
             nameContains: filter.isEmpty ? nil : String(filter.prefix(200)),
             state: state
         )
-        var response = VppV1.ListTenantsResponse()
-        response.tenants = try await self.withTokenCounts(tenants)
-        response.page = pageInfo(next)
-        return response
+        return VppV1.ListTenantsResponse(tenants: try await self.withTokenCounts(tenants), page: pageInfo(next))
     }
 
     /// The tenants as the API shows them, with the number of tokens each holds.

@@ -57,11 +57,8 @@ struct TokenService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 2)
             )
-            var response = VppV1.ListTokensResponse()
             let now = Date()
-            response.tokens = tokens.map { VppV1.Token($0, now: now) }
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListTokensResponse(tokens: tokens.map { VppV1.Token($0, now: now) }, page: pageInfo(next))
         }
         router.register(Tokens.RenewToken.self, requires: .tenant) { request, context in
             let tenantID = try context.tenantID()
@@ -95,11 +92,11 @@ struct TokenService: Sendable {
                 _ = try await self.tokens.get(tenantID: tenantID, tokenID)
                 try await self.syncs.cancel(tokenID: tokenID, reason: "The token was deleted.")
                 let deletion = try await self.tokens.delete(tenantID: tenantID, tokenID)
-                var response = VppV1.DeleteTokenResponse()
-                response.removedAssets = UInt32(clamping: deletion.removedAssets)
-                response.removedAssignments = UInt32(clamping: deletion.removedAssignments)
-                response.forgottenLicenses = UInt32(clamping: deletion.forgottenLicenses)
-                return response
+                return VppV1.DeleteTokenResponse(
+                    removedAssignments: UInt32(clamping: deletion.removedAssignments),
+                    forgottenLicenses: UInt32(clamping: deletion.forgottenLicenses),
+                    removedAssets: UInt32(clamping: deletion.removedAssets)
+                )
             }
         }
 
@@ -153,10 +150,7 @@ struct TokenService: Sendable {
                 pageSize: pageSize(request.page),
                 after: try pageToken(request.page, fields: 2)
             )
-            var response = VppV1.ListSyncJobsResponse()
-            response.jobs = jobs.map(VppV1.SyncJob.init)
-            response.page = pageInfo(next)
-            return response
+            return VppV1.ListSyncJobsResponse(jobs: jobs.map(VppV1.SyncJob.init), page: pageInfo(next))
         }
         router.registerStream(Sync.WatchSyncJob.self, requires: .tenant) { request, context, stream in
             let tenantID = try context.tenantID()
@@ -209,11 +203,11 @@ struct TokenService: Sendable {
             trigger: .upload,
             full: true
         )
-        var response = VppV1.UploadTokenResponse()
-        response.token = VppV1.Token(upload.token)
-        response.syncJobId = job.id.lowercasedText
-        response.previousMdm = upload.previousMDM ?? ""
-        return response
+        return VppV1.UploadTokenResponse(
+            token: VppV1.Token(upload.token),
+            syncJobId: job.id.lowercasedText,
+            previousMdm: upload.previousMDM ?? ""
+        )
     }
 }
 
@@ -249,18 +243,20 @@ extension VppV1.Token {
         self.skippedAssetCount = UInt32(clamping: record.skippedAssetCount)
         self.foreignUserCount = UInt32(clamping: record.foreignUserCount)
         if record.lastSync.jobID != nil {
-            var last = VppV1.LastSync()
-            last.startedAt = record.lastSync.startedAt.map(VppV1.Timestamp.init)
-            last.finishedAt = record.lastSync.finishedAt.map(VppV1.Timestamp.init)
-            switch record.lastSync.result {
-            case "succeeded": last.result = .succeeded
-            case "failed": last.result = .failed
-            case "cancelled": last.result = .cancelled
-            default: last.result = .unspecified
-            }
-            last.error = record.lastSync.error
-            last.jobId = record.lastSync.jobID?.lowercasedText ?? ""
-            self.lastSync = last
+            let result: VppV1.SyncResult =
+                switch record.lastSync.result {
+                case "succeeded": .succeeded
+                case "failed": .failed
+                case "cancelled": .cancelled
+                default: .unspecified
+                }
+            self.lastSync = VppV1.LastSync(
+                startedAt: record.lastSync.startedAt.map(VppV1.Timestamp.init),
+                finishedAt: record.lastSync.finishedAt.map(VppV1.Timestamp.init),
+                result: result,
+                error: record.lastSync.error,
+                jobId: record.lastSync.jobID?.lowercasedText ?? ""
+            )
         }
         self.nextSyncAt = record.nextSyncAt.map(VppV1.Timestamp.init)
         self.createdAt = VppV1.Timestamp(record.createdAt)
@@ -309,15 +305,15 @@ extension VppV1.SyncJob {
         }
         self.error = job.error
         if let summary = SyncJobs.summary(of: job) {
-            var stats = VppV1.SyncStats()
-            stats.apps = UInt32(clamping: summary.apps)
-            stats.books = UInt32(clamping: summary.books)
-            stats.skippedAssets = UInt32(clamping: summary.skippedAssets)
-            stats.users = UInt32(clamping: summary.users)
-            stats.foreignUsers = UInt32(clamping: summary.foreignUsers)
-            stats.assignments = UInt64(max(0, summary.assignments))
-            stats.foreignAssignments = UInt64(max(0, summary.foreignAssignments))
-            self.stats = stats
+            self.stats = VppV1.SyncStats(
+                apps: UInt32(clamping: summary.apps),
+                books: UInt32(clamping: summary.books),
+                skippedAssets: UInt32(clamping: summary.skippedAssets),
+                users: UInt32(clamping: summary.users),
+                foreignUsers: UInt32(clamping: summary.foreignUsers),
+                assignments: UInt64(max(0, summary.assignments)),
+                foreignAssignments: UInt64(max(0, summary.foreignAssignments))
+            )
             self.fullSync = summary.fullSync
         } else {
             self.fullSync = SyncJobs.payload(of: job)?.full ?? false

@@ -64,12 +64,7 @@ public final class RawConnection: Sendable {
 
     /// Sends a Hello with this key.
     public func hello(apiKey: String) async throws {
-        var hello = RpcV1.Hello()
-        hello.apiKey = apiKey
-        hello.protocolVersion = 1
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .hello(hello)
-        try await self.send(frame)
+        try await self.send(RpcV1.ClientFrame(kind: .hello(RpcV1.Hello(apiKey: apiKey, protocolVersion: 1))))
     }
 
     /// The next thing the server did: a frame, or closing the connection (then `.closed` forever). After `timeout`

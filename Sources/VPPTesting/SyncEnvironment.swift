@@ -102,12 +102,12 @@ public struct SyncEnvironment: Sendable {
     public static func uploadRequest(_ file: String, appleID: String = "vpp-admin@example.com", takeOver: Bool = false)
         -> VppV1.UploadTokenRequest
     {
-        var request = VppV1.UploadTokenRequest()
-        request.tokenFile = Array(file.utf8)
-        request.appleId = appleID
-        request.accountType = .education
-        request.takeOver = takeOver
-        return request
+        VppV1.UploadTokenRequest(
+            tokenFile: Array(file.utf8),
+            appleId: appleID,
+            accountType: .education,
+            takeOver: takeOver
+        )
     }
 
     public func upload(_ client: VPPClient, _ file: String, takeOver: Bool = false) async throws
@@ -118,8 +118,7 @@ public struct SyncEnvironment: Sendable {
 
     /// Follows a job with WatchSyncJob until it ends; returns every update seen.
     public func watch(_ client: VPPClient, jobID: String) async throws -> [VppV1.SyncJob] {
-        var request = VppV1.WatchSyncJobRequest()
-        request.jobId = jobID
+        let request = VppV1.WatchSyncJobRequest(jobId: jobID)
         var updates: [VppV1.SyncJob] = []
         for try await job in client.stream(VppV1.SyncService.WatchSyncJob.self, request, timeout: .seconds(60)) {
             updates.append(job)
@@ -134,8 +133,7 @@ public struct SyncEnvironment: Sendable {
         timeout: Duration = .seconds(30),
         until predicate: (VppV1.SyncJob) -> Bool
     ) async throws -> VppV1.SyncJob {
-        var request = VppV1.GetSyncJobRequest()
-        request.jobId = jobID
+        let request = VppV1.GetSyncJobRequest(jobId: jobID)
         let deadline = ContinuousClock.now + timeout
         while true {
             let job = try await client.call(VppV1.SyncService.GetSyncJob.self, request)
@@ -150,22 +148,19 @@ public struct SyncEnvironment: Sendable {
     }
 
     public func getToken(_ client: VPPClient, _ id: String) async throws -> VppV1.Token {
-        var request = VppV1.GetTokenRequest()
-        request.tokenId = id
-        return try await client.call(VppV1.TokenService.GetToken.self, request)
+        return try await client.call(VppV1.TokenService.GetToken.self, VppV1.GetTokenRequest(tokenId: id))
     }
 
     public func syncNow(_ client: VPPClient, _ tokenID: String, full: Bool = false) async throws -> VppV1.SyncJob {
-        var request = VppV1.SyncTokenRequest()
-        request.tokenId = tokenID
-        request.full = full
-        return try await client.call(VppV1.SyncService.SyncToken.self, request)
+        return try await client.call(
+            VppV1.SyncService.SyncToken.self,
+            VppV1.SyncTokenRequest(tokenId: tokenID, full: full)
+        )
     }
 
     public func apps(_ client: VPPClient, tokenID: String = "") async throws -> [VppV1.Asset] {
-        var request = VppV1.ListAssetsRequest()
-        request.tokenId = tokenID
-        return try await client.call(VppV1.CatalogService.ListApps.self, request).assets
+        return try await client.call(VppV1.CatalogService.ListApps.self, VppV1.ListAssetsRequest(tokenId: tokenID))
+            .assets
     }
 }
 

@@ -173,9 +173,7 @@ public struct TestVPPServer: Sendable {
         _ name: String,
         configure: (inout VppV1.CreateTenantRequest) -> Void = { _ in }
     ) async throws -> (tenant: VppV1.Tenant, key: String) {
-        var request = VppV1.CreateTenantRequest()
-        request.displayName = name
-        request.initialKeyName = "admin tool"
+        var request = VppV1.CreateTenantRequest(displayName: name, initialKeyName: "admin tool")
         configure(&request)
         let client = self.operatorClient()
         let response: VppV1.CreateTenantResponse

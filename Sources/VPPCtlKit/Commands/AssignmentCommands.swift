@@ -41,12 +41,14 @@ struct AssignmentsCreate: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.CreateAssignmentRequest()
-            request.assetId = try await Catalog.resolveAsset(ctl, self.asset)
+            let assetID = try await Catalog.resolveAsset(ctl, self.asset)
             let group = try await Directory.group(ctl, self.group)
-            request.groupId = group.id
-            request.action = self.action.value
-            request.licenseType = self.licenseType?.value ?? (group.kind == .device ? .device : .user)
+            let request = VppV1.CreateAssignmentRequest(
+                assetId: assetID,
+                groupId: group.id,
+                action: self.action.value,
+                licenseType: self.licenseType?.value ?? (group.kind == .device ? .device : .user)
+            )
             let assignment = try await ctl.call(
                 VppV1.AssignmentService.CreateAssignment.self,
                 request,
@@ -72,8 +74,7 @@ struct AssignmentsList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListAssignmentsRequest()
-            request.page = self.page.request
+            var request = VppV1.ListAssignmentsRequest(page: self.page.request)
             if let asset = self.asset { request.assetId = try await Catalog.resolveAsset(ctl, asset) }
             if let group = self.group { request.groupId = try await Directory.group(ctl, group).id }
             let answer = try await ctl.call(VppV1.AssignmentService.ListAssignments.self, request)
@@ -101,10 +102,12 @@ struct AssignmentsShow: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.GetAssignmentRequest()
-            request.assignmentId = self.assignmentID
             ctl.printer.record(
-                try await ctl.call(VppV1.AssignmentService.GetAssignment.self, request, notFound: Look.assignments)
+                try await ctl.call(
+                    VppV1.AssignmentService.GetAssignment.self,
+                    VppV1.GetAssignmentRequest(assignmentId: self.assignmentID),
+                    notFound: Look.assignments
+                )
             )
         }
     }
@@ -124,11 +127,12 @@ struct AssignmentsUpdate: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.UpdateAssignmentRequest()
-            request.assignmentId = self.assignmentID
-            request.action = self.action.value
             ctl.printer.record(
-                try await ctl.call(VppV1.AssignmentService.UpdateAssignment.self, request, notFound: Look.assignments)
+                try await ctl.call(
+                    VppV1.AssignmentService.UpdateAssignment.self,
+                    VppV1.UpdateAssignmentRequest(assignmentId: self.assignmentID, action: self.action.value),
+                    notFound: Look.assignments
+                )
             )
         }
     }
@@ -156,11 +160,9 @@ struct AssignmentsDelete: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.DeleteAssignmentRequest()
-            request.assignmentId = self.assignmentID
             let answer = try await ctl.call(
                 VppV1.AssignmentService.DeleteAssignment.self,
-                request,
+                VppV1.DeleteAssignmentRequest(assignmentId: self.assignmentID),
                 notFound: Look.assignments
             )
             ctl.printer.result(

@@ -31,11 +31,7 @@ enum Catalog {
     /// with two tokens is two assets (R11): then the id is needed, and the message lists the candidates.
     static func resolveAsset(_ ctl: Ctl, _ reference: String) async throws -> String {
         if Self.looksLikeID(reference) { return reference }
-        var request = VppV1.ListAssetsRequest()
-        var page = VppV1.PageRequest()
-        page.pageSize = 20
-        request.page = page
-        request.query = reference
+        let request = VppV1.ListAssetsRequest(page: VppV1.PageRequest(pageSize: 20), query: reference)
         var found = try await ctl.call(VppV1.CatalogService.ListApps.self, request).assets
         found += try await ctl.call(VppV1.CatalogService.ListBooks.self, request).assets
         // An exact adam id or name beats a substring of a longer name.
@@ -129,12 +125,12 @@ struct AssetFilter: ParsableArguments {
     var onlyAvailable = false
 
     func request(_ page: PageOptions) -> VppV1.ListAssetsRequest {
-        var request = VppV1.ListAssetsRequest()
-        request.page = page.request
-        request.tokenId = self.tokenID ?? ""
-        request.query = self.query ?? ""
-        request.onlyAvailable = self.onlyAvailable
-        return request
+        VppV1.ListAssetsRequest(
+            page: page.request,
+            tokenId: self.tokenID ?? "",
+            query: self.query ?? "",
+            onlyAvailable: self.onlyAvailable
+        )
     }
 }
 
@@ -153,8 +149,7 @@ struct AssetShow: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.GetAssetRequest()
-            request.assetId = try await Catalog.resolveAsset(ctl, self.asset)
+            let request = VppV1.GetAssetRequest(assetId: try await Catalog.resolveAsset(ctl, self.asset))
             ctl.printer.record(try await ctl.call(VppV1.CatalogService.GetAsset.self, request, notFound: Look.assets))
         }
     }
@@ -175,8 +170,7 @@ struct AssetCounts: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.GetLicenseCountsRequest()
-            request.assetId = try await Catalog.resolveAsset(ctl, self.asset)
+            let request = VppV1.GetLicenseCountsRequest(assetId: try await Catalog.resolveAsset(ctl, self.asset))
             ctl.printer.record(
                 try await ctl.call(VppV1.CatalogService.GetLicenseCounts.self, request, notFound: Look.assets)
             )
@@ -200,10 +194,11 @@ struct AppsSkipped: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListSkippedAssetsRequest()
-            request.page = self.page.request
-            request.tokenId = self.tokenID ?? ""
-            let answer = try await ctl.call(VppV1.CatalogService.ListSkippedAssets.self, request, notFound: Look.tokens)
+            let answer = try await ctl.call(
+                VppV1.CatalogService.ListSkippedAssets.self,
+                VppV1.ListSkippedAssetsRequest(page: self.page.request, tokenId: self.tokenID ?? ""),
+                notFound: Look.tokens
+            )
             ctl.printer.list(
                 answer,
                 items: "assets",

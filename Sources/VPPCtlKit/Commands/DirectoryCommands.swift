@@ -5,12 +5,9 @@ import VPPProto
 enum Directory {
     /// An entry by its key (external id, serial number) or, failing that, by our id.
     static func entry(_ reference: String) -> [VppV1.GetEntryRequest] {
-        var byKey = VppV1.GetEntryRequest()
-        byKey.by = .key(reference)
+        let byKey = VppV1.GetEntryRequest(by: .key(reference))
         guard Catalog.looksLikeID(reference) else { return [byKey] }
-        var byID = VppV1.GetEntryRequest()
-        byID.by = .id(reference)
-        return [byKey, byID]
+        return [byKey, VppV1.GetEntryRequest(by: .id(reference))]
     }
 
     /// Tries each lookup in turn; NOT_FOUND from all of them is reported once, with `notFound` as advice.
@@ -44,12 +41,9 @@ enum Directory {
         for (groupKey, members) in memberships.sorted(by: { $0.key < $1.key }) {
             let group = try await Self.group(ctl, groupKey)
             for batch in batches(members) {
-                var request = VppV1.GroupMembersRequest()
-                request.groupId = group.id
-                request.memberKeys = Array(batch)
                 let answer = try await ctl.call(
                     VppV1.DirectoryService.AddGroupMembers.self,
-                    request,
+                    VppV1.GroupMembersRequest(groupId: group.id, memberKeys: Array(batch)),
                     notFound: Look.groups
                 )
                 changed += Int(answer.changed)
@@ -156,9 +150,10 @@ struct UsersImport: CtlSubcommand {
             var total = VppV1.UpsertResponse()
             var errors: [String] = []
             for (batchIndex, batch) in batches(rows).enumerated() {
-                var request = VppV1.UpsertUsersRequest()
-                request.users = batch.map { $0.input }
-                let answer = try await ctl.call(VppV1.DirectoryService.UpsertUsers.self, request)
+                let answer = try await ctl.call(
+                    VppV1.DirectoryService.UpsertUsers.self,
+                    VppV1.UpsertUsersRequest(users: batch.map { $0.input })
+                )
                 total.created += answer.created
                 total.updated += answer.updated
                 total.unchanged += answer.unchanged
@@ -199,15 +194,17 @@ struct UsersAdd: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var user = VppV1.UserInput()
-            user.externalId = self.externalID
-            user.email = self.email ?? ""
-            user.appleId = self.appleId ?? ""
-            user.displayName = self.name ?? ""
-            user.appStoreDisabled = self.appStoreDisabled
-            var request = VppV1.UpsertUsersRequest()
-            request.users = [user]
-            let answer = try await ctl.call(VppV1.DirectoryService.UpsertUsers.self, request)
+            let user = VppV1.UserInput(
+                externalId: self.externalID,
+                email: self.email ?? "",
+                appleId: self.appleId ?? "",
+                displayName: self.name ?? "",
+                appStoreDisabled: self.appStoreDisabled
+            )
+            let answer = try await ctl.call(
+                VppV1.DirectoryService.UpsertUsers.self,
+                VppV1.UpsertUsersRequest(users: [user])
+            )
             let errors = answer.errors.map { "\($0.key): \($0.message)" }
             try Directory.reportUpsert(
                 ctl,
@@ -236,9 +233,7 @@ struct UsersList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListUsersRequest()
-            request.page = self.page.request
-            request.query = self.query ?? ""
+            var request = VppV1.ListUsersRequest(page: self.page.request, query: self.query ?? "")
             if let group = self.group { request.groupId = try await Directory.group(ctl, group).id }
             let answer = try await ctl.call(VppV1.DirectoryService.ListUsers.self, request, notFound: Look.groups)
             ctl.printer.list(
@@ -297,9 +292,7 @@ enum DeleteEntries {
     where Method.Request == VppV1.DeleteEntriesRequest, Method.Response == VppV1.DeleteEntriesResponse {
         var total = VppV1.DeleteEntriesResponse()
         for batch in batches(keys) {
-            var request = VppV1.DeleteEntriesRequest()
-            request.keys = Array(batch)
-            let answer = try await ctl.call(method, request)
+            let answer = try await ctl.call(method, VppV1.DeleteEntriesRequest(keys: Array(batch)))
             total.deleted += answer.deleted
             total.notFound += answer.notFound
         }
@@ -359,9 +352,10 @@ struct DevicesImport: CtlSubcommand {
             var total = VppV1.UpsertResponse()
             var errors: [String] = []
             for (batchIndex, batch) in batches(rows).enumerated() {
-                var request = VppV1.UpsertDevicesRequest()
-                request.devices = batch.map { $0.input }
-                let answer = try await ctl.call(VppV1.DirectoryService.UpsertDevices.self, request)
+                let answer = try await ctl.call(
+                    VppV1.DirectoryService.UpsertDevices.self,
+                    VppV1.UpsertDevicesRequest(devices: batch.map { $0.input })
+                )
                 total.created += answer.created
                 total.updated += answer.updated
                 total.unchanged += answer.unchanged
@@ -406,17 +400,19 @@ struct DevicesAdd: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var device = VppV1.DeviceInput()
-            device.serialNumber = self.serial
-            device.ownerExternalId = self.owner ?? ""
-            device.enrollment = self.enrollment?.value ?? (self.owner == nil ? .automated : .userAffiliated)
-            device.booksAppPresent = !self.noBooksApp
-            device.name = self.name ?? ""
-            device.model = self.model ?? ""
-            device.osVersion = self.osVersion ?? ""
-            var request = VppV1.UpsertDevicesRequest()
-            request.devices = [device]
-            let answer = try await ctl.call(VppV1.DirectoryService.UpsertDevices.self, request)
+            let device = VppV1.DeviceInput(
+                serialNumber: self.serial,
+                ownerExternalId: self.owner ?? "",
+                enrollment: self.enrollment?.value ?? (self.owner == nil ? .automated : .userAffiliated),
+                booksAppPresent: !self.noBooksApp,
+                name: self.name ?? "",
+                model: self.model ?? "",
+                osVersion: self.osVersion ?? ""
+            )
+            let answer = try await ctl.call(
+                VppV1.DirectoryService.UpsertDevices.self,
+                VppV1.UpsertDevicesRequest(devices: [device])
+            )
             let errors = answer.errors.map { "\($0.key): \($0.message)" }
             try Directory.reportUpsert(
                 ctl,
@@ -446,10 +442,11 @@ struct DevicesList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListDevicesRequest()
-            request.page = self.page.request
-            request.query = self.query ?? ""
-            request.ownerExternalId = self.owner ?? ""
+            var request = VppV1.ListDevicesRequest(
+                page: self.page.request,
+                query: self.query ?? "",
+                ownerExternalId: self.owner ?? ""
+            )
             if let group = self.group { request.groupId = try await Directory.group(ctl, group).id }
             let answer = try await ctl.call(VppV1.DirectoryService.ListDevices.self, request, notFound: Look.users)
             ctl.printer.list(

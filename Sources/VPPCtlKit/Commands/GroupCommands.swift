@@ -35,13 +35,13 @@ struct GroupsCreate: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.CreateGroupRequest()
-            request.externalId = self.externalID
-            request.name = self.name ?? self.externalID
-            request.kind = self.kind.value
             let group = try await ctl.call(
                 VppV1.DirectoryService.CreateGroup.self,
-                request,
+                VppV1.CreateGroupRequest(
+                    externalId: self.externalID,
+                    name: self.name ?? self.externalID,
+                    kind: self.kind.value
+                ),
                 hints: [
                     .alreadyExists:
                         "Use it as it is (vppctl groups show \(self.externalID)) or pick another external id."
@@ -67,10 +67,11 @@ struct GroupsList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListGroupsRequest()
-            request.page = self.page.request
-            request.query = self.query ?? ""
-            request.kind = self.kind?.value ?? .unspecified
+            let request = VppV1.ListGroupsRequest(
+                page: self.page.request,
+                query: self.query ?? "",
+                kind: self.kind?.value ?? .unspecified
+            )
             let answer = try await ctl.call(VppV1.DirectoryService.ListGroups.self, request)
             ctl.printer.list(
                 answer,
@@ -114,11 +115,10 @@ struct GroupsUpdate: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.UpdateGroupRequest()
-            request.groupId = try await Directory.group(ctl, self.group).id
-            var name = VppV1.StringValue()
-            name.value = self.name
-            request.name = name
+            let request = VppV1.UpdateGroupRequest(
+                groupId: try await Directory.group(ctl, self.group).id,
+                name: VppV1.StringValue(value: self.name)
+            )
             ctl.printer.record(
                 try await ctl.call(VppV1.DirectoryService.UpdateGroup.self, request, notFound: Look.groups)
             )
@@ -144,8 +144,7 @@ struct GroupsDelete: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.DeleteGroupRequest()
-            request.groupId = try await Directory.group(ctl, self.group).id
+            let request = VppV1.DeleteGroupRequest(groupId: try await Directory.group(ctl, self.group).id)
             let answer = try await ctl.call(VppV1.DirectoryService.DeleteGroup.self, request, notFound: Look.groups)
             ctl.printer.result("Deleted group \(self.group).", json: ProtoJSON.encode(answer))
         }
@@ -164,9 +163,7 @@ enum GroupMembership {
         let group = try await Directory.group(ctl, reference)
         var total = VppV1.GroupMembersResponse()
         for (batchIndex, batch) in batches(keys).enumerated() {
-            var request = VppV1.GroupMembersRequest()
-            request.groupId = group.id
-            request.memberKeys = Array(batch)
+            let request = VppV1.GroupMembersRequest(groupId: group.id, memberKeys: Array(batch))
             let answer = try await ctl.call(method, request, notFound: Look.groups)
             total.changed += answer.changed
             total.unchanged += answer.unchanged
@@ -271,9 +268,10 @@ struct GroupsMembers: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListGroupMembersRequest()
-            request.page = self.page.request
-            request.groupId = try await Directory.group(ctl, self.group).id
+            let request = VppV1.ListGroupMembersRequest(
+                page: self.page.request,
+                groupId: try await Directory.group(ctl, self.group).id
+            )
             let answer = try await ctl.call(
                 VppV1.DirectoryService.ListGroupMembers.self,
                 request,

@@ -27,10 +27,11 @@ struct JobsList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListSyncJobsRequest()
-            request.page = self.page.request
-            request.tokenId = self.tokenID ?? ""
-            let answer = try await ctl.call(VppV1.SyncService.ListSyncJobs.self, request, notFound: Look.tokens)
+            let answer = try await ctl.call(
+                VppV1.SyncService.ListSyncJobs.self,
+                VppV1.ListSyncJobsRequest(page: self.page.request, tokenId: self.tokenID ?? ""),
+                notFound: Look.tokens
+            )
             ctl.printer.list(
                 answer,
                 items: "jobs",
@@ -60,9 +61,13 @@ struct JobsShow: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.GetSyncJobRequest()
-            request.jobId = self.jobID
-            ctl.printer.record(try await ctl.call(VppV1.SyncService.GetSyncJob.self, request, notFound: Look.jobs))
+            ctl.printer.record(
+                try await ctl.call(
+                    VppV1.SyncService.GetSyncJob.self,
+                    VppV1.GetSyncJobRequest(jobId: self.jobID),
+                    notFound: Look.jobs
+                )
+            )
         }
     }
 }

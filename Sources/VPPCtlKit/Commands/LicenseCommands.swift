@@ -32,8 +32,7 @@ struct LicensesUsage: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.GetLicenseUsageRequest()
-            request.assetId = try await Catalog.resolveAsset(ctl, self.asset)
+            let request = VppV1.GetLicenseUsageRequest(assetId: try await Catalog.resolveAsset(ctl, self.asset))
             ctl.printer.record(
                 try await ctl.call(VppV1.LicenseService.GetLicenseUsage.self, request, notFound: Look.assets)
             )
@@ -57,10 +56,11 @@ struct LicensesList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListLicensesRequest()
-            request.page = self.page.request
-            request.assetId = try await Catalog.resolveAsset(ctl, self.asset)
-            request.state = self.state?.value ?? .unspecified
+            let request = VppV1.ListLicensesRequest(
+                page: self.page.request,
+                assetId: try await Catalog.resolveAsset(ctl, self.asset),
+                state: self.state?.value ?? .unspecified
+            )
             let answer = try await ctl.call(VppV1.LicenseService.ListLicenses.self, request, notFound: Look.assets)
             ctl.printer.list(
                 answer,
@@ -97,9 +97,10 @@ struct LicensesReport: CtlSubcommand {
             allowed: ["serial_number", "adam_id", "outcome", "reason", "at"]
         )
         let reports = try file.rows.map { row throws(CtlError) -> VppV1.InstallReport in
-            var report = VppV1.InstallReport()
-            report.serialNumber = row.fields["serial_number"] ?? ""
-            report.adamId = row.fields["adam_id"] ?? ""
+            var report = VppV1.InstallReport(
+                serialNumber: row.fields["serial_number"] ?? "",
+                adamId: row.fields["adam_id"] ?? ""
+            )
             let outcome = row.fields["outcome"] ?? ""
             guard
                 let parsed = Choice<VppV1.InstallOutcome>(
@@ -120,18 +121,17 @@ struct LicensesReport: CtlSubcommand {
                         hint: "Write it like 2026-11-24T09:30:00Z."
                     )
                 }
-                var timestamp = VppV1.Timestamp()
-                timestamp.seconds = Int64(date.timeIntervalSince1970)
-                report.at = timestamp
+                report.at = VppV1.Timestamp(seconds: Int64(date.timeIntervalSince1970))
             }
             return report
         }
         try await Ctl.run(self.connection, self.output) { ctl in
             var total = VppV1.ReportInstallResultsResponse()
             for batch in batches(reports) {
-                var request = VppV1.ReportInstallResultsRequest()
-                request.reports = Array(batch)
-                let answer = try await ctl.call(VppV1.LicenseService.ReportInstallResults.self, request)
+                let answer = try await ctl.call(
+                    VppV1.LicenseService.ReportInstallResults.self,
+                    VppV1.ReportInstallResultsRequest(reports: Array(batch))
+                )
                 total.applied += answer.applied
                 total.freedLicenses += answer.freedLicenses
                 total.errors += answer.errors
@@ -169,10 +169,11 @@ struct LicensesRequest: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.RequestAppRequest()
-            request.assetId = try await Catalog.resolveAsset(ctl, self.asset)
-            request.userExternalId = self.user
-            request.serialNumber = self.serial ?? ""
+            let request = VppV1.RequestAppRequest(
+                assetId: try await Catalog.resolveAsset(ctl, self.asset),
+                userExternalId: self.user,
+                serialNumber: self.serial ?? ""
+            )
             ctl.printer.record(
                 try await ctl.call(VppV1.LicenseService.RequestApp.self, request, notFound: Look.assignments)
             )
@@ -203,11 +204,13 @@ struct StatusUser: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.GetUserStatusRequest()
-            request.externalId = self.user
             try await StatusPrinter.print(
                 ctl,
-                try await ctl.call(VppV1.LicenseService.GetUserStatus.self, request, notFound: Look.users)
+                try await ctl.call(
+                    VppV1.LicenseService.GetUserStatus.self,
+                    VppV1.GetUserStatusRequest(externalId: self.user),
+                    notFound: Look.users
+                )
             )
         }
     }
@@ -226,11 +229,13 @@ struct StatusDevice: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.GetDeviceStatusRequest()
-            request.serialNumber = self.serial
             try await StatusPrinter.print(
                 ctl,
-                try await ctl.call(VppV1.LicenseService.GetDeviceStatus.self, request, notFound: Look.devices)
+                try await ctl.call(
+                    VppV1.LicenseService.GetDeviceStatus.self,
+                    VppV1.GetDeviceStatusRequest(serialNumber: self.serial),
+                    notFound: Look.devices
+                )
             )
         }
     }
@@ -245,8 +250,7 @@ enum StatusPrinter {
         }
         var names: [String: String] = [:]
         for assetID in Set(status.entries.map(\.assetId)) {
-            var request = VppV1.GetAssetRequest()
-            request.assetId = assetID
+            let request = VppV1.GetAssetRequest(assetId: assetID)
             names[assetID] = (try? await ctl.call(VppV1.CatalogService.GetAsset.self, request))?.name
         }
         var lines: [String] = []
@@ -308,10 +312,11 @@ struct AuditList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListAuditEventsRequest()
-            request.page = self.page.request
-            request.target = self.filter.target ?? ""
-            request.method = self.filter.method ?? ""
+            let request = VppV1.ListAuditEventsRequest(
+                page: self.page.request,
+                target: self.filter.target ?? "",
+                method: self.filter.method ?? ""
+            )
             let answer = try await ctl.call(VppV1.AuditService.ListAuditEvents.self, request)
             ctl.printer.list(answer, items: "events", columns: AuditCommand.columns, empty: "No audit events.")
         }
@@ -332,10 +337,11 @@ struct AuditOperator: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListOperatorAuditEventsRequest()
-            request.page = self.page.request
-            request.target = self.filter.target ?? ""
-            request.method = self.filter.method ?? ""
+            let request = VppV1.ListOperatorAuditEventsRequest(
+                page: self.page.request,
+                target: self.filter.target ?? "",
+                method: self.filter.method ?? ""
+            )
             let answer = try await ctl.call(VppV1.OperatorService.ListOperatorAuditEvents.self, request)
             ctl.printer.list(answer, items: "events", columns: AuditCommand.columns, empty: "No audit events.")
         }

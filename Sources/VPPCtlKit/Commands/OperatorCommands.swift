@@ -42,17 +42,16 @@ struct TenantsCreate: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.CreateTenantRequest()
-            request.displayName = self.name
-            request.tokenLimit = self.tokenLimit ?? 0
-            request.initialKeyName = self.keyName ?? ""
+            var request = VppV1.CreateTenantRequest(
+                displayName: self.name,
+                tokenLimit: self.tokenLimit ?? 0,
+                initialKeyName: self.keyName ?? ""
+            )
             if let createdAt = self.createdAt {
                 request.createdAt = try Time.parse(createdAt, option: "--created-at")
             }
             if self.deviceGroups {
-                var features = VppV1.TenantFeatures()
-                features.deviceGroupAssignment = true
-                request.features = features
+                request.features = VppV1.TenantFeatures(deviceGroupAssignment: true)
             }
             let answer = try await ctl.call(VppV1.OperatorService.CreateTenant.self, request)
             ctl.printer.record(
@@ -74,9 +73,7 @@ enum Time {
                 exitCode: .usage
             )
         }
-        var timestamp = VppV1.Timestamp()
-        timestamp.seconds = Int64(date.timeIntervalSince1970)
-        return timestamp
+        return VppV1.Timestamp(seconds: Int64(date.timeIntervalSince1970))
     }
 }
 
@@ -95,10 +92,11 @@ struct TenantsList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListTenantsRequest()
-            request.page = self.page.request
-            request.nameContains = self.name ?? ""
-            request.state = self.state?.value ?? .unspecified
+            let request = VppV1.ListTenantsRequest(
+                page: self.page.request,
+                nameContains: self.name ?? "",
+                state: self.state?.value ?? .unspecified
+            )
             let answer = try await ctl.call(VppV1.OperatorService.ListTenants.self, request)
             ctl.printer.list(
                 answer,
@@ -123,10 +121,12 @@ struct TenantsShow: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.GetTenantRequest()
-            request.tenantId = self.tenantID
             ctl.printer.record(
-                try await ctl.call(VppV1.OperatorService.GetTenant.self, request, notFound: Look.tenants)
+                try await ctl.call(
+                    VppV1.OperatorService.GetTenant.self,
+                    VppV1.GetTenantRequest(tenantId: self.tenantID),
+                    notFound: Look.tenants
+                )
             )
         }
     }
@@ -155,22 +155,15 @@ struct TenantsUpdate: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.UpdateTenantRequest()
-            request.tenantId = self.tenantID
+            var request = VppV1.UpdateTenantRequest(tenantId: self.tenantID)
             if let name = self.name {
-                var value = VppV1.StringValue()
-                value.value = name
-                request.displayName = value
+                request.displayName = VppV1.StringValue(value: name)
             }
             if let limit = self.tokenLimit {
-                var value = VppV1.UInt32Value()
-                value.value = limit
-                request.tokenLimit = value
+                request.tokenLimit = VppV1.UInt32Value(value: limit)
             }
             if let deviceGroups = self.deviceGroups {
-                var features = VppV1.TenantFeatures()
-                features.deviceGroupAssignment = deviceGroups
-                request.features = features
+                request.features = VppV1.TenantFeatures(deviceGroupAssignment: deviceGroups)
             }
             ctl.printer.record(
                 try await ctl.call(VppV1.OperatorService.UpdateTenant.self, request, notFound: Look.tenants)
@@ -193,11 +186,12 @@ struct TenantsSuspend: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.SuspendTenantRequest()
-            request.tenantId = self.tenantID
-            request.reason = self.reason
             ctl.printer.record(
-                try await ctl.call(VppV1.OperatorService.SuspendTenant.self, request, notFound: Look.tenants)
+                try await ctl.call(
+                    VppV1.OperatorService.SuspendTenant.self,
+                    VppV1.SuspendTenantRequest(tenantId: self.tenantID, reason: self.reason),
+                    notFound: Look.tenants
+                )
             )
         }
     }
@@ -216,10 +210,12 @@ struct TenantsResume: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ResumeTenantRequest()
-            request.tenantId = self.tenantID
             ctl.printer.record(
-                try await ctl.call(VppV1.OperatorService.ResumeTenant.self, request, notFound: Look.tenants)
+                try await ctl.call(
+                    VppV1.OperatorService.ResumeTenant.self,
+                    VppV1.ResumeTenantRequest(tenantId: self.tenantID),
+                    notFound: Look.tenants
+                )
             )
         }
     }
@@ -245,10 +241,11 @@ struct TenantsDelete: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.DeleteTenantRequest()
-            request.tenantId = self.tenantID
-            request.confirm = self.confirm
-            let answer = try await ctl.call(VppV1.OperatorService.DeleteTenant.self, request, notFound: Look.tenants)
+            let answer = try await ctl.call(
+                VppV1.OperatorService.DeleteTenant.self,
+                VppV1.DeleteTenantRequest(tenantId: self.tenantID, confirm: self.confirm),
+                notFound: Look.tenants
+            )
             ctl.printer.result(
                 "Deleted tenant \(self.tenantID); \(answer.releasedTokens) tokens released.",
                 json: ProtoJSON.encode(answer)
@@ -280,10 +277,11 @@ struct KeysCreate: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.CreateApiKeyRequest()
-            request.tenantId = self.tenantID ?? ""
-            request.name = self.name
-            let answer = try await ctl.call(VppV1.OperatorService.CreateApiKey.self, request, notFound: Look.tenants)
+            let answer = try await ctl.call(
+                VppV1.OperatorService.CreateApiKey.self,
+                VppV1.CreateApiKeyRequest(tenantId: self.tenantID ?? "", name: self.name),
+                notFound: Look.tenants
+            )
             ctl.printer.record(
                 answer,
                 headline: "Created. The secret is shown once: store it now (e.g. in a file for --api-key-file)."
@@ -307,10 +305,11 @@ struct KeysList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListApiKeysRequest()
-            request.page = self.page.request
-            request.tenantId = self.tenantID ?? ""
-            request.includeRevoked = self.includeRevoked
+            let request = VppV1.ListApiKeysRequest(
+                page: self.page.request,
+                tenantId: self.tenantID ?? "",
+                includeRevoked: self.includeRevoked
+            )
             let answer = try await ctl.call(VppV1.OperatorService.ListApiKeys.self, request, notFound: Look.tenants)
             ctl.printer.list(
                 answer,
@@ -339,10 +338,12 @@ struct KeysRevoke: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.RevokeApiKeyRequest()
-            request.keyId = self.keyID
             ctl.printer.record(
-                try await ctl.call(VppV1.OperatorService.RevokeApiKey.self, request, notFound: Look.keys),
+                try await ctl.call(
+                    VppV1.OperatorService.RevokeApiKey.self,
+                    VppV1.RevokeApiKeyRequest(keyId: self.keyID),
+                    notFound: Look.keys
+                ),
                 headline: "Revoked."
             )
         }

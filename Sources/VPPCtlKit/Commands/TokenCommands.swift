@@ -88,12 +88,13 @@ struct TokensUpload: CtlSubcommand {
     func execute() async throws {
         let bytes = try TokensCommand.readTokenFile(self.file)
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.UploadTokenRequest()
-            request.tokenFile = bytes
-            request.appleId = self.appleId
-            request.accountType = self.accountType.value
-            request.displayName = self.name ?? ""
-            request.takeOver = self.takeOver
+            let request = VppV1.UploadTokenRequest(
+                tokenFile: bytes,
+                appleId: self.appleId,
+                accountType: self.accountType.value,
+                displayName: self.name ?? "",
+                takeOver: self.takeOver
+            )
             let answer = try await ctl.call(
                 VppV1.TokenService.UploadToken.self,
                 request,
@@ -131,10 +132,10 @@ struct TokensList: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.ListTokensRequest()
-            request.page = self.page.request
-            request.state = self.state?.value ?? .unspecified
-            let answer = try await ctl.call(VppV1.TokenService.ListTokens.self, request)
+            let answer = try await ctl.call(
+                VppV1.TokenService.ListTokens.self,
+                VppV1.ListTokensRequest(page: self.page.request, state: self.state?.value ?? .unspecified)
+            )
             ctl.printer.list(
                 answer,
                 items: "tokens",
@@ -161,9 +162,13 @@ struct TokensShow: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.GetTokenRequest()
-            request.tokenId = self.tokenID
-            ctl.printer.record(try await ctl.call(VppV1.TokenService.GetToken.self, request, notFound: Look.tokens))
+            ctl.printer.record(
+                try await ctl.call(
+                    VppV1.TokenService.GetToken.self,
+                    VppV1.GetTokenRequest(tokenId: self.tokenID),
+                    notFound: Look.tokens
+                )
+            )
         }
     }
 }
@@ -191,12 +196,9 @@ struct TokensRenew: CtlSubcommand {
     func execute() async throws {
         let bytes = try TokensCommand.readTokenFile(self.file)
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.RenewTokenRequest()
-            request.tokenId = self.tokenID
-            request.tokenFile = bytes
             let token = try await ctl.call(
                 VppV1.TokenService.RenewToken.self,
-                request,
+                VppV1.RenewTokenRequest(tokenId: self.tokenID, tokenFile: bytes),
                 notFound: Look.tokens,
                 hints: TokensCommand.uploadHints
             )
@@ -234,10 +236,11 @@ struct TokensDelete: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.DeleteTokenRequest()
-            request.tokenId = self.tokenID
-            request.confirm = self.tokenID
-            let answer = try await ctl.call(VppV1.TokenService.DeleteToken.self, request, notFound: Look.tokens)
+            let answer = try await ctl.call(
+                VppV1.TokenService.DeleteToken.self,
+                VppV1.DeleteTokenRequest(tokenId: self.tokenID, confirm: self.tokenID),
+                notFound: Look.tokens
+            )
             ctl.printer.result(
                 "Deleted token \(self.tokenID): \(answer.removedAssignments) assignments, \(answer.removedAssets) apps "
                     + "and books, \(answer.forgottenLicenses) licenses forgotten (still assigned at Apple).",
@@ -272,13 +275,12 @@ struct TokensSync: CtlSubcommand {
 
     func execute() async throws {
         try await Ctl.run(self.connection, self.output) { ctl in
-            var request = VppV1.SyncTokenRequest()
+            var request = VppV1.SyncTokenRequest(full: self.full)
             if let tokenID = self.tokenID {
                 request.tokenId = tokenID
             } else {
                 request.tokenId = try await Self.onlyToken(ctl)
             }
-            request.full = self.full
             let job = try await ctl.call(VppV1.SyncService.SyncToken.self, request, notFound: Look.tokens)
             if self.wait {
                 try await SyncFollower(ctl: ctl).follow(jobID: job.id)
@@ -293,11 +295,10 @@ struct TokensSync: CtlSubcommand {
 
     /// The tenant's token when it holds exactly one.
     static func onlyToken(_ ctl: Ctl) async throws -> String {
-        var request = VppV1.ListTokensRequest()
-        var page = VppV1.PageRequest()
-        page.pageSize = 2
-        request.page = page
-        let tokens = try await ctl.call(VppV1.TokenService.ListTokens.self, request).tokens
+        let tokens = try await ctl.call(
+            VppV1.TokenService.ListTokens.self,
+            VppV1.ListTokensRequest(page: VppV1.PageRequest(pageSize: 2))
+        ).tokens
         switch tokens.count {
         case 1:
             ctl.printer.note("Token \(tokens[0].id) (\(tokens[0].displayName))")
@@ -326,8 +327,7 @@ struct SyncFollower {
     let ctl: Ctl
 
     func follow(jobID: String) async throws {
-        var request = VppV1.WatchSyncJobRequest()
-        request.jobId = jobID
+        let request = VppV1.WatchSyncJobRequest(jobId: jobID)
         let terminal = Terminal.isTerminal(2)
         let draw = terminal || !self.ctl.printer.json
         var last: VppV1.SyncJob?

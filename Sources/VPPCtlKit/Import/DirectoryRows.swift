@@ -27,22 +27,24 @@ public enum DirectoryRows {
     public static func users(_ file: RecordFile) throws(CtlError) -> [(input: VppV1.UserInput, groups: [String])] {
         var result: [(VppV1.UserInput, [String])] = []
         for row in file.rows {
-            var user = VppV1.UserInput()
-            user.externalId = row.fields["external_id"]?.trimmingCharacters(in: .whitespaces) ?? ""
-            guard !user.externalId.isEmpty else {
+            let externalID = row.fields["external_id"]?.trimmingCharacters(in: .whitespaces) ?? ""
+            guard !externalID.isEmpty else {
                 throw CtlError.badInput(
                     "\(file.path), \(row.location): external_id is empty",
                     hint: "Every user needs its directory id in external_id."
                 )
             }
-            user.email = row.fields["email"] ?? ""
-            user.appleId = row.fields["apple_id"] ?? ""
-            user.displayName = row.fields["display_name"] ?? ""
-            user.appStoreDisabled = try RecordFile.bool(
-                row.fields["app_store_disabled"],
-                row: row,
-                column: "app_store_disabled",
-                path: file.path
+            let user = VppV1.UserInput(
+                externalId: externalID,
+                email: row.fields["email"] ?? "",
+                appleId: row.fields["apple_id"] ?? "",
+                displayName: row.fields["display_name"] ?? "",
+                appStoreDisabled: try RecordFile.bool(
+                    row.fields["app_store_disabled"],
+                    row: row,
+                    column: "app_store_disabled",
+                    path: file.path
+                )
             )
             result.append((user, Self.groups(row)))
         }
@@ -52,8 +54,9 @@ public enum DirectoryRows {
     public static func devices(_ file: RecordFile) throws(CtlError) -> [(input: VppV1.DeviceInput, groups: [String])] {
         var result: [(VppV1.DeviceInput, [String])] = []
         for row in file.rows {
-            var device = VppV1.DeviceInput()
-            device.serialNumber = row.fields["serial_number"]?.trimmingCharacters(in: .whitespaces) ?? ""
+            var device = VppV1.DeviceInput(
+                serialNumber: row.fields["serial_number"]?.trimmingCharacters(in: .whitespaces) ?? ""
+            )
             guard !device.serialNumber.isEmpty else {
                 throw CtlError.badInput(
                     "\(file.path), \(row.location): serial_number is empty",

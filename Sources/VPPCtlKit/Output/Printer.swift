@@ -86,9 +86,6 @@ public struct PageOptions: ParsableArguments, Sendable {
     }
 
     var request: VppV1.PageRequest {
-        var page = VppV1.PageRequest()
-        page.pageSize = self.pageSize
-        page.pageToken = self.pageToken ?? ""
-        return page
+        VppV1.PageRequest(pageSize: self.pageSize, pageToken: self.pageToken ?? "")
     }
 }

@@ -263,14 +263,15 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
             self.logger[metadataKey: LogKey.principal] = "\(principal)"
             if let tenantID = principal.tenantID { self.logger[metadataKey: LogKey.tenantID] = "\(tenantID)" }
             self.logger.debug("Connection authenticated", metadata: [LogKey.client: "\(clientName)"])
-            var welcome = RpcV1.Welcome()
-            welcome.principalKind = principal.kind.rawValue
-            welcome.tenantId = principal.tenantID ?? ""
-            welcome.keyId = principal.keyID
-            welcome.serverVersion = self.environment.configuration.serverVersion
-            welcome.protocolVersion = ServerConnectionStateMachine.protocolVersion
-            welcome.maxFrameBytes = UInt32(self.environment.configuration.maxFrameBytes)
-            welcome.maxCallsInFlight = UInt32(self.environment.configuration.maxCallsInFlight)
+            let welcome = RpcV1.Welcome(
+                principalKind: principal.kind.rawValue,
+                tenantId: principal.tenantID ?? "",
+                keyId: principal.keyID,
+                serverVersion: self.environment.configuration.serverVersion,
+                protocolVersion: ServerConnectionStateMachine.protocolVersion,
+                maxFrameBytes: UInt32(self.environment.configuration.maxFrameBytes),
+                maxCallsInFlight: UInt32(self.environment.configuration.maxCallsInFlight)
+            )
             self.write(self.frame(.welcome(welcome)))
         case .failure(let error):
             self.logger.notice("Authentication failed", metadata: [LogKey.status: "\(error.code.name)"])
@@ -419,11 +420,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
         guard let context = self.context, self.machine.maySendStreamMessage(callID) else {
             return eventLoop.makeFailedFuture(CancellationError())
         }
-        var reply = RpcV1.Reply()
-        reply.callId = callID
-        var payload = RpcV1.Payload()
-        payload.data = bytes
-        reply.message = payload
+        let reply = RpcV1.Reply(callId: callID, message: RpcV1.Payload(data: bytes))
         var buffer = context.channel.allocator.buffer(capacity: bytes.count + 32)
         do {
             try buffer.writeFrame(
@@ -463,9 +460,7 @@ final class ServerConnectionHandler: ChannelInboundHandler, RemovableChannelHand
     // MARK: Writing
 
     private func frame(_ kind: RpcV1.ServerFrame.Kind) -> RpcV1.ServerFrame {
-        var frame = RpcV1.ServerFrame()
-        frame.kind = kind
-        return frame
+        RpcV1.ServerFrame(kind: kind)
     }
 
     /// Writes a frame and schedules one flush for everything written in this event loop tick.

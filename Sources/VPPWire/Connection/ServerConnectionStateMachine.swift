@@ -348,11 +348,7 @@ public struct ServerConnectionStateMachine<Principal: Sendable>: Sendable {
         case .hello:
             return .fail(.invalidArgument, .protocolError, "Hello may only be the first frame of a connection.")
         case .ping(let ping):
-            var pong = RpcV1.Pong()
-            pong.nonce = ping.nonce
-            var out = RpcV1.ServerFrame()
-            out.kind = .pong(pong)
-            return .action(.send(out))
+            return .action(.send(RpcV1.ServerFrame(kind: .pong(RpcV1.Pong(nonce: ping.nonce)))))
         case .cancel(let cancel):
             return .action(session.calls[cancel.callId] != nil ? .cancelCall(callID: cancel.callId) : .none)
         case .call(let call):
@@ -444,9 +440,7 @@ public struct ServerConnectionStateMachine<Principal: Sendable>: Sendable {
         guard case .authenticating = self.lifecycle else { return .none }
         var status = status
         if status.details.isEmpty {
-            var detail = RpcV1.ErrorDetail()
-            detail.reason = GoAwayReason.authenticationFailed.rawValue
-            status.details = [detail]
+            status.details = [RpcV1.ErrorDetail(reason: GoAwayReason.authenticationFailed.rawValue)]
         }
         self.end()
         return .closeWithError(status)
@@ -566,13 +560,14 @@ public struct ServerConnectionStateMachine<Principal: Sendable>: Sendable {
             self.end()
             return .close
         case .active(let session):
-            var goAway = RpcV1.GoAway()
-            goAway.status = RpcV1.Status(
-                code: .unavailable,
-                message: "The server is shutting down; calls already sent are answered; reconnect for new calls.",
-                reason: GoAwayReason.draining.rawValue
+            let goAway = RpcV1.GoAway(
+                status: RpcV1.Status(
+                    code: .unavailable,
+                    message: "The server is shutting down; calls already sent are answered; reconnect for new calls.",
+                    reason: GoAwayReason.draining.rawValue
+                ),
+                lastCallId: session.lastAcceptedCallID
             )
-            goAway.lastCallId = session.lastAcceptedCallID
             if session.calls.isEmpty {
                 self.end()
                 return .sendGoAwayAndClose(goAway)
@@ -679,25 +674,14 @@ extension ServerConnectionStateMachine where Principal == Never {
     }
 
     public static func finalReply(callID: UInt64, status: RpcV1.Status, message: [UInt8]?) -> RpcV1.ServerFrame {
-        var reply = RpcV1.Reply()
-        reply.callId = callID
+        var reply = RpcV1.Reply(callId: callID, status: status)
         if let message {
-            var payload = RpcV1.Payload()
-            payload.data = message
-            reply.message = payload
+            reply.message = RpcV1.Payload(data: message)
         }
-        reply.status = status
-        var frame = RpcV1.ServerFrame()
-        frame.kind = .reply(reply)
-        return frame
+        return RpcV1.ServerFrame(kind: .reply(reply))
     }
 
     public static func goAway(_ status: RpcV1.Status, lastCallID: UInt64) -> RpcV1.ServerFrame {
-        var goAway = RpcV1.GoAway()
-        goAway.status = status
-        goAway.lastCallId = lastCallID
-        var frame = RpcV1.ServerFrame()
-        frame.kind = .goAway(goAway)
-        return frame
+        RpcV1.ServerFrame(kind: .goAway(RpcV1.GoAway(status: status, lastCallId: lastCallID)))
     }
 }

@@ -19,11 +19,7 @@ public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     public var status: RpcV1.Status {
-        var status = RpcV1.Status()
-        status.code = self.code
-        status.message = self.message
-        status.details = self.details
-        return status
+        RpcV1.Status(code: self.code, message: self.message, details: self.details)
     }
 
     public var description: String {
@@ -87,10 +83,7 @@ public struct RPCError: Error, Sendable, Hashable, CustomStringConvertible {
 
     private static func detail(reason: String?, field: String?) -> [RpcV1.ErrorDetail] {
         guard reason != nil || field != nil else { return [] }
-        var detail = RpcV1.ErrorDetail()
-        detail.reason = reason ?? ""
-        detail.field = field ?? ""
-        return [detail]
+        return [RpcV1.ErrorDetail(reason: reason ?? "", field: field ?? "")]
     }
 }
 
@@ -102,9 +95,7 @@ extension RpcV1.Status {
         self.code = code
         self.message = message
         if let reason {
-            var detail = RpcV1.ErrorDetail()
-            detail.reason = reason
-            self.details = [detail]
+            self.details = [RpcV1.ErrorDetail(reason: reason)]
         }
     }
 
