@@ -120,6 +120,20 @@ struct Ctl {
         }
     }
 
+    /// Calls a unary method on a connection of its own and prints the answer as one record: what every `show`
+    /// command does.
+    static func show<Method: ProtoMethod>(
+        _ connection: ConnectionOptions,
+        _ output: OutputOptions,
+        _ method: Method.Type,
+        _ request: Method.Request,
+        notFound: String
+    ) async throws {
+        try await Self.run(connection, output) { ctl in
+            ctl.printer.record(try await ctl.call(method, request, notFound: notFound))
+        }
+    }
+
     /// Runs `body` and closes the connection afterwards, also when it throws.
     static func run(
         _ connection: ConnectionOptions,

@@ -63,12 +63,7 @@ struct AssignmentService: Sendable {
             return VppV1.ListAssignmentsResponse(assignments: records.map(VppV1.Assignment.init), page: pageInfo(next))
         }
         router.register(Assignments.UpdateAssignment.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "assignment:\(request.assignmentId)" }
-            ) {
+            try await self.auditor.audited(context, target: "assignment:\(request.assignmentId)") { tenantID in
                 let record = try await self.ledger.updateAssignment(
                     tenantID: tenantID,
                     try parseID(request.assignmentId, field: "assignment_id"),
@@ -79,12 +74,7 @@ struct AssignmentService: Sendable {
             }
         }
         router.register(Assignments.DeleteAssignment.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "assignment:\(request.assignmentId)" }
-            ) {
+            try await self.auditor.audited(context, target: "assignment:\(request.assignmentId)") { tenantID in
                 let id = try parseID(request.assignmentId, field: "assignment_id")
                 let record = try await self.ledger.getAssignment(tenantID: tenantID, id)
                 let (released, pending) = try await self.ledger.deleteAssignment(tenantID: tenantID, id)

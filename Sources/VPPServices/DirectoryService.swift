@@ -15,12 +15,7 @@ struct DirectoryService: Sendable {
 
         // MARK: Users
         router.register(Directory.UpsertUsers.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "users:\(request.users.count)" }
-            ) {
+            try await self.auditor.audited(context, target: "users:\(request.users.count)") { tenantID in
                 let inputs = request.users.map {
                     DirectoryUserInput(
                         externalID: $0.externalId,
@@ -34,12 +29,7 @@ struct DirectoryService: Sendable {
             }
         }
         router.register(Directory.DeleteUsers.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "users:\(request.keys.count)" }
-            ) {
+            try await self.auditor.audited(context, target: "users:\(request.keys.count)") { tenantID in
                 VppV1.DeleteEntriesResponse(
                     try await self.directory.deleteUsers(tenantID: tenantID, externalIDs: request.keys)
                 )
@@ -61,12 +51,7 @@ struct DirectoryService: Sendable {
 
         // MARK: Devices
         router.register(Directory.UpsertDevices.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "devices:\(request.devices.count)" }
-            ) {
+            try await self.auditor.audited(context, target: "devices:\(request.devices.count)") { tenantID in
                 let inputs = request.devices.map {
                     DirectoryDeviceInput(
                         serialNumber: $0.serialNumber,
@@ -82,12 +67,7 @@ struct DirectoryService: Sendable {
             }
         }
         router.register(Directory.DeleteDevices.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "devices:\(request.keys.count)" }
-            ) {
+            try await self.auditor.audited(context, target: "devices:\(request.keys.count)") { tenantID in
                 VppV1.DeleteEntriesResponse(
                     try await self.directory.deleteDevices(tenantID: tenantID, serialNumbers: request.keys)
                 )
@@ -134,12 +114,7 @@ struct DirectoryService: Sendable {
             }
         }
         router.register(Directory.UpdateGroup.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "group:\(request.groupId)" }
-            ) {
+            try await self.auditor.audited(context, target: "group:\(request.groupId)") { tenantID in
                 VppV1.Group(
                     try await self.directory.updateGroup(
                         tenantID: tenantID,
@@ -150,12 +125,7 @@ struct DirectoryService: Sendable {
             }
         }
         router.register(Directory.DeleteGroup.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "group:\(request.groupId)" }
-            ) {
+            try await self.auditor.audited(context, target: "group:\(request.groupId)") { tenantID in
                 VppV1.DeleteEntriesResponse(
                     try await self.directory.deleteGroup(
                         tenantID: tenantID,
@@ -188,12 +158,7 @@ struct DirectoryService: Sendable {
 
         // MARK: Membership
         router.register(Directory.AddGroupMembers.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "group:\(request.groupId)" }
-            ) {
+            try await self.auditor.audited(context, target: "group:\(request.groupId)") { tenantID in
                 VppV1.GroupMembersResponse(
                     try await self.directory.addGroupMembers(
                         tenantID: tenantID,
@@ -204,12 +169,7 @@ struct DirectoryService: Sendable {
             }
         }
         router.register(Directory.RemoveGroupMembers.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "group:\(request.groupId)" }
-            ) {
+            try await self.auditor.audited(context, target: "group:\(request.groupId)") { tenantID in
                 VppV1.GroupMembersResponse(
                     try await self.directory.removeGroupMembers(
                         tenantID: tenantID,

@@ -217,14 +217,7 @@ struct OperatorService: Sendable {
     private func audit(_ context: CallContext, target: String, result: String, message: String) async {
         do {
             try await self.storage.recordOperatorAudit(
-                AuditRecord(
-                    principal: context.principal.description,
-                    method: context.method,
-                    target: target,
-                    result: result,
-                    callID: "\(context.callID)",
-                    message: message
-                )
+                AuditRecord(context, target: target, result: result, message: message)
             )
         } catch {
             context.logger.error("Could not write the operator audit record", metadata: [LogKey.error: "\(error)"])

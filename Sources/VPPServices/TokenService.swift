@@ -61,12 +61,7 @@ struct TokenService: Sendable {
             return VppV1.ListTokensResponse(tokens: tokens.map { VppV1.Token($0, now: now) }, page: pageInfo(next))
         }
         router.register(Tokens.RenewToken.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "token:\(request.tokenId)" }
-            ) {
+            try await self.auditor.audited(context, target: "token:\(request.tokenId)") { tenantID in
                 let tokenID = try parseID(request.tokenId, field: "token_id")
                 let record = try await self.manager.renew(tenantID: tenantID, tokenID: tokenID, file: request.tokenFile)
                 // R3: the renewed token syncs at once.
@@ -75,12 +70,7 @@ struct TokenService: Sendable {
             }
         }
         router.register(Tokens.DeleteToken.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "token:\(request.tokenId)" }
-            ) {
+            try await self.auditor.audited(context, target: "token:\(request.tokenId)") { tenantID in
                 let tokenID = try parseID(request.tokenId, field: "token_id")
                 guard request.confirm == request.tokenId else {
                     throw RPCError.invalidArgument(
@@ -102,12 +92,7 @@ struct TokenService: Sendable {
 
         typealias Sync = VppV1.SyncService
         router.register(Sync.SyncToken.self, requires: .tenant) { request, context in
-            let tenantID = try context.tenantID()
-            return try await self.auditor.audited(
-                context,
-                tenantID: tenantID,
-                target: { _ in "token:\(request.tokenId)" }
-            ) {
+            try await self.auditor.audited(context, target: "token:\(request.tokenId)") { tenantID in
                 let tokenID = try parseID(request.tokenId, field: "token_id")
                 let token = try await self.tokens.get(tenantID: tenantID, tokenID)
                 switch token.state(at: Date()) {

@@ -101,15 +101,13 @@ struct AssignmentsShow: CtlSubcommand {
     @OptionGroup var output: OutputOptions
 
     func execute() async throws {
-        try await Ctl.run(self.connection, self.output) { ctl in
-            ctl.printer.record(
-                try await ctl.call(
-                    VppV1.AssignmentService.GetAssignment.self,
-                    VppV1.GetAssignmentRequest(assignmentId: self.assignmentID),
-                    notFound: Look.assignments
-                )
-            )
-        }
+        try await Ctl.show(
+            self.connection,
+            self.output,
+            VppV1.AssignmentService.GetAssignment.self,
+            VppV1.GetAssignmentRequest(assignmentId: self.assignmentID),
+            notFound: Look.assignments
+        )
     }
 }
 
@@ -126,15 +124,13 @@ struct AssignmentsUpdate: CtlSubcommand {
     @OptionGroup var output: OutputOptions
 
     func execute() async throws {
-        try await Ctl.run(self.connection, self.output) { ctl in
-            ctl.printer.record(
-                try await ctl.call(
-                    VppV1.AssignmentService.UpdateAssignment.self,
-                    VppV1.UpdateAssignmentRequest(assignmentId: self.assignmentID, action: self.action.value),
-                    notFound: Look.assignments
-                )
-            )
-        }
+        try await Ctl.show(
+            self.connection,
+            self.output,
+            VppV1.AssignmentService.UpdateAssignment.self,
+            VppV1.UpdateAssignmentRequest(assignmentId: self.assignmentID, action: self.action.value),
+            notFound: Look.assignments
+        )
     }
 }
 

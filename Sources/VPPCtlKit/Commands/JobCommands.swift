@@ -60,15 +60,13 @@ struct JobsShow: CtlSubcommand {
     @OptionGroup var output: OutputOptions
 
     func execute() async throws {
-        try await Ctl.run(self.connection, self.output) { ctl in
-            ctl.printer.record(
-                try await ctl.call(
-                    VppV1.SyncService.GetSyncJob.self,
-                    VppV1.GetSyncJobRequest(jobId: self.jobID),
-                    notFound: Look.jobs
-                )
-            )
-        }
+        try await Ctl.show(
+            self.connection,
+            self.output,
+            VppV1.SyncService.GetSyncJob.self,
+            VppV1.GetSyncJobRequest(jobId: self.jobID),
+            notFound: Look.jobs
+        )
     }
 }
 

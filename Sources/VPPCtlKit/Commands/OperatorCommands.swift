@@ -120,15 +120,13 @@ struct TenantsShow: CtlSubcommand {
     @OptionGroup var output: OutputOptions
 
     func execute() async throws {
-        try await Ctl.run(self.connection, self.output) { ctl in
-            ctl.printer.record(
-                try await ctl.call(
-                    VppV1.OperatorService.GetTenant.self,
-                    VppV1.GetTenantRequest(tenantId: self.tenantID),
-                    notFound: Look.tenants
-                )
-            )
-        }
+        try await Ctl.show(
+            self.connection,
+            self.output,
+            VppV1.OperatorService.GetTenant.self,
+            VppV1.GetTenantRequest(tenantId: self.tenantID),
+            notFound: Look.tenants
+        )
     }
 }
 
@@ -185,15 +183,13 @@ struct TenantsSuspend: CtlSubcommand {
     @OptionGroup var output: OutputOptions
 
     func execute() async throws {
-        try await Ctl.run(self.connection, self.output) { ctl in
-            ctl.printer.record(
-                try await ctl.call(
-                    VppV1.OperatorService.SuspendTenant.self,
-                    VppV1.SuspendTenantRequest(tenantId: self.tenantID, reason: self.reason),
-                    notFound: Look.tenants
-                )
-            )
-        }
+        try await Ctl.show(
+            self.connection,
+            self.output,
+            VppV1.OperatorService.SuspendTenant.self,
+            VppV1.SuspendTenantRequest(tenantId: self.tenantID, reason: self.reason),
+            notFound: Look.tenants
+        )
     }
 }
 
@@ -209,15 +205,13 @@ struct TenantsResume: CtlSubcommand {
     @OptionGroup var output: OutputOptions
 
     func execute() async throws {
-        try await Ctl.run(self.connection, self.output) { ctl in
-            ctl.printer.record(
-                try await ctl.call(
-                    VppV1.OperatorService.ResumeTenant.self,
-                    VppV1.ResumeTenantRequest(tenantId: self.tenantID),
-                    notFound: Look.tenants
-                )
-            )
-        }
+        try await Ctl.show(
+            self.connection,
+            self.output,
+            VppV1.OperatorService.ResumeTenant.self,
+            VppV1.ResumeTenantRequest(tenantId: self.tenantID),
+            notFound: Look.tenants
+        )
     }
 }
 

@@ -161,15 +161,13 @@ struct TokensShow: CtlSubcommand {
     @OptionGroup var output: OutputOptions
 
     func execute() async throws {
-        try await Ctl.run(self.connection, self.output) { ctl in
-            ctl.printer.record(
-                try await ctl.call(
-                    VppV1.TokenService.GetToken.self,
-                    VppV1.GetTokenRequest(tokenId: self.tokenID),
-                    notFound: Look.tokens
-                )
-            )
-        }
+        try await Ctl.show(
+            self.connection,
+            self.output,
+            VppV1.TokenService.GetToken.self,
+            VppV1.GetTokenRequest(tokenId: self.tokenID),
+            notFound: Look.tokens
+        )
     }
 }
 

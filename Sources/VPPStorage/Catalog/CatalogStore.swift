@@ -2,7 +2,8 @@ public import Foundation
 public import VPPLicensing
 import VPPPostgres
 
-/// An app or book bought with one token (R8, R11, R12), with Apple's counts as of the last sync.
+/// An app or book bought with one token (R8, R11, R12), with Apple's counts as of the last sync. Only storage makes
+/// them (from rows), with the memberwise initialiser.
 public struct AssetRecord: Sendable, Hashable {
     public var id: UUID
     public var tokenID: UUID
@@ -39,44 +40,6 @@ public struct AssetRecord: Sendable, Hashable {
             reserved: self.reserved,
             waiting: self.waiting
         )
-    }
-
-    public init(
-        id: UUID,
-        tokenID: UUID,
-        adamID: String,
-        pricingParam: String,
-        productType: String,
-        name: String,
-        bundleID: String,
-        artworkURL: String,
-        platforms: [String],
-        deviceAssignable: Bool,
-        revocable: Bool,
-        unlimited: Bool,
-        totalCount: Int,
-        assignedCount: Int,
-        availableCount: Int,
-        retiredCount: Int,
-        syncedAt: Date
-    ) {
-        self.id = id
-        self.tokenID = tokenID
-        self.adamID = adamID
-        self.pricingParam = pricingParam
-        self.productType = productType
-        self.name = name
-        self.bundleID = bundleID
-        self.artworkURL = artworkURL
-        self.platforms = platforms
-        self.deviceAssignable = deviceAssignable
-        self.revocable = revocable
-        self.unlimited = unlimited
-        self.totalCount = totalCount
-        self.assignedCount = assignedCount
-        self.availableCount = availableCount
-        self.retiredCount = retiredCount
-        self.syncedAt = syncedAt
     }
 }
 
@@ -133,7 +96,7 @@ public struct CatalogStore: Sendable {
         """
 
     static func decode(_ row: PostgresRow) throws -> AssetRecord {
-        var record = AssetRecord(
+        AssetRecord(
             id: try row.decode(UUID.self, at: 0),
             tokenID: try row.decode(UUID.self, at: 1),
             adamID: try row.decode(String.self, at: 2),
@@ -150,13 +113,12 @@ public struct CatalogStore: Sendable {
             assignedCount: try row.decode(Int.self, at: 13),
             availableCount: try row.decode(Int.self, at: 14),
             retiredCount: try row.decode(Int.self, at: 15),
-            syncedAt: try row.decode(Date.self, at: 16)
+            syncedAt: try row.decode(Date.self, at: 16),
+            foreignAssigned: try row.decode(Int.self, at: 17),
+            held: try row.decode(Int.self, at: 18),
+            reserved: try row.decode(Int.self, at: 19),
+            waiting: try row.decode(Int.self, at: 20)
         )
-        record.foreignAssigned = try row.decode(Int.self, at: 17)
-        record.held = try row.decode(Int.self, at: 18)
-        record.reserved = try row.decode(Int.self, at: 19)
-        record.waiting = try row.decode(Int.self, at: 20)
-        return record
     }
 
     /// One page of apps or books (`productType` "App" or "Book"), in the order they were first synced.
