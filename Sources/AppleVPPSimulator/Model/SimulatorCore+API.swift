@@ -245,6 +245,20 @@ extension SimulatorCore {
     }
 
     /// Page `pageIndex` of `items`: (slice, currentPageIndex, nextPageIndex, totalPages); 9650 when out of range.
+    /// The page `request` asks for of `items`, as the answer `make` builds from it, with the shared fields set.
+    func pageAnswer<T, Answer: SimulatedPage>(
+        _ items: [T],
+        _ request: SimulatorRequest,
+        _ location: LocationState,
+        _ common: Common,
+        _ make: ([T]) -> Answer
+    ) throws -> Answer {
+        let (slice, current, next, totalPages) = try page(items, request)
+        var answer = make(Array(slice))
+        answer.setPage(current, next, slice.count, totalPages, version: location.version, common)
+        return answer
+    }
+
     func page<T>(_ items: [T], _ request: SimulatorRequest) throws -> (ArraySlice<T>, Int, Int?, Int) {
         let size = configuration.pageSize
         let totalPages = max(1, (items.count + size - 1) / size)
@@ -440,10 +454,7 @@ extension SimulatorCore {
                 includeUserState: includeUserState,
                 sinceVersion: since
             )
-            let (slice, current, next, totalPages) = try page(matching, request)
-            var response = GetAssignmentsResponse(assignments: Array(slice))
-            response.setPage(current, next, slice.count, totalPages, version: location.version, common)
-            return response
+            return try pageAnswer(matching, request, location, common) { GetAssignmentsResponse(assignments: $0) }
         }
     }
 
@@ -587,10 +598,7 @@ extension SimulatorCore {
                 if retiredOnly, user.status != .retired { return false }
                 return true
             }.sorted { $0.order < $1.order }.map(\.response)
-            let (slice, current, next, totalPages) = try page(matching, request)
-            var response = GetUsersResponse(users: Array(slice))
-            response.setPage(current, next, slice.count, totalPages, version: location.version, common)
-            return response
+            return try pageAnswer(matching, request, location, common) { GetUsersResponse(users: $0) }
         }
     }
 
