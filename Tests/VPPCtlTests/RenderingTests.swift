@@ -9,19 +9,16 @@ import VPPWire
 /// Output, errors and input files of vppctl, without a server.
 @Suite struct RenderingTests {
     static func token() -> VppV1.Token {
-        var token = VppV1.Token()
-        token.id = "6f1c2a9e-0000-4000-8000-000000000001"
-        token.displayName = "Demo School"
-        token.state = .expiringSoon
-        token.appleId = "vpp@school.example"
-        token.appCount = 4
-        var expires = VppV1.Timestamp()
-        expires.seconds = 1_924_992_000  // 2031-01-01T00:00:00Z
-        token.expiresAt = expires
-        var lastSync = VppV1.LastSync()
-        lastSync.result = .succeeded
-        token.lastSync = lastSync
-        return token
+        VppV1.Token(
+            id: "6f1c2a9e-0000-4000-8000-000000000001",
+            displayName: "Demo School",
+            state: .expiringSoon,
+            // 2031-01-01T00:00:00Z
+            expiresAt: VppV1.Timestamp(seconds: 1_924_992_000),
+            appleId: "vpp@school.example",
+            appCount: 4,
+            lastSync: VppV1.LastSync(result: .succeeded)
+        )
     }
 
     @Test func jsonUsesTheProtosSnakeCaseNamesInTheProtosOrder() throws {
@@ -44,11 +41,9 @@ import VPPWire
     }
 
     @Test func oneofsAndBytesAndEscapes() {
-        var request = VppV1.GetEntryRequest()
-        request.by = .key("a\"b\n")
+        let request = VppV1.GetEntryRequest(by: .key("a\"b\n"))
         #expect(ProtoJSON.encode(request).rendered() == "{\n  \"by\": {\n    \"key\": \"a\\\"b\\n\"\n  }\n}")
-        var upload = VppV1.UploadTokenRequest()
-        upload.tokenFile = Array("hi".utf8)
+        let upload = VppV1.UploadTokenRequest(tokenFile: Array("hi".utf8))
         #expect(ProtoJSON.encode(upload)["token_file"] == .string("aGk="))
     }
 
@@ -140,11 +135,7 @@ import VPPWire
     // MARK: Sync progress
 
     @Test func theProgressBarFillsPhaseByPhase() {
-        var job = VppV1.SyncJob()
-        job.state = .running
-        job.phase = .users
-        job.itemsDone = 1
-        job.itemsTotal = 2
+        var job = VppV1.SyncJob(state: .running, phase: .users, itemsDone: 1, itemsTotal: 2)
         // users is the 4th of 6 phases, half done: 3.5 / 6.
         #expect(SyncProgress.fraction(job) == 3.5 / 6)
         #expect(SyncProgress.bar(job, width: 12) == "[#######.....]  58%  users 1/2  running")
@@ -155,15 +146,11 @@ import VPPWire
     }
 
     @Test func theSummaryIsOneLine() {
-        var job = VppV1.SyncJob()
-        job.id = "j1"
-        job.state = .succeeded
-        var stats = VppV1.SyncStats()
-        stats.apps = 4
-        stats.books = 1
-        stats.skippedAssets = 1
-        stats.foreignUsers = 1
-        job.stats = stats
+        var job = VppV1.SyncJob(
+            id: "j1",
+            state: .succeeded,
+            stats: VppV1.SyncStats(apps: 4, books: 1, skippedAssets: 1, foreignUsers: 1)
+        )
         #expect(
             SyncProgress.summary(job)
                 == "Sync j1 succeeded: 4 apps, 1 book, 0 users, 0 licenses, 1 custom app skipped (R9), 1 user of another MDM not synced (R10)."

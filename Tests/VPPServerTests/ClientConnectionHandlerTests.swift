@@ -23,11 +23,7 @@ private struct ClientSide {
         }
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40_000)).get()
         let side = ClientSide(channel: channel, handler: handler)
-        var hello = RpcV1.Hello()
-        hello.apiKey = "key"
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .hello(hello)
-        let helloFrame = frame
+        let helloFrame = RpcV1.ClientFrame(kind: .hello(RpcV1.Hello(apiKey: "key")))
         let welcome = try await channel.testingEventLoop.executeInContext {
             handler.value.sendHello(helloFrame, channel: channel)
         }
@@ -65,16 +61,12 @@ private struct ClientSide {
     }
 
     func receive(_ kind: RpcV1.ServerFrame.Kind) async throws {
-        var frame = RpcV1.ServerFrame()
-        frame.kind = kind
+        let frame = RpcV1.ServerFrame(kind: kind)
         try await self.channel.writeInbound(ByteBuffer(bytes: frame.serializedBytes()))
     }
 
     func reply(_ callID: UInt64, status: RpcV1.Status) async throws {
-        var reply = RpcV1.Reply()
-        reply.callId = callID
-        reply.status = status
-        try await self.receive(.reply(reply))
+        try await self.receive(.reply(RpcV1.Reply(callId: callID, status: status)))
     }
 
     /// The frame the client wrote, if any.
@@ -151,9 +143,10 @@ struct ClientConnectionHandlerTests {
         let side = try await ClientSide.welcomed()
         let (callID, stream) = try await side.start()
         _ = try await side.written()
-        var goAway = RpcV1.GoAway()
-        goAway.status = RpcV1.Status(code: .unavailable, message: "draining", reason: GoAwayReason.draining.rawValue)
-        goAway.lastCallId = callID
+        let goAway = RpcV1.GoAway(
+            status: RpcV1.Status(code: .unavailable, message: "draining", reason: GoAwayReason.draining.rawValue),
+            lastCallId: callID
+        )
         try await side.receive(.goAway(goAway))
         #expect(try await side.isUsable == false)
 
@@ -178,9 +171,10 @@ struct ClientConnectionHandlerTests {
         let (first, started) = try await side.start()
         let (_, notStarted) = try await side.start()
         _ = try await side.allWritten()
-        var goAway = RpcV1.GoAway()
-        goAway.status = RpcV1.Status(code: .unavailable, message: "idle", reason: GoAwayReason.idleTimeout.rawValue)
-        goAway.lastCallId = first
+        let goAway = RpcV1.GoAway(
+            status: RpcV1.Status(code: .unavailable, message: "idle", reason: GoAwayReason.idleTimeout.rawValue),
+            lastCallId: first
+        )
         try await side.receive(.goAway(goAway))
         guard case .failure(let error as RPCError) = await outcome(started) else {
             Issue.record("expected an RPCError for the started call")

@@ -14,8 +14,7 @@ private final class SilentServerHandler: ChannelInboundHandler, Sendable {
         guard let frame = try? RpcV1.ClientFrame(buffer: self.unwrapInboundIn(data)), case .hello = frame.kind else {
             return
         }
-        var out = RpcV1.ServerFrame()
-        out.kind = .welcome(RpcV1.Welcome())
+        let out = RpcV1.ServerFrame(kind: .welcome(RpcV1.Welcome()))
         var buffer = context.channel.allocator.buffer(capacity: 16)
         try? buffer.writeFrame(out)
         context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)

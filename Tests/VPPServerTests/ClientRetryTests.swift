@@ -16,8 +16,7 @@ private final class RacingServerHandler: ChannelInboundHandler, Sendable {
     init(connectionNumber: Int) { self.connectionNumber = connectionNumber }
 
     private func send(_ kind: RpcV1.ServerFrame.Kind, context: ChannelHandlerContext) {
-        var frame = RpcV1.ServerFrame()
-        frame.kind = kind
+        let frame = RpcV1.ServerFrame(kind: kind)
         var buffer = context.channel.allocator.buffer(capacity: 32)
         try? buffer.writeFrame(frame)
         context.writeAndFlush(self.wrapOutboundOut(buffer), promise: nil)

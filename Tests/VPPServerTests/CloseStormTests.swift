@@ -43,8 +43,7 @@ struct CloseStormTests {
 
         // The server goes on serving: a new connection authenticates and calls.
         let client = VPPClient(ClientConfiguration(host: "127.0.0.1", port: server.port, apiKey: TestServer.tenantKey))
-        var request = VppV1.PingRequest()
-        request.payload = Array("after the storm".utf8)
+        let request = VppV1.PingRequest(payload: Array("after the storm".utf8))
         let response = try await client.call(VppV1.SystemService.Ping.self, request)
         #expect(response.payload == request.payload)
         #expect(try await server.server.sweptConnectionCount() == 1)

@@ -23,12 +23,7 @@ struct ElementLimitTests {
     @Test("the wire scan counts a repeated field's elements and refuses bytes that are not wire format")
     func scan() throws {
         #expect(try ProtoWireScan.largestRepetition(Self.emptyElements(field: 1, count: 3)) == 3)
-        var users = VppV1.UpsertUsersRequest()
-        users.users = (0..<7).map { index in
-            var user = VppV1.UserInput()
-            user.externalId = "u\(index)"
-            return user
-        }
+        let users = VppV1.UpsertUsersRequest(users: (0..<7).map { index in VppV1.UserInput(externalId: "u\(index)") })
         #expect(try ProtoWireScan.largestRepetition(users.serializedBytes()) == 7)
         #expect(throws: ProtoWireScan.Malformed.self) { try ProtoWireScan.largestRepetition([0x0a, 0x05, 0x01]) }
         #expect(throws: ProtoWireScan.Malformed.self) { try ProtoWireScan.largestRepetition([0x0b]) }

@@ -111,15 +111,9 @@ struct HostileInputTests {
         let raw = try await self.authenticatedRaw(server)
         // Build a Call whose whole ClientFrame is exactly `limit` bytes by sizing the payload.
         func frame(payloadSize: Int) -> RpcV1.ClientFrame {
-            var request = VppV1.PingRequest()
-            request.payload = [UInt8](repeating: 0x61, count: payloadSize)
-            var call = RpcV1.Call()
-            call.callId = 1
-            call.method = VppV1.SystemService.Ping.path
-            call.request = request.serializedBytes()
-            var frame = RpcV1.ClientFrame()
-            frame.kind = .call(call)
-            return frame
+            let request = VppV1.PingRequest(payload: [UInt8](repeating: 0x61, count: payloadSize))
+            let call = RpcV1.Call(callId: 1, method: VppV1.SystemService.Ping.path, request: request.serializedBytes())
+            return RpcV1.ClientFrame(kind: .call(call))
         }
         var size = limit - 100
         while frame(payloadSize: size).serializedBytes().count < limit { size += 1 }
@@ -229,13 +223,12 @@ struct HostileInputTests {
             for id in ids {
                 var request = VppV1.PingRequest("sleep:1000")
                 request.payload = Array("sleep:1000".utf8)
-                var call = RpcV1.Call()
-                call.callId = id
-                call.method = VppV1.SystemService.Ping.path
-                call.request = request.serializedBytes()
-                var frame = RpcV1.ClientFrame()
-                frame.kind = .call(call)
-                try await raw.send(frame)
+                let call = RpcV1.Call(
+                    callId: id,
+                    method: VppV1.SystemService.Ping.path,
+                    request: request.serializedBytes()
+                )
+                try await raw.send(RpcV1.ClientFrame(kind: .call(call)))
             }
             #expect(self.goAwayCode(await raw.framesUntilClosed()) == .invalidArgument)
         }

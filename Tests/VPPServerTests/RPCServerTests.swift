@@ -62,12 +62,7 @@ struct RPCServerTests {
     func callBeforeHello() async throws {
         let server = try await TestServer.start()
         let raw = try await RawConnection.connect(port: server.port)
-        var call = RpcV1.Call()
-        call.callId = 1
-        call.method = VppV1.SystemService.Ping.path
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .call(call)
-        try await raw.send(frame)
+        try await raw.send(RpcV1.ClientFrame(kind: .call(RpcV1.Call(callId: 1, method: VppV1.SystemService.Ping.path))))
         let frames = await raw.framesUntilClosed()
         guard case .goAway(let goAway) = frames.last?.kind else {
             Issue.record("expected a GoAway")
@@ -149,8 +144,7 @@ struct RPCServerTests {
             VppV1.OperatorService.GetMigrationStatus.self,
             VppV1.GetMigrationStatusRequest()
         )
-        var watch = VppV1.WatchSyncJobRequest()
-        watch.jobId = "1"
+        let watch = VppV1.WatchSyncJobRequest(jobId: "1")
         await self.expectStatus(.permissionDenied) {
             for try await _ in server.client(key: TestServer.operatorKey).stream(
                 VppV1.SyncService.WatchSyncJob.self,
@@ -264,8 +258,7 @@ struct RPCServerTests {
     @Test("a server stream delivers every message in order, then the final status")
     func serverStream() async throws {
         let server = try await TestServer.start()
-        var request = VppV1.WatchSyncJobRequest()
-        request.jobId = "50"
+        let request = VppV1.WatchSyncJobRequest(jobId: "50")
         var seen: [UInt64] = []
         for try await job in server.client().stream(VppV1.SyncService.WatchSyncJob.self, request) {
             seen.append(job.itemsDone)
@@ -277,8 +270,7 @@ struct RPCServerTests {
     @Test("cancelling a server stream stops the handler")
     func cancelStream() async throws {
         let server = try await TestServer.start()
-        var request = VppV1.WatchSyncJobRequest()
-        request.jobId = "forever"
+        let request = VppV1.WatchSyncJobRequest(jobId: "forever")
         let client = server.client()
         var received = 0
         for try await _ in client.stream(VppV1.SyncService.WatchSyncJob.self, request) {

@@ -65,10 +65,7 @@ private struct Connection {
     /// Opened and authenticated (the Welcome read).
     static func authenticated(_ environment: ConnectionEnvironment) async throws -> Connection {
         let connection = try await Self.open(environment)
-        var hello = RpcV1.Hello()
-        hello.apiKey = TestServer.tenantKey
-        hello.protocolVersion = 1
-        try await connection.send(.hello(hello))
+        try await connection.send(.hello(RpcV1.Hello(apiKey: TestServer.tenantKey, protocolVersion: 1)))
         guard case .welcome = try await connection.next().kind else {
             Issue.record("expected a Welcome")
             return connection
@@ -77,17 +74,17 @@ private struct Connection {
     }
 
     func send(_ kind: RpcV1.ClientFrame.Kind) async throws {
-        var frame = RpcV1.ClientFrame()
-        frame.kind = kind
+        let frame = RpcV1.ClientFrame(kind: kind)
         try await self.channel.writeInbound(ByteBuffer(bytes: frame.serializedBytes()))
     }
 
     func call(_ callID: UInt64, _ payload: String, timeoutMs: UInt64 = 0) async throws {
-        var call = RpcV1.Call()
-        call.callId = callID
-        call.method = "/vpp.v1.SystemService/Ping"
-        call.request = VppV1.PingRequest(payload).serializedBytes()
-        call.timeoutMs = timeoutMs
+        let call = RpcV1.Call(
+            callId: callID,
+            method: "/vpp.v1.SystemService/Ping",
+            timeoutMs: timeoutMs,
+            request: VppV1.PingRequest(payload).serializedBytes()
+        )
         try await self.send(.call(call))
     }
 
@@ -148,9 +145,7 @@ struct ServerConnectionHandlerTests {
         let environment = Connection.environment { $0.idleTimeout = .seconds(1) }
         let connection = try await Connection.authenticated(environment)
         await connection.advance(by: .milliseconds(750))
-        var ping = RpcV1.Ping()
-        ping.nonce = 7
-        try await connection.send(.ping(ping))
+        try await connection.send(.ping(RpcV1.Ping(nonce: 7)))
         guard case .pong = try await connection.next().kind else {
             Issue.record("expected a Pong")
             return

@@ -24,9 +24,8 @@ struct TLSTests {
                 security: security
             )
         )
-        var request = VppV1.PingRequest()
-        request.payload = Array("over tls".utf8)
-        return try await client.call(VppV1.SystemService.Ping.self, request).payload
+        return try await client.call(VppV1.SystemService.Ping.self, VppV1.PingRequest(payload: Array("over tls".utf8)))
+            .payload
     }
 
     /// The RPCError `body` throws; fails the test when it succeeds.

@@ -65,21 +65,17 @@ struct TestServer {
             } else if command == "bad" {
                 throw RPCError.notFound("No such thing.")
             } else if command.hasPrefix("big:"), let size = Int(command.dropFirst(4)) {
-                var response = VppV1.PingResponse()
-                response.payload = [UInt8](repeating: 0x62, count: size)
-                return response
+                return VppV1.PingResponse(payload: [UInt8](repeating: 0x62, count: size))
             }
             probe.finished()
-            var response = VppV1.PingResponse()
-            response.payload = request.payload
-            return response
+            return VppV1.PingResponse(payload: request.payload)
         }
         router.register(VppV1.SystemService.WhoAmI.self, requires: .any) { _, context in
-            var response = VppV1.WhoAmIResponse()
-            response.principalKind = context.principal.kind.rawValue
-            response.tenantId = context.principal.tenantID ?? ""
-            response.keyId = context.principal.keyID
-            return response
+            VppV1.WhoAmIResponse(
+                principalKind: context.principal.kind.rawValue,
+                tenantId: context.principal.tenantID ?? "",
+                keyId: context.principal.keyID
+            )
         }
         router.registerStream(VppV1.SyncService.WatchSyncJob.self, requires: .tenant) { request, _, stream in
             probe.started()
@@ -87,10 +83,7 @@ struct TestServer {
             var index = 0
             do {
                 while index < count {
-                    var job = VppV1.SyncJob()
-                    job.id = request.jobId
-                    job.itemsDone = UInt64(index)
-                    try await stream.send(job)
+                    try await stream.send(VppV1.SyncJob(id: request.jobId, itemsDone: UInt64(index)))
                     index += 1
                     if count == Int.max { try await Task.sleep(for: .milliseconds(5)) }
                 }

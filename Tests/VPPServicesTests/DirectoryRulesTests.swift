@@ -59,9 +59,10 @@ struct DirectoryRulesTests {
             #expect(deleted.notFound == 1)
             #expect(try await client.device(key: "C02AAA").ownerExternalId.isEmpty)
 
-            var delete = VppV1.DeleteEntriesRequest()
-            delete.keys = ["C02CCC", "C02ZZZ"]
-            let removed = try await client.call(Directory.DeleteDevices.self, delete)
+            let removed = try await client.call(
+                Directory.DeleteDevices.self,
+                VppV1.DeleteEntriesRequest(keys: ["C02CCC", "C02ZZZ"])
+            )
             #expect(removed.deleted == 1)
             #expect(removed.notFound == 1)
             let gone = await rpcError { _ = try await client.device(key: "C02CCC") }
@@ -73,9 +74,8 @@ struct DirectoryRulesTests {
     func deviceGroupsR14() async throws {
         try await DirectoryEnvironment.run { env in
             let (old, client) = try await env.tenant("Old school") { request in
-                var created = VppV1.Timestamp()
-                created.seconds = 1_420_070_400  // 2015-01-01
-                request.createdAt = created
+                // 2015-01-01
+                request.createdAt = VppV1.Timestamp(seconds: 1_420_070_400)
             }
             defer { Task { await client.close() } }
             let refused = await rpcError { _ = try await client.createGroup("ipads", kind: .device) }
@@ -88,12 +88,10 @@ struct DirectoryRulesTests {
             #expect(unspecified?.code == .invalidArgument)
 
             let operatorClient = env.server.operatorClient()
-            var update = VppV1.UpdateTenantRequest()
-            update.tenantId = old.id
-            var features = VppV1.TenantFeatures()
-            features.deviceGroupAssignment = true
-            update.features = features
-            _ = try await operatorClient.call(VppV1.OperatorService.UpdateTenant.self, update)
+            _ = try await operatorClient.call(
+                VppV1.OperatorService.UpdateTenant.self,
+                VppV1.UpdateTenantRequest(tenantId: old.id, features: VppV1.TenantFeatures(deviceGroupAssignment: true))
+            )
             await operatorClient.close()
 
             let group = try await client.createGroup("ipads", kind: .device)
@@ -139,8 +137,7 @@ struct DirectoryRulesTests {
 
             _ = try await client.upsertUsers([userInput("u1")])
             _ = try await client.addMembers(staff.id, ["u1"])
-            var delete = VppV1.DeleteGroupRequest()
-            delete.groupId = staff.id
+            let delete = VppV1.DeleteGroupRequest(groupId: staff.id)
             #expect(try await client.call(Directory.DeleteGroup.self, delete).deleted == 1)
             let gone = await rpcError { _ = try await client.group(id: staff.id) }
             #expect(gone?.code == .notFound)
@@ -238,9 +235,7 @@ struct DirectoryRulesTests {
             await sameAsUnknown(bGroup.id) { _ = try await a.removeMembers($0, ["b-user"]) }
             await sameAsUnknown(bGroup.id) { _ = try await a.listUsers(groupID: $0) }
             await sameAsUnknown(bGroup.id) { id in
-                var delete = VppV1.DeleteGroupRequest()
-                delete.groupId = id
-                _ = try await a.call(Directory.DeleteGroup.self, delete)
+                _ = try await a.call(Directory.DeleteGroup.self, VppV1.DeleteGroupRequest(groupId: id))
             }
 
             // Keys of B's entries are unknown in A's calls.
@@ -301,9 +296,7 @@ struct DirectoryRulesTests {
             await check("user deleted")
             _ = try await client.deleteUsers(["nobody"])
             await check("nothing deleted")
-            var delete = VppV1.DeleteGroupRequest()
-            delete.groupId = group.id
-            _ = try await client.call(Directory.DeleteGroup.self, delete)
+            _ = try await client.call(Directory.DeleteGroup.self, VppV1.DeleteGroupRequest(groupId: group.id))
             expected += 1
             await check("group deleted")
             #expect(await observer.count(other.id) == 0)

@@ -39,12 +39,12 @@ struct DirectoryEnvironment {
 func userInput(_ externalID: String, email: String? = nil, displayName: String = "", appStoreDisabled: Bool = false)
     -> VppV1.UserInput
 {
-    var user = VppV1.UserInput()
-    user.externalId = externalID
-    user.email = email ?? "\(externalID)@example.com"
-    user.displayName = displayName
-    user.appStoreDisabled = appStoreDisabled
-    return user
+    VppV1.UserInput(
+        externalId: externalID,
+        email: email ?? "\(externalID)@example.com",
+        displayName: displayName,
+        appStoreDisabled: appStoreDisabled
+    )
 }
 
 func deviceInput(
@@ -54,124 +54,100 @@ func deviceInput(
     booksAppPresent: Bool = true,
     name: String = ""
 ) -> VppV1.DeviceInput {
-    var device = VppV1.DeviceInput()
-    device.serialNumber = serial
-    device.ownerExternalId = owner
-    device.enrollment = enrollment
-    device.booksAppPresent = booksAppPresent
-    device.name = name
-    return device
+    VppV1.DeviceInput(
+        serialNumber: serial,
+        ownerExternalId: owner,
+        enrollment: enrollment,
+        booksAppPresent: booksAppPresent,
+        name: name
+    )
 }
 
 extension VPPClient {
     func upsertUsers(_ users: [VppV1.UserInput]) async throws -> VppV1.UpsertResponse {
-        var request = VppV1.UpsertUsersRequest()
-        request.users = users
-        return try await self.call(Directory.UpsertUsers.self, request, timeout: .seconds(60))
+        try await self.call(Directory.UpsertUsers.self, VppV1.UpsertUsersRequest(users: users), timeout: .seconds(60))
     }
 
     func upsertDevices(_ devices: [VppV1.DeviceInput]) async throws -> VppV1.UpsertResponse {
-        var request = VppV1.UpsertDevicesRequest()
-        request.devices = devices
-        return try await self.call(Directory.UpsertDevices.self, request, timeout: .seconds(60))
+        try await self.call(
+            Directory.UpsertDevices.self,
+            VppV1.UpsertDevicesRequest(devices: devices),
+            timeout: .seconds(60)
+        )
     }
 
     func deleteUsers(_ keys: [String]) async throws -> VppV1.DeleteEntriesResponse {
-        var request = VppV1.DeleteEntriesRequest()
-        request.keys = keys
-        return try await self.call(Directory.DeleteUsers.self, request)
+        try await self.call(Directory.DeleteUsers.self, VppV1.DeleteEntriesRequest(keys: keys))
     }
 
     func user(id: String) async throws -> VppV1.User {
-        var request = VppV1.GetEntryRequest()
-        request.by = .id(id)
-        return try await self.call(Directory.GetUser.self, request)
+        try await self.call(Directory.GetUser.self, VppV1.GetEntryRequest(by: .id(id)))
     }
 
     func user(key: String) async throws -> VppV1.User {
-        var request = VppV1.GetEntryRequest()
-        request.by = .key(key)
-        return try await self.call(Directory.GetUser.self, request)
+        try await self.call(Directory.GetUser.self, VppV1.GetEntryRequest(by: .key(key)))
     }
 
     func device(key: String) async throws -> VppV1.Device {
-        var request = VppV1.GetEntryRequest()
-        request.by = .key(key)
-        return try await self.call(Directory.GetDevice.self, request)
+        try await self.call(Directory.GetDevice.self, VppV1.GetEntryRequest(by: .key(key)))
     }
 
     func device(id: String) async throws -> VppV1.Device {
-        var request = VppV1.GetEntryRequest()
-        request.by = .id(id)
-        return try await self.call(Directory.GetDevice.self, request)
+        try await self.call(Directory.GetDevice.self, VppV1.GetEntryRequest(by: .id(id)))
     }
 
     func group(id: String) async throws -> VppV1.Group {
-        var request = VppV1.GetEntryRequest()
-        request.by = .id(id)
-        return try await self.call(Directory.GetGroup.self, request)
+        try await self.call(Directory.GetGroup.self, VppV1.GetEntryRequest(by: .id(id)))
     }
 
     func group(key: String) async throws -> VppV1.Group {
-        var request = VppV1.GetEntryRequest()
-        request.by = .key(key)
-        return try await self.call(Directory.GetGroup.self, request)
+        try await self.call(Directory.GetGroup.self, VppV1.GetEntryRequest(by: .key(key)))
     }
 
     func listUsers(query: String = "", groupID: String = "", pageSize: UInt32 = 0, pageToken: String = "")
         async throws -> VppV1.ListUsersResponse
     {
-        var request = VppV1.ListUsersRequest()
-        request.query = query
-        request.groupId = groupID
-        var page = VppV1.PageRequest()
-        page.pageSize = pageSize
-        page.pageToken = pageToken
-        request.page = page
+        let request = VppV1.ListUsersRequest(
+            page: VppV1.PageRequest(pageSize: pageSize, pageToken: pageToken),
+            query: query,
+            groupId: groupID
+        )
         return try await self.call(Directory.ListUsers.self, request)
     }
 
     func listDevices(query: String = "", groupID: String = "", owner: String = "") async throws -> [VppV1.Device] {
-        var request = VppV1.ListDevicesRequest()
-        request.query = query
-        request.groupId = groupID
-        request.ownerExternalId = owner
+        let request = VppV1.ListDevicesRequest(query: query, groupId: groupID, ownerExternalId: owner)
         return try await self.call(Directory.ListDevices.self, request).devices
     }
 
     func createGroup(_ externalID: String, name: String? = nil, kind: VppV1.GroupKind = .user) async throws
         -> VppV1.Group
     {
-        var request = VppV1.CreateGroupRequest()
-        request.externalId = externalID
-        request.name = name ?? "Group \(externalID)"
-        request.kind = kind
+        let request = VppV1.CreateGroupRequest(externalId: externalID, name: name ?? "Group \(externalID)", kind: kind)
         return try await self.call(Directory.CreateGroup.self, request)
     }
 
     func addMembers(_ groupID: String, _ keys: [String]) async throws -> VppV1.GroupMembersResponse {
-        var request = VppV1.GroupMembersRequest()
-        request.groupId = groupID
-        request.memberKeys = keys
-        return try await self.call(Directory.AddGroupMembers.self, request)
+        try await self.call(
+            Directory.AddGroupMembers.self,
+            VppV1.GroupMembersRequest(groupId: groupID, memberKeys: keys)
+        )
     }
 
     func removeMembers(_ groupID: String, _ keys: [String]) async throws -> VppV1.GroupMembersResponse {
-        var request = VppV1.GroupMembersRequest()
-        request.groupId = groupID
-        request.memberKeys = keys
-        return try await self.call(Directory.RemoveGroupMembers.self, request)
+        try await self.call(
+            Directory.RemoveGroupMembers.self,
+            VppV1.GroupMembersRequest(groupId: groupID, memberKeys: keys)
+        )
     }
 
     func members(_ groupID: String, pageSize: UInt32 = 0, pageToken: String = "") async throws
         -> VppV1.ListGroupMembersResponse
     {
-        var request = VppV1.ListGroupMembersRequest()
-        request.groupId = groupID
-        var page = VppV1.PageRequest()
-        page.pageSize = pageSize
-        page.pageToken = pageToken
-        request.page = page
+        let request = VppV1.ListGroupMembersRequest(
+            page: VppV1.PageRequest(pageSize: pageSize, pageToken: pageToken),
+            groupId: groupID
+        )
         return try await self.call(Directory.ListGroupMembers.self, request)
     }
 }

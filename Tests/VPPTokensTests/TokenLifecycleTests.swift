@@ -64,9 +64,10 @@ struct TokenLifecycleTests {
             #expect(pages.counts?.available == 9)
             let free = try #require(apps.first { $0.adamId == SyncEnvironment.freeApp })
             #expect(free.counts?.unlimited == true)
-            var countsRequest = VppV1.GetLicenseCountsRequest()
-            countsRequest.assetId = pages.id
-            let counts = try await client.call(VppV1.CatalogService.GetLicenseCounts.self, countsRequest)
+            let counts = try await client.call(
+                VppV1.CatalogService.GetLicenseCounts.self,
+                VppV1.GetLicenseCountsRequest(assetId: pages.id)
+            )
             #expect(counts.total == 10 && counts.appleAssigned == 1)
 
             let books = try await client.call(VppV1.CatalogService.ListBooks.self, VppV1.ListAssetsRequest()).assets
@@ -87,8 +88,7 @@ struct TokenLifecycleTests {
             // The list (R6), with a state filter.
             let list = try await client.call(VppV1.TokenService.ListTokens.self, VppV1.ListTokensRequest())
             #expect(list.tokens.map(\.id) == [token.id])
-            var expiredOnly = VppV1.ListTokensRequest()
-            expiredOnly.state = .expired
+            let expiredOnly = VppV1.ListTokensRequest(state: .expired)
             #expect(try await client.call(VppV1.TokenService.ListTokens.self, expiredOnly).tokens.isEmpty)
         }
     }
@@ -138,9 +138,10 @@ struct TokenLifecycleTests {
             }
             let stored = try #require(token)
             #expect(stored.state == .valid)
-            var jobsRequest = VppV1.ListSyncJobsRequest()
-            jobsRequest.tokenId = stored.id
-            let jobs = try await client.call(VppV1.SyncService.ListSyncJobs.self, jobsRequest).jobs
+            let jobs = try await client.call(
+                VppV1.SyncService.ListSyncJobs.self,
+                VppV1.ListSyncJobsRequest(tokenId: stored.id)
+            ).jobs
             #expect(
                 stored.appCount > 0,
                 "the first sync ran; its jobs: \(jobs.map { "\($0.state) attempt \($0.attempt) \($0.error)" })"
@@ -180,9 +181,7 @@ struct TokenLifecycleTests {
             _ = try await env.waitForJob(client, jobID: uploaded.syncJobId) { !$0.isActive }
 
             let newFile = try env.core.issueToken(uId: location.uId, expires: Date().addingTimeInterval(400 * 86400))
-            var renew = VppV1.RenewTokenRequest()
-            renew.tokenId = tokenID
-            renew.tokenFile = Array(newFile.utf8)
+            var renew = VppV1.RenewTokenRequest(tokenId: tokenID, tokenFile: Array(newFile.utf8))
             let renewed = try await client.call(VppV1.TokenService.RenewToken.self, renew)
             #expect(renewed.id == tokenID)
             #expect(
@@ -207,8 +206,7 @@ struct TokenLifecycleTests {
             let tokenID = try #require(uploaded.token?.id)
             _ = try await env.waitForJob(client, jobID: uploaded.syncJobId) { !$0.isActive }
 
-            var request = VppV1.DeleteTokenRequest()
-            request.tokenId = tokenID
+            var request = VppV1.DeleteTokenRequest(tokenId: tokenID)
             let unconfirmed = await rpcError { _ = try await client.call(VppV1.TokenService.DeleteToken.self, request) }
             #expect(unconfirmed?.code == .invalidArgument)
 

@@ -216,39 +216,32 @@ struct TokenRulesTests {
                 #expect(get?.message == "No token with id \(id).")
                 let sync = await rpcError { _ = try await env.syncNow(clientA, id) }
                 #expect(sync?.code == .notFound)
-                var delete = VppV1.DeleteTokenRequest()
-                delete.tokenId = id
-                delete.confirm = id
+                let delete = VppV1.DeleteTokenRequest(tokenId: id, confirm: id)
                 #expect(
                     await rpcError { _ = try await clientA.call(VppV1.TokenService.DeleteToken.self, delete) }?.code
                         == .notFound
                 )
-                var renew = VppV1.RenewTokenRequest()
-                renew.tokenId = id
-                renew.tokenFile = Array(location.file.utf8)
+                let renew = VppV1.RenewTokenRequest(tokenId: id, tokenFile: Array(location.file.utf8))
                 #expect(
                     await rpcError { _ = try await clientA.call(VppV1.TokenService.RenewToken.self, renew) }?.code
                         == .notFound
                 )
                 #expect(await rpcError { _ = try await env.apps(clientA, tokenID: id) }?.code == .notFound)
-                var jobs = VppV1.ListSyncJobsRequest()
-                jobs.tokenId = id
+                let jobs = VppV1.ListSyncJobsRequest(tokenId: id)
                 #expect(
                     await rpcError { _ = try await clientA.call(VppV1.SyncService.ListSyncJobs.self, jobs) }?.code
                         == .notFound
                 )
             }
             for id in [assetID, unknown] {
-                var get = VppV1.GetAssetRequest()
-                get.assetId = id
+                let get = VppV1.GetAssetRequest(assetId: id)
                 #expect(
                     await rpcError { _ = try await clientA.call(VppV1.CatalogService.GetAsset.self, get) }?.code
                         == .notFound
                 )
             }
             for id in [uploaded.syncJobId, unknown] {
-                var get = VppV1.GetSyncJobRequest()
-                get.jobId = id
+                let get = VppV1.GetSyncJobRequest(jobId: id)
                 let job = await rpcError { _ = try await clientA.call(VppV1.SyncService.GetSyncJob.self, get) }
                 #expect(job?.code == .notFound)
                 #expect(job?.message == "No sync job with id \(id).")
@@ -279,10 +272,10 @@ struct TokenRulesTests {
             #expect(await rpcError { _ = try await env.upload(clientB, location.file) }?.code == .alreadyExists)
 
             let operatorClient = env.server.operatorClient()
-            var delete = VppV1.DeleteTenantRequest()
-            delete.tenantId = tenantA.id
-            delete.confirm = tenantA.id
-            let deleted = try await operatorClient.call(VppV1.OperatorService.DeleteTenant.self, delete)
+            let deleted = try await operatorClient.call(
+                VppV1.OperatorService.DeleteTenant.self,
+                VppV1.DeleteTenantRequest(tenantId: tenantA.id, confirm: tenantA.id)
+            )
             #expect(deleted.releasedTokens == 1)
             await operatorClient.close()
             _ = try await env.upload(clientB, location.file)
@@ -297,9 +290,10 @@ struct TokenRulesTests {
             defer { Task { await client.close() } }
             let uploaded = try await env.upload(client, location.file)
             let operatorClient = env.server.operatorClient()
-            var suspend = VppV1.SuspendTenantRequest()
-            suspend.tenantId = tenant.id
-            _ = try await operatorClient.call(VppV1.OperatorService.SuspendTenant.self, suspend)
+            _ = try await operatorClient.call(
+                VppV1.OperatorService.SuspendTenant.self,
+                VppV1.SuspendTenantRequest(tenantId: tenant.id)
+            )
             await operatorClient.close()
 
             // The queued first sync runs now and stops at once, without retries.

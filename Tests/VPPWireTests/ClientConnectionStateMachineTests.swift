@@ -12,28 +12,19 @@ struct ClientConnectionStateMachineTests {
     private let t0 = NIODeadline.uptimeNanoseconds(7_000_000_000)
 
     private func frame(_ kind: RpcV1.ServerFrame.Kind) -> RpcV1.ServerFrame {
-        var frame = RpcV1.ServerFrame()
-        frame.kind = kind
-        return frame
+        RpcV1.ServerFrame(kind: kind)
     }
 
     private func reply(_ callID: UInt64, message: String? = nil, status: RpcV1.Status?) -> RpcV1.ServerFrame {
-        var reply = RpcV1.Reply()
-        reply.callId = callID
+        var reply = RpcV1.Reply(callId: callID, status: status)
         if let message {
-            var payload = RpcV1.Payload()
-            payload.data = Array(message.utf8)
-            reply.message = payload
+            reply.message = RpcV1.Payload(data: Array(message.utf8))
         }
-        reply.status = status
         return self.frame(.reply(reply))
     }
 
     private func goAway(_ status: RpcV1.Status, lastCallID: UInt64) -> RpcV1.ServerFrame {
-        var goAway = RpcV1.GoAway()
-        goAway.status = status
-        goAway.lastCallId = lastCallID
-        return self.frame(.goAway(goAway))
+        self.frame(.goAway(RpcV1.GoAway(status: status, lastCallId: lastCallID)))
     }
 
     /// Sends a call and returns its id.
@@ -226,9 +217,7 @@ struct ClientConnectionStateMachineTests {
         #expect(failure.notStarted.isEmpty)
         #expect(machine.inFlightCount == 0)
         // A Pong after the close has no one to go to.
-        var pong = RpcV1.Pong()
-        pong.nonce = 1
-        guard case .none = machine.frameReceived(self.frame(.pong(pong))) else {
+        guard case .none = machine.frameReceived(self.frame(.pong(RpcV1.Pong(nonce: 1)))) else {
             Issue.record("expected nothing")
             return
         }
@@ -238,9 +227,7 @@ struct ClientConnectionStateMachineTests {
     func pong() {
         var machine = self.welcomed()
         machine.pingSent(nonce: 42, "ping")
-        var pong = RpcV1.Pong()
-        pong.nonce = 42
-        guard case .pong("ping") = machine.frameReceived(self.frame(.pong(pong))) else {
+        guard case .pong("ping") = machine.frameReceived(self.frame(.pong(RpcV1.Pong(nonce: 42)))) else {
             Issue.record("expected the Pong")
             return
         }

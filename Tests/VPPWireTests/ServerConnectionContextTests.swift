@@ -22,21 +22,13 @@ struct ServerConnectionContextTests {
     }
 
     private func hello() -> RpcV1.ClientFrame {
-        var hello = RpcV1.Hello()
-        hello.apiKey = "key"
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .hello(hello)
-        return frame
+        RpcV1.ClientFrame(kind: .hello(RpcV1.Hello(apiKey: "key")))
     }
 
     private func call(_ id: UInt64, timeoutMs: UInt64 = 0) -> RpcV1.ClientFrame {
-        var call = RpcV1.Call()
-        call.callId = id
-        call.method = "/vpp.v1.SystemService/Ping"
-        call.timeoutMs = timeoutMs
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .call(call)
-        return frame
+        RpcV1.ClientFrame(
+            kind: .call(RpcV1.Call(callId: id, method: "/vpp.v1.SystemService/Ping", timeoutMs: timeoutMs))
+        )
     }
 
     /// Opened and authenticated at `t0` as "tenant-a".

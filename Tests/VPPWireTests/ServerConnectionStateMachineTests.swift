@@ -11,21 +11,11 @@ struct ServerConnectionStateMachineTests {
     private let t0 = NIODeadline.uptimeNanoseconds(1_000_000_000)
 
     private func hello(_ key: String = "key", version: UInt32 = 1) -> RpcV1.ClientFrame {
-        var hello = RpcV1.Hello()
-        hello.apiKey = key
-        hello.protocolVersion = version
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .hello(hello)
-        return frame
+        RpcV1.ClientFrame(kind: .hello(RpcV1.Hello(apiKey: key, protocolVersion: version)))
     }
 
     private func call(_ id: UInt64, _ method: String = "/vpp.v1.SystemService/Ping") -> RpcV1.ClientFrame {
-        var call = RpcV1.Call()
-        call.callId = id
-        call.method = method
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .call(call)
-        return frame
+        RpcV1.ClientFrame(kind: .call(RpcV1.Call(callId: id, method: method)))
     }
 
     private func authenticated(maxCalls: Int = 4) -> Machine {
@@ -148,10 +138,7 @@ struct ServerConnectionStateMachineTests {
     func cancel() {
         var machine = self.authenticated()
         _ = machine.frameReceived(self.call(1), at: self.t0)
-        var frame = RpcV1.ClientFrame()
-        var cancel = RpcV1.Cancel()
-        cancel.callId = 1
-        frame.kind = .cancel(cancel)
+        let frame = RpcV1.ClientFrame(kind: .cancel(RpcV1.Cancel(callId: 1)))
         #expect(machine.frameReceived(frame, at: self.t0) == .cancelCall(callID: 1))
         #expect(machine.callFinished(1, status: .ok).action == .sendReply)
         #expect(machine.frameReceived(frame, at: self.t0) == .none)
@@ -160,10 +147,7 @@ struct ServerConnectionStateMachineTests {
     @Test("a Ping is answered with a Pong carrying the same nonce")
     func pingPong() {
         var machine = self.authenticated()
-        var ping = RpcV1.Ping()
-        ping.nonce = 99
-        var frame = RpcV1.ClientFrame()
-        frame.kind = .ping(ping)
+        let frame = RpcV1.ClientFrame(kind: .ping(RpcV1.Ping(nonce: 99)))
         guard case .send(let out) = machine.frameReceived(frame, at: self.t0), case .pong(let pong) = out.kind else {
             Issue.record("expected a pong")
             return
