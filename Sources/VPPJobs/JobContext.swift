@@ -25,12 +25,19 @@ public struct JobContext: Sendable {
 
 /// The worker's record of one job it runs: lease state, the handler's task, and throttled progress.
 final class RunningJob: Sendable {
+    /// What every job of one worker shares: where its writes go, as whom, and how often progress is written.
+    struct Worker: Sendable {
+        var owner: String
+        var queue: JobQueue
+        var progressInterval: Duration
+        var clock: InstantClock
+    }
+
     let job: JobRecord
-    let owner: String
-    let queue: JobQueue
-    let progressInterval: Duration
-    let clock: InstantClock
+    let worker: Worker
     let logger: Logger
+    var owner: String { self.worker.owner }
+    var queue: JobQueue { self.worker.queue }
 
     struct Progress: Sendable, Hashable {
         var phase: String
@@ -52,19 +59,9 @@ final class RunningJob: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    init(
-        job: JobRecord,
-        owner: String,
-        queue: JobQueue,
-        progressInterval: Duration,
-        clock: InstantClock,
-        logger: Logger
-    ) {
-        self.clock = clock
+    init(job: JobRecord, worker: Worker, logger: Logger) {
         self.job = job
-        self.owner = owner
-        self.queue = queue
-        self.progressInterval = progressInterval
+        self.worker = worker
         self.logger = logger
     }
 
@@ -112,11 +109,11 @@ final class RunningJob: Sendable {
     }
 
     func progress(phase: String, done: Int64, total: Int64) async {
-        let now = self.clock.now
+        let now = self.worker.clock.now
         let write = self.state.withLockedValue { state -> Progress? in
             let progress = Progress(phase: phase, done: done, total: total)
             guard !state.leaseLost, !state.released else { return nil }
-            if let last = state.lastWrite, now - last < self.progressInterval, state.lastPhase == phase {
+            if let last = state.lastWrite, now - last < self.worker.progressInterval, state.lastPhase == phase {
                 state.unwritten = progress
                 return nil
             }

@@ -36,6 +36,15 @@ public final class JobWorker: Service, Sendable {
     /// What every timer of the worker reads and sleeps on: heartbeats, polls, the claim window, the grace period,
     /// progress throttling and run times.
     let clock: InstantClock
+    /// What the jobs it runs share.
+    var runningJobs: RunningJob.Worker {
+        RunningJob.Worker(
+            owner: self.configuration.owner,
+            queue: self.queue,
+            progressInterval: self.configuration.progressInterval,
+            clock: self.clock
+        )
+    }
     /// Rung by notifications and at shutdown: there may be work.
     private let workBell: Doorbell
     /// Rung when a job ends and at shutdown: there may be a free slot.
@@ -162,14 +171,7 @@ public final class JobWorker: Service, Sendable {
                 continue
             }
             for job in claimed {
-                let running = RunningJob(
-                    job: job,
-                    owner: self.configuration.owner,
-                    queue: self.queue,
-                    progressInterval: self.configuration.progressInterval,
-                    clock: self.clock,
-                    logger: self.jobLogger(job)
-                )
+                let running = RunningJob(job: job, worker: self.runningJobs, logger: self.jobLogger(job))
                 // Registered before the next claim counts free slots.
                 self.state.withLockedValue { $0.running[job.id] = running }
                 jobs.addTask { await self.execute(running) }

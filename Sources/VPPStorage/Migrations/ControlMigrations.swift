@@ -41,14 +41,7 @@ enum ControlMigrations {
                 CREATE INDEX api_keys_tenant_idx ON vpp_control.api_keys (tenant_id, created_at, id);
 
                 CREATE TABLE vpp_control.operator_audit (
-                    id bigserial PRIMARY KEY,
-                    at timestamptz NOT NULL DEFAULT clock_timestamp(),
-                    principal text NOT NULL,
-                    method text NOT NULL,
-                    target text NOT NULL,
-                    result text NOT NULL,
-                    call_id text NOT NULL,
-                    message text NOT NULL DEFAULT ''
+                \(Migration.auditColumns)
                 );
                 CREATE INDEX operator_audit_target_idx ON vpp_control.operator_audit (target, id);
                 """

@@ -13,6 +13,21 @@ public struct Migration: Sendable, Hashable {
     }
 }
 
+extension Migration {
+    /// The columns of both audit logs, the platform's (`vpp_control.operator_audit`) and each tenant's
+    /// (`audit_events`): one `AuditRecord` each.
+    static let auditColumns = """
+            id bigserial PRIMARY KEY,
+            at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            principal text NOT NULL,
+            method text NOT NULL,
+            target text NOT NULL,
+            result text NOT NULL,
+            call_id text NOT NULL,
+            message text NOT NULL DEFAULT ''
+        """
+}
+
 extension Array where Element == Migration {
     /// The highest version in the list.
     var latestVersion: Int { self.map(\.version).max() ?? 0 }

@@ -9,14 +9,7 @@ enum TenantMigrations {
             name: "audit log",
             sql: """
                 CREATE TABLE audit_events (
-                    id bigserial PRIMARY KEY,
-                    at timestamptz NOT NULL DEFAULT clock_timestamp(),
-                    principal text NOT NULL,
-                    method text NOT NULL,
-                    target text NOT NULL,
-                    result text NOT NULL,
-                    call_id text NOT NULL,
-                    message text NOT NULL DEFAULT ''
+                \(Migration.auditColumns)
                 );
                 CREATE INDEX audit_events_target_idx ON audit_events (target, id);
                 """
