@@ -11,17 +11,11 @@ import VPPServices
 /// Assigns one app (user licensing) to a group of `users` users and times it until every ledger entry and every
 /// association for Apple is in the outbox — what the push job then sends (registering the users Apple does not know
 /// yet first).
-struct AssignBenchmark {
+struct AssignBenchmark: SimulatedAppleBenchmark {
     var users: Int
     var runs: Int
 
-    func run(database: PostgresConfiguration, logger: Logger) async throws -> AssignReport {
-        try await withSimulatedApple(database: database, logger: logger) { simulator, storage, http in
-            try await self.measure(simulator: simulator, storage: storage, http: http, logger: logger)
-        }
-    }
-
-    private func measure(simulator: AppleVPPSimulator, storage: Storage, http: HTTPClient, logger: Logger) async throws
+    func measure(simulator: AppleVPPSimulator, storage: Storage, http: HTTPClient, logger: Logger) async throws
         -> AssignReport
     {
         try await storage.migrate(concurrency: 2)

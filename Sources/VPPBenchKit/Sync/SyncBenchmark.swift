@@ -10,18 +10,12 @@ import VPPServices
 
 /// One token's full sync (Apple → tenant schema) against the in-process simulator: `assets` apps, `assignments` device
 /// licenses this service holds (so every one is reconciled, not just counted), timed phase by phase.
-struct SyncBenchmark {
+struct SyncBenchmark: SimulatedAppleBenchmark {
     var assets: Int
     var assignments: Int
     var runs: Int
 
-    func run(database: PostgresConfiguration, logger: Logger) async throws -> SyncReport {
-        try await withSimulatedApple(database: database, logger: logger) { simulator, storage, http in
-            try await self.measure(simulator: simulator, storage: storage, http: http, logger: logger)
-        }
-    }
-
-    private func measure(simulator: AppleVPPSimulator, storage: Storage, http: HTTPClient, logger: Logger) async throws
+    func measure(simulator: AppleVPPSimulator, storage: Storage, http: HTTPClient, logger: Logger) async throws
         -> SyncReport
     {
         try await storage.migrate(concurrency: 2)
@@ -101,6 +95,21 @@ struct SyncBenchmark {
             runs: runs,
             cores: ProcessInfo.processInfo.activeProcessorCount
         )
+    }
+}
+
+/// A benchmark run against Apple's simulator in-process, with storage on a database of its own.
+protocol SimulatedAppleBenchmark: Sendable {
+    associatedtype Report: Sendable
+    func measure(simulator: AppleVPPSimulator, storage: Storage, http: HTTPClient, logger: Logger) async throws
+        -> Report
+}
+
+extension SimulatedAppleBenchmark {
+    func run(database: PostgresConfiguration, logger: Logger) async throws -> Report {
+        try await withSimulatedApple(database: database, logger: logger) { simulator, storage, http in
+            try await self.measure(simulator: simulator, storage: storage, http: http, logger: logger)
+        }
     }
 }
 
