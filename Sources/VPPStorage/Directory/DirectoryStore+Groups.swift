@@ -129,17 +129,17 @@ extension DirectoryStore {
     }
 
     public func getGroup(tenantID: UUID, _ lookup: DirectoryLookup) async throws -> DirectoryGroup {
-        let (id, key) = lookup.parts
-        return try await self.storage.withTenant(tenantID) { transaction in
-            let rows = try await transaction.query(
-                """
-                SELECT \(unescaped: Self.groupColumns) FROM groups g
-                WHERE g.id = \(id)::uuid OR g.external_id = \(key)::text
-                """
-            )
-            guard let row = rows.first else { throw Self.notFound("group", lookup, keyName: "external id") }
-            return try Self.decodeGroup(row)
-        }
+        try await self.entry(
+            tenantID,
+            lookup,
+            select: Self.groupColumns,
+            from: "groups g",
+            alias: "g",
+            keyColumn: "external_id",
+            noun: "group",
+            keyName: "external id",
+            decode: Self.decodeGroup
+        )
     }
 
     /// One page of groups in creation order; `query` is a case-insensitive substring of the external id or name.

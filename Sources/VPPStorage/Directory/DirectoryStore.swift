@@ -159,18 +159,44 @@ public struct DirectoryStore: Sendable {
         try await self.delete(tenantID: tenantID, keys: externalIDs, table: "users", column: "external_id")
     }
 
-    public func getUser(tenantID: UUID, _ lookup: DirectoryLookup) async throws -> DirectoryUser {
+    /// One user, device or group by id or by its key (`lookup`): `from` names the table as `alias` (constants of
+    /// this type, never input); NOT_FOUND names the entry as `noun` and its key as `keyName`.
+    func entry<Entry: Sendable>(
+        _ tenantID: UUID,
+        _ lookup: DirectoryLookup,
+        select columns: String,
+        from: String,
+        alias: String,
+        keyColumn: String,
+        noun: String,
+        keyName: String,
+        decode: (PostgresRow) throws -> Entry
+    ) async throws -> Entry {
         let (id, key) = lookup.parts
         return try await self.storage.withTenant(tenantID) { transaction in
             let rows = try await transaction.query(
                 """
-                SELECT \(unescaped: Self.userColumns) FROM users u
-                WHERE u.id = \(id)::uuid OR u.external_id = \(key)::text
+                SELECT \(unescaped: columns) FROM \(unescaped: from)
+                WHERE \(unescaped: alias).id = \(id)::uuid OR \(unescaped: alias).\(unescaped: keyColumn) = \(key)::text
                 """
             )
-            guard let row = rows.first else { throw Self.notFound("user", lookup, keyName: "external id") }
-            return try Self.decodeUser(row)
+            guard let row = rows.first else { throw Self.notFound(noun, lookup, keyName: keyName) }
+            return try decode(row)
         }
+    }
+
+    public func getUser(tenantID: UUID, _ lookup: DirectoryLookup) async throws -> DirectoryUser {
+        try await self.entry(
+            tenantID,
+            lookup,
+            select: Self.userColumns,
+            from: "users u",
+            alias: "u",
+            keyColumn: "external_id",
+            noun: "user",
+            keyName: "external id",
+            decode: Self.decodeUser
+        )
     }
 
     /// One page of users in creation order.
@@ -341,17 +367,17 @@ public struct DirectoryStore: Sendable {
     }
 
     public func getDevice(tenantID: UUID, _ lookup: DirectoryLookup) async throws -> DirectoryDevice {
-        let (id, key) = lookup.parts
-        return try await self.storage.withTenant(tenantID) { transaction in
-            let rows = try await transaction.query(
-                """
-                SELECT \(unescaped: Self.deviceColumns) FROM devices d LEFT JOIN users o ON o.id = d.owner_user_id
-                WHERE d.id = \(id)::uuid OR d.serial_number = \(key)::text
-                """
-            )
-            guard let row = rows.first else { throw Self.notFound("device", lookup, keyName: "serial number") }
-            return try Self.decodeDevice(row)
-        }
+        try await self.entry(
+            tenantID,
+            lookup,
+            select: Self.deviceColumns,
+            from: "devices d LEFT JOIN users o ON o.id = d.owner_user_id",
+            alias: "d",
+            keyColumn: "serial_number",
+            noun: "device",
+            keyName: "serial number",
+            decode: Self.decodeDevice
+        )
     }
 
     /// One page of devices in creation order.
