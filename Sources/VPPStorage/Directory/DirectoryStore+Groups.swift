@@ -128,6 +128,17 @@ extension DirectoryStore {
         return summary
     }
 
+    /// The kind of group `groupID` (NOT_FOUND when there is none), read in `transaction`.
+    static func groupKind(_ groupID: UUID, _ transaction: PostgresTransaction) async throws -> DirectoryGroup.Kind {
+        let rows = try await transaction.query("SELECT kind FROM groups WHERE id = \(groupID)")
+        guard let row = rows.first else { throw Self.groupNotFound(groupID) }
+        let text = try row.decode(String.self, at: 0)
+        guard let kind = DirectoryGroup.Kind(rawValue: text) else {
+            throw StorageError.internalInconsistency("a group has the unknown kind \(text)")
+        }
+        return kind
+    }
+
     public func getGroup(tenantID: UUID, _ lookup: DirectoryLookup) async throws -> DirectoryGroup {
         try await self.entry(
             tenantID,
@@ -178,12 +189,10 @@ extension DirectoryStore {
         listing: String,
         _ transaction: PostgresTransaction
     ) async throws {
-        let rows = try await transaction.query("SELECT kind FROM groups WHERE id = \(groupID)")
-        guard let row = rows.first else { throw Self.groupNotFound(groupID) }
-        let found = try row.decode(String.self, at: 0)
-        guard found == kind.rawValue else {
+        let found = try await Self.groupKind(groupID, transaction)
+        guard found == kind else {
             throw StorageError.invalidArgument(
-                "group_id names a \(found) group, whose members are not \(listing); list them with the other call.",
+                "group_id names a \(found.rawValue) group, whose members are not \(listing); list them with the other call.",
                 field: "group_id"
             )
         }
@@ -222,12 +231,7 @@ extension DirectoryStore {
         }
         let checked = keys.indices.filter { problems[$0] == nil }
         let (changed, resolvedCount, lookupProblems) = try await self.storage.withTenant(tenantID) { transaction in
-            let groupRows = try await transaction.query("SELECT kind FROM groups WHERE id = \(groupID)")
-            guard let groupRow = groupRows.first else { throw Self.groupNotFound(groupID) }
-            let kindText = try groupRow.decode(String.self, at: 0)
-            guard let kind = DirectoryGroup.Kind(rawValue: kindText) else {
-                throw StorageError.internalInconsistency("a group has the unknown kind \(kindText)")
-            }
+            let kind = try await Self.groupKind(groupID, transaction)
             let tables = kind.tables
             let wanted = checked.map { keys[$0] }
             guard !wanted.isEmpty else { return (0, 0, [Int: String]()) }
@@ -312,12 +316,7 @@ extension DirectoryStore {
         }
         let after = token?.values.first
         return try await self.storage.withTenant(tenantID) { transaction in
-            let groupRows = try await transaction.query("SELECT kind FROM groups WHERE id = \(groupID)")
-            guard let groupRow = groupRows.first else { throw Self.groupNotFound(groupID) }
-            let kindText = try groupRow.decode(String.self, at: 0)
-            guard let kind = DirectoryGroup.Kind(rawValue: kindText) else {
-                throw StorageError.internalInconsistency("a group has the unknown kind \(kindText)")
-            }
+            let kind = try await Self.groupKind(groupID, transaction)
             let tables = kind.tables
             let rows = try await transaction.query(
                 """
