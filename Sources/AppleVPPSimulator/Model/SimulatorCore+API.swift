@@ -245,6 +245,26 @@ extension SimulatorCore {
     }
 
     /// Page `pageIndex` of `items`: (slice, currentPageIndex, nextPageIndex, totalPages); 9650 when out of range.
+    /// Queues an event at the location (processed at once when the simulator completes events immediately) and
+    /// answers its id, as Apple's POST endpoints do.
+    static func submit(
+        _ type: EventType,
+        _ work: EventWork,
+        requested: Int,
+        _ location: inout LocationState,
+        _ common: Common,
+        _ completion: SimulatorConfiguration.EventCompletion
+    ) -> EventResponse {
+        let id = location.submit(type, work, requested: requested, now: .now)
+        if completion == .immediately { location.processEvents(through: id) }
+        return EventResponse(
+            eventId: id,
+            mdmInfo: common.mdmInfo,
+            tokenExpirationDate: common.tokenExpirationDate,
+            uId: common.uId
+        )
+    }
+
     /// The page `request` asks for of `items`, as the answer `make` builds from it, with the shared fields set.
     func pageAnswer<T, Answer: SimulatedPage>(
         _ items: [T],
@@ -528,14 +548,7 @@ extension SimulatorCore {
             let work: EventWork =
                 type == .associate
                 ? .associate(assets: keys, subjects: subjects) : .disassociate(assets: keys, subjects: subjects)
-            let id = location.submit(type, work, requested: keys.count * subjects.count, now: .now)
-            if completion == .immediately { location.processEvents(through: id) }
-            return EventResponse(
-                eventId: id,
-                mdmInfo: common.mdmInfo,
-                tokenExpirationDate: common.tokenExpirationDate,
-                uId: common.uId
-            )
+            return Self.submit(type, work, requested: keys.count * subjects.count, &location, common, completion)
         }
     }
 
@@ -571,13 +584,13 @@ extension SimulatorCore {
         let completion = configuration.eventCompletion
         return try authenticated(request) { location, common in
             let subjects = users.map(Subject.user) + serials.map(Subject.device)
-            let id = location.submit(.revoke, .revoke(subjects: subjects), requested: subjects.count, now: .now)
-            if completion == .immediately { location.processEvents(through: id) }
-            return EventResponse(
-                eventId: id,
-                mdmInfo: common.mdmInfo,
-                tokenExpirationDate: common.tokenExpirationDate,
-                uId: common.uId
+            return Self.submit(
+                .revoke,
+                .revoke(subjects: subjects),
+                requested: subjects.count,
+                &location,
+                common,
+                completion
             )
         }
     }
@@ -637,14 +650,7 @@ extension SimulatorCore {
                 case .update: .updateUsers(body.users)
                 default: .retireUsers(ids)
                 }
-            let id = location.submit(type, work, requested: body.users.count, now: .now)
-            if completion == .immediately { location.processEvents(through: id) }
-            return EventResponse(
-                eventId: id,
-                mdmInfo: common.mdmInfo,
-                tokenExpirationDate: common.tokenExpirationDate,
-                uId: common.uId
-            )
+            return Self.submit(type, work, requested: body.users.count, &location, common, completion)
         }
     }
 
