@@ -251,6 +251,7 @@ let package = Package(
         .target(
             name: "VPPDaemon",
             dependencies: [
+                "VPPClock",
                 "VPPLogKeys",
                 "AppleVPP",
                 "VPPWire",
@@ -284,6 +285,7 @@ let package = Package(
         .target(
             name: "VPPLoadKit",
             dependencies: [
+                "VPPClock",
                 "VPPClient",
                 "VPPWire",
                 "VPPProto",
@@ -302,6 +304,7 @@ let package = Package(
         .target(
             name: "VPPBenchKit",
             dependencies: [
+                "VPPClock",
                 "VPPLoadKit",
                 "VPPClient",
                 "VPPProto",

@@ -4,6 +4,7 @@ import Metrics
 import ServiceLifecycle
 import VPPLogKeys
 import VPPStorage
+import VPPClock
 
 /// Refreshes the fleet gauges every `interval` from the shared database, so the alerts of docs/operations.md
 /// (Deploy/prometheus/alerts.yml) have something to watch:
@@ -52,9 +53,7 @@ struct FleetGauges: Service {
         Gauge(label: "vpp_token_expiry_soonest_seconds").record(snapshot.soonestExpirySeconds ?? Self.noTokenSentinel)
         Gauge(label: "vpp_licenses_waiting").record(snapshot.licensesWaiting)
         let took = ContinuousClock.now - started
-        Gauge(label: "vpp_fleet_gauges_refresh_seconds").record(
-            Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18
-        )
+        Gauge(label: "vpp_fleet_gauges_refresh_seconds").record(took.inSeconds)
         self.logger.debug(
             "Fleet gauges refreshed",
             metadata: [LogKey.tenants: "\(snapshot.tenants)", LogKey.took: "\(took)"]

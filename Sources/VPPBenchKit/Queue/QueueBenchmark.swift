@@ -6,6 +6,7 @@ import VPPJobs
 import VPPLoadKit
 import VPPPostgres
 import VPPStorage
+import VPPClock
 
 /// The job queue alone (C6), no RPC: producers enqueue no-op jobs while `JobWorker`s (each with a pool of its own,
 /// like separate vppd processes) claim, run and finish them. Measures jobs per second through enqueue + claim +
@@ -142,12 +143,9 @@ struct QueueBenchmark: Sendable {
             for workerPool in workerPools { await workerPool.shutdown() }
             await pool.shutdown()
 
-            func seconds(_ duration: Duration) -> Double {
-                Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-            }
-            let elapsed = seconds(finished - started)
-            let enqueueSeconds = seconds(enqueued - started)
-            let drainSeconds = seconds(finished - workersStarted)
+            let elapsed = (finished - started).inSeconds
+            let enqueueSeconds = (enqueued - started).inSeconds
+            let drainSeconds = (finished - workersStarted).inSeconds
             return QueueReport(
                 jobs: self.jobs,
                 workers: self.workers,

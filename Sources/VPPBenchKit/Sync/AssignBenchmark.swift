@@ -7,6 +7,7 @@ import VPPLoadKit
 import VPPPostgres
 import VPPStorage
 import VPPServices
+import VPPClock
 
 /// Assigns one app (user licensing) to a group of `users` users and times it until every ledger entry and every
 /// association for Apple is in the outbox — what the push job then sends (registering the users Apple does not know
@@ -72,7 +73,7 @@ struct AssignBenchmark: SimulatedAppleBenchmark {
                 action: .required,
                 licenseType: .user
             )
-            let seconds = LoadDuration.seconds(ContinuousClock.now - started)
+            let seconds = (ContinuousClock.now - started).inSeconds
             let outbox = try await storage.withTenant(tenantID) { transaction in
                 try await transaction.query("SELECT count(*)::bigint FROM apple_outbox WHERE adam_id = \(asset.adamID)")
                     .single().decode(Int.self, at: 0)

@@ -7,6 +7,7 @@ import VPPLoadKit
 import VPPPostgres
 import VPPStorage
 import VPPServices
+import VPPClock
 
 /// One token's full sync (Apple → tenant schema) against the in-process simulator: `assets` apps, `assignments` device
 /// licenses this service holds (so every one is reconciled, not just counted), timed phase by phase.
@@ -80,7 +81,7 @@ struct SyncBenchmark: SimulatedAppleBenchmark {
                 jobID: UUID(),
                 full: true
             ) { phase, _, _ in await phases.enter(phase.rawValue) }
-            let seconds = LoadDuration.seconds(ContinuousClock.now - started)
+            let seconds = (ContinuousClock.now - started).inSeconds
             guard summary.assignments == Int64(serials.count), summary.apps == self.assets else {
                 throw SyncBenchmarkError(
                     "the sync reconciled \(summary.assignments) assignments and \(summary.apps) apps; expected \(serials.count) and \(self.assets)"
@@ -193,7 +194,7 @@ actor PhaseClock {
     func durations() -> [String: Double] {
         var result: [String: Double] = [:]
         for (index, mark) in marks.enumerated() where index + 1 < marks.count {
-            result[mark.0, default: 0] += LoadDuration.seconds(marks[index + 1].1 - mark.1)
+            result[mark.0, default: 0] += (marks[index + 1].1 - mark.1).inSeconds
         }
         return result
     }

@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import VPPClient
 import VPPProto
 import VPPWire
+import VPPClock
 
 /// `vpp-load abuse`: what one hostile peer's attack costs the server and the clients beside it (issue 16).
 struct AbuseCommand: LoadSubcommand {
@@ -144,7 +145,7 @@ struct AbuseCommand: LoadSubcommand {
                 }
             }
         }
-        let attackSeconds = (ContinuousClock.now - started).secondsDouble
+        let attackSeconds = (ContinuousClock.now - started).inSeconds
         stop.store(true, ordering: .relaxed)
         let (recorder, slowestAfterMark) = await steadyTask.value
         await samplerTask.value
@@ -233,7 +234,7 @@ struct AbuseCommand: LoadSubcommand {
                         }
                         sockets.append(socket)
                     }
-                    let openSeconds = (ContinuousClock.now - opened).secondsDouble
+                    let openSeconds = (ContinuousClock.now - opened).inSeconds
                     Thread.sleep(forTimeInterval: 1)
                     let closing = ContinuousClock.now
                     mark.withLockedValue { $0 = closing }
@@ -241,7 +242,7 @@ struct AbuseCommand: LoadSubcommand {
                     continuation.resume(
                         returning: StormFigures(
                             openSeconds: openSeconds,
-                            closeSeconds: (ContinuousClock.now - closing).secondsDouble
+                            closeSeconds: (ContinuousClock.now - closing).inSeconds
                         )
                     )
                 } catch {

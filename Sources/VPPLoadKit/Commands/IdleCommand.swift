@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VPPClient
+import VPPClock
 
 /// `vpp-load idle`: what idle connections cost the server.
 struct IdleCommand: LoadSubcommand {
@@ -50,7 +51,7 @@ struct IdleCommand: LoadSubcommand {
             await LoadRunner.close(clients)
             throw error
         }
-        let connectSeconds = (ContinuousClock.now - started).secondsDouble
+        let connectSeconds = (ContinuousClock.now - started).inSeconds
         let hold = LoadDuration.parse(self.hold) ?? .seconds(10)
         let settle = min(LoadDuration.parse(self.settle) ?? .seconds(2), hold)
         try? await Task.sleep(for: settle)
@@ -61,7 +62,7 @@ struct IdleCommand: LoadSubcommand {
         let report = IdleReport(
             connections: self.connections,
             connectSeconds: connectSeconds,
-            holdSeconds: hold.secondsDouble,
+            holdSeconds: hold.inSeconds,
             serverRSSBeforeKB: before?.residentKB,
             serverRSSKB: during?.residentKB,
             serverHWMKB: during?.peakResidentKB

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import VPPClock
 
 /// How a tenant run is shaped: connections, calls in flight, and its bound.
 struct RunShapeOptions: ParsableArguments {
@@ -197,7 +198,7 @@ func runTenantMix(
         )
         if !target.json {
             print(
-                "prepared \(tenants.count) tenants in \(String(format: "%.1f", (ContinuousClock.now - started).secondsDouble)) s"
+                "prepared \(tenants.count) tenants in \(String(format: "%.1f", (ContinuousClock.now - started).inSeconds)) s"
             )
         }
     }

@@ -15,15 +15,4 @@ public enum LoadDuration {
         guard let value = Double(trimmed), value.isFinite, value >= 0 else { return nil }
         return .milliseconds(Int64((value * 1000).rounded()))
     }
-
-    /// Seconds as a Double, for reports.
-    public static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}
-
-extension Duration {
-    /// Seconds as a Double, for reports (`LoadDuration.seconds`).
-    var secondsDouble: Double { LoadDuration.seconds(self) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import VPPClock
 
 /// The figures of one run, rendered for people (`human`) or programs (`json`).
 ///
@@ -58,7 +59,7 @@ public struct Report: Sendable, Equatable, Codable {
 
     public init(workload: some Workload, target: String, plan: LoadPlan, result: LoadResult) {
         let recorder = result.recorder
-        let seconds = LoadDuration.seconds(result.elapsed)
+        let seconds = (result.elapsed).inSeconds
         self.workload = workload.name
         self.unit = workload.unit
         self.target = target
@@ -66,7 +67,7 @@ public struct Report: Sendable, Equatable, Codable {
         self.concurrency = plan.concurrency
         switch plan.bound {
         case .duration(let duration):
-            self.durationLimitSeconds = LoadDuration.seconds(duration)
+            self.durationLimitSeconds = (duration).inSeconds
             self.callLimit = nil
         case .calls(let count):
             self.durationLimitSeconds = nil
