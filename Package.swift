@@ -13,7 +13,10 @@
 //   VPPClock                the clock timers take (InstantClock) and the one tests turn (ManualClock)
 //   VPPTokens               VPP tokens at Apple: the upload, renew and claim flows (TokenManager)
 //   VPPSync                 the per-token sync (Apple -> tenant schema), its jobs and the schedule
-//   VPPPush                 the push of the license ledger's outbox to Apple (PushRunner, PushJobHandler)
+//   VPPPush                 the push of the license ledger's outbox to Apple (PushRunner, PushJobHandler), and what
+//                           Apple's notifications say about the events it sent (EventNotifications)
+//   VPPNotifications        Apple's notifications: the HTTP(S) endpoint that records them and the jobs that act on
+//                           them (issue 18)
 //   VPPJobs                 the job queue in vpp_control.jobs (C6) and the generic worker on it: claims, runs handlers,
 //                           heartbeats, retries (on VPPPostgres alone)
 //   VPPServices             the RPC services (operator, tenant, ...) on storage, and SyncSystem, which wires tokens,
@@ -205,6 +208,7 @@ let package = Package(
         .target(
             name: "VPPTokens",
             dependencies: [
+                "VPPSync",
                 "VPPClock",
                 "VPPLogKeys",
                 "AppleVPP",
@@ -228,6 +232,26 @@ let package = Package(
         ),
         // MARK: Services and the daemon
         .target(
+            name: "VPPNotifications",
+            dependencies: [
+                "AppleVPP",
+                "VPPJobs",
+                "VPPLogKeys",
+                "VPPPostgres",
+                "VPPPush",
+                "VPPStorage",
+                "VPPSync",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "VPPServices",
             dependencies: [
                 "VPPLogKeys",
@@ -238,6 +262,7 @@ let package = Package(
                 "VPPSync",
                 "VPPTokens",
                 "VPPPush",
+                "VPPNotifications",
                 "AppleVPP",
                 "VPPPostgres",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -260,8 +285,10 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "VPPServer",
                 "VPPServices",
+                "VPPNotifications",
                 "VPPStorage",
                 "VPPPostgres",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -402,6 +429,7 @@ let package = Package(
         .target(
             name: "VPPTesting",
             dependencies: [
+                "VPPNotifications",
                 "AppleVPPSimulator",
                 "AppleVPP",
                 "VPPSync",

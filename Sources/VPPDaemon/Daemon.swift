@@ -7,6 +7,7 @@ import Prometheus
 import ServiceLifecycle
 import VPPJobs
 import VPPLogKeys
+import VPPNotifications
 import VPPPostgres
 import VPPServer
 import VPPServices
@@ -110,6 +111,14 @@ struct Daemon {
             throw SettingsError("VPP_RECLAIM_POLICY must be immediate or after-removal.")
         }
         let cipher = try TokenKey.load(settings: self.settings, logger: logger)
+        let notificationEndpoint = try self.settings.notificationEndpoint()
+        let eventPollInterval = try self.settings.duration(.eventPollInterval)
+        let notifiedPollInterval = try self.settings.duration(.notifiedPollInterval)
+        guard eventPollInterval >= .seconds(1), notifiedPollInterval >= eventPollInterval else {
+            throw SettingsError(
+                "VPP_EVENT_POLL_INTERVAL must be at least 1s, and VPP_NOTIFIED_POLL_INTERVAL at least as long."
+            )
+        }
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -130,16 +139,21 @@ struct Daemon {
                 configuration: AppleVPPClientConfiguration(baseURL: appleBaseURL),
                 logger: Logger(label: "vpp.apple", level: logger.logLevel)
             )
+            let progress = JobProgressHub()
+            let notificationURL = self.settings[.notificationURL]
             let sync = try await SyncSystem.make(
                 storage: storage,
                 cipher: cipher,
                 apple: apple,
                 scheduleInterval: syncInterval,
+                eventPollInterval: eventPollInterval,
                 reclaim: reclaim,
+                notificationURL: notificationURL.isEmpty ? nil : notificationURL,
+                eventSignals: progress,
+                notifiedPollInterval: notifiedPollInterval,
                 version: Self.version,
                 logger: logger
             )
-            let progress = JobProgressHub()
             let router = Services.makeRouter(
                 storage: storage,
                 authenticator: authenticator,
@@ -170,6 +184,16 @@ struct Daemon {
                 ),
                 SyncScheduler(storage: storage, queue: sync.queue, interval: syncInterval, logger: logger),
             ]
+            if let notificationEndpoint {
+                services.append(
+                    NotificationEndpoint(
+                        configuration: notificationEndpoint,
+                        tokens: sync.tokens,
+                        queue: sync.queue,
+                        logger: Logger(label: "vpp.notifications", level: logger.logLevel)
+                    )
+                )
+            }
             if gaugeInterval > .zero {
                 services.append(FleetGauges(storage: storage, interval: gaugeInterval, logger: logger))
             }

@@ -81,6 +81,29 @@ struct SettingOptions: ParsableArguments {
     var allowPlaintext: String?
     @Option(name: .customLong(Setting.gaugeInterval.rawValue), help: ArgumentHelp(Setting.gaugeInterval.help))
     var gaugeInterval: String?
+    @Option(name: .customLong(Setting.notificationURL.rawValue), help: ArgumentHelp(Setting.notificationURL.help))
+    var notificationURL: String?
+    @Option(name: .customLong(Setting.notificationHost.rawValue), help: ArgumentHelp(Setting.notificationHost.help))
+    var notificationHost: String?
+    @Option(name: .customLong(Setting.notificationPort.rawValue), help: ArgumentHelp(Setting.notificationPort.help))
+    var notificationPort: String?
+    @Option(
+        name: .customLong(Setting.notificationTLSCertFile.rawValue),
+        help: ArgumentHelp(Setting.notificationTLSCertFile.help)
+    )
+    var notificationTLSCertFile: String?
+    @Option(
+        name: .customLong(Setting.notificationTLSKeyFile.rawValue),
+        help: ArgumentHelp(Setting.notificationTLSKeyFile.help)
+    )
+    var notificationTLSKeyFile: String?
+    @Option(name: .customLong(Setting.eventPollInterval.rawValue), help: ArgumentHelp(Setting.eventPollInterval.help))
+    var eventPollInterval: String?
+    @Option(
+        name: .customLong(Setting.notifiedPollInterval.rawValue),
+        help: ArgumentHelp(Setting.notifiedPollInterval.help)
+    )
+    var notifiedPollInterval: String?
 
     func resolve() throws -> ResolvedSettings {
         let given: [(Setting, String?)] = [
@@ -98,6 +121,13 @@ struct SettingOptions: ParsableArguments {
             (.syncWorkers, self.syncWorkers), (.syncInterval, self.syncInterval), (.reclaimPolicy, self.reclaimPolicy),
             (.tlsCertFile, self.tlsCertFile), (.tlsKeyFile, self.tlsKeyFile), (.allowPlaintext, self.allowPlaintext),
             (.gaugeInterval, self.gaugeInterval),
+            (.notificationURL, self.notificationURL),
+            (.notificationHost, self.notificationHost),
+            (.notificationPort, self.notificationPort),
+            (.notificationTLSCertFile, self.notificationTLSCertFile),
+            (.notificationTLSKeyFile, self.notificationTLSKeyFile),
+            (.eventPollInterval, self.eventPollInterval),
+            (.notifiedPollInterval, self.notifiedPollInterval),
         ]
         var flags: [Setting: String] = [:]
         for case (let setting, let value?) in given { flags[setting] = value }

@@ -37,6 +37,13 @@ public enum Setting: String, CaseIterable, Sendable {
     case tlsKeyFile = "tls-key-file"
     case allowPlaintext = "allow-plaintext"
     case gaugeInterval = "gauge-interval"
+    case notificationURL = "notification-url"
+    case notificationHost = "notification-host"
+    case notificationPort = "notification-port"
+    case notificationTLSCertFile = "notification-tls-cert-file"
+    case notificationTLSKeyFile = "notification-tls-key-file"
+    case eventPollInterval = "event-poll-interval"
+    case notifiedPollInterval = "notified-poll-interval"
 
     /// The environment variable (and config-file key).
     public var environmentName: String {
@@ -76,6 +83,13 @@ public enum Setting: String, CaseIterable, Sendable {
         case .tlsKeyFile: ""
         case .allowPlaintext: "false"
         case .gaugeInterval: "60s"
+        case .notificationURL: ""
+        case .notificationHost: "127.0.0.1"
+        case .notificationPort: "8444"
+        case .notificationTLSCertFile: ""
+        case .notificationTLSKeyFile: ""
+        case .eventPollInterval: "30s"
+        case .notifiedPollInterval: "300s"
         }
     }
 
@@ -128,6 +142,17 @@ public enum Setting: String, CaseIterable, Sendable {
             "true lets the RPC port serve plain TCP on an address other than loopback (API keys then cross the network in clear text). Without TLS, vppd otherwise listens on loopback only."
         case .gaugeInterval:
             "How often the fleet gauges (tokens by state, tokens expiring, targets waiting for licenses) are refreshed; 0 turns them off."
+        case .notificationURL:
+            "The public HTTPS URL Apple sends this server's notifications to (e.g. https://vpp.example.com/apple/notifications; each token gets <url>/<tenant>/<token>). Empty: notifications are off and events are polled."
+        case .notificationHost: "Address the listener for Apple's notifications binds to (with --notification-url)."
+        case .notificationPort: "Port of the listener for Apple's notifications (0: any free port)."
+        case .notificationTLSCertFile:
+            "PEM certificate chain for TLS on the notification listener; without it the listener serves plain HTTP, on loopback only (behind a proxy that terminates TLS, or the local run)."
+        case .notificationTLSKeyFile: "PEM private key of --notification-tls-cert-file."
+        case .eventPollInterval:
+            "Time between polls of Apple's /status for an event no notification answered (Apple asks for at least 30s)."
+        case .notifiedPollInterval:
+            "While a token's notifications arrive, how long an event waits for its notification before it is polled (Apple: 5 minutes)."
         }
     }
 

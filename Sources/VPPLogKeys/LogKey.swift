@@ -20,6 +20,15 @@ public enum LogKey {
     public static let principal = "principal"
     /// A name the line is about (e.g. a migration's).
     public static let name = "name"
+    /// An App Store product id (Apple's adamId).
+    public static let adamID = "adam_id"
+
+    // MARK: Apple's notifications (issue 18)
+
+    /// A notification's type (ASSET_COUNT, ...).
+    public static let notificationType = "notification_type"
+    /// A notification's id (Apple's notificationId).
+    public static let notificationID = "notification_id"
 
     // MARK: RPC
 

@@ -18,6 +18,14 @@ public struct PushRunner: Sendable {
     let identity: MDMInfo
     /// Time between `/status` polls (Apple asks for 30 s; tests use less).
     let eventPollInterval: Duration
+    /// Issue 18: while the token's notifications arrive, an event is polled only once this long has passed without
+    /// its notification (Apple: "if no notification arrives within 5 minutes, poll"). Once a poll finds an event
+    /// that no notification reported, the token is polled at `eventPollInterval` again until notifications return.
+    let notifiedPollInterval: Duration
+    /// Reads what notifications said about an event (nil: events are only polled).
+    let events: EventNotifications?
+    /// Wakes a waiting push when a notification about its event arrives (nil: it looks every second).
+    let signals: (any EventSignals)?
     let logger: Logger
 
     public init(
@@ -26,6 +34,9 @@ public struct PushRunner: Sendable {
         apple: AppleVPPClient,
         identity: MDMInfo,
         eventPollInterval: Duration,
+        notifiedPollInterval: Duration = .seconds(300),
+        events: EventNotifications? = nil,
+        signals: (any EventSignals)? = nil,
         logger: Logger
     ) {
         self.ledger = ledger
@@ -33,7 +44,20 @@ public struct PushRunner: Sendable {
         self.apple = apple
         self.identity = identity
         self.eventPollInterval = eventPollInterval
+        self.notifiedPollInterval = notifiedPollInterval
+        self.events = events
+        self.signals = signals
         self.logger = logger
+    }
+
+    /// What a push knows about the token it pushes for.
+    struct Target {
+        var tenantID: UUID
+        var tokenID: UUID
+        var session: AppleVPPSession
+        /// The token's notifications arrive (subscribed, none missed since the last one).
+        var notified: Bool
+        var subscribed: Bool
     }
 
     /// Rows read per round; a round sends them all, then reads again until the outbox is empty.
@@ -60,6 +84,13 @@ public struct PushRunner: Sendable {
             }
             let token = try ServiceToken(fileContents: credential, now: Date())
             let session = self.apple.session(token: token, ownMDMInfo: self.identity)
+            let target = Target(
+                tenantID: tenantID,
+                tokenID: tokenID,
+                session: session,
+                notified: self.events != nil && record.notifications.flowing,
+                subscribed: self.events != nil && record.notifications.subscribed
+            )
             let limits = try await self.apple.limits()
             var outcome = Outcome()
             for _ in 0..<50 {
@@ -70,14 +101,7 @@ public struct PushRunner: Sendable {
                     guard try await self.ledger.takeOutboxFlag(tenantID: tenantID, tokenID: tokenID) else { break }
                     continue
                 }
-                try await self.send(
-                    rows,
-                    session: session,
-                    limits: limits,
-                    tenantID: tenantID,
-                    tokenID: tokenID,
-                    into: &outcome
-                )
+                try await self.send(rows, target, limits: limits, into: &outcome)
             }
             return outcome
         } catch let failure as SyncFailure {
@@ -103,21 +127,15 @@ public struct PushRunner: Sendable {
         }
     }
 
-    private func send(
-        _ rows: [OutboxRow],
-        session: AppleVPPSession,
-        limits: ServiceLimits,
-        tenantID: UUID,
-        tokenID: UUID,
-        into outcome: inout Outcome
-    ) async throws {
+    private func send(_ rows: [OutboxRow], _ target: Target, limits: ServiceLimits, into outcome: inout Outcome)
+        async throws
+    {
+        let (session, tenantID, tokenID) = (target.session, target.tenantID, target.tokenID)
         // Rows sent before (by a push that died): follow their events.
         let sent = Dictionary(grouping: rows.filter { $0.eventID != nil }, by: { $0.eventID! })
         for (eventID, group) in sent.sorted(by: { $0.key < $1.key }) {
             do {
-                let status = try await session.waitForEvent(eventID, pollInterval: self.eventPollInterval)
-                outcome.countsStale =
-                    try await self.apply(status, group, tenantID: tenantID, tokenID: tokenID) || outcome.countsStale
+                outcome.countsStale = try await self.awaitAssetEvent(eventID, target) || outcome.countsStale
             } catch let error as AppleVPPError
                 where error.errorNumber == AppleVPPError.Number.eventNotFound || error.kind == .timeout
             {
@@ -143,11 +161,9 @@ public struct PushRunner: Sendable {
                 )
                 var failures: [String: (Int, String)] = [:]
                 for event in events {
-                    let status = try await session.waitForEvent(event.eventId, pollInterval: self.eventPollInterval)
-                    for failure in status.failures ?? [] {
-                        for id in failure.errorInfo?.clientUserIds ?? [] {
-                            failures[id] = (failure.errorNumber, failure.errorMessage ?? "error \(failure.errorNumber)")
-                        }
+                    let wanted = Set(chunk.map(\.clientUserID))
+                    for (id, failure) in try await self.awaitUsersEvent(event.eventId, users: wanted, target) {
+                        failures[id] = failure
                     }
                 }
                 try await self.ledger.completeUsers(
@@ -212,15 +228,13 @@ public struct PushRunner: Sendable {
                             outcome.applied += chunk.count
                             continue
                         }
+                        try await self.ledger.markSent(
+                            tenantID: tenantID,
+                            rows: chunk.map(\.id),
+                            eventID: event.eventId
+                        )
                         outcome.countsStale =
-                            try await self.follow(
-                                event.eventId,
-                                chunk,
-                                session: session,
-                                tenantID: tenantID,
-                                tokenID: tokenID
-                            )
-                            || outcome.countsStale
+                            try await self.awaitAssetEvent(event.eventId, target) || outcome.countsStale
                         outcome.applied += chunk.count
                     }
                 }
@@ -228,17 +242,114 @@ public struct PushRunner: Sendable {
         }
     }
 
-    /// Records the event, waits for its end, and applies the answer.
-    private func follow(
+    /// Waits for an associate or disassociate event the rows were sent in, and applies its answer: each notification
+    /// as it arrives, or what `/status` says when none came in time. Returns whether Apple's counts proved stale.
+    private func awaitAssetEvent(_ eventID: String, _ target: Target) async throws -> Bool {
+        var stale = false
+        return try await self.awaitEvent(
+            eventID,
+            target,
+            answered: {
+                guard let events = self.events else { return nil }
+                let (remaining, countsStale) = try await events.applyAssetEvent(
+                    tenantID: target.tenantID,
+                    tokenID: target.tokenID,
+                    eventID: eventID
+                )
+                stale = stale || countsStale
+                return remaining == 0 ? stale : nil
+            },
+            polled: { status in
+                let rows = try await self.ledger.outbox(
+                    tenantID: target.tenantID,
+                    tokenID: target.tokenID,
+                    eventID: eventID
+                )
+                let countsStale = try await self.apply(status, rows, tenantID: target.tenantID, tokenID: target.tokenID)
+                return (stale || countsStale, !rows.isEmpty)
+            }
+        )
+    }
+
+    /// Waits for a users event and returns the failures per user: from its notifications once they name every user
+    /// of the request, or from `/status`.
+    private func awaitUsersEvent(_ eventID: String, users: Set<String>, _ target: Target) async throws
+        -> [String: (Int, String)]
+    {
+        try await self.awaitEvent(
+            eventID,
+            target,
+            answered: {
+                guard let events = self.events else { return nil }
+                let outcomes = try await events.userOutcomes(
+                    tenantID: target.tenantID,
+                    tokenID: target.tokenID,
+                    eventID: eventID
+                )
+                guard users.isSubset(of: outcomes.keys) else { return nil }
+                var failures: [String: (Int, String)] = [:]
+                for case (let id, .failed(let number, let message)) in outcomes { failures[id] = (number, message) }
+                return failures
+            },
+            polled: { status in
+                var failures: [String: (Int, String)] = [:]
+                for failure in status.failures ?? [] {
+                    for id in failure.errorInfo?.clientUserIds ?? [] {
+                        failures[id] = (failure.errorNumber, failure.errorMessage ?? "error \(failure.errorNumber)")
+                    }
+                }
+                return (failures, true)
+            }
+        )
+    }
+
+    /// The wait for one of Apple's events (issue 18). `answered` reads what notifications said and returns the result
+    /// once they said everything; it runs at once (a notification may have come before the push recorded the event),
+    /// whenever a notification about the event arrives, and before each poll. When the poll is due, `/status` is read
+    /// as before, and `polled` applies it; it says whether anything was still unanswered (then a notification was
+    /// missed, and the token goes back to the fast pace). Apple: poll no more often than every 30 s, and resubmit an
+    /// event still PENDING after 10 minutes (a timeout error, as `waitForEvent` throws).
+    private func awaitEvent<T: Sendable>(
         _ eventID: String,
-        _ rows: [OutboxRow],
-        session: AppleVPPSession,
-        tenantID: UUID,
-        tokenID: UUID
-    ) async throws -> Bool {
-        try await self.ledger.markSent(tenantID: tenantID, rows: rows.map(\.id), eventID: eventID)
-        let status = try await session.waitForEvent(eventID, pollInterval: self.eventPollInterval)
-        return try await self.apply(status, rows, tenantID: tenantID, tokenID: tokenID)
+        _ target: Target,
+        answered: () async throws -> T?,
+        polled: (StatusResponse) async throws -> (T, unanswered: Bool)
+    ) async throws -> T {
+        let started = ContinuousClock.now
+        let timeout = Duration.seconds(600)
+        var nextPoll =
+            started + (target.notified ? self.notifiedPollInterval : min(.seconds(2), self.eventPollInterval))
+        let key = EventSignalsKey.event(eventID)
+        while true {
+            let generation = self.signals?.generation ?? 0
+            if let result = try await answered() { return result }
+            let now = ContinuousClock.now
+            if now >= nextPoll {
+                let status = try await target.session.eventStatus(eventID)
+                if status.isFinished {
+                    let (result, unanswered) = try await polled(status)
+                    if unanswered, target.subscribed {
+                        try await self.tokens.recordMissedNotification(tenantID: target.tenantID, target.tokenID)
+                    }
+                    return result
+                }
+                guard now + self.eventPollInterval <= started + timeout else {
+                    throw AppleVPPError(
+                        kind: .timeout,
+                        message: "event \(eventID) still PENDING after \(timeout); resubmit the request"
+                    )
+                }
+                nextPoll = now + self.eventPollInterval
+                continue
+            }
+            if let signals = self.signals, self.events != nil {
+                // Woken by the event's notification; a lost wake-up (a listener reconnecting) costs at most 10 s.
+                await signals.wait(for: key, since: generation, timeout: min(nextPoll - now, .seconds(10)))
+            } else {
+                try await Task.sleep(for: min(nextPoll - now, self.events == nil ? nextPoll - now : .seconds(1)))
+            }
+            try Task.checkCancellation()
+        }
     }
 
     /// Matches an event's failures to its rows (by serial number or client user id); the others succeeded. Returns

@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 public import ServiceLifecycle
 import VPPJobs
+import VPPPush
 public import VPPPostgres
 public import VPPStorage
 
@@ -33,7 +34,8 @@ public final class ChangeListener: Service, Sendable {
         let listener = try PostgresListener(
             configuration: self.configuration,
             channels: self.jobProgress == nil
-                ? [Storage.changesChannel] : [Storage.changesChannel, JobQueue.progressChannel],
+                ? [Storage.changesChannel]
+                : [Storage.changesChannel, JobQueue.progressChannel, Storage.appleEventsChannel],
             logger: self.logger
         )
         await withGracefulShutdownHandler {
@@ -48,6 +50,9 @@ public final class ChangeListener: Service, Sendable {
                     self.jobProgress?.signalAll()
                 case .notification(let notification) where notification.channel == JobQueue.progressChannel:
                     self.jobProgress?.signal(notification.payload.lowercased())
+                case .notification(let notification) where notification.channel == Storage.appleEventsChannel:
+                    // Issue 18: a notification about one of Apple's events arrived (at any server).
+                    self.jobProgress?.signal(EventSignalsKey.event(notification.payload))
                 case .notification(let notification):
                     self.apply(notification.payload)
                 }

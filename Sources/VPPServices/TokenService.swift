@@ -60,6 +60,21 @@ struct TokenService: Sendable {
             let now = Date()
             return VppV1.ListTokensResponse(tokens: tokens.map { VppV1.Token($0, now: now) }, page: pageInfo(next))
         }
+        router.register(Tokens.ListTokenNotifications.self, requires: .tenant) { request, context in
+            let tenantID = try context.tenantID()
+            let tokenID = try parseID(request.tokenId, field: "token_id")
+            guard request.limit <= 500 else {
+                throw RPCError.invalidArgument("limit is at most 500.", field: "limit")
+            }
+            // Another tenant's token reads as unknown (C3).
+            _ = try await self.tokens.get(tenantID: tenantID, tokenID)
+            let received = try await self.tokens.recentNotifications(
+                tenantID: tenantID,
+                tokenID,
+                limit: request.limit == 0 ? 50 : Int(request.limit)
+            )
+            return VppV1.ListTokenNotificationsResponse(notifications: received.map(VppV1.AppleNotification.init))
+        }
         router.register(Tokens.RenewToken.self, requires: .tenant) { request, context in
             try await self.auditor.audited(context, target: "token:\(request.tokenId)") { tenantID in
                 let tokenID = try parseID(request.tokenId, field: "token_id")
@@ -246,6 +261,32 @@ extension VppV1.Token {
         self.nextSyncAt = record.nextSyncAt.map(VppV1.Timestamp.init)
         self.createdAt = VppV1.Timestamp(record.createdAt)
         self.updatedAt = VppV1.Timestamp(record.updatedAt)
+        let notifications = record.notifications
+        self.notifications = VppV1.TokenNotifications(
+            subscribed: notifications.subscribed,
+            url: notifications.url,
+            subscribedAt: notifications.subscribedAt.map(VppV1.Timestamp.init),
+            lastError: notifications.lastError,
+            lastReceivedAt: notifications.lastReceivedAt.map(VppV1.Timestamp.init),
+            lastType: notifications.lastType,
+            receivedCount: UInt64(max(0, notifications.receivedCount)),
+            refusedCount: UInt64(max(0, notifications.refusedCount)),
+            flowing: notifications.flowing,
+            missedAt: notifications.missedAt.map(VppV1.Timestamp.init)
+        )
+    }
+}
+
+extension VppV1.AppleNotification {
+    init(_ received: ReceivedNotification) {
+        self.init(
+            notificationId: received.notificationID,
+            type: received.type,
+            eventId: received.eventID ?? "",
+            receivedAt: VppV1.Timestamp(received.receivedAt),
+            processedAt: received.processedAt.map(VppV1.Timestamp.init),
+            outcome: received.outcome
+        )
     }
 }
 
@@ -277,6 +318,7 @@ extension VppV1.SyncJob {
         case .manual: self.trigger = .manual
         case .upload: self.trigger = .upload
         case .ledger: self.trigger = .ledger
+        case .notification: self.trigger = .notification
         case nil: self.trigger = .unspecified
         }
         self.itemsDone = UInt64(max(0, job.itemsDone))

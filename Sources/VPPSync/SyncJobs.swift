@@ -37,6 +37,8 @@ public struct SyncJobs: Sendable {
         case upload
         /// The ledger found Apple's counts stale (Apple had no license left where the sync said there were some).
         case ledger
+        /// Apple's notification named something the token does not have yet (a new purchase: issue 18).
+        case notification
     }
 
     /// Queues a sync of the token, or joins the one already queued or running (R7).

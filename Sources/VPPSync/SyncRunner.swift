@@ -52,6 +52,8 @@ public struct SyncRunner: Sendable {
     let identity: MDMInfo
     /// How old the last full read may be before an incremental sync reads everything anyway.
     let fullSyncInterval: Duration
+    /// Registers the token's notifications when Apple holds none of this service's (nil: notifications are off).
+    let notifications: NotificationSubscriber?
     let logger: Logger
     let now: @Sendable () -> Date
 
@@ -61,6 +63,7 @@ public struct SyncRunner: Sendable {
         apple: AppleVPPClient,
         identity: MDMInfo,
         fullSyncInterval: Duration = .seconds(24 * 3600),
+        notifications: NotificationSubscriber? = nil,
         logger: Logger,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
@@ -69,6 +72,7 @@ public struct SyncRunner: Sendable {
         self.apple = apple
         self.identity = identity
         self.fullSyncInterval = fullSyncInterval
+        self.notifications = notifications
         self.logger = logger
         self.now = now
     }
@@ -171,9 +175,35 @@ public struct SyncRunner: Sendable {
         if let holder = config.mdmInfo, AppleVPPSession.isForeign(holder, own: self.identity) {
             throw await self.claimedElsewhere(holder, tenantID: tenantID, tokenID: tokenID)
         }
-        if config.mdmInfo == nil {
-            // Nobody claims it (e.g. the claim was reset at Apple): claim it again for this service.
-            _ = try await session.claim(self.identity)
+        // R4, issue 18: Apple says nothing when another MDM re-points the token's notifications; only the client
+        // config shows it. A URL this service did not register means someone else now hears of its events.
+        let ours = self.notifications?.url(tenantID: tenantID, tokenID: tokenID)
+        if let foreign = NotificationSubscriber.foreignURL(
+            config.notificationUrl,
+            registered: record.notifications.url,
+            ours: ours
+        ) {
+            throw await self.claimedElsewhere(
+                reason:
+                    "Apple now sends this token's notifications to \(foreign), not to this service: another MDM re-pointed them, so it hears of this token's purchases and assignments; its syncs stopped. Using one token in two products loses assignments (R4): upload a new token for this service, or take this one over.",
+                otherMDMName: config.mdmInfo?.name ?? "",
+                tenantID: tenantID,
+                tokenID: tokenID
+            )
+        }
+        if config.mdmInfo == nil || (ours != nil && config.notificationUrl != ours) {
+            // Nobody claims it (e.g. the claim was reset at Apple), or its notifications are not registered (yet, or
+            // no longer at this URL): claim it again for this service.
+            if let notifications = self.notifications {
+                _ = try await notifications.claim(
+                    session,
+                    identity: self.identity,
+                    tenantID: tenantID,
+                    tokenID: tokenID
+                )
+            } else {
+                _ = try await session.claim(self.identity)
+            }
         }
         try await checkOwnership()
 
@@ -358,8 +388,22 @@ public struct SyncRunner: Sendable {
 
     private func claimedElsewhere(_ holder: MDMInfo?, tenantID: UUID, tokenID: UUID) async -> SyncFailure {
         let name = holder?.name ?? "unknown"
-        let reason =
-            "Another MDM (\(name)) claimed this token at Apple; its syncs stopped. Using one token in two products loses assignments (R4): upload a new token for this service, or take this one over."
+        return await self.claimedElsewhere(
+            reason:
+                "Another MDM (\(name)) claimed this token at Apple; its syncs stopped. Using one token in two products loses assignments (R4): upload a new token for this service, or take this one over.",
+            otherMDMName: name,
+            tenantID: tenantID,
+            tokenID: tokenID
+        )
+    }
+
+    private func claimedElsewhere(reason: String, otherMDMName name: String, tenantID: UUID, tokenID: UUID) async
+        -> SyncFailure
+    {
+        self.logger.warning(
+            "A VPP token was claimed by someone else at Apple",
+            metadata: [LogKey.tenantID: "\(tenantID)", LogKey.tokenID: "\(tokenID)", LogKey.error: "\(reason)"]
+        )
         do {
             try await self.tokens.setStatus(
                 tenantID: tenantID,

@@ -4,6 +4,7 @@ import Foundation
 public import Logging
 public import VPPClient
 import VPPJobs
+import VPPNotifications
 public import VPPPostgres
 public import VPPProto
 public import VPPServer
@@ -27,6 +28,8 @@ public struct TestVPPServer: Sendable {
     /// The background services (sync worker, scheduler) the server runs.
     let background: [Task<Void, any Error>]
     let httpClient: HTTPClient?
+    /// Where Apple's notifications go (`<url>/<tenant>/<token>`), when `TestAppleOptions.notifications` is on.
+    public let notificationURL: String?
 
     public var port: Int { self.server.localPort ?? 0 }
 
@@ -66,6 +69,7 @@ public struct TestVPPServer: Sendable {
         var httpClient: HTTPClient?
         var tokenServices: TokenServiceDependencies?
         var background: [Task<Void, any Error>] = []
+        var notificationURL: String?
         let progress = JobProgressHub()
         if let apple {
             let http = HTTPClient(eventLoopGroupProvider: .singleton)
@@ -79,12 +83,35 @@ public struct TestVPPServer: Sendable {
                 ),
                 logger: logger
             )
+            let cipher = try TokenCipher(base64Key: TokenCipher.generateKeyText())
+            if apple.notifications {
+                // Issue 18: Apple's notifications come to a listener of this server, plain HTTP on loopback.
+                let (ports, continuation) = AsyncStream<Int>.makeStream()
+                let endpoint = NotificationEndpoint(
+                    configuration: NotificationEndpointConfiguration(host: "127.0.0.1", port: 0),
+                    tokens: TokenStore(storage: storage, cipher: cipher, logger: logger),
+                    queue: JobQueue(pool: pool, logger: logger),
+                    logger: logger
+                ) { port in
+                    continuation.yield(port)
+                    continuation.finish()
+                }
+                background.append(Task { try await endpoint.run() })
+                var iterator = ports.makeAsyncIterator()
+                guard let port = await iterator.next() else {
+                    throw RPCErrorForTests.missing("the notification listener did not start")
+                }
+                notificationURL = "http://127.0.0.1:\(port)\(NotificationEndpointConfiguration.defaultPath)"
+            }
             let system = try await SyncSystem.make(
                 storage: storage,
-                cipher: try TokenCipher(base64Key: TokenCipher.generateKeyText()),
+                cipher: cipher,
                 apple: client,
                 scheduleInterval: apple.scheduleInterval,
-                eventPollInterval: .milliseconds(50),
+                eventPollInterval: apple.eventPollInterval,
+                notificationURL: notificationURL,
+                eventSignals: progress,
+                notifiedPollInterval: apple.notifiedPollInterval,
                 version: "test",
                 logger: logger
             )
@@ -156,7 +183,8 @@ public struct TestVPPServer: Sendable {
             listener: listener,
             sync: sync,
             background: background,
-            httpClient: httpClient
+            httpClient: httpClient,
+            notificationURL: notificationURL
         )
     }
 
@@ -212,6 +240,12 @@ public struct TestAppleOptions: Sendable {
     public var lease: Duration
     public var retryBase: Duration
     public var retryPolicy: RetryPolicy
+    /// Issue 18: the server listens for Apple's notifications and registers every token for them.
+    public var notifications: Bool
+    /// Time between `/status` polls (50 ms: tests do not wait Apple's 30 s).
+    public var eventPollInterval: Duration
+    /// While notifications arrive, how long an event waits for one before it is polled.
+    public var notifiedPollInterval: Duration
 
     public init(
         baseURL: String,
@@ -225,8 +259,14 @@ public struct TestAppleOptions: Sendable {
             baseDelay: .milliseconds(10),
             maxDelay: .milliseconds(50),
             maxRetryAfter: .milliseconds(500)
-        )
+        ),
+        notifications: Bool = false,
+        eventPollInterval: Duration = .milliseconds(50),
+        notifiedPollInterval: Duration = .seconds(300)
     ) {
+        self.notifications = notifications
+        self.eventPollInterval = eventPollInterval
+        self.notifiedPollInterval = notifiedPollInterval
         self.baseURL = baseURL
         self.workers = workers
         self.scheduleInterval = scheduleInterval

@@ -5,6 +5,7 @@ import VPPClock
 import VPPLogKeys
 public import VPPPostgres
 public import VPPStorage
+public import VPPSync
 
 /// Who this installation is at Apple: the `mdmInfo` every token is claimed with (R4).
 public enum PlatformIdentity {
@@ -29,6 +30,8 @@ public struct TokenManager: Sendable {
     let apple: AppleVPPClient
     let identity: MDMInfo
     let scheduleInterval: Duration
+    /// Registers each token's notifications at upload and renewal (nil: notifications are off).
+    let notifications: NotificationSubscriber?
     let logger: Logger
     let now: @Sendable () -> Date
 
@@ -41,6 +44,7 @@ public struct TokenManager: Sendable {
         apple: AppleVPPClient,
         identity: MDMInfo,
         scheduleInterval: Duration,
+        notifications: NotificationSubscriber? = nil,
         logger: Logger,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
@@ -49,6 +53,7 @@ public struct TokenManager: Sendable {
         self.apple = apple
         self.identity = identity
         self.scheduleInterval = scheduleInterval
+        self.notifications = notifications
         self.logger = logger
         self.now = now
     }
@@ -137,7 +142,9 @@ public struct TokenManager: Sendable {
         // A take-over queues the sync only once the claim is made: before it, the sync would find the other MDM's
         // claim and mark the token claimed elsewhere (a cut take-over is finished by uploading it again).
         do {
-            let claimed = try await self.appleCall { try await session.claim(self.identity) }
+            let claimed = try await self.appleCall {
+                try await self.claim(session, tenantID: tenantID, tokenID: record.id)
+            }
             if let holder = claimed.mdmInfo, AppleVPPSession.isForeign(holder, own: self.identity) {
                 throw AppleUnavailableError(message: "Apple did not record this service's claim on the token; retry.")
             }
@@ -176,10 +183,7 @@ public struct TokenManager: Sendable {
         if let holder = config.mdmInfo, AppleVPPSession.isForeign(holder, own: self.identity) {
             throw Self.claimedElsewhere(holder.name)
         }
-        if config.mdmInfo == nil {
-            _ = try await self.appleCall { try await session.claim(self.identity) }
-        }
-        return try await self.store.renew(
+        let renewed = try await self.store.renew(
             tenantID: tenantID,
             tokenID,
             credential: token.bearerCredential,
@@ -187,6 +191,17 @@ public struct TokenManager: Sendable {
             organizationName: token.orgName,
             locationName: config.locationName ?? ""
         )
+        // Claimed again when nobody claims it; notifications registered again (issue 18) with the new file.
+        if config.mdmInfo == nil || self.notifications != nil {
+            _ = try await self.appleCall { try await self.claim(session, tenantID: tenantID, tokenID: tokenID) }
+        }
+        return renewed
+    }
+
+    /// Claims the token for this service, registering its notifications when they are on.
+    func claim(_ session: AppleVPPSession, tenantID: UUID, tokenID: UUID) async throws -> ClientConfigResponse {
+        guard let notifications = self.notifications else { return try await session.claim(self.identity) }
+        return try await notifications.claim(session, identity: self.identity, tenantID: tenantID, tokenID: tokenID)
     }
 
     // MARK: Validation

@@ -108,6 +108,8 @@ extension VppV1 {
         case upload  // = 3
         /// R15: Apple had no license left where the last sync counted some (9709): its counts are read again.
         case ledger  // = 4
+        /// Issue 18: an Apple notification named something the token does not have yet (a new purchase).
+        case notification  // = 5
         /// A number this enum does not define (from a newer peer); re-encodes as the same number.
         case unrecognized(Swift.Int32)
 
@@ -121,6 +123,7 @@ extension VppV1 {
             case 2: self = .manual
             case 3: self = .upload
             case 4: self = .ledger
+            case 5: self = .notification
             default: self = .unrecognized(rawValue)
             }
         }
@@ -132,12 +135,13 @@ extension VppV1 {
             case .manual: return 2
             case .upload: return 3
             case .ledger: return 4
+            case .notification: return 5
             case .unrecognized(let number): return number
             }
         }
 
         /// Every defined case (not `.unrecognized`).
-        public static let allCases: [VppV1.SyncTrigger] = [.unspecified, .schedule, .manual, .upload, .ledger]
+        public static let allCases: [VppV1.SyncTrigger] = [.unspecified, .schedule, .manual, .upload, .ledger, .notification]
     }
 }
 

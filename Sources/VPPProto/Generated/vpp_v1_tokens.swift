@@ -222,6 +222,9 @@ extension VppV1 {
 
         public var updatedAt: VppV1.Timestamp? = nil
 
+        /// Issue 18: whether Apple sends this token's events to this service, and how that goes.
+        public var notifications: VppV1.TokenNotifications? = nil
+
         public init() {}
 
         /// Every field at once; those left out keep their defaults.
@@ -244,7 +247,8 @@ extension VppV1 {
             lastSync: VppV1.LastSync? = nil,
             nextSyncAt: VppV1.Timestamp? = nil,
             createdAt: VppV1.Timestamp? = nil,
-            updatedAt: VppV1.Timestamp? = nil
+            updatedAt: VppV1.Timestamp? = nil,
+            notifications: VppV1.TokenNotifications? = nil
         ) {
             self.id = id
             self.displayName = displayName
@@ -265,6 +269,7 @@ extension VppV1 {
             self.nextSyncAt = nextSyncAt
             self.createdAt = createdAt
             self.updatedAt = updatedAt
+            self.notifications = notifications
         }
 
         public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
@@ -324,6 +329,7 @@ extension VppV1.Token: ProtoCBridged {
         self.nextSyncAt = c.pointee.next_sync_at.map { VppV1.Timestamp(_c: $0) }
         self.createdAt = c.pointee.created_at.map { VppV1.Timestamp(_c: $0) }
         self.updatedAt = c.pointee.updated_at.map { VppV1.Timestamp(_c: $0) }
+        self.notifications = c.pointee.notifications.map { VppV1.TokenNotifications(_c: $0) }
     }
 
     func _fill(_ c: inout Vpp__V1__Token, _ arena: ProtoArena) {
@@ -346,6 +352,363 @@ extension VppV1.Token: ProtoCBridged {
         if let value = self.nextSyncAt { c.next_sync_at = value._cMessage(arena) }
         if let value = self.createdAt { c.created_at = value._cMessage(arena) }
         if let value = self.updatedAt { c.updated_at = value._cMessage(arena) }
+        if let value = self.notifications { c.notifications = value._cMessage(arena) }
+    }
+}
+
+extension VppV1 {
+    /// Apple's notifications for one token (issue 18). While they arrive, an assignment is confirmed, a purchase counted
+    /// and an accepted invitation seen within a second; events are still polled when a notification does not come
+    /// (after 5 minutes while they arrive, every 30 s once one was missed).
+    public struct TokenNotifications: ProtoMessage {
+        public static let protoMessageName: Swift.String = "vpp.v1.TokenNotifications"
+
+        /// Apple sends this token's notifications to this service's URL.
+        public var subscribed: Swift.Bool = false
+
+        /// The URL registered at Apple (`<public url>/<tenant id>/<token id>`).
+        public var url: Swift.String = ""
+
+        public var subscribedAt: VppV1.Timestamp? = nil
+
+        /// Why the last registration failed (e.g. Apple could not reach the URL: 9728); events are polled meanwhile, and
+        /// every sync tries again.
+        public var lastError: Swift.String = ""
+
+        public var lastReceivedAt: VppV1.Timestamp? = nil
+
+        /// The type of the last one (ASSET_MANAGEMENT, USER_ASSOCIATED, ...).
+        public var lastType: Swift.String = ""
+
+        /// Notifications received (a repeat of one counts once).
+        public var receivedCount: Swift.UInt64 = 0
+
+        /// Requests to the token's URL refused for a wrong bearer token.
+        public var refusedCount: Swift.UInt64 = 0
+
+        /// Notifications arrive: false after a poll found an event finished that no notification reported, until the next
+        /// one arrives.
+        public var flowing: Swift.Bool = false
+
+        /// When a poll last found an event that no notification reported.
+        public var missedAt: VppV1.Timestamp? = nil
+
+        public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            subscribed: Swift.Bool = false,
+            url: Swift.String = "",
+            subscribedAt: VppV1.Timestamp? = nil,
+            lastError: Swift.String = "",
+            lastReceivedAt: VppV1.Timestamp? = nil,
+            lastType: Swift.String = "",
+            receivedCount: Swift.UInt64 = 0,
+            refusedCount: Swift.UInt64 = 0,
+            flowing: Swift.Bool = false,
+            missedAt: VppV1.Timestamp? = nil
+        ) {
+            self.subscribed = subscribed
+            self.url = url
+            self.subscribedAt = subscribedAt
+            self.lastError = lastError
+            self.lastReceivedAt = lastReceivedAt
+            self.lastType = lastType
+            self.receivedCount = receivedCount
+            self.refusedCount = refusedCount
+            self.flowing = flowing
+            self.missedAt = missedAt
+        }
+
+        public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+            self = try _protoDecode(Self.self, bytes)
+        }
+
+        public func withSerialized<R>(
+            _ body: (_ size: Swift.Int, _ pack: (Swift.UnsafeMutableRawPointer) -> Swift.Void) throws -> R
+        ) rethrows -> R {
+            try _protoWithSerialized(self, body)
+        }
+    }
+}
+
+extension VppV1.TokenNotifications: ProtoCBridged {
+    typealias CMessage = Vpp__V1__TokenNotifications
+
+    static func _cInit(_ c: Swift.UnsafeMutablePointer<Vpp__V1__TokenNotifications>) { vpp__v1__token_notifications__init(c) }
+
+    static func _cUnpack(
+        _ length: Swift.Int,
+        _ data: Swift.UnsafePointer<Swift.UInt8>
+    ) -> Swift.UnsafeMutablePointer<Vpp__V1__TokenNotifications>? {
+        vpp__v1__token_notifications__unpack(nil, length, data)
+    }
+
+    static func _cFreeUnpacked(_ c: Swift.UnsafeMutablePointer<Vpp__V1__TokenNotifications>) {
+        vpp__v1__token_notifications__free_unpacked(c, nil)
+    }
+
+    static func _cPackedSize(_ c: Swift.UnsafePointer<Vpp__V1__TokenNotifications>) -> Swift.Int {
+        vpp__v1__token_notifications__get_packed_size(c)
+    }
+
+    static func _cPack(_ c: Swift.UnsafePointer<Vpp__V1__TokenNotifications>, _ out: Swift.UnsafeMutablePointer<Swift.UInt8>) -> Swift.Int {
+        vpp__v1__token_notifications__pack(c, out)
+    }
+
+    init(_c c: Swift.UnsafePointer<Vpp__V1__TokenNotifications>) {
+        self.init()
+        self.subscribed = c.pointee.subscribed != 0
+        self.url = _protoString(c.pointee.url)
+        self.subscribedAt = c.pointee.subscribed_at.map { VppV1.Timestamp(_c: $0) }
+        self.lastError = _protoString(c.pointee.last_error)
+        self.lastReceivedAt = c.pointee.last_received_at.map { VppV1.Timestamp(_c: $0) }
+        self.lastType = _protoString(c.pointee.last_type)
+        self.receivedCount = c.pointee.received_count
+        self.refusedCount = c.pointee.refused_count
+        self.flowing = c.pointee.flowing != 0
+        self.missedAt = c.pointee.missed_at.map { VppV1.Timestamp(_c: $0) }
+    }
+
+    func _fill(_ c: inout Vpp__V1__TokenNotifications, _ arena: ProtoArena) {
+        c.subscribed = self.subscribed ? 1 : 0
+        if !self.url.isEmpty { c.url = arena.cString(self.url) }
+        if let value = self.subscribedAt { c.subscribed_at = value._cMessage(arena) }
+        if !self.lastError.isEmpty { c.last_error = arena.cString(self.lastError) }
+        if let value = self.lastReceivedAt { c.last_received_at = value._cMessage(arena) }
+        if !self.lastType.isEmpty { c.last_type = arena.cString(self.lastType) }
+        c.received_count = self.receivedCount
+        c.refused_count = self.refusedCount
+        c.flowing = self.flowing ? 1 : 0
+        if let value = self.missedAt { c.missed_at = value._cMessage(arena) }
+    }
+}
+
+extension VppV1 {
+    public struct ListTokenNotificationsRequest: ProtoMessage {
+        public static let protoMessageName: Swift.String = "vpp.v1.ListTokenNotificationsRequest"
+
+        public var tokenId: Swift.String = ""
+
+        /// At most this many (default 50, at most 500).
+        public var limit: Swift.UInt32 = 0
+
+        public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            tokenId: Swift.String = "",
+            limit: Swift.UInt32 = 0
+        ) {
+            self.tokenId = tokenId
+            self.limit = limit
+        }
+
+        public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+            self = try _protoDecode(Self.self, bytes)
+        }
+
+        public func withSerialized<R>(
+            _ body: (_ size: Swift.Int, _ pack: (Swift.UnsafeMutableRawPointer) -> Swift.Void) throws -> R
+        ) rethrows -> R {
+            try _protoWithSerialized(self, body)
+        }
+    }
+}
+
+extension VppV1.ListTokenNotificationsRequest: ProtoCBridged {
+    typealias CMessage = Vpp__V1__ListTokenNotificationsRequest
+
+    static func _cInit(_ c: Swift.UnsafeMutablePointer<Vpp__V1__ListTokenNotificationsRequest>) { vpp__v1__list_token_notifications_request__init(c) }
+
+    static func _cUnpack(
+        _ length: Swift.Int,
+        _ data: Swift.UnsafePointer<Swift.UInt8>
+    ) -> Swift.UnsafeMutablePointer<Vpp__V1__ListTokenNotificationsRequest>? {
+        vpp__v1__list_token_notifications_request__unpack(nil, length, data)
+    }
+
+    static func _cFreeUnpacked(_ c: Swift.UnsafeMutablePointer<Vpp__V1__ListTokenNotificationsRequest>) {
+        vpp__v1__list_token_notifications_request__free_unpacked(c, nil)
+    }
+
+    static func _cPackedSize(_ c: Swift.UnsafePointer<Vpp__V1__ListTokenNotificationsRequest>) -> Swift.Int {
+        vpp__v1__list_token_notifications_request__get_packed_size(c)
+    }
+
+    static func _cPack(_ c: Swift.UnsafePointer<Vpp__V1__ListTokenNotificationsRequest>, _ out: Swift.UnsafeMutablePointer<Swift.UInt8>) -> Swift.Int {
+        vpp__v1__list_token_notifications_request__pack(c, out)
+    }
+
+    init(_c c: Swift.UnsafePointer<Vpp__V1__ListTokenNotificationsRequest>) {
+        self.init()
+        self.tokenId = _protoString(c.pointee.token_id)
+        self.limit = c.pointee.limit
+    }
+
+    func _fill(_ c: inout Vpp__V1__ListTokenNotificationsRequest, _ arena: ProtoArena) {
+        if !self.tokenId.isEmpty { c.token_id = arena.cString(self.tokenId) }
+        c.limit = self.limit
+    }
+}
+
+extension VppV1 {
+    /// One notification from Apple as received.
+    public struct AppleNotification: ProtoMessage {
+        public static let protoMessageName: Swift.String = "vpp.v1.AppleNotification"
+
+        /// Apple's notificationId; a repeat of one is recorded once.
+        public var notificationId: Swift.String = ""
+
+        /// TEST_NOTIFICATION, ASSET_COUNT, ASSET_MANAGEMENT, USER_MANAGEMENT, USER_ASSOCIATED, SUBSCRIPTION_COUNT,
+        /// SUBSCRIPTION_MANAGEMENT or UNLIMITED_ASSET.
+        public var type: Swift.String = ""
+
+        /// The event it reports, for ASSET_MANAGEMENT and USER_MANAGEMENT.
+        public var eventId: Swift.String = ""
+
+        public var receivedAt: VppV1.Timestamp? = nil
+
+        /// Unset until its job ran.
+        public var processedAt: VppV1.Timestamp? = nil
+
+        /// What processing did, in words.
+        public var outcome: Swift.String = ""
+
+        public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            notificationId: Swift.String = "",
+            type: Swift.String = "",
+            eventId: Swift.String = "",
+            receivedAt: VppV1.Timestamp? = nil,
+            processedAt: VppV1.Timestamp? = nil,
+            outcome: Swift.String = ""
+        ) {
+            self.notificationId = notificationId
+            self.type = type
+            self.eventId = eventId
+            self.receivedAt = receivedAt
+            self.processedAt = processedAt
+            self.outcome = outcome
+        }
+
+        public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+            self = try _protoDecode(Self.self, bytes)
+        }
+
+        public func withSerialized<R>(
+            _ body: (_ size: Swift.Int, _ pack: (Swift.UnsafeMutableRawPointer) -> Swift.Void) throws -> R
+        ) rethrows -> R {
+            try _protoWithSerialized(self, body)
+        }
+    }
+}
+
+extension VppV1.AppleNotification: ProtoCBridged {
+    typealias CMessage = Vpp__V1__AppleNotification
+
+    static func _cInit(_ c: Swift.UnsafeMutablePointer<Vpp__V1__AppleNotification>) { vpp__v1__apple_notification__init(c) }
+
+    static func _cUnpack(
+        _ length: Swift.Int,
+        _ data: Swift.UnsafePointer<Swift.UInt8>
+    ) -> Swift.UnsafeMutablePointer<Vpp__V1__AppleNotification>? {
+        vpp__v1__apple_notification__unpack(nil, length, data)
+    }
+
+    static func _cFreeUnpacked(_ c: Swift.UnsafeMutablePointer<Vpp__V1__AppleNotification>) {
+        vpp__v1__apple_notification__free_unpacked(c, nil)
+    }
+
+    static func _cPackedSize(_ c: Swift.UnsafePointer<Vpp__V1__AppleNotification>) -> Swift.Int {
+        vpp__v1__apple_notification__get_packed_size(c)
+    }
+
+    static func _cPack(_ c: Swift.UnsafePointer<Vpp__V1__AppleNotification>, _ out: Swift.UnsafeMutablePointer<Swift.UInt8>) -> Swift.Int {
+        vpp__v1__apple_notification__pack(c, out)
+    }
+
+    init(_c c: Swift.UnsafePointer<Vpp__V1__AppleNotification>) {
+        self.init()
+        self.notificationId = _protoString(c.pointee.notification_id)
+        self.type = _protoString(c.pointee.type)
+        self.eventId = _protoString(c.pointee.event_id)
+        self.receivedAt = c.pointee.received_at.map { VppV1.Timestamp(_c: $0) }
+        self.processedAt = c.pointee.processed_at.map { VppV1.Timestamp(_c: $0) }
+        self.outcome = _protoString(c.pointee.outcome)
+    }
+
+    func _fill(_ c: inout Vpp__V1__AppleNotification, _ arena: ProtoArena) {
+        if !self.notificationId.isEmpty { c.notification_id = arena.cString(self.notificationId) }
+        if !self.type.isEmpty { c.type = arena.cString(self.type) }
+        if !self.eventId.isEmpty { c.event_id = arena.cString(self.eventId) }
+        if let value = self.receivedAt { c.received_at = value._cMessage(arena) }
+        if let value = self.processedAt { c.processed_at = value._cMessage(arena) }
+        if !self.outcome.isEmpty { c.outcome = arena.cString(self.outcome) }
+    }
+}
+
+extension VppV1 {
+    public struct ListTokenNotificationsResponse: ProtoMessage {
+        public static let protoMessageName: Swift.String = "vpp.v1.ListTokenNotificationsResponse"
+
+        public var notifications: [VppV1.AppleNotification] = []
+
+        public init() {}
+
+        /// Every field at once; those left out keep their defaults.
+        public init(
+            notifications: [VppV1.AppleNotification] = []
+        ) {
+            self.notifications = notifications
+        }
+
+        public init(serializedBytes bytes: Swift.UnsafeRawBufferPointer) throws(ProtoDecodingError) {
+            self = try _protoDecode(Self.self, bytes)
+        }
+
+        public func withSerialized<R>(
+            _ body: (_ size: Swift.Int, _ pack: (Swift.UnsafeMutableRawPointer) -> Swift.Void) throws -> R
+        ) rethrows -> R {
+            try _protoWithSerialized(self, body)
+        }
+    }
+}
+
+extension VppV1.ListTokenNotificationsResponse: ProtoCBridged {
+    typealias CMessage = Vpp__V1__ListTokenNotificationsResponse
+
+    static func _cInit(_ c: Swift.UnsafeMutablePointer<Vpp__V1__ListTokenNotificationsResponse>) { vpp__v1__list_token_notifications_response__init(c) }
+
+    static func _cUnpack(
+        _ length: Swift.Int,
+        _ data: Swift.UnsafePointer<Swift.UInt8>
+    ) -> Swift.UnsafeMutablePointer<Vpp__V1__ListTokenNotificationsResponse>? {
+        vpp__v1__list_token_notifications_response__unpack(nil, length, data)
+    }
+
+    static func _cFreeUnpacked(_ c: Swift.UnsafeMutablePointer<Vpp__V1__ListTokenNotificationsResponse>) {
+        vpp__v1__list_token_notifications_response__free_unpacked(c, nil)
+    }
+
+    static func _cPackedSize(_ c: Swift.UnsafePointer<Vpp__V1__ListTokenNotificationsResponse>) -> Swift.Int {
+        vpp__v1__list_token_notifications_response__get_packed_size(c)
+    }
+
+    static func _cPack(_ c: Swift.UnsafePointer<Vpp__V1__ListTokenNotificationsResponse>, _ out: Swift.UnsafeMutablePointer<Swift.UInt8>) -> Swift.Int {
+        vpp__v1__list_token_notifications_response__pack(c, out)
+    }
+
+    init(_c c: Swift.UnsafePointer<Vpp__V1__ListTokenNotificationsResponse>) {
+        self.init()
+        self.notifications = _protoArray(c.pointee.n_notifications, c.pointee.notifications) { $0.map { VppV1.AppleNotification(_c: $0) } ?? VppV1.AppleNotification() }
+    }
+
+    func _fill(_ c: inout Vpp__V1__ListTokenNotificationsResponse, _ arena: ProtoArena) {
+        c.n_notifications = self.notifications.count
+        c.notifications = arena.array(self.notifications, of: Swift.UnsafeMutablePointer<Vpp__V1__AppleNotification>?.self) { $0._cMessage(arena) }
     }
 }
 
@@ -1000,7 +1363,22 @@ extension VppV1 {
             )
         }
 
+        /// Issue 18: the notifications Apple sent about the token, newest first (kept 7 days), with what each one did.
+        public enum ListTokenNotifications: ProtoMethod {
+            public typealias Request = VppV1.ListTokenNotificationsRequest
+            public typealias Response = VppV1.ListTokenNotificationsResponse
+            public static let path: Swift.String = "/vpp.v1.TokenService/ListTokenNotifications"
+            public static let isServerStreaming: Swift.Bool = false
+            public static let info = ProtoMethodInfo(
+                service: "vpp.v1.TokenService",
+                method: "ListTokenNotifications",
+                requestMessageName: "vpp.v1.ListTokenNotificationsRequest",
+                responseMessageName: "vpp.v1.ListTokenNotificationsResponse",
+                isServerStreaming: false
+            )
+        }
+
         /// Every method of the service, in declaration order.
-        public static let methods: [ProtoMethodInfo] = [UploadToken.info, GetToken.info, ListTokens.info, RenewToken.info, DeleteToken.info]
+        public static let methods: [ProtoMethodInfo] = [UploadToken.info, GetToken.info, ListTokens.info, RenewToken.info, DeleteToken.info, ListTokenNotifications.info]
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 public import Logging
 public import VPPJobs
 public import VPPLicensing
+public import VPPNotifications
 public import VPPPush
 public import VPPStorage
 public import VPPSync
@@ -23,16 +24,27 @@ public struct SyncSystem: Sendable {
     public let ledger: LicenseLedger
     public let push: PushRunner
     public let pushHandler: PushJobHandler
+    /// Acts on Apple's notifications (issue 18).
+    public let notificationHandler: NotificationJobHandler
+    /// Registers tokens' notifications at Apple; nil when notifications are off.
+    public let subscriber: NotificationSubscriber?
     public let scheduleInterval: Duration
 
-    /// The job handlers a worker runs: syncs and pushes.
+    /// The job handlers a worker runs: syncs, pushes and Apple's notifications.
     public var handlers: [String: any JobHandler] {
-        [SyncJobs.kind: self.handler, SyncJobs.pushKind: self.pushHandler]
+        [
+            SyncJobs.kind: self.handler, SyncJobs.pushKind: self.pushHandler,
+            NotificationJobs.kind: self.notificationHandler,
+        ]
     }
 
     /// - Parameters:
     ///   - scheduleInterval: R7, how often each token syncs on schedule (12 hours by default: twice a day).
     ///   - version: this server's version, sent to Apple in `mdmInfo.metadata`.
+    ///   - notificationURL: the public URL Apple sends notifications to (without the token's part); nil turns
+    ///     notifications off (events are polled).
+    ///   - eventSignals: wakes a push when its event's notification arrives (the change listener's hub).
+    ///   - notifiedPollInterval: how long a push waits for a notification before it polls (while they arrive).
     public static func make(
         storage: Storage,
         cipher: TokenCipher,
@@ -41,11 +53,17 @@ public struct SyncSystem: Sendable {
         fullSyncInterval: Duration = .seconds(24 * 3600),
         eventPollInterval: Duration = .seconds(30),
         reclaim: LicenseLedger.ReclaimPolicy = .immediate,
+        notificationURL: String? = nil,
+        eventSignals: (any EventSignals)? = nil,
+        notifiedPollInterval: Duration = .seconds(300),
         version: String,
         logger: Logger
     ) async throws -> SyncSystem {
         let identity = PlatformIdentity.mdmInfo(id: try await storage.platformMDMID(), version: version)
         let tokens = TokenStore(storage: storage, cipher: cipher, logger: logger)
+        let subscriber = notificationURL.map {
+            NotificationSubscriber(publicBaseURL: $0, tokens: tokens, logger: logger)
+        }
         let syncStore = SyncStore(storage: storage)
         let runner = SyncRunner(
             tokens: tokens,
@@ -53,17 +71,22 @@ public struct SyncSystem: Sendable {
             apple: apple,
             identity: identity,
             fullSyncInterval: fullSyncInterval,
+            notifications: subscriber,
             logger: logger
         )
         let queue = JobQueue(pool: storage.pool, logger: logger)
         let syncs = SyncJobs(queue: queue)
         let ledger = LicenseLedger(storage: storage, logger: logger, reclaim: reclaim)
+        let events = EventNotifications(ledger: ledger, tokens: tokens)
         let push = PushRunner(
             ledger: ledger,
             tokens: tokens,
             apple: apple,
             identity: identity,
             eventPollInterval: eventPollInterval,
+            notifiedPollInterval: notifiedPollInterval,
+            events: events,
+            signals: eventSignals,
             logger: logger
         )
         return SyncSystem(
@@ -76,6 +99,7 @@ public struct SyncSystem: Sendable {
                 apple: apple,
                 identity: identity,
                 scheduleInterval: scheduleInterval,
+                notifications: subscriber,
                 logger: logger
             ),
             syncStore: syncStore,
@@ -87,6 +111,17 @@ public struct SyncSystem: Sendable {
             ledger: ledger,
             push: push,
             pushHandler: PushJobHandler(runner: push, syncs: syncs, logger: logger),
+            notificationHandler: NotificationJobHandler(
+                tokens: tokens,
+                syncStore: syncStore,
+                ledger: ledger,
+                syncs: syncs,
+                events: events,
+                apple: apple,
+                identity: identity,
+                logger: logger
+            ),
+            subscriber: subscriber,
             scheduleInterval: scheduleInterval
         )
     }

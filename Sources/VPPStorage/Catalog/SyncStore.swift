@@ -200,6 +200,59 @@ public struct SyncStore: Sendable {
         }
     }
 
+    /// Issue 18: users as a notification reports them (USER_ASSOCIATED, USER_MANAGEMENT), for this service's users
+    /// only. Notifications may arrive out of order, so a user Associated stays Associated when an older "Registered"
+    /// comes late (only retirement moves a user on from Associated). Fields a notification leaves empty keep their
+    /// value. Returns how many of this service's users changed.
+    @discardableResult
+    public func applyNotifiedUsers(tenantID: UUID, tokenID: UUID, users: [SyncedUser], at time: Date) async throws
+        -> Int
+    {
+        guard !users.isEmpty else { return 0 }
+        return try await self.storage.withTenant(tenantID) { transaction in
+            try await Self.requireToken(tokenID, transaction)
+            return try await transaction.query(
+                """
+                UPDATE vpp_users u SET
+                    email = CASE WHEN s.email = '' THEN u.email ELSE s.email END,
+                    status = s.status,
+                    id_hash = CASE WHEN s.id_hash = '' THEN u.id_hash ELSE s.id_hash END,
+                    invite_code = CASE WHEN s.status = 'Registered' AND s.invite_code <> '' THEN s.invite_code
+                                       WHEN s.status = 'Registered' THEN u.invite_code ELSE '' END,
+                    invitation_url = CASE WHEN s.status = 'Registered' AND s.invitation_url <> '' THEN s.invitation_url
+                                          WHEN s.status = 'Registered' THEN u.invitation_url ELSE '' END,
+                    apple_seen_at = \(time)
+                FROM unnest(\(users.map(\.clientUserID))::text[], \(users.map(\.email))::text[],
+                            \(users.map(\.status))::text[], \(users.map(\.idHash))::text[],
+                            \(users.map(\.inviteCode))::text[], \(users.map(\.invitationURL))::text[])
+                     AS s(client_user_id, email, status, id_hash, invite_code, invitation_url)
+                WHERE u.token_id = \(tokenID) AND u.client_user_id = s.client_user_id
+                  AND NOT (u.status = 'Associated' AND s.status = 'Registered')
+                """
+            ).affectedRows ?? 0
+        }
+    }
+
+    /// Issue 18: one asset's counts as Apple reports them now (after an ASSET_COUNT notification). Returns false when
+    /// the token has no such asset (a new purchase: a sync brings it in with its metadata).
+    public func applyAssetCounts(tenantID: UUID, tokenID: UUID, _ asset: SyncedAsset, at time: Date) async throws
+        -> Bool
+    {
+        try await self.storage.withTenant(tenantID) { transaction in
+            try await Self.requireToken(tokenID, transaction)
+            let updated = try await transaction.query(
+                """
+                UPDATE assets SET total_count = \(asset.totalCount), assigned_count = \(asset.assignedCount),
+                    available_count = \(asset.availableCount), retired_count = \(asset.retiredCount),
+                    unlimited = \(asset.unlimited)
+                WHERE token_id = \(tokenID) AND adam_id = \(asset.adamID) AND pricing_param = \(asset.pricingParam)
+                RETURNING id
+                """
+            )
+            return !updated.isEmpty
+        }
+    }
+
     /// Reconciles Apple's assignments with the licenses this service holds (R10): ours are confirmed; new ones of our
     /// users are taken in; every other one is only counted as foreign. On a full read, ours that Apple no longer lists
     /// are marked missing. Returns (ours confirmed or taken in, foreign).

@@ -69,19 +69,33 @@ extension LicenseLedger {
                 SELECT id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id, event_id
                 FROM apple_outbox WHERE token_id = \(tokenID) ORDER BY id LIMIT \(limit)
                 """
-            ).map { row in
-                OutboxRow(
-                    id: try row.decode(Int64.self, at: 0),
-                    operation: OutboxRow.Operation(rawValue: try row.decode(String.self, at: 1)) ?? .associate,
-                    adamID: try row.decode(String.self, at: 2),
-                    pricingParam: try row.decode(String.self, at: 3),
-                    serialNumber: try row.decode(String.self, at: 4),
-                    clientUserID: try row.decode(String.self, at: 5),
-                    licenseID: try row.decode(UUID?.self, at: 6),
-                    eventID: try row.decode(String?.self, at: 7)
-                )
-            }
+            ).map(Self.decodeOutboxRow)
         }
+    }
+
+    /// The token's outbox rows sent to Apple as one event and not answered yet, oldest first.
+    public func outbox(tenantID: UUID, tokenID: UUID, eventID: String) async throws -> [OutboxRow] {
+        try await self.storage.withTenant(tenantID) { transaction in
+            try await transaction.query(
+                """
+                SELECT id, operation, adam_id, pricing_param, serial_number, client_user_id, license_id, event_id
+                FROM apple_outbox WHERE token_id = \(tokenID) AND event_id = \(eventID) ORDER BY id
+                """
+            ).map(Self.decodeOutboxRow)
+        }
+    }
+
+    static func decodeOutboxRow(_ row: PostgresRow) throws -> OutboxRow {
+        OutboxRow(
+            id: try row.decode(Int64.self, at: 0),
+            operation: OutboxRow.Operation(rawValue: try row.decode(String.self, at: 1)) ?? .associate,
+            adamID: try row.decode(String.self, at: 2),
+            pricingParam: try row.decode(String.self, at: 3),
+            serialNumber: try row.decode(String.self, at: 4),
+            clientUserID: try row.decode(String.self, at: 5),
+            licenseID: try row.decode(UUID?.self, at: 6),
+            eventID: try row.decode(String?.self, at: 7)
+        )
     }
 
     /// Users the token's outbox needs at Apple and this service has not registered there yet (R19, R20): the
@@ -215,9 +229,16 @@ extension LicenseLedger {
                 ORDER BY id FOR UPDATE
                 """
             )
+            // Only rows still in the outbox are applied: a notification and a poll may both answer one event
+            // (issue 18), and the second to commit finds the rows gone and changes nothing.
+            let present = Set(
+                try await transaction.query(
+                    "DELETE FROM apple_outbox WHERE id = ANY(\(results.map(\.row.id))) RETURNING id"
+                ).map { try $0.decode(Int64.self, at: 0) }
+            )
             var touchedAssets: Set<UUID> = []
             var refreshCounts = false
-            for (row, outcome) in results {
+            for (row, outcome) in results where present.contains(row.id) {
                 switch (row.operation, outcome) {
                 case (.associate, .done), (.associate, .failed(9616, _)):
                     // appleAssociated (9616: already assigned, a resend after a crash). A seat that is being removed or
@@ -323,7 +344,6 @@ extension LicenseLedger {
                     )
                 }
             }
-            try await transaction.query("DELETE FROM apple_outbox WHERE id = ANY(\(results.map(\.row.id)))")
             for assetID in touchedAssets.sorted(by: { $0.uuidString < $1.uuidString }) {
                 let asset = try await Self.lockAsset(assetID, transaction)
                 try await Self.reconcile(asset: asset, reclaim: self.reclaim, transaction)

@@ -289,6 +289,41 @@ enum TenantMigrations {
             name: "the ledger follows LicenseStateMachine; seats guarded in the database",
             sql: Self.ledgerGuards
         ),
+        Migration(
+            version: 6,
+            name: "Apple's notifications: each token's subscription and the notifications received",
+            sql: """
+                -- Issue 18. The auth token Apple sends back with every notification is stored sealed, as the token
+                -- file is. notification_url is the URL this service registered at Apple ('' when none): a sync that
+                -- finds another one there knows someone else re-pointed the token (R4).
+                ALTER TABLE tokens
+                    ADD COLUMN notification_secret text,
+                    ADD COLUMN notification_url text NOT NULL DEFAULT '',
+                    ADD COLUMN notification_subscribed_at timestamptz,
+                    ADD COLUMN notification_error text NOT NULL DEFAULT '',
+                    ADD COLUMN notification_last_received_at timestamptz,
+                    ADD COLUMN notification_last_type text NOT NULL DEFAULT '',
+                    ADD COLUMN notification_received_count bigint NOT NULL DEFAULT 0,
+                    ADD COLUMN notification_refused_count bigint NOT NULL DEFAULT 0,
+                    ADD COLUMN notification_missed_at timestamptz;
+
+                -- Every notification received, once (Apple may deliver one several times: the key drops repeats).
+                CREATE TABLE apple_notifications (
+                    token_id uuid NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+                    notification_id text NOT NULL CHECK (char_length(notification_id) BETWEEN 1 AND 200),
+                    type text NOT NULL CHECK (char_length(type) <= 100),
+                    event_id text,
+                    body text NOT NULL,
+                    received_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                    processed_at timestamptz,
+                    outcome text NOT NULL DEFAULT '',
+                    PRIMARY KEY (token_id, notification_id)
+                );
+                CREATE INDEX apple_notifications_event_idx ON apple_notifications (token_id, event_id)
+                    WHERE event_id IS NOT NULL;
+                CREATE INDEX apple_notifications_received_idx ON apple_notifications (token_id, received_at);
+                """
+        ),
     ]
 
     /// v5 (R15–R17): the database refuses a change of a license's state that `LicenseStateMachine` does not allow,

@@ -62,6 +62,35 @@ public struct TokenRecord: Sendable, Hashable {
     public var updatedAt: Date
     /// From the control registry; nil when the token does not sync on schedule (dead or claimed elsewhere).
     public var nextSyncAt: Date?
+    /// Apple's notifications for this token (issue 18).
+    public var notifications = NotificationStatus()
+
+    /// Whether Apple sends this token's events to this service, and how that goes.
+    public struct NotificationStatus: Sendable, Hashable {
+        /// The URL registered at Apple; empty when the token is not subscribed (polling only).
+        public var url = ""
+        public var subscribedAt: Date?
+        /// Why the last subscription failed (Apple could not reach the URL: 9728), or "".
+        public var lastError = ""
+        public var lastReceivedAt: Date?
+        public var lastType = ""
+        public var receivedCount: Int64 = 0
+        /// Notifications refused: a wrong bearer token for this token's URL.
+        public var refusedCount: Int64 = 0
+        /// When a poll last found an event finished that no notification had reported.
+        public var missedAt: Date?
+
+        public init() {}
+
+        public var subscribed: Bool { !self.url.isEmpty }
+
+        /// Notifications arrive: subscribed, and nothing was missed since the last one came.
+        public var flowing: Bool {
+            guard self.subscribed else { return false }
+            guard let missedAt = self.missedAt else { return true }
+            return (self.lastReceivedAt ?? .distantPast) > missedAt
+        }
+    }
 
     /// R6: "expiring soon" is within this long of the expiry date.
     public static let expiringSoonWindow: TimeInterval = 30 * 24 * 3600
@@ -165,11 +194,16 @@ public struct TokenStore: Sendable {
         id, display_name, apple_id, account_type, organization_name, location_uid, location_name, country_code,
         expires_at, status, status_reason, other_mdm_name, app_count, book_count, skipped_asset_count, user_count,
         foreign_user_count, assignment_count, foreign_assignment_count, last_sync_job_id, last_sync_started_at,
-        last_sync_finished_at, last_sync_result, last_sync_error, created_at, updated_at
+        last_sync_finished_at, last_sync_result, last_sync_error, created_at, updated_at, notification_url,
+        notification_subscribed_at, notification_error, notification_last_received_at, notification_last_type,
+        notification_received_count, notification_refused_count, notification_missed_at
         """
 
+    /// The number of `columns`.
+    static let columnCount = 34
+
     static func decode(_ row: PostgresRow) throws -> TokenRecord {
-        TokenRecord(
+        var record = TokenRecord(
             id: try row.decode(UUID.self, at: 0),
             displayName: try row.decode(String.self, at: 1),
             appleID: try row.decode(String.self, at: 2),
@@ -200,6 +234,15 @@ public struct TokenStore: Sendable {
             updatedAt: try row.decode(Date.self, at: 25),
             nextSyncAt: nil
         )
+        record.notifications.url = try row.decode(String.self, at: 26)
+        record.notifications.subscribedAt = try row.decode(Date?.self, at: 27)
+        record.notifications.lastError = try row.decode(String.self, at: 28)
+        record.notifications.lastReceivedAt = try row.decode(Date?.self, at: 29)
+        record.notifications.lastType = try row.decode(String.self, at: 30)
+        record.notifications.receivedCount = try row.decode(Int64.self, at: 31)
+        record.notifications.refusedCount = try row.decode(Int64.self, at: 32)
+        record.notifications.missedAt = try row.decode(Date?.self, at: 33)
+        return record
     }
 
     // MARK: Upload
@@ -371,7 +414,7 @@ public struct TokenStore: Sendable {
             )
             guard let row = rows.first else { throw Self.notFound(tokenID) }
             let record = try Self.decode(row)
-            let base = 26
+            let base = Self.columnCount
             let credential = try self.cipher.open(
                 try row.decode(String.self, at: base),
                 keyID: try row.decode(String.self, at: base + 1),

@@ -965,21 +965,23 @@ const ProtobufCEnumDescriptor vpp__v1__sync_phase__descriptor =
   vpp__v1__sync_phase__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue vpp__v1__sync_trigger__enum_values_by_number[5] =
+static const ProtobufCEnumValue vpp__v1__sync_trigger__enum_values_by_number[6] =
 {
   { "SYNC_TRIGGER_UNSPECIFIED", "VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_UNSPECIFIED", 0 },
   { "SYNC_TRIGGER_SCHEDULE", "VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_SCHEDULE", 1 },
   { "SYNC_TRIGGER_MANUAL", "VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_MANUAL", 2 },
   { "SYNC_TRIGGER_UPLOAD", "VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_UPLOAD", 3 },
   { "SYNC_TRIGGER_LEDGER", "VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_LEDGER", 4 },
+  { "SYNC_TRIGGER_NOTIFICATION", "VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_NOTIFICATION", 5 },
 };
 static const ProtobufCIntRange vpp__v1__sync_trigger__value_ranges[] = {
-{0, 0},{0, 5}
+{0, 0},{0, 6}
 };
-static const ProtobufCEnumValueIndex vpp__v1__sync_trigger__enum_values_by_name[5] =
+static const ProtobufCEnumValueIndex vpp__v1__sync_trigger__enum_values_by_name[6] =
 {
   { "SYNC_TRIGGER_LEDGER", 4 },
   { "SYNC_TRIGGER_MANUAL", 2 },
+  { "SYNC_TRIGGER_NOTIFICATION", 5 },
   { "SYNC_TRIGGER_SCHEDULE", 1 },
   { "SYNC_TRIGGER_UNSPECIFIED", 0 },
   { "SYNC_TRIGGER_UPLOAD", 3 },
@@ -991,9 +993,9 @@ const ProtobufCEnumDescriptor vpp__v1__sync_trigger__descriptor =
   "SyncTrigger",
   "Vpp__V1__SyncTrigger",
   "vpp.v1",
-  5,
+  6,
   vpp__v1__sync_trigger__enum_values_by_number,
-  5,
+  6,
   vpp__v1__sync_trigger__enum_values_by_name,
   1,
   vpp__v1__sync_trigger__value_ranges,

@@ -97,6 +97,186 @@ void   vpp__v1__token__free_unpacked
   assert(message->base.descriptor == &vpp__v1__token__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   vpp__v1__token_notifications__init
+                     (Vpp__V1__TokenNotifications         *message)
+{
+  static const Vpp__V1__TokenNotifications init_value = VPP__V1__TOKEN_NOTIFICATIONS__INIT;
+  *message = init_value;
+}
+size_t vpp__v1__token_notifications__get_packed_size
+                     (const Vpp__V1__TokenNotifications *message)
+{
+  assert(message->base.descriptor == &vpp__v1__token_notifications__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t vpp__v1__token_notifications__pack
+                     (const Vpp__V1__TokenNotifications *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &vpp__v1__token_notifications__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t vpp__v1__token_notifications__pack_to_buffer
+                     (const Vpp__V1__TokenNotifications *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &vpp__v1__token_notifications__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Vpp__V1__TokenNotifications *
+       vpp__v1__token_notifications__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Vpp__V1__TokenNotifications *)
+     protobuf_c_message_unpack (&vpp__v1__token_notifications__descriptor,
+                                allocator, len, data);
+}
+void   vpp__v1__token_notifications__free_unpacked
+                     (Vpp__V1__TokenNotifications *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &vpp__v1__token_notifications__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   vpp__v1__list_token_notifications_request__init
+                     (Vpp__V1__ListTokenNotificationsRequest         *message)
+{
+  static const Vpp__V1__ListTokenNotificationsRequest init_value = VPP__V1__LIST_TOKEN_NOTIFICATIONS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t vpp__v1__list_token_notifications_request__get_packed_size
+                     (const Vpp__V1__ListTokenNotificationsRequest *message)
+{
+  assert(message->base.descriptor == &vpp__v1__list_token_notifications_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t vpp__v1__list_token_notifications_request__pack
+                     (const Vpp__V1__ListTokenNotificationsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &vpp__v1__list_token_notifications_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t vpp__v1__list_token_notifications_request__pack_to_buffer
+                     (const Vpp__V1__ListTokenNotificationsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &vpp__v1__list_token_notifications_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Vpp__V1__ListTokenNotificationsRequest *
+       vpp__v1__list_token_notifications_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Vpp__V1__ListTokenNotificationsRequest *)
+     protobuf_c_message_unpack (&vpp__v1__list_token_notifications_request__descriptor,
+                                allocator, len, data);
+}
+void   vpp__v1__list_token_notifications_request__free_unpacked
+                     (Vpp__V1__ListTokenNotificationsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &vpp__v1__list_token_notifications_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   vpp__v1__apple_notification__init
+                     (Vpp__V1__AppleNotification         *message)
+{
+  static const Vpp__V1__AppleNotification init_value = VPP__V1__APPLE_NOTIFICATION__INIT;
+  *message = init_value;
+}
+size_t vpp__v1__apple_notification__get_packed_size
+                     (const Vpp__V1__AppleNotification *message)
+{
+  assert(message->base.descriptor == &vpp__v1__apple_notification__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t vpp__v1__apple_notification__pack
+                     (const Vpp__V1__AppleNotification *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &vpp__v1__apple_notification__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t vpp__v1__apple_notification__pack_to_buffer
+                     (const Vpp__V1__AppleNotification *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &vpp__v1__apple_notification__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Vpp__V1__AppleNotification *
+       vpp__v1__apple_notification__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Vpp__V1__AppleNotification *)
+     protobuf_c_message_unpack (&vpp__v1__apple_notification__descriptor,
+                                allocator, len, data);
+}
+void   vpp__v1__apple_notification__free_unpacked
+                     (Vpp__V1__AppleNotification *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &vpp__v1__apple_notification__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   vpp__v1__list_token_notifications_response__init
+                     (Vpp__V1__ListTokenNotificationsResponse         *message)
+{
+  static const Vpp__V1__ListTokenNotificationsResponse init_value = VPP__V1__LIST_TOKEN_NOTIFICATIONS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t vpp__v1__list_token_notifications_response__get_packed_size
+                     (const Vpp__V1__ListTokenNotificationsResponse *message)
+{
+  assert(message->base.descriptor == &vpp__v1__list_token_notifications_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t vpp__v1__list_token_notifications_response__pack
+                     (const Vpp__V1__ListTokenNotificationsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &vpp__v1__list_token_notifications_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t vpp__v1__list_token_notifications_response__pack_to_buffer
+                     (const Vpp__V1__ListTokenNotificationsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &vpp__v1__list_token_notifications_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Vpp__V1__ListTokenNotificationsResponse *
+       vpp__v1__list_token_notifications_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Vpp__V1__ListTokenNotificationsResponse *)
+     protobuf_c_message_unpack (&vpp__v1__list_token_notifications_response__descriptor,
+                                allocator, len, data);
+}
+void   vpp__v1__list_token_notifications_response__free_unpacked
+                     (Vpp__V1__ListTokenNotificationsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &vpp__v1__list_token_notifications_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   vpp__v1__upload_token_request__init
                      (Vpp__V1__UploadTokenRequest         *message)
 {
@@ -547,7 +727,7 @@ const ProtobufCMessageDescriptor vpp__v1__last_sync__descriptor =
   (ProtobufCMessageInit) vpp__v1__last_sync__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor vpp__v1__token__field_descriptors[19] =
+static const ProtobufCFieldDescriptor vpp__v1__token__field_descriptors[20] =
 {
   {
     "id",
@@ -777,6 +957,18 @@ static const ProtobufCFieldDescriptor vpp__v1__token__field_descriptors[19] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "notifications",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__Token, notifications),
+    &vpp__v1__token_notifications__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned vpp__v1__token__field_indices_by_name[] = {
   8,   /* field[8] = account_type */
@@ -793,6 +985,7 @@ static const unsigned vpp__v1__token__field_indices_by_name[] = {
   7,   /* field[7] = location_id */
   6,   /* field[6] = location_name */
   16,   /* field[16] = next_sync_at */
+  19,   /* field[19] = notifications */
   5,   /* field[5] = organization_name */
   13,   /* field[13] = skipped_asset_count */
   2,   /* field[2] = state */
@@ -802,7 +995,7 @@ static const unsigned vpp__v1__token__field_indices_by_name[] = {
 static const ProtobufCIntRange vpp__v1__token__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 19 }
+  { 0, 20 }
 };
 const ProtobufCMessageDescriptor vpp__v1__token__descriptor =
 {
@@ -812,11 +1005,358 @@ const ProtobufCMessageDescriptor vpp__v1__token__descriptor =
   "Vpp__V1__Token",
   "vpp.v1",
   sizeof(Vpp__V1__Token),
-  19,
+  20,
   vpp__v1__token__field_descriptors,
   vpp__v1__token__field_indices_by_name,
   1,  vpp__v1__token__number_ranges,
   (ProtobufCMessageInit) vpp__v1__token__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor vpp__v1__token_notifications__field_descriptors[10] =
+{
+  {
+    "subscribed",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__TokenNotifications, subscribed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "url",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__TokenNotifications, url),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subscribed_at",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__TokenNotifications, subscribed_at),
+    &vpp__v1__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_error",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__TokenNotifications, last_error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_received_at",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__TokenNotifications, last_received_at),
+    &vpp__v1__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_type",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__TokenNotifications, last_type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "received_count",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__TokenNotifications, received_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "refused_count",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__TokenNotifications, refused_count),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "flowing",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__TokenNotifications, flowing),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "missed_at",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__TokenNotifications, missed_at),
+    &vpp__v1__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned vpp__v1__token_notifications__field_indices_by_name[] = {
+  8,   /* field[8] = flowing */
+  3,   /* field[3] = last_error */
+  4,   /* field[4] = last_received_at */
+  5,   /* field[5] = last_type */
+  9,   /* field[9] = missed_at */
+  6,   /* field[6] = received_count */
+  7,   /* field[7] = refused_count */
+  0,   /* field[0] = subscribed */
+  2,   /* field[2] = subscribed_at */
+  1,   /* field[1] = url */
+};
+static const ProtobufCIntRange vpp__v1__token_notifications__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor vpp__v1__token_notifications__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "vpp.v1.TokenNotifications",
+  "TokenNotifications",
+  "Vpp__V1__TokenNotifications",
+  "vpp.v1",
+  sizeof(Vpp__V1__TokenNotifications),
+  10,
+  vpp__v1__token_notifications__field_descriptors,
+  vpp__v1__token_notifications__field_indices_by_name,
+  1,  vpp__v1__token_notifications__number_ranges,
+  (ProtobufCMessageInit) vpp__v1__token_notifications__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor vpp__v1__list_token_notifications_request__field_descriptors[2] =
+{
+  {
+    "token_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__ListTokenNotificationsRequest, token_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__ListTokenNotificationsRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned vpp__v1__list_token_notifications_request__field_indices_by_name[] = {
+  1,   /* field[1] = limit */
+  0,   /* field[0] = token_id */
+};
+static const ProtobufCIntRange vpp__v1__list_token_notifications_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor vpp__v1__list_token_notifications_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "vpp.v1.ListTokenNotificationsRequest",
+  "ListTokenNotificationsRequest",
+  "Vpp__V1__ListTokenNotificationsRequest",
+  "vpp.v1",
+  sizeof(Vpp__V1__ListTokenNotificationsRequest),
+  2,
+  vpp__v1__list_token_notifications_request__field_descriptors,
+  vpp__v1__list_token_notifications_request__field_indices_by_name,
+  1,  vpp__v1__list_token_notifications_request__number_ranges,
+  (ProtobufCMessageInit) vpp__v1__list_token_notifications_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor vpp__v1__apple_notification__field_descriptors[6] =
+{
+  {
+    "notification_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__AppleNotification, notification_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "type",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__AppleNotification, type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "event_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__AppleNotification, event_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "received_at",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__AppleNotification, received_at),
+    &vpp__v1__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "processed_at",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__AppleNotification, processed_at),
+    &vpp__v1__timestamp__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "outcome",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Vpp__V1__AppleNotification, outcome),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned vpp__v1__apple_notification__field_indices_by_name[] = {
+  2,   /* field[2] = event_id */
+  0,   /* field[0] = notification_id */
+  5,   /* field[5] = outcome */
+  4,   /* field[4] = processed_at */
+  3,   /* field[3] = received_at */
+  1,   /* field[1] = type */
+};
+static const ProtobufCIntRange vpp__v1__apple_notification__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor vpp__v1__apple_notification__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "vpp.v1.AppleNotification",
+  "AppleNotification",
+  "Vpp__V1__AppleNotification",
+  "vpp.v1",
+  sizeof(Vpp__V1__AppleNotification),
+  6,
+  vpp__v1__apple_notification__field_descriptors,
+  vpp__v1__apple_notification__field_indices_by_name,
+  1,  vpp__v1__apple_notification__number_ranges,
+  (ProtobufCMessageInit) vpp__v1__apple_notification__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor vpp__v1__list_token_notifications_response__field_descriptors[1] =
+{
+  {
+    "notifications",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Vpp__V1__ListTokenNotificationsResponse, n_notifications),
+    offsetof(Vpp__V1__ListTokenNotificationsResponse, notifications),
+    &vpp__v1__apple_notification__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned vpp__v1__list_token_notifications_response__field_indices_by_name[] = {
+  0,   /* field[0] = notifications */
+};
+static const ProtobufCIntRange vpp__v1__list_token_notifications_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor vpp__v1__list_token_notifications_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "vpp.v1.ListTokenNotificationsResponse",
+  "ListTokenNotificationsResponse",
+  "Vpp__V1__ListTokenNotificationsResponse",
+  "vpp.v1",
+  sizeof(Vpp__V1__ListTokenNotificationsResponse),
+  1,
+  vpp__v1__list_token_notifications_response__field_descriptors,
+  vpp__v1__list_token_notifications_response__field_indices_by_name,
+  1,  vpp__v1__list_token_notifications_response__number_ranges,
+  (ProtobufCMessageInit) vpp__v1__list_token_notifications_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor vpp__v1__upload_token_request__field_descriptors[5] =
@@ -1347,17 +1887,19 @@ const ProtobufCEnumDescriptor vpp__v1__sync_result__descriptor =
   vpp__v1__sync_result__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor vpp__v1__token_service__method_descriptors[5] =
+static const ProtobufCMethodDescriptor vpp__v1__token_service__method_descriptors[6] =
 {
   { "UploadToken", &vpp__v1__upload_token_request__descriptor, &vpp__v1__upload_token_response__descriptor },
   { "GetToken", &vpp__v1__get_token_request__descriptor, &vpp__v1__token__descriptor },
   { "ListTokens", &vpp__v1__list_tokens_request__descriptor, &vpp__v1__list_tokens_response__descriptor },
   { "RenewToken", &vpp__v1__renew_token_request__descriptor, &vpp__v1__token__descriptor },
   { "DeleteToken", &vpp__v1__delete_token_request__descriptor, &vpp__v1__delete_token_response__descriptor },
+  { "ListTokenNotifications", &vpp__v1__list_token_notifications_request__descriptor, &vpp__v1__list_token_notifications_response__descriptor },
 };
 const unsigned vpp__v1__token_service__method_indices_by_name[] = {
   4,        /* DeleteToken */
   1,        /* GetToken */
+  5,        /* ListTokenNotifications */
   2,        /* ListTokens */
   3,        /* RenewToken */
   0         /* UploadToken */
@@ -1369,7 +1911,7 @@ const ProtobufCServiceDescriptor vpp__v1__token_service__descriptor =
   "TokenService",
   "Vpp__V1__TokenService",
   "vpp.v1",
-  5,
+  6,
   vpp__v1__token_service__method_descriptors,
   vpp__v1__token_service__method_indices_by_name
 };
@@ -1412,6 +1954,14 @@ void vpp__v1__token_service__delete_token(ProtobufCService *service,
 {
   assert(service->descriptor == &vpp__v1__token_service__descriptor);
   service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void vpp__v1__token_service__list_token_notifications(ProtobufCService *service,
+                                                      const Vpp__V1__ListTokenNotificationsRequest *input,
+                                                      Vpp__V1__ListTokenNotificationsResponse_Closure closure,
+                                                      void *closure_data)
+{
+  assert(service->descriptor == &vpp__v1__token_service__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void vpp__v1__token_service__init (Vpp__V1__TokenService_Service *service,
                                    Vpp__V1__TokenService_ServiceDestroy destroy)

@@ -59,7 +59,11 @@ typedef enum _Vpp__V1__SyncTrigger {
   /*
    * R15: Apple had no license left where the last sync counted some (9709): its counts are read again.
    */
-  VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_LEDGER = 4
+  VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_LEDGER = 4,
+  /*
+   * Issue 18: an Apple notification named something the token does not have yet (a new purchase).
+   */
+  VPP__V1__SYNC_TRIGGER__SYNC_TRIGGER_NOTIFICATION = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(VPP__V1__SYNC_TRIGGER)
 } Vpp__V1__SyncTrigger;
 

@@ -18,6 +18,10 @@ PROTOBUF_C__BEGIN_DECLS
 
 typedef struct Vpp__V1__LastSync Vpp__V1__LastSync;
 typedef struct Vpp__V1__Token Vpp__V1__Token;
+typedef struct Vpp__V1__TokenNotifications Vpp__V1__TokenNotifications;
+typedef struct Vpp__V1__ListTokenNotificationsRequest Vpp__V1__ListTokenNotificationsRequest;
+typedef struct Vpp__V1__AppleNotification Vpp__V1__AppleNotification;
+typedef struct Vpp__V1__ListTokenNotificationsResponse Vpp__V1__ListTokenNotificationsResponse;
 typedef struct Vpp__V1__UploadTokenRequest Vpp__V1__UploadTokenRequest;
 typedef struct Vpp__V1__UploadTokenResponse Vpp__V1__UploadTokenResponse;
 typedef struct Vpp__V1__GetTokenRequest Vpp__V1__GetTokenRequest;
@@ -118,10 +122,123 @@ struct  Vpp__V1__Token
   Vpp__V1__Timestamp *next_sync_at;
   Vpp__V1__Timestamp *created_at;
   Vpp__V1__Timestamp *updated_at;
+  /*
+   * Issue 18: whether Apple sends this token's events to this service, and how that goes.
+   */
+  Vpp__V1__TokenNotifications *notifications;
 };
 #define VPP__V1__TOKEN__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&vpp__v1__token__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, VPP__V1__TOKEN_STATE__TOKEN_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, VPP__V1__ACCOUNT_TYPE__ACCOUNT_TYPE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, NULL, NULL, NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, VPP__V1__TOKEN_STATE__TOKEN_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, VPP__V1__ACCOUNT_TYPE__ACCOUNT_TYPE_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL }
+
+
+/*
+ * Apple's notifications for one token (issue 18). While they arrive, an assignment is confirmed, a purchase counted
+ * and an accepted invitation seen within a second; events are still polled when a notification does not come
+ * (after 5 minutes while they arrive, every 30 s once one was missed).
+ */
+struct  Vpp__V1__TokenNotifications
+{
+  ProtobufCMessage base;
+  /*
+   * Apple sends this token's notifications to this service's URL.
+   */
+  protobuf_c_boolean subscribed;
+  /*
+   * The URL registered at Apple (`<public url>/<tenant id>/<token id>`).
+   */
+  char *url;
+  Vpp__V1__Timestamp *subscribed_at;
+  /*
+   * Why the last registration failed (e.g. Apple could not reach the URL: 9728); events are polled meanwhile, and
+   * every sync tries again.
+   */
+  char *last_error;
+  Vpp__V1__Timestamp *last_received_at;
+  /*
+   * The type of the last one (ASSET_MANAGEMENT, USER_ASSOCIATED, ...).
+   */
+  char *last_type;
+  /*
+   * Notifications received (a repeat of one counts once).
+   */
+  uint64_t received_count;
+  /*
+   * Requests to the token's URL refused for a wrong bearer token.
+   */
+  uint64_t refused_count;
+  /*
+   * Notifications arrive: false after a poll found an event finished that no notification reported, until the next
+   * one arrives.
+   */
+  protobuf_c_boolean flowing;
+  /*
+   * When a poll last found an event that no notification reported.
+   */
+  Vpp__V1__Timestamp *missed_at;
+};
+#define VPP__V1__TOKEN_NOTIFICATIONS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&vpp__v1__token_notifications__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0, 0, 0, NULL }
+
+
+struct  Vpp__V1__ListTokenNotificationsRequest
+{
+  ProtobufCMessage base;
+  char *token_id;
+  /*
+   * At most this many (default 50, at most 500).
+   */
+  uint32_t limit;
+};
+#define VPP__V1__LIST_TOKEN_NOTIFICATIONS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&vpp__v1__list_token_notifications_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * One notification from Apple as received.
+ */
+struct  Vpp__V1__AppleNotification
+{
+  ProtobufCMessage base;
+  /*
+   * Apple's notificationId; a repeat of one is recorded once.
+   */
+  char *notification_id;
+  /*
+   * TEST_NOTIFICATION, ASSET_COUNT, ASSET_MANAGEMENT, USER_MANAGEMENT, USER_ASSOCIATED, SUBSCRIPTION_COUNT,
+   * SUBSCRIPTION_MANAGEMENT or UNLIMITED_ASSET.
+   */
+  char *type;
+  /*
+   * The event it reports, for ASSET_MANAGEMENT and USER_MANAGEMENT.
+   */
+  char *event_id;
+  Vpp__V1__Timestamp *received_at;
+  /*
+   * Unset until its job ran.
+   */
+  Vpp__V1__Timestamp *processed_at;
+  /*
+   * What processing did, in words.
+   */
+  char *outcome;
+};
+#define VPP__V1__APPLE_NOTIFICATION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&vpp__v1__apple_notification__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Vpp__V1__ListTokenNotificationsResponse
+{
+  ProtobufCMessage base;
+  size_t n_notifications;
+  Vpp__V1__AppleNotification **notifications;
+};
+#define VPP__V1__LIST_TOKEN_NOTIFICATIONS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&vpp__v1__list_token_notifications_response__descriptor) \
+    , 0,NULL }
 
 
 struct  Vpp__V1__UploadTokenRequest
@@ -283,6 +400,82 @@ Vpp__V1__Token *
 void   vpp__v1__token__free_unpacked
                      (Vpp__V1__Token *message,
                       ProtobufCAllocator *allocator);
+/* Vpp__V1__TokenNotifications methods */
+void   vpp__v1__token_notifications__init
+                     (Vpp__V1__TokenNotifications         *message);
+size_t vpp__v1__token_notifications__get_packed_size
+                     (const Vpp__V1__TokenNotifications   *message);
+size_t vpp__v1__token_notifications__pack
+                     (const Vpp__V1__TokenNotifications   *message,
+                      uint8_t             *out);
+size_t vpp__v1__token_notifications__pack_to_buffer
+                     (const Vpp__V1__TokenNotifications   *message,
+                      ProtobufCBuffer     *buffer);
+Vpp__V1__TokenNotifications *
+       vpp__v1__token_notifications__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   vpp__v1__token_notifications__free_unpacked
+                     (Vpp__V1__TokenNotifications *message,
+                      ProtobufCAllocator *allocator);
+/* Vpp__V1__ListTokenNotificationsRequest methods */
+void   vpp__v1__list_token_notifications_request__init
+                     (Vpp__V1__ListTokenNotificationsRequest         *message);
+size_t vpp__v1__list_token_notifications_request__get_packed_size
+                     (const Vpp__V1__ListTokenNotificationsRequest   *message);
+size_t vpp__v1__list_token_notifications_request__pack
+                     (const Vpp__V1__ListTokenNotificationsRequest   *message,
+                      uint8_t             *out);
+size_t vpp__v1__list_token_notifications_request__pack_to_buffer
+                     (const Vpp__V1__ListTokenNotificationsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Vpp__V1__ListTokenNotificationsRequest *
+       vpp__v1__list_token_notifications_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   vpp__v1__list_token_notifications_request__free_unpacked
+                     (Vpp__V1__ListTokenNotificationsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Vpp__V1__AppleNotification methods */
+void   vpp__v1__apple_notification__init
+                     (Vpp__V1__AppleNotification         *message);
+size_t vpp__v1__apple_notification__get_packed_size
+                     (const Vpp__V1__AppleNotification   *message);
+size_t vpp__v1__apple_notification__pack
+                     (const Vpp__V1__AppleNotification   *message,
+                      uint8_t             *out);
+size_t vpp__v1__apple_notification__pack_to_buffer
+                     (const Vpp__V1__AppleNotification   *message,
+                      ProtobufCBuffer     *buffer);
+Vpp__V1__AppleNotification *
+       vpp__v1__apple_notification__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   vpp__v1__apple_notification__free_unpacked
+                     (Vpp__V1__AppleNotification *message,
+                      ProtobufCAllocator *allocator);
+/* Vpp__V1__ListTokenNotificationsResponse methods */
+void   vpp__v1__list_token_notifications_response__init
+                     (Vpp__V1__ListTokenNotificationsResponse         *message);
+size_t vpp__v1__list_token_notifications_response__get_packed_size
+                     (const Vpp__V1__ListTokenNotificationsResponse   *message);
+size_t vpp__v1__list_token_notifications_response__pack
+                     (const Vpp__V1__ListTokenNotificationsResponse   *message,
+                      uint8_t             *out);
+size_t vpp__v1__list_token_notifications_response__pack_to_buffer
+                     (const Vpp__V1__ListTokenNotificationsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Vpp__V1__ListTokenNotificationsResponse *
+       vpp__v1__list_token_notifications_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   vpp__v1__list_token_notifications_response__free_unpacked
+                     (Vpp__V1__ListTokenNotificationsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Vpp__V1__UploadTokenRequest methods */
 void   vpp__v1__upload_token_request__init
                      (Vpp__V1__UploadTokenRequest         *message);
@@ -443,6 +636,18 @@ typedef void (*Vpp__V1__LastSync_Closure)
 typedef void (*Vpp__V1__Token_Closure)
                  (const Vpp__V1__Token *message,
                   void *closure_data);
+typedef void (*Vpp__V1__TokenNotifications_Closure)
+                 (const Vpp__V1__TokenNotifications *message,
+                  void *closure_data);
+typedef void (*Vpp__V1__ListTokenNotificationsRequest_Closure)
+                 (const Vpp__V1__ListTokenNotificationsRequest *message,
+                  void *closure_data);
+typedef void (*Vpp__V1__AppleNotification_Closure)
+                 (const Vpp__V1__AppleNotification *message,
+                  void *closure_data);
+typedef void (*Vpp__V1__ListTokenNotificationsResponse_Closure)
+                 (const Vpp__V1__ListTokenNotificationsResponse *message,
+                  void *closure_data);
 typedef void (*Vpp__V1__UploadTokenRequest_Closure)
                  (const Vpp__V1__UploadTokenRequest *message,
                   void *closure_data);
@@ -494,6 +699,10 @@ struct Vpp__V1__TokenService_Service
                        const Vpp__V1__DeleteTokenRequest *input,
                        Vpp__V1__DeleteTokenResponse_Closure closure,
                        void *closure_data);
+  void (*list_token_notifications)(Vpp__V1__TokenService_Service *service,
+                                   const Vpp__V1__ListTokenNotificationsRequest *input,
+                                   Vpp__V1__ListTokenNotificationsResponse_Closure closure,
+                                   void *closure_data);
 };
 typedef void (*Vpp__V1__TokenService_ServiceDestroy)(Vpp__V1__TokenService_Service *);
 void vpp__v1__token_service__init (Vpp__V1__TokenService_Service *service,
@@ -506,7 +715,8 @@ void vpp__v1__token_service__init (Vpp__V1__TokenService_Service *service,
       function_prefix__ ## get_token,\
       function_prefix__ ## list_tokens,\
       function_prefix__ ## renew_token,\
-      function_prefix__ ## delete_token  }
+      function_prefix__ ## delete_token,\
+      function_prefix__ ## list_token_notifications  }
 void vpp__v1__token_service__upload_token(ProtobufCService *service,
                                           const Vpp__V1__UploadTokenRequest *input,
                                           Vpp__V1__UploadTokenResponse_Closure closure,
@@ -527,6 +737,10 @@ void vpp__v1__token_service__delete_token(ProtobufCService *service,
                                           const Vpp__V1__DeleteTokenRequest *input,
                                           Vpp__V1__DeleteTokenResponse_Closure closure,
                                           void *closure_data);
+void vpp__v1__token_service__list_token_notifications(ProtobufCService *service,
+                                                      const Vpp__V1__ListTokenNotificationsRequest *input,
+                                                      Vpp__V1__ListTokenNotificationsResponse_Closure closure,
+                                                      void *closure_data);
 
 /* --- descriptors --- */
 
@@ -534,6 +748,10 @@ extern const ProtobufCEnumDescriptor    vpp__v1__token_state__descriptor;
 extern const ProtobufCEnumDescriptor    vpp__v1__sync_result__descriptor;
 extern const ProtobufCMessageDescriptor vpp__v1__last_sync__descriptor;
 extern const ProtobufCMessageDescriptor vpp__v1__token__descriptor;
+extern const ProtobufCMessageDescriptor vpp__v1__token_notifications__descriptor;
+extern const ProtobufCMessageDescriptor vpp__v1__list_token_notifications_request__descriptor;
+extern const ProtobufCMessageDescriptor vpp__v1__apple_notification__descriptor;
+extern const ProtobufCMessageDescriptor vpp__v1__list_token_notifications_response__descriptor;
 extern const ProtobufCMessageDescriptor vpp__v1__upload_token_request__descriptor;
 extern const ProtobufCMessageDescriptor vpp__v1__upload_token_response__descriptor;
 extern const ProtobufCMessageDescriptor vpp__v1__get_token_request__descriptor;
