@@ -567,6 +567,23 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "VPPNotificationsTests",
+            dependencies: [
+                "VPPNotifications",
+                "VPPTesting",
+                "VPPTestSupport",
+                "VPPWire",
+                "VPPStorage",
+                "VPPClient",
+                "VPPProto",
+                "AppleVPP",
+                "AppleVPPSimulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "VPPTokensTests",
             dependencies: [
                 "VPPSync",

@@ -68,7 +68,11 @@ public final class NotificationEndpoint: Service, Sendable {
     public func run() async throws {
         let router = Router()
         router.post(RouterPath(self.configuration.path + "/:tenant/:token")) { request, context -> Response in
-            await self.receive(request, tenant: context.parameters.get("tenant"), token: context.parameters.get("token"))
+            await self.receive(
+                request,
+                tenant: context.parameters.get("tenant"),
+                token: context.parameters.get("token")
+            )
         }
         let onPort = self.onPort
         let logger = self.logger
@@ -179,7 +183,8 @@ public final class NotificationEndpoint: Service, Sendable {
                     in: transaction
                 )
             }
-            let type = NotificationType.all.contains(header.notificationType) ? header.notificationType.rawValue : "other"
+            let type =
+                NotificationType.all.contains(header.notificationType) ? header.notificationType.rawValue : "other"
             Counter(
                 label: "vpp_apple_notifications_received_total",
                 dimensions: [("type", type), ("repeat", isNew ? "false" : "true")]

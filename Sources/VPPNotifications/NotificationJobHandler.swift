@@ -65,6 +65,10 @@ public struct NotificationJobHandler: JobHandler {
                 return .succeeded(result: "{\"outcome\":\"the notification is no longer held\"}")
             }
             let outcome = try await self.process(received, tenantID: tenantID)
+            if outcome.hasPrefix(Self.notYet), job.attempt < 3 {
+                // The push that registered these users records them once it reads the same notification: a moment.
+                return .retry(after: .seconds(1), error: outcome)
+            }
             try await self.tokens.markNotificationProcessed(
                 tenantID: tenantID,
                 tokenID,
@@ -89,6 +93,9 @@ public struct NotificationJobHandler: JobHandler {
             return self.retryOrFail(job, "Processing the notification failed (\(type(of: error))); it will run again.")
         }
     }
+
+    /// The start of an outcome that may change if the job runs again shortly.
+    static let notYet = "not yet:"
 
     private func retryOrFail(_ job: JobRecord, _ message: String) -> JobOutcome {
         job.attempt < job.maxAttempts ? .retry(after: nil, error: message) : .failed(error: message, result: "{}")
@@ -116,7 +123,12 @@ public struct NotificationJobHandler: JobHandler {
             return "event \(eventID) applied; \(remaining) of its changes still wait for an answer"
         case .userManagement:
             let envelope = try NotificationEnvelope<UserManagementNotification>.decode(body)
-            let changed = try await self.applyUsers(envelope.notification.users ?? [], tenantID, tokenID)
+            let users = envelope.notification.users ?? []
+            let changed = try await self.applyUsers(users, tenantID, tokenID)
+            if changed == 0, !users.isEmpty {
+                return
+                    "\(Self.notYet) \(envelope.notification.type) event \(envelope.notification.eventId): none of its users is recorded here (yet)"
+            }
             return "\(envelope.notification.type) event \(envelope.notification.eventId): \(changed) users updated"
         case .userAssociated:
             // R20: the user accepted Apple's invitation: their installs go ahead now, not at the next sync.
@@ -173,7 +185,9 @@ public struct NotificationJobHandler: JobHandler {
         let session = self.apple.session(token: token, ownMDMInfo: self.identity)
         let found = try await session.allAssets(
             filter: AssetFilter(pricingParam: change.pricingParam, adamId: change.adamId)
-        ).items.first { $0.adamId == change.adamId && (change.pricingParam == nil || $0.pricingParam == change.pricingParam) }
+        ).items.first {
+            $0.adamId == change.adamId && (change.pricingParam == nil || $0.pricingParam == change.pricingParam)
+        }
         guard let asset = found else {
             _ = try await self.syncs.request(tenantID: tenantID, tokenID: tokenID, trigger: .notification, full: false)
             return "Apple no longer lists \(change.adamId); a sync was queued"
@@ -202,7 +216,8 @@ public struct NotificationJobHandler: JobHandler {
         guard applied else {
             // A new purchase: the sync brings the asset in, with its metadata (R8, R9).
             _ = try await self.syncs.request(tenantID: tenantID, tokenID: tokenID, trigger: .notification, full: false)
-            return "\(change.adamId) is new to this token (\(change.countDelta > 0 ? "+" : "")\(change.countDelta)); a sync was queued to bring it in"
+            return
+                "\(change.adamId) is new to this token (\(change.countDelta > 0 ? "+" : "")\(change.countDelta)); a sync was queued to bring it in"
         }
         // R15: more seats serve the line at once; fewer (a refund) leave what is over-assigned shown, nothing revoked.
         if try await self.ledger.allocateToken(tenantID: tenantID, tokenID: tokenID) {
@@ -214,6 +229,7 @@ public struct NotificationJobHandler: JobHandler {
                 LogKey.tenantID: "\(tenantID)", LogKey.tokenID: "\(tokenID)", LogKey.adamID: "\(change.adamId)",
             ]
         )
-        return "\(change.adamId): \(change.countDelta > 0 ? "+" : "")\(change.countDelta) licenses; \(asset.isUnlimited ? "unlimited" : "\(asset.totalCount) bought") now"
+        return
+            "\(change.adamId): \(change.countDelta > 0 ? "+" : "")\(change.countDelta) licenses; \(asset.isUnlimited ? "unlimited" : "\(asset.totalCount) bought") now"
     }
 }

@@ -160,11 +160,12 @@ public struct PushRunner: Sendable {
                     chunk.map { RequestUser(clientUserId: $0.clientUserID, email: $0.email.isEmpty ? nil : $0.email) }
                 )
                 var failures: [String: (Int, String)] = [:]
+                var allNotified = true
                 for event in events {
                     let wanted = Set(chunk.map(\.clientUserID))
-                    for (id, failure) in try await self.awaitUsersEvent(event.eventId, users: wanted, target) {
-                        failures[id] = failure
-                    }
+                    let (found, notified) = try await self.awaitUsersEvent(event.eventId, users: wanted, target)
+                    for (id, failure) in found { failures[id] = failure }
+                    allNotified = allNotified && notified
                 }
                 try await self.ledger.completeUsers(
                     tenantID: tenantID,
@@ -177,7 +178,8 @@ public struct PushRunner: Sendable {
                     }
                 )
                 outcome.applied += chunk.count
-                outcome.usersRegistered = true
+                // Their invitations come with USER_MANAGEMENT's notification; polled, a sync must read them.
+                outcome.usersRegistered = outcome.usersRegistered || !allNotified
             }
         }
         // Seats given back first, so Apple has them free before the associations that take them.
@@ -274,7 +276,7 @@ public struct PushRunner: Sendable {
     /// Waits for a users event and returns the failures per user: from its notifications once they name every user
     /// of the request, or from `/status`.
     private func awaitUsersEvent(_ eventID: String, users: Set<String>, _ target: Target) async throws
-        -> [String: (Int, String)]
+        -> (failures: [String: (Int, String)], notified: Bool)
     {
         try await self.awaitEvent(
             eventID,
@@ -289,7 +291,7 @@ public struct PushRunner: Sendable {
                 guard users.isSubset(of: outcomes.keys) else { return nil }
                 var failures: [String: (Int, String)] = [:]
                 for case (let id, .failed(let number, let message)) in outcomes { failures[id] = (number, message) }
-                return failures
+                return (failures, true)
             },
             polled: { status in
                 var failures: [String: (Int, String)] = [:]
@@ -298,7 +300,7 @@ public struct PushRunner: Sendable {
                         failures[id] = (failure.errorNumber, failure.errorMessage ?? "error \(failure.errorNumber)")
                     }
                 }
-                return (failures, true)
+                return ((failures, false), true)
             }
         )
     }

@@ -55,11 +55,16 @@ public struct SyncEnvironment: Sendable {
         scheduleInterval: Duration = .seconds(12 * 3600),
         schedulerTick: Duration? = .milliseconds(500),
         lease: Duration = .seconds(30),
+        simulator configuration: SimulatorConfiguration = .init(),
+        notifications: Bool = false,
+        eventPollInterval: Duration = .milliseconds(50),
+        notifiedPollInterval: Duration = .seconds(300),
         _ body: (SyncEnvironment) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "test.simulator")
         logger.logLevel = .critical
         return try await AppleVPPSimulator.withSimulator(
+            configuration: configuration,
             fixture: SimulatorFixture(publicApps: publicApps, locations: []),
             logger: logger
         ) { simulator in
@@ -70,7 +75,10 @@ public struct SyncEnvironment: Sendable {
                     workers: workers,
                     scheduleInterval: scheduleInterval,
                     schedulerTick: schedulerTick,
-                    lease: lease
+                    lease: lease,
+                    notifications: notifications,
+                    eventPollInterval: eventPollInterval,
+                    notifiedPollInterval: notifiedPollInterval
                 )
             )
             do {

@@ -15,84 +15,6 @@ import VPPTesting
 struct LicenseStoryTests {
     static let app = "408709785"
 
-    // MARK: Directory through the RPCs
-
-    /// Users (each with one user-affiliated device `D-<id>`) in a new user group, all through DirectoryService.
-    static func userGroup(_ client: VPPClient, _ name: String, users: [String]) async throws -> String {
-        var upsert = VppV1.UpsertUsersRequest()
-        upsert.users = users.map { id in
-            var user = VppV1.UserInput()
-            user.externalId = id
-            user.email = "\(id)@example.com"
-            return user
-        }
-        _ = try await client.call(VppV1.DirectoryService.UpsertUsers.self, upsert)
-        try await Self.upsertDevices(client, users.map { ("D-\($0)", $0) }, enrollment: .userAffiliated)
-        return try await Self.group(client, name, kind: .user, members: users)
-    }
-
-    /// Automated (DEP) devices in a new device group.
-    static func deviceGroup(_ client: VPPClient, _ name: String, serials: [String]) async throws -> String {
-        try await Self.upsertDevices(client, serials.map { ($0, nil) }, enrollment: .automated)
-        return try await Self.group(client, name, kind: .device, members: serials)
-    }
-
-    /// Devices (serial number, owner's external id) with the Books app present, all of one enrollment.
-    static func upsertDevices(
-        _ client: VPPClient,
-        _ devices: [(serial: String, owner: String?)],
-        enrollment: VppV1.EnrollmentKind
-    ) async throws {
-        var request = VppV1.UpsertDevicesRequest()
-        request.devices = devices.map { serial, owner in
-            var device = VppV1.DeviceInput()
-            device.serialNumber = serial
-            if let owner { device.ownerExternalId = owner }
-            device.enrollment = enrollment
-            device.booksAppPresent = true
-            return device
-        }
-        _ = try await client.call(VppV1.DirectoryService.UpsertDevices.self, request)
-    }
-
-    static func group(_ client: VPPClient, _ name: String, kind: VppV1.GroupKind, members: [String]) async throws
-        -> String
-    {
-        var create = VppV1.CreateGroupRequest()
-        create.externalId = name
-        create.name = name
-        create.kind = kind
-        let group = try await client.call(VppV1.DirectoryService.CreateGroup.self, create)
-        var add = VppV1.GroupMembersRequest()
-        add.groupId = group.id
-        add.memberKeys = members
-        _ = try await client.call(VppV1.DirectoryService.AddGroupMembers.self, add)
-        return group.id
-    }
-
-    static func assign(
-        _ client: VPPClient,
-        _ assetID: String,
-        _ groupID: String,
-        action: VppV1.AssignmentAction = .required,
-        type: VppV1.LicenseType
-    ) async throws -> VppV1.Assignment {
-        var request = VppV1.CreateAssignmentRequest()
-        request.assetId = assetID
-        request.groupId = groupID
-        request.action = action
-        request.licenseType = type
-        return try await client.call(VppV1.AssignmentService.CreateAssignment.self, request)
-    }
-
-    static func entries(_ client: VPPClient, _ assetID: String) async throws -> [VppV1.LicenseEntry] {
-        var request = VppV1.ListLicensesRequest()
-        request.assetId = assetID
-        request.page = VppV1.PageRequest()
-        request.page?.pageSize = 1000
-        return try await client.call(VppV1.LicenseService.ListLicenses.self, request).entries
-    }
-
     /// Every count a client can read for one asset, from every call that returns them.
     static func allCounts(_ client: VPPClient, _ assetID: String) async throws -> [String: VppV1.LicenseCounts] {
         var countsRequest = VppV1.GetLicenseCountsRequest()
@@ -140,8 +62,12 @@ struct LicenseStoryTests {
     @Test("R8, R15: GetLicenseCounts, Asset.counts and GetLicenseUsage give the same counts, each meaning one thing")
     func countsAgree() async throws {
         try await Self.withApp(licenses: 20) { env, fixture, client, assetID in
-            let group = try await Self.userGroup(client, "year-7", users: (0..<60).map { String(format: "u%03d", $0) })
-            let assignment = try await Self.assign(client, assetID, group, type: .user)
+            let group = try await StoryRPC.userGroup(
+                client,
+                "year-7",
+                users: (0..<60).map { String(format: "u%03d", $0) }
+            )
+            let assignment = try await StoryRPC.assign(client, assetID, group, type: .user)
             #expect(assignment.targets == 60)
             #expect(assignment.granted == 20)
             #expect(assignment.waiting == 40)
@@ -181,12 +107,12 @@ struct LicenseStoryTests {
     func statesAgree() async throws {
         try await Self.withApp(licenses: 10) { env, fixture, client, assetID in
             let users = (0..<15).map { String(format: "s%03d", $0) }
-            let group = try await Self.userGroup(client, "class", users: users)
-            _ = try await Self.assign(client, assetID, group, type: .user)
+            let group = try await StoryRPC.userGroup(client, "class", users: users)
+            _ = try await StoryRPC.assign(client, assetID, group, type: .user)
             _ = try await fixture.settled(assetID)
 
             func check(_ label: String) async throws -> [VppV1.InstallState: Int] {
-                let listed = try await Self.entries(client, assetID)
+                let listed = try await StoryRPC.entries(client, assetID)
                 var byState: [VppV1.InstallState: Int] = [:]
                 for entry in listed {
                     byState[entry.state, default: 0] += 1
@@ -222,9 +148,11 @@ struct LicenseStoryTests {
             #expect(states[.waitingForLicense] == 5)
 
             // Four accept; the next sync learns it: they are pending, the others still wait for their invitation.
-            let holders = try await Self.entries(client, assetID).filter { $0.state != .waitingForLicense }.prefix(4)
+            let holders = try await StoryRPC.entries(client, assetID).filter { $0.state != .waitingForLicense }.prefix(
+                4
+            )
             for entry in holders {
-                let userID = try await Self.userID(client, entry.userExternalId)
+                let userID = try await StoryRPC.userID(client, entry.userExternalId)
                 try env.core.acceptInvitation(uId: fixture.uId, clientUserId: userID)
             }
             // The sync after any already under way (it may have read Apple's users before they accepted).
@@ -238,12 +166,6 @@ struct LicenseStoryTests {
         }
     }
 
-    static func userID(_ client: VPPClient, _ externalID: String) async throws -> String {
-        var request = VppV1.GetEntryRequest()
-        request.by = .key(externalID)
-        return try await client.call(VppV1.DirectoryService.GetUser.self, request).id
-    }
-
     // MARK: 3
 
     @Test(
@@ -253,13 +175,13 @@ struct LicenseStoryTests {
         try await Self.withApp(licenses: 10) { env, fixture, client, assetID in
             let holdersSerials = (0..<10).map { String(format: "H%02d", $0) }
             let waitersSerials = (0..<5).map { String(format: "W%02d", $0) }
-            let holders = try await Self.deviceGroup(client, "holders", serials: holdersSerials)
-            let waiters = try await Self.deviceGroup(client, "waiters", serials: waitersSerials)
-            let first = try await Self.assign(client, assetID, holders, type: .device)
-            _ = try await Self.assign(client, assetID, waiters, type: .device)
+            let holders = try await StoryRPC.deviceGroup(client, "holders", serials: holdersSerials)
+            let waiters = try await StoryRPC.deviceGroup(client, "waiters", serials: waitersSerials)
+            let first = try await StoryRPC.assign(client, assetID, holders, type: .device)
+            _ = try await StoryRPC.assign(client, assetID, waiters, type: .device)
             _ = try await fixture.settled(assetID)
             #expect(try Self.appleHolders(env, fixture.uId) == Set(holdersSerials))
-            var listed = try await Self.entries(client, assetID)
+            var listed = try await StoryRPC.entries(client, assetID)
             #expect(listed.filter { $0.state == .waitingForLicense }.map(\.serialNumber) == waitersSerials)
             #expect(listed.filter { $0.state == .waitingForLicense }.map(\.queuePosition) == [1, 2, 3, 4, 5])
 
@@ -268,7 +190,7 @@ struct LicenseStoryTests {
             update.assignmentId = first.id
             update.action = .uninstall
             _ = try await client.call(VppV1.AssignmentService.UpdateAssignment.self, update)
-            listed = try await Self.entries(client, assetID)
+            listed = try await StoryRPC.entries(client, assetID)
             #expect(listed.filter { $0.state == .removing }.count == 10)
             #expect(listed.filter { $0.state == .waitingForLicense }.count == 5)
 
@@ -290,7 +212,7 @@ struct LicenseStoryTests {
             // Apple released the five and assigned the five waiters; the ledger holds exactly what Apple holds.
             let atApple = try Self.appleHolders(env, fixture.uId)
             #expect(atApple == Set(holdersSerials.suffix(5) + waitersSerials), "Apple holds \(atApple.sorted())")
-            listed = try await Self.entries(client, assetID)
+            listed = try await StoryRPC.entries(client, assetID)
             #expect(listed.filter { $0.state == .pending }.map(\.serialNumber).sorted() == waitersSerials)
             #expect(listed.filter { $0.state == .waitingForLicense }.isEmpty)
             var counts = try #require(try await Self.allCounts(client, assetID)["GetLicenseCounts"])
@@ -321,22 +243,22 @@ struct LicenseStoryTests {
             let firstSerials = (0..<5).map { String(format: "A%02d", $0) }
             let secondSerials = (0..<5).map { String(format: "B%02d", $0) }
             let waiterSerials = ["W00", "W01"]
-            let first = try await Self.assign(
+            let first = try await StoryRPC.assign(
                 client,
                 assetID,
-                try await Self.deviceGroup(client, "first", serials: firstSerials),
+                try await StoryRPC.deviceGroup(client, "first", serials: firstSerials),
                 type: .device
             )
-            _ = try await Self.assign(
+            _ = try await StoryRPC.assign(
                 client,
                 assetID,
-                try await Self.deviceGroup(client, "second", serials: secondSerials),
+                try await StoryRPC.deviceGroup(client, "second", serials: secondSerials),
                 type: .device
             )
-            _ = try await Self.assign(
+            _ = try await StoryRPC.assign(
                 client,
                 assetID,
-                try await Self.deviceGroup(client, "waiters", serials: waiterSerials),
+                try await StoryRPC.deviceGroup(client, "waiters", serials: waiterSerials),
                 type: .device
             )
             _ = try await fixture.settled(assetID)
@@ -375,7 +297,7 @@ struct LicenseStoryTests {
             try env.core.refund(uId: fixture.uId, adamId: Self.app, count: 4)
             try await syncFully()
             try await expectCounts("after the refund", inUse: 10, overAssigned: 4, waiting: 2)
-            var listed = try await Self.entries(client, assetID)
+            var listed = try await StoryRPC.entries(client, assetID)
             #expect(listed.filter { $0.state == .pending }.count == 10)
             #expect(listed.filter { $0.state == .waitingForLicense }.map(\.serialNumber) == waiterSerials)
 
@@ -403,7 +325,7 @@ struct LicenseStoryTests {
             // Two more: one seat under the count, so the first waiter is served (in line order), and Apple agrees.
             try await removed(Array(firstSerials.suffix(2)))
             try await expectCounts("five removed", inUse: 6, overAssigned: 0, waiting: 1)
-            listed = try await Self.entries(client, assetID)
+            listed = try await StoryRPC.entries(client, assetID)
             #expect(listed.first { $0.serialNumber == "W00" }?.state == .pending)
             #expect(listed.first { $0.serialNumber == "W01" }?.state == .waitingForLicense)
             #expect(listed.first { $0.serialNumber == "W01" }?.queuePosition == 1)
@@ -414,10 +336,10 @@ struct LicenseStoryTests {
     @Test("R17: targets wanted again before their removal keep their seats, and Apple confirms them")
     func requiredAgainBeforeRemoval() async throws {
         try await Self.withApp(licenses: 3) { env, fixture, client, assetID in
-            _ = try await Self.userGroup(client, "people", users: ["u1", "u2"])
+            _ = try await StoryRPC.userGroup(client, "people", users: ["u1", "u2"])
             // User licensing through a device group: each device's owner (R18).
-            let group = try await Self.group(client, "tablets", kind: .device, members: ["D-u1", "D-u2"])
-            let assignment = try await Self.assign(client, assetID, group, type: .user)
+            let group = try await StoryRPC.group(client, "tablets", kind: .device, members: ["D-u1", "D-u2"])
+            let assignment = try await StoryRPC.assign(client, assetID, group, type: .user)
             _ = try await fixture.settled(assetID)
             for action in [VppV1.AssignmentAction.uninstall, .required] {
                 var update = VppV1.UpdateAssignmentRequest()
@@ -429,7 +351,7 @@ struct LicenseStoryTests {
                 #expect(usage.counts?.inUse == 2)
                 #expect(try Self.appleHolders(env, fixture.uId).count == 2)
             }
-            let listed = try await Self.entries(client, assetID)
+            let listed = try await StoryRPC.entries(client, assetID)
             #expect(listed.map(\.state) == [.waitingForInvitation, .waitingForInvitation])
         }
     }
@@ -486,8 +408,8 @@ struct LicenseStoryTests {
     @Test("R20: an invited user's invitation_url is Apple's template with their invite code; empty once associated")
     func invitationURL() async throws {
         try await Self.withApp(licenses: 5) { env, fixture, client, assetID in
-            let group = try await Self.userGroup(client, "invited", users: ["ivy"])
-            _ = try await Self.assign(client, assetID, group, type: .user)
+            let group = try await StoryRPC.userGroup(client, "invited", users: ["ivy"])
+            _ = try await StoryRPC.assign(client, assetID, group, type: .user)
             _ = try await fixture.settled(assetID)
             var request = VppV1.GetEntryRequest()
             request.by = .key("ivy")
@@ -523,10 +445,10 @@ struct LicenseStoryTests {
     @Test("R23: every state carries a reason that says why and what would change it")
     func everyStateHasAReason() async throws {
         try await Self.withApp(licenses: 3) { env, fixture, client, assetID in
-            let lab = try await Self.deviceGroup(client, "lab", serials: ["R1", "R2", "R3", "R4", "R5"])
-            let offered = try await Self.deviceGroup(client, "offered", serials: ["O1"])
-            _ = try await Self.assign(client, assetID, lab, type: .device)
-            _ = try await Self.assign(client, assetID, offered, action: .available, type: .device)
+            let lab = try await StoryRPC.deviceGroup(client, "lab", serials: ["R1", "R2", "R3", "R4", "R5"])
+            let offered = try await StoryRPC.deviceGroup(client, "offered", serials: ["O1"])
+            _ = try await StoryRPC.assign(client, assetID, lab, type: .device)
+            _ = try await StoryRPC.assign(client, assetID, offered, action: .available, type: .device)
             _ = try await fixture.settled(assetID)
             var report = VppV1.ReportInstallResultsRequest()
             report.reports = [("R1", VppV1.InstallOutcome.installed, ""), ("R2", .failed, "disk full")].map {
@@ -541,7 +463,7 @@ struct LicenseStoryTests {
                 return item
             }
             _ = try await client.call(VppV1.LicenseService.ReportInstallResults.self, report)
-            let listed = try await Self.entries(client, assetID)
+            let listed = try await StoryRPC.entries(client, assetID)
             let states = Set(listed.map(\.state))
             #expect(states == [.installed, .failed, .pending, .waitingForLicense, .available])
             for entry in listed {

@@ -11,6 +11,7 @@ struct TokensCommand: ParsableCommand {
             "Example: vppctl tokens list",
         subcommands: [
             TokensUpload.self, TokensList.self, TokensShow.self, TokensRenew.self, TokensDelete.self, TokensSync.self,
+            TokensNotifications.self,
         ]
     )
 
@@ -168,6 +169,47 @@ struct TokensShow: CtlSubcommand {
             VppV1.GetTokenRequest(tokenId: self.tokenID),
             notFound: Look.tokens
         )
+    }
+}
+
+struct TokensNotifications: CtlSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "notifications",
+        abstract: "The notifications Apple sent about a token, newest first, and what each one did (issue 18).",
+        discussion: """
+            Whether the token is subscribed, when the last one came and how many were refused is in \
+            `vppctl tokens show` (notifications).
+            Example: vppctl tokens notifications 6f1c2a9e-… --limit 20
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The token's id (vppctl tokens list).", valueName: "token-id"))
+    var tokenID: String
+
+    @Option(help: "At most this many (at most 500).")
+    var limit: UInt32 = 50
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var output: OutputOptions
+
+    func execute() async throws {
+        try await Ctl.run(self.connection, self.output) { ctl in
+            let answer = try await ctl.call(
+                VppV1.TokenService.ListTokenNotifications.self,
+                VppV1.ListTokenNotificationsRequest(tokenId: self.tokenID, limit: self.limit),
+                notFound: Look.tokens
+            )
+            ctl.printer.list(
+                answer,
+                items: "notifications",
+                columns: [
+                    Column("RECEIVED", "received_at"), Column("TYPE", "type"), Column("EVENT", "event_id"),
+                    Column("PROCESSED", "processed_at"), Column("OUTCOME", "outcome"),
+                ],
+                empty:
+                    "No notifications from Apple for this token (see `vppctl tokens show`: notifications.subscribed, last_error)."
+            )
+        }
     }
 }
 

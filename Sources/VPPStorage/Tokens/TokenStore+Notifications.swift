@@ -59,7 +59,7 @@ extension TokenStore {
     /// Records the outcome of registering notifications at Apple: the URL registered, or why it failed (the URL
     /// registered before, if any, stays what Apple holds: a refused configuration changes nothing there).
     public func recordSubscription(tenantID: UUID, _ tokenID: UUID, url: String?, error: String) async throws {
-        try await self.storage.withTenant(tenantID) { transaction in
+        _ = try await self.storage.withTenant(tenantID) { transaction in
             try await transaction.query(
                 """
                 UPDATE tokens SET notification_url = coalesce(\(url), notification_url),
@@ -82,7 +82,10 @@ extension TokenStore {
                 try await transaction.query(
                     "SELECT notification_secret, secret_key_id, location_uid FROM tokens WHERE id = \(tokenID)"
                 ).first.map {
-                    (try $0.decode(String?.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(String.self, at: 2))
+                    (
+                        try $0.decode(String?.self, at: 0), try $0.decode(String.self, at: 1),
+                        try $0.decode(String.self, at: 2)
+                    )
                 }
             }
         } catch let error as StorageError {
@@ -92,7 +95,7 @@ extension TokenStore {
         guard let (sealed, keyID, location) = found, let sealed else { return .unknown }
         let secret = try self.cipher.open(sealed, keyID: keyID, tenantID: tenantID, tokenID: tokenID)
         if Self.constantTimeEqual(secret, bearer) { return .accepted(locationUID: location) }
-        try await self.storage.withTenant(tenantID) { transaction in
+        _ = try await self.storage.withTenant(tenantID) { transaction in
             try await transaction.query(
                 "UPDATE tokens SET notification_refused_count = notification_refused_count + 1 WHERE id = \(tokenID)"
             )
@@ -209,7 +212,7 @@ extension TokenStore {
     public func markNotificationProcessed(tenantID: UUID, _ tokenID: UUID, notificationID: String, outcome: String)
         async throws
     {
-        try await self.storage.withTenant(tenantID) { transaction in
+        _ = try await self.storage.withTenant(tenantID) { transaction in
             try await transaction.query(
                 """
                 UPDATE apple_notifications SET processed_at = clock_timestamp(), outcome = \(outcome)
@@ -222,7 +225,7 @@ extension TokenStore {
     /// A poll found an event finished that no notification reported: the token's polling goes back to its fast pace
     /// until a notification arrives again.
     public func recordMissedNotification(tenantID: UUID, _ tokenID: UUID) async throws {
-        try await self.storage.withTenant(tenantID) { transaction in
+        _ = try await self.storage.withTenant(tenantID) { transaction in
             try await transaction.query(
                 "UPDATE tokens SET notification_missed_at = clock_timestamp() WHERE id = \(tokenID)"
             )
@@ -232,7 +235,7 @@ extension TokenStore {
     /// Forgets the token's notifications received before `cutoff` (processed or not: Apple's own retries end within
     /// minutes, so an old one can no longer be repeated).
     public func pruneNotifications(tenantID: UUID, _ tokenID: UUID, receivedBefore cutoff: Date) async throws {
-        try await self.storage.withTenant(tenantID) { transaction in
+        _ = try await self.storage.withTenant(tenantID) { transaction in
             try await transaction.query(
                 "DELETE FROM apple_notifications WHERE token_id = \(tokenID) AND received_at < \(cutoff)"
             )
