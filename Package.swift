@@ -376,6 +376,7 @@ let package = Package(
             name: "AppleVPPSimulator",
             dependencies: [
                 "AppleVPP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
