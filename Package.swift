@@ -475,7 +475,9 @@ let package = Package(
             dependencies: [
                 "AppleVPP",
                 "AppleVPPSimulator",
+                "VPPTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
