@@ -403,6 +403,7 @@ let package = Package(
             name: "AppleVPPSimulator",
             dependencies: [
                 "AppleVPP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -502,7 +503,9 @@ let package = Package(
             dependencies: [
                 "AppleVPP",
                 "AppleVPPSimulator",
+                "VPPTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

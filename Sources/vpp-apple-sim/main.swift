@@ -27,8 +27,36 @@ struct VPPAppleSim: AsyncParsableCommand {
     @Option(help: "Items per page of /assets, /assignments and /users.")
     var pageSize = 1000
 
-    @Option(help: "Seconds after which an event completes on its own (default: after the first /status poll).")
+    @Option(
+        help: "Seconds after which an event completes on its own and notifies (default: after the first /status poll)."
+    )
     var eventDelay: Double?
+
+    @Option(
+        help: "Comma-separated seconds before each retry of an undelivered notification (Apple: 3 tries in 1-5 min)."
+    )
+    var notificationRetryDelays = "60,240"
+
+    @Option(help: "Seconds one notification attempt (and the TEST_NOTIFICATION handshake) may take.")
+    var notificationTimeout: Double = 10
+
+    func validate() throws {
+        _ = try Self.parseDelays(notificationRetryDelays)
+        guard notificationTimeout > 0 else { throw ValidationError("--notification-timeout must be positive") }
+    }
+
+    /// "60,240" as durations; "" for no retries.
+    static func parseDelays(_ text: String) throws -> [Duration] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        if parts == [""] { return [] }
+        return try parts.map { part in
+            guard let seconds = Double(part), seconds >= 0 else {
+                throw ValidationError("--notification-retry-delays: '\(part)' is not a number of seconds")
+            }
+            return .milliseconds(Int(seconds * 1000))
+        }
+    }
 
     func run() async throws {
         var logger = Logger(label: "vpp-apple-sim")
@@ -40,7 +68,9 @@ struct VPPAppleSim: AsyncParsableCommand {
             host: host,
             port: port,
             pageSize: pageSize,
-            eventCompletion: eventDelay.map { .afterDelay(.milliseconds(Int($0 * 1000))) } ?? .afterFirstPoll
+            eventCompletion: eventDelay.map { .afterDelay(.milliseconds(Int($0 * 1000))) } ?? .afterFirstPoll,
+            notificationRetryDelays: try Self.parseDelays(notificationRetryDelays),
+            notificationTimeout: .milliseconds(Int(notificationTimeout * 1000))
         )
         let core = try SimulatorCore(configuration: configuration)
         let locations = try loaded.map { try core.load($0) } ?? []
@@ -62,6 +92,13 @@ struct VPPAppleSim: AsyncParsableCommand {
                 ]
             )
         }
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch {
+            await core.shutdown()
+            throw error
+        }
+        // The application has stopped: stop the notification deliveries and their HTTP client.
+        await core.shutdown()
     }
 }

@@ -89,6 +89,8 @@ struct LocationState: Sendable {
     var notificationUrl: String?
     var notificationAuthToken: String?
     var subscribedNotificationTypes: [String] = []
+    /// Notifications produced under the simulator's lock and not yet handed to delivery (`notify`).
+    var outbox: [OutgoingNotification] = []
 
     var assets: [AssetKey: SimAsset] = [:]
     var assetOrder: [AssetKey] = []
@@ -340,6 +342,13 @@ struct LocationState: Sendable {
 
     private mutating func process(_ event: inout SimEvent) {
         var failuresByNumber: [Int: (assets: Set<AssetKey>, users: Set<String>, serials: Set<String>)] = [:]
+        // What the event's notifications list (only collected when the location wants them).
+        let notifyAssets = wants(.assetManagement)
+        let notifyUsers = wants(.userManagement)
+        var doneAssignments: [AssignmentKey] = []
+        var failedAssignments: [Int: [AssignmentKey]] = [:]
+        var doneUsers: [String] = []
+        var failedUsers: [Int: [String]] = [:]
         func fail(_ number: Int, _ asset: AssetKey?, _ subject: Subject?) {
             var entry = failuresByNumber[number] ?? ([], [], [])
             if let asset { entry.assets.insert(asset) }
@@ -349,6 +358,16 @@ struct LocationState: Sendable {
             case nil: break
             }
             failuresByNumber[number] = entry
+            if notifyAssets, let asset, let subject {
+                failedAssignments[number, default: []].append(AssignmentKey(asset: asset, subject: subject))
+            }
+            if notifyUsers, asset == nil, case .user(let id) = subject { failedUsers[number, default: []].append(id) }
+        }
+        func done(_ key: AssignmentKey) {
+            if notifyAssets { doneAssignments.append(key) }
+        }
+        func done(user id: String) {
+            if notifyUsers { doneUsers.append(id) }
         }
         var completed = 0
         switch event.work {
@@ -358,6 +377,7 @@ struct LocationState: Sendable {
                     let key = AssignmentKey(asset: assetKey, subject: subject)
                     if assignmentIndex[key] != nil {
                         completed += 1
+                        done(key)
                         continue
                     }
                     if case .user(let id) = subject {
@@ -372,21 +392,27 @@ struct LocationState: Sendable {
                     }
                     insertAssignment(key)
                     completed += 1
+                    done(key)
                 }
             }
         case .disassociate(let assetKeys, let subjects):
             for assetKey in assetKeys {
                 for subject in subjects {
-                    removeAssignment(AssignmentKey(asset: assetKey, subject: subject))
+                    let key = AssignmentKey(asset: assetKey, subject: subject)
+                    removeAssignment(key)
                     completed += 1
+                    done(key)
                 }
             }
         case .revoke(let subjects):
             let wanted = Set(subjects)
-            let keys = assignmentIndex.keys.filter {
-                wanted.contains($0.subject) && assets[$0.asset]?.revocable == true
+            let keys = assignmentIndex.filter {
+                wanted.contains($0.key.subject) && assets[$0.key.asset]?.revocable == true
+            }.sorted { $0.value < $1.value }.map(\.key)
+            for key in keys {
+                removeAssignment(key)
+                done(key)
             }
-            for key in keys { removeAssignment(key) }
             completed = subjects.count
         case .createUsers(let requested):
             for user in requested {
@@ -403,6 +429,7 @@ struct LocationState: Sendable {
                     managedAppleId: user.managedAppleId
                 )
                 completed += 1
+                done(user: user.clientUserId)
             }
         case .updateUsers(let requested):
             for request in requested {
@@ -419,6 +446,7 @@ struct LocationState: Sendable {
                 user.version = version
                 users[request.clientUserId] = user
                 completed += 1
+                done(user: request.clientUserId)
             }
         case .retireUsers(let ids):
             for id in ids {
@@ -438,7 +466,27 @@ struct LocationState: Sendable {
                     for key in keys { removeAssignment(key) }
                 }
                 completed += 1
+                done(user: id)
             }
+        }
+        // Apple notifies each event's outcome (reference §3): assignments for ASSOCIATE, DISASSOCIATE and REVOKE,
+        // users for CREATE, UPDATE and RETIRE.
+        switch event.work {
+        case .associate, .disassociate, .revoke:
+            notifyAssetManagement(
+                eventId: event.id,
+                type: event.type,
+                done: doneAssignments,
+                failed: failedAssignments.keys.sorted().map { ($0, failedAssignments[$0]!) },
+                successWhenEmpty: event.type == .revoke
+            )
+        case .createUsers, .updateUsers, .retireUsers:
+            notifyUserManagement(
+                eventId: event.id,
+                type: event.type,
+                done: doneUsers,
+                failed: failedUsers.keys.sorted().map { ($0, failedUsers[$0]!) }
+            )
         }
         event.numCompleted = completed
         event.failures = failuresByNumber.keys.sorted().map { number in

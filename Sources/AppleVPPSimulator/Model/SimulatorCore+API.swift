@@ -70,7 +70,7 @@ extension SimulatorCore {
         switch fault?.kind {
         case .latency?:
             try? await Task.sleep(for: .milliseconds(fault?.latencyMilliseconds ?? 100))
-            response = answer(request)
+            response = await answer(request)
         case .throttle?:
             response = Self.errorResponse(
                 SimulatorAPIError(
@@ -97,7 +97,7 @@ extension SimulatorCore {
                 SimulatorAPIError(number, 200, AppleErrorCatalogue.messages[number] ?? "Error \(number)")
             )
         case nil:
-            response = answer(request)
+            response = await answer(request)
         }
         let record = RecordedRequest(
             method: request.method,
@@ -125,7 +125,7 @@ extension SimulatorCore {
         }
     }
 
-    private func answer(_ request: SimulatorRequest) -> SimulatorResponse {
+    private func answer(_ request: SimulatorRequest) async -> SimulatorResponse {
         guard let (endpoint, methods) = Endpoint.byPath[request.path] else {
             return Self.errorResponse(SimulatorAPIError(AppleVPPError.Number.invalidArgument, 404, "Not found"))
         }
@@ -144,16 +144,16 @@ extension SimulatorCore {
             case .clientConfig:
                 return request.method == "GET"
                     ? try Self.ok(authenticated(request) { location, common in clientConfig(location, common) })
-                    : try Self.ok(setClientConfig(request))
+                    : try Self.ok(await setClientConfig(request))
             case .assets: return try Self.ok(getAssets(request))
             case .assignments: return try Self.ok(getAssignments(request))
             case .users: return try Self.ok(getUsers(request))
-            case .associate: return try Self.ok(manageAssets(request, type: .associate))
-            case .disassociate: return try Self.ok(manageAssets(request, type: .disassociate))
-            case .revoke: return try Self.ok(revokeAssets(request))
-            case .createUsers: return try Self.ok(manageUsers(request, type: .create))
-            case .updateUsers: return try Self.ok(manageUsers(request, type: .update))
-            case .retireUsers: return try Self.ok(manageUsers(request, type: .retire))
+            case .associate: return try Self.ok(scheduled(manageAssets(request, type: .associate)))
+            case .disassociate: return try Self.ok(scheduled(manageAssets(request, type: .disassociate)))
+            case .revoke: return try Self.ok(scheduled(revokeAssets(request)))
+            case .createUsers: return try Self.ok(scheduled(manageUsers(request, type: .create)))
+            case .updateUsers: return try Self.ok(scheduled(manageUsers(request, type: .update)))
+            case .retireUsers: return try Self.ok(scheduled(manageUsers(request, type: .retire)))
             case .status: return try Self.ok(eventStatus(request))
             }
         } catch let error as SimulatorAPIError {
@@ -161,6 +161,12 @@ extension SimulatorCore {
         } catch {
             return Self.errorResponse(SimulatorAPIError(AppleVPPError.Number.internalError, 500, "\(error)"))
         }
+    }
+
+    /// An event was queued: with `.afterDelay`, a background task completes it once the delay has passed.
+    private func scheduled(_ response: EventResponse) -> EventResponse {
+        scheduleEventCompletion(uId: response.uId)
+        return response
     }
 
     // MARK: Plumbing
@@ -171,7 +177,8 @@ extension SimulatorCore {
         var mdmInfo: MDMInfo?
     }
 
-    /// Checks the bearer token, brings the location's due events up to date and runs `body` on it under the lock.
+    /// Checks the bearer token, brings the location's due events up to date and runs `body` on it under the lock;
+    /// then sends the notifications that produced (also when `body` throws).
     func authenticated<T>(
         _ request: SimulatorRequest,
         _ body: (inout LocationState, Common) throws -> T
@@ -183,10 +190,13 @@ extension SimulatorCore {
         guard !credential.isEmpty else { throw SimulatorAPIError.badAuthorization }
         let now = Date()
         let completion = configuration.eventCompletion
+        let seconds = secondsSinceStart
+        defer { flushNotifications() }
         return try state.withLockedValue { state in
             guard let token = state.tokens[credential], state.locations[token.uId] != nil else {
                 throw SimulatorAPIError.invalidToken
             }
+            defer { state.collectNotifications(of: token.uId, atSeconds: seconds) }
             if token.revoked { throw SimulatorAPIError.tokenRevoked }
             if token.expirationDate <= now { throw SimulatorAPIError.tokenExpired }
             if case .afterDelay(let delay) = completion {
@@ -356,37 +366,45 @@ extension SimulatorCore {
         )
     }
 
-    func setClientConfig(_ request: SimulatorRequest) throws -> ClientConfigResponse {
+    /// `POST /client/config`: checks the request, then, when it sets a notification URL and token, sends the
+    /// `TEST_NOTIFICATION` there (one attempt, waited for, outside the lock) and refuses the whole request with 9728
+    /// unless it is answered 2xx ("If delivery fails, the configuration is rejected", reference §2.3); only then
+    /// applies it.
+    func setClientConfig(_ request: SimulatorRequest) async throws -> ClientConfigResponse {
         let limits = self.limits
+        let uId = try authenticated(request) { _, common in common.uId }
+        let body = try decodeBody(request, as: ClientConfigRequest.self)
+        typealias N = AppleVPPError.Number
+        if let info = body.mdmInfo {
+            guard !info.id.isEmpty, !info.name.isEmpty, !info.metadata.isEmpty else {
+                throw SimulatorAPIError(N.mdmInfoIncomplete, 400, "mdmInfo needs id, name and metadata")
+            }
+            if info.id.count > limits.maxMdmIdLength {
+                throw SimulatorAPIError(N.mdmIdTooLong, 400, "mdmInfo id is too long")
+            }
+            if info.name.count > limits.maxMdmNameLength {
+                throw SimulatorAPIError(N.mdmNameTooLong, 400, "mdmInfo name is too long")
+            }
+            if info.metadata.count > limits.maxMdmMetadataLength {
+                throw SimulatorAPIError(N.mdmMetadataTooLong, 400, "mdmInfo metadata is too long")
+            }
+        }
+        if (body.notificationUrl == nil) != (body.notificationAuthToken == nil) {
+            throw SimulatorAPIError(N.notificationURLAndTokenRequired, 400, AppleErrorCatalogue.messages[9710]!)
+        }
+        if let url = body.notificationUrl, let token = body.notificationAuthToken {
+            guard url.count <= limits.maxNotificationLength, token.count <= limits.maxNotificationLength else {
+                throw SimulatorAPIError(N.notificationTooLong, 400, AppleErrorCatalogue.messages[9711]!)
+            }
+            guard Self.acceptsNotificationURL(url) else {
+                throw SimulatorAPIError(N.notificationURLNotHTTPS, 400, AppleErrorCatalogue.messages[9712]!)
+            }
+            guard await sendTestNotification(uId: uId, url: url, token: token) else {
+                throw SimulatorAPIError(N.notificationURLUnreachable, 400, AppleErrorCatalogue.messages[9728]!)
+            }
+        }
         return try authenticated(request) { location, common in
-            let body = try decodeBody(request, as: ClientConfigRequest.self)
-            typealias N = AppleVPPError.Number
-            if let info = body.mdmInfo {
-                guard !info.id.isEmpty, !info.name.isEmpty, !info.metadata.isEmpty else {
-                    throw SimulatorAPIError(N.mdmInfoIncomplete, 400, "mdmInfo needs id, name and metadata")
-                }
-                if info.id.count > limits.maxMdmIdLength {
-                    throw SimulatorAPIError(N.mdmIdTooLong, 400, "mdmInfo id is too long")
-                }
-                if info.name.count > limits.maxMdmNameLength {
-                    throw SimulatorAPIError(N.mdmNameTooLong, 400, "mdmInfo name is too long")
-                }
-                if info.metadata.count > limits.maxMdmMetadataLength {
-                    throw SimulatorAPIError(N.mdmMetadataTooLong, 400, "mdmInfo metadata is too long")
-                }
-            }
-            if (body.notificationUrl == nil) != (body.notificationAuthToken == nil) {
-                throw SimulatorAPIError(N.notificationURLAndTokenRequired, 400, AppleErrorCatalogue.messages[9710]!)
-            }
             if let url = body.notificationUrl, let token = body.notificationAuthToken {
-                guard url.count <= limits.maxNotificationLength, token.count <= limits.maxNotificationLength else {
-                    throw SimulatorAPIError(N.notificationTooLong, 400, AppleErrorCatalogue.messages[9711]!)
-                }
-                guard let components = URLComponents(string: url), components.scheme == "https",
-                    components.host?.isEmpty == false
-                else {
-                    throw SimulatorAPIError(N.notificationURLNotHTTPS, 400, AppleErrorCatalogue.messages[9712]!)
-                }
                 location.notificationUrl = url
                 location.notificationAuthToken = token
             }
@@ -395,6 +413,20 @@ extension SimulatorCore {
             var common = common
             common.mdmInfo = location.mdmInfo
             return clientConfig(location, common)
+        }
+    }
+
+    /// Apple takes only HTTPS notification URLs with a host (9712). The simulator also takes plain `http://` to a
+    /// loopback host (127.0.0.1, ::1, localhost), so local runs and tests need no certificate: a deliberate deviation
+    /// (docs/apple-simulator.md).
+    static func acceptsNotificationURL(_ url: String) -> Bool {
+        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
+            return false
+        }
+        switch components.scheme?.lowercased() {
+        case "https": return true
+        case "http": return ["127.0.0.1", "::1", "[::1]", "localhost"].contains(host.lowercased())
+        default: return false
         }
     }
 

@@ -6,6 +6,8 @@ import NIOConcurrencyHelpers
 /// the request log. `AppleVPPSimulator` puts it on a port; tests may also drive it directly.
 ///
 /// All state sits behind one lock, held only for in-memory work (a page is sliced under it and encoded after).
+/// Notifications are produced under it (into `State.outbox`) and sent once it is released, by background tasks that
+/// `shutdown()` stops.
 public final class SimulatorCore: Sendable {
     struct TokenRecord: Sendable {
         var uId: String
@@ -20,12 +22,26 @@ public final class SimulatorCore: Sendable {
         var faults: [SimulatorFault] = []
         var requests: [RecordedRequest] = []
         var baseURL = "http://127.0.0.1"
+
+        // Notifications (SimulatorCore+Notifications.swift).
+        var notificationFaults: [ActiveNotificationFault] = []
+        /// Produced and not yet handed to delivery.
+        var outbox: [OutgoingNotification] = []
+        var notificationLog = NotificationLog()
+        /// Logged `pending`: queued, being delivered or waiting for a retry.
+        var pendingNotifications = 0
+        var notificationsDroppedForQueueLimit = 0
+        /// Background work (deliveries, event completions) that `shutdown()` cancels.
+        var tasks: [Int: Task<Void, Never>] = [:]
+        var nextTaskId = 0
+        var shutDown = false
     }
 
     public let configuration: SimulatorConfiguration
     let started = ContinuousClock.now
     let state = NIOLockedValueBox(State())
     static let maxRecordedRequests = 100_000
+    let sender = NotificationSender()
 
     public init(configuration: SimulatorConfiguration = .init(), fixture: SimulatorFixture? = nil) throws {
         self.configuration = configuration
@@ -139,7 +155,8 @@ public final class SimulatorCore: Sendable {
 
     // MARK: Control: library, users, ownership
 
-    /// Adds licenses (a purchase), creating the asset when it is new.
+    /// Adds licenses (a purchase), creating the asset when it is new. Sends `ASSET_COUNT` (`countDelta` +`count`;
+    /// none for a free, unlimited asset), as Apple notifies purchases (reference §3).
     public func addPurchase(
         uId: String,
         adamId: String,
@@ -162,41 +179,62 @@ public final class SimulatorCore: Sendable {
                 unlimited: unlimited,
                 supportedPlatforms: supportedPlatforms
             )
+            let key = AssetKey(adamId: adamId, pricingParam: pricingParam)
+            if $0.assets[key]?.unlimited == false { $0.notifyAssetCount(key, countDelta: count) }
         }
     }
 
     /// Takes `count` licenses of an asset away, as a refund (or a transfer to another location) does: `totalCount`
     /// drops by `count`. Apple revokes nothing on its own: assignments stay, so `assignedCount` may exceed `totalCount`
     /// until seats are given back, and meanwhile new associations are refused (9709). Refused for an asset the location
-    /// does not own, an unlimited (free) one, or more licenses than it has.
+    /// does not own, an unlimited (free) one, or more licenses than it has. Sends `ASSET_COUNT` (`countDelta`
+    /// −`count`).
     public func refund(uId: String, adamId: String, pricingParam: PricingParam = .standard, count: Int) throws {
-        try withLocation(uId) { try $0.refund(adamId: adamId, pricingParam: pricingParam, count: count) }
+        try withLocation(uId) {
+            try $0.refund(adamId: adamId, pricingParam: pricingParam, count: count)
+            $0.notifyAssetCount(AssetKey(adamId: adamId, pricingParam: pricingParam), countDelta: -count)
+        }
     }
 
-    /// Assignments made by someone else (another MDM, Apple Business Manager): applied at once, counted.
+    /// Assignments made by someone else (another MDM, Apple Business Manager): applied at once, counted. Sends
+    /// `ASSET_MANAGEMENT` SUCCESS (type ASSOCIATE, an eventId of its own) listing the new ones: Apple notifies events
+    /// the MDM did not start too (reference §3). All or nothing: refused before any change when one names no owned
+    /// asset or no subject.
     public func addAssignments(uId: String, _ assignments: [AppleVPP.Assignment]) throws {
         try withLocation(uId) { location in
-            for assignment in assignments {
+            let keys = try assignments.map { assignment in
                 guard let key = Self.assignmentKey(assignment, in: location) else {
                     throw SimulatorControlError("assignment of \(assignment.adamId) names no owned asset or no subject")
                 }
-                location.insertAssignment(key)
+                return key
+            }
+            let added = keys.filter { location.insertAssignment($0) }
+            if !added.isEmpty {
+                location.notifyAssetManagement(eventId: Self.newEventId(), type: .associate, done: added)
             }
         }
     }
 
     /// `count` device assignments of one asset to serials `prefix0`, `prefix1`, ... at once; for large-scale tests.
-    /// Licenses are added as needed so the counts stay consistent.
+    /// Licenses are added as needed so the counts stay consistent (an `ASSET_COUNT` says so). Sends
+    /// `ASSET_MANAGEMENT` SUCCESS for the new assignments, as `addAssignments` does.
     public func addDeviceAssignments(uId: String, adamId: String, count: Int, serialPrefix: String = "SIM") throws {
         try withLocation(uId) { location in
             let key = AssetKey(adamId: adamId, pricingParam: .standard)
             guard let asset = location.assets[key] else { throw SimulatorControlError("no asset \(adamId)") }
             if !asset.unlimited, asset.availableCount < count {
                 location.assets[key]?.totalCount += count - asset.availableCount
+                location.notifyAssetCount(key, countDelta: count - asset.availableCount)
             }
             location.assignmentRows.reserveCapacity(location.assignmentRows.count + count)
+            let notifying = location.wants(.assetManagement)
+            var added: [AssignmentKey] = []
             for index in 0..<count {
-                location.insertAssignment(AssignmentKey(asset: key, subject: .device("\(serialPrefix)\(index)")))
+                let assignment = AssignmentKey(asset: key, subject: .device("\(serialPrefix)\(index)"))
+                if location.insertAssignment(assignment), notifying { added.append(assignment) }
+            }
+            if !added.isEmpty {
+                location.notifyAssetManagement(eventId: Self.newEventId(), type: .associate, done: added)
             }
         }
     }
@@ -215,27 +253,54 @@ public final class SimulatorCore: Sendable {
         }
     }
 
-    /// The user accepts their invitation: Registered → Associated.
+    /// The user accepts their invitation: Registered → Associated. Sends `USER_ASSOCIATED` with the user as
+    /// `GET /users` shows it now (reference §2.8, §3).
     public func acceptInvitation(uId: String, clientUserId: String) throws {
         try withLocation(uId) { location in
             guard location.acceptInvitation(clientUserId: clientUserId) else {
                 throw SimulatorControlError("no Registered user \(clientUserId)")
             }
+            location.notifyUserAssociated([clientUserId])
         }
     }
 
-    /// Another MDM claims the token (sets `mdmInfo`); `nil` clears it.
+    /// Another MDM claims the token (sets `mdmInfo`); `nil` clears it. Sends nothing.
     public func setMDMInfo(uId: String, _ mdmInfo: MDMInfo?) throws {
         try withLocation(uId) { $0.mdmInfo = mdmInfo }
     }
 
-    /// Processes pending events now (all locations, or one).
+    /// A rival MDM rewrites the location's client config, as its own `POST /client/config` at Apple would, with no
+    /// check, no `TEST_NOTIFICATION` and no word to anyone: Apple tells the MDM that loses the token nothing, only
+    /// `GET /client/config` (and `mdmInfo` on every answer) shows it (reference §7). Notifications produced from now
+    /// on go to the new URL with the new token. A nil argument leaves that field as it is; an empty
+    /// `notificationUrl` or `notificationAuthToken` clears it (`setMDMInfo(uId:nil)` clears `mdmInfo`).
+    public func setClientConfig(
+        uId: String,
+        mdmInfo: MDMInfo? = nil,
+        notificationUrl: String? = nil,
+        notificationAuthToken: String? = nil,
+        notificationTypes: [String]? = nil
+    ) throws {
+        try withLocation(uId) { location in
+            if let mdmInfo { location.mdmInfo = mdmInfo }
+            if let notificationUrl { location.notificationUrl = notificationUrl.isEmpty ? nil : notificationUrl }
+            if let notificationAuthToken {
+                location.notificationAuthToken = notificationAuthToken.isEmpty ? nil : notificationAuthToken
+            }
+            if let notificationTypes { location.subscribedNotificationTypes = notificationTypes }
+        }
+    }
+
+    /// Processes pending events now (all locations, or one), sending their notifications.
     public func processPendingEvents(uId: String? = nil) {
         state.withLockedValue { state in
+            let now = secondsSinceStart
             for id in state.locations.keys where uId == nil || uId == id {
                 state.locations[id]!.processEvents(through: nil)
+                state.collectNotifications(of: id, atSeconds: now)
             }
         }
+        flushNotifications()
     }
 
     /// Apps the public content-metadata lookup knows.
@@ -308,12 +373,18 @@ public final class SimulatorCore: Sendable {
         try withLocation(uId) { location in location.users.values.sorted { $0.order < $1.order }.map(\.response) }
     }
 
+    /// Runs `body` on a location under the lock, then sends the notifications it produced (also when it throws).
     func withLocation<T>(_ uId: String, _ body: (inout LocationState) throws -> T) throws -> T {
-        try state.withLockedValue { state in
+        defer { flushNotifications() }
+        let now = secondsSinceStart
+        return try state.withLockedValue { state in
             guard state.locations[uId] != nil else { throw SimulatorControlError("no location \(uId)") }
+            defer { state.collectNotifications(of: uId, atSeconds: now) }
             return try body(&state.locations[uId]!)
         }
     }
+
+    static func newEventId() -> String { UUID().uuidString.lowercased() }
 
     static func assignmentKey(_ assignment: AppleVPP.Assignment, in location: LocationState) -> AssignmentKey? {
         guard

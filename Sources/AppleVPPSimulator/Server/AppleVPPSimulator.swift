@@ -58,10 +58,17 @@ public final class AppleVPPSimulator: Sendable {
         return AppleVPPSimulator(core: core, baseURL: baseURL, port: port, serviceGroup: serviceGroup, task: task)
     }
 
-    /// Stops listening and waits for the server to end.
+    /// Stops listening and waits for the server to end; then stops the core's background work (event completions,
+    /// notification deliveries) and its HTTP client.
     public func shutdown() async throws {
         await serviceGroup.triggerGracefulShutdown()
-        try await task.value
+        do {
+            try await task.value
+        } catch {
+            await core.shutdown()
+            throw error
+        }
+        await core.shutdown()
     }
 
     /// Runs `body` with a fresh simulator and shuts it down afterwards, also when `body` throws.
@@ -82,7 +89,8 @@ public final class AppleVPPSimulator: Sendable {
         }
     }
 
-    /// The Hummingbird application serving `core`; `onPort` is called with the bound port.
+    /// The Hummingbird application serving `core`; `onPort` is called with the bound port. Whoever runs it calls
+    /// `core.shutdown()` once it has stopped (notifications are sent by the core, not by the application).
     public static func makeApplication(
         core: SimulatorCore,
         logger: Logger,
@@ -113,17 +121,21 @@ public final class AppleVPPSimulator: Sendable {
             }
         }
         for path in [
-            "/locations", "/tokens", "/tokens/expire", "/tokens/revoke", "/purchases", "/users/accept",
-            "/users", "/mdm-info", "/assignments", "/events/process", "/public-apps", "/faults", "/requests",
+            "/locations", "/tokens", "/tokens/expire", "/tokens/revoke", "/purchases", "/refunds", "/users/accept",
+            "/users", "/mdm-info", "/client-config", "/assignments", "/events/process", "/public-apps", "/faults",
+            "/requests", "/notification-faults", "/notifications",
         ] {
             for method in [HTTPRequest.Method.get, .post, .delete] {
                 router.on(RouterPath("/_control" + path), method: method) { request, _ -> Response in
                     var request = request
                     let body = try await request.collectBody(upTo: maxBody)
+                    var query: [String: String] = [:]
+                    for (key, value) in request.uri.queryParameters { query[String(key)] = String(value) }
                     return Self.response(
                         core.handleControl(
                             method: request.method.rawValue,
                             path: path,
+                            query: query,
                             body: Data(body.readableBytesView)
                         )
                     )

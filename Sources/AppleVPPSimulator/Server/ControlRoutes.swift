@@ -35,6 +35,14 @@ extension SimulatorCore {
         var uId: String
         var mdmInfo: MDMInfo?
     }
+    /// A rival MDM's client config: absent fields stay as they are (`setClientConfig(uId:...)`).
+    struct RivalClientConfig: Codable {
+        var uId: String
+        var mdmInfo: MDMInfo?
+        var notificationUrl: String?
+        var notificationAuthToken: String?
+        var notificationTypes: [String]?
+    }
     struct AddAssignments: Codable {
         var uId: String
         var assignments: [AppleVPP.Assignment]?
@@ -58,8 +66,13 @@ extension SimulatorCore {
     struct Done: Codable { var ok = true }
     struct Failure: Codable { var error: String }
 
-    /// Answers a control request; `path` is relative to `/_control`.
-    public func handleControl(method: String, path: String, body: Data) -> SimulatorResponse {
+    /// Answers a control request; `path` is relative to `/_control`, `query` its query parameters.
+    public func handleControl(
+        method: String,
+        path: String,
+        query: [String: String] = [:],
+        body: Data
+    ) -> SimulatorResponse {
         do {
             func decode<T: Decodable>(_ type: T.Type) throws -> T {
                 do { return try JSONDecoder().decode(type, from: body) } catch {
@@ -109,6 +122,15 @@ extension SimulatorCore {
             case ("POST", "/mdm-info"):
                 let request = try decode(SetMDMInfo.self)
                 try setMDMInfo(uId: request.uId, request.mdmInfo)
+            case ("POST", "/client-config"):
+                let request = try decode(RivalClientConfig.self)
+                try setClientConfig(
+                    uId: request.uId,
+                    mdmInfo: request.mdmInfo,
+                    notificationUrl: request.notificationUrl,
+                    notificationAuthToken: request.notificationAuthToken,
+                    notificationTypes: request.notificationTypes
+                )
             case ("POST", "/assignments"):
                 let request = try decode(AddAssignments.self)
                 try addAssignments(uId: request.uId, request.assignments ?? [])
@@ -128,6 +150,16 @@ extension SimulatorCore {
                 injectFault(try decode(SimulatorFault.self))
             case ("DELETE", "/faults"):
                 clearFaults()
+            case ("POST", "/notification-faults"):
+                injectNotificationFault(try decode(NotificationFault.self))
+            case ("GET", "/notification-faults"):
+                return try Self.ok(pendingNotificationFaults())
+            case ("DELETE", "/notification-faults"):
+                clearNotificationFaults()
+            case ("GET", "/notifications"):
+                return try Self.ok(notificationLog(uId: query["uId"]))
+            case ("DELETE", "/notifications"):
+                clearNotificationLog()
             case ("GET", "/requests"):
                 return try Self.ok(recordedRequests())
             case ("DELETE", "/requests"):
