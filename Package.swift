@@ -572,7 +572,6 @@ let package = Package(
         .testTarget(
             name: "VPPNotificationsTests",
             dependencies: [
-                "VPPNotifications",
                 "VPPTesting",
                 "VPPTestSupport",
                 "VPPWire",

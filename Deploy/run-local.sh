@@ -5,6 +5,7 @@
 # Ctrl-C (which shuts everything down cleanly).
 #
 # Settings: VPP_PORT (default 7443), VPP_METRICS_PORT (default 9464), VPP_SIM_PORT (the simulator, default 8090),
+# VPP_NOTIFICATION_PORT (Apple's notifications to vppd, default 8444),
 # and every other VPP_* setting of vppd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,9 @@ chmod 711 "$VPP_DATA_DIR"  # traversable by the postgres user that runs the clus
 export VPP_SIM_PORT="${VPP_SIM_PORT:-8090}"
 # Apple cannot be reached from here: vppd talks to the simulator (a faithful copy of Apple's API, docs/apple-simulator.md).
 export VPP_APPLE_BASE_URL="${VPP_APPLE_BASE_URL:-http://127.0.0.1:$VPP_SIM_PORT/mdm/v2}"
+# Apple's notifications (issue 18) come to vppd's listener: plain HTTP on loopback, which the simulator accepts.
+export VPP_NOTIFICATION_PORT="${VPP_NOTIFICATION_PORT:-8444}"
+export VPP_NOTIFICATION_URL="${VPP_NOTIFICATION_URL:-http://127.0.0.1:$VPP_NOTIFICATION_PORT/apple/notifications}"
 mkdir -p "$VPP_DATA_DIR/apple-sim"
 echo "==> Starting the Apple simulator on 127.0.0.1:$VPP_SIM_PORT"
 # Events complete a second after they are sent, as Apple's usually do (VPP_SIM_EVENT_DELAY, seconds).
@@ -105,6 +109,7 @@ cat <<INFO
     Operator key:     $operator_key_file
     Demo tenant:      $(sed -n 1p "$tenant_file")   (its key: $tenant_key_file)
     Apple simulator:  http://127.0.0.1:$VPP_SIM_PORT/mdm/v2   (control API: /_control, docs/apple-simulator.md)
+    Notifications:    $VPP_NOTIFICATION_URL/<tenant>/<token>   (Apple -> vppd; docs/tokens-and-sync.md)
                       The demo tenant holds its VPP token; the first sync ran at upload.
 
     Try it (README.md, "Walkthrough"), in another terminal:

@@ -61,8 +61,14 @@ struct NotificationEndpointTests {
             #expect(try await Self.post(url, bearer: secret + "x", body: good).status == 401)
             #expect(try await Self.post("\(base)/\(tenant.id)/\(UUID())", bearer: secret, body: good).status == 401)
             #expect(try await Self.post("\(base)/\(UUID())/\(token.id)", bearer: secret, body: good).status == 401)
-            #expect(try await Self.post("\(base)/x%27%3B%20DROP%20TABLE%20tokens%3B--/\(token.id)", bearer: secret, body: good)
-                .status == 404)
+            #expect(
+                try await Self.post(
+                    "\(base)/x%27%3B%20DROP%20TABLE%20tokens%3B--/\(token.id)",
+                    bearer: secret,
+                    body: good
+                )
+                .status == 404
+            )
             // Apple's secret, but not a notification, another location, or too big.
             #expect(try await Self.post(url, bearer: secret, body: Data("{\"hello\":1}".utf8)).status == 400)
             #expect(try await Self.post(url, bearer: secret, body: Data([0xFF, 0x00, 0x12])).status == 400)
