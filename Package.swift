@@ -331,6 +331,7 @@ let package = Package(
         .target(
             name: "VPPBenchKit",
             dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
                 "VPPClock",
                 "VPPLoadKit",
                 "VPPClient",

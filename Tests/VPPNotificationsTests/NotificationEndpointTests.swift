@@ -47,12 +47,31 @@ struct NotificationEndpointTests {
             let location = try env.newLocation()
             let (tenant, client) = try await env.tenant()
             defer { Task { await client.close() } }
-            let token = try #require(try await env.upload(client, location.file).token)
+            let uploaded = try await env.upload(client, location.file)
+            let token = try #require(uploaded.token)
+            _ = try await env.waitForJob(client, jobID: uploaded.syncJobId) { !$0.isActive }
             let tenantID = try #require(UUID(uuidString: tenant.id))
             let tokenID = try #require(UUID(uuidString: token.id))
             let base = try #require(env.server.notificationURL)
             let url = "\(base)/\(tenant.id)/\(token.id)"
             let secret = try await env.sync.tokens.notificationSecret(tenantID: tenantID, tokenID)
+            // The upload subscribed the token (and its first sync, racing the upload's claim, may have too): the
+            // simulator's TEST_NOTIFICATIONs are the ones already there.
+            func listed() async throws -> [VppV1.AppleNotification] {
+                try await client.call(
+                    VppV1.TokenService.ListTokenNotifications.self,
+                    VppV1.ListTokenNotificationsRequest(tokenId: token.id)
+                ).notifications
+            }
+            func jobCount() async throws -> Int {
+                try await env.server.pool.query(
+                    "SELECT count(*)::bigint FROM vpp_control.jobs WHERE kind = 'apple-notification' AND tenant_id = \(tenantID)"
+                ).single().decode(Int.self, at: 0)
+            }
+            #expect(await eventually { try await listed().count >= 1 })
+            let baseline = try await listed()
+            #expect(baseline.allSatisfy { $0.type == "TEST_NOTIFICATION" })
+            let baselineJobs = try await jobCount()
 
             // Someone who is not Apple: no bearer, a wrong one, a guess of the URL of another token.
             let good = Self.body(id: "n-1", uId: location.uId)
@@ -78,12 +97,8 @@ struct NotificationEndpointTests {
 
             var shown = try await env.getToken(client, token.id)
             #expect(shown.notifications?.refusedCount == 2)  // the two wrong bearers for this token
-            #expect(shown.notifications?.receivedCount == 0)
-            let none = try await client.call(
-                VppV1.TokenService.ListTokenNotifications.self,
-                VppV1.ListTokenNotificationsRequest(tokenId: token.id)
-            )
-            #expect(none.notifications.isEmpty)
+            #expect(shown.notifications?.receivedCount == UInt64(baseline.count))
+            #expect(try await listed().count == baseline.count)
 
             // Apple, twice with the same notificationId: recorded once, processed once.
             let first = try await Self.post(url, bearer: secret, body: good)
@@ -93,20 +108,14 @@ struct NotificationEndpointTests {
             #expect(again.body.contains("already recorded"))
             #expect(
                 await eventually {
-                    let listed = try await client.call(
-                        VppV1.TokenService.ListTokenNotifications.self,
-                        VppV1.ListTokenNotificationsRequest(tokenId: token.id)
-                    )
-                    return listed.notifications.count == 1 && listed.notifications[0].processedAt != nil
+                    let ours = try await listed().filter { $0.notificationId == "n-1" }
+                    return ours.count == 1 && ours[0].processedAt != nil
                 }
             )
             shown = try await env.getToken(client, token.id)
-            #expect(shown.notifications?.receivedCount == 1)
+            #expect(shown.notifications?.receivedCount == UInt64(baseline.count + 1))
             #expect(shown.notifications?.lastType == "TEST_NOTIFICATION")
-            let jobs = try await env.server.pool.query(
-                "SELECT count(*)::bigint FROM vpp_control.jobs WHERE kind = 'apple-notification'"
-            )
-            #expect(try jobs.single().decode(Int.self, at: 0) == 1)
+            #expect(try await jobCount() == baselineJobs + 1)
 
             // C3: another tenant cannot list this token's notifications.
             let (_, other) = try await env.tenant("Other")

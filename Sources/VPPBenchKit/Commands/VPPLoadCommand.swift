@@ -14,7 +14,7 @@ public struct VPPLoadCommand: ParsableCommand {
         subcommands: [
             LoadKitSubcommands.ping, LoadKitSubcommands.counts, LoadKitSubcommands.mix, LoadKitSubcommands.idle,
             LoadKitSubcommands.echoServer, LoadKitSubcommands.createTenants, QueueCommand.self, SyncCommand.self,
-            AssignCommand.self, LoadKitSubcommands.abuse,
+            AssignCommand.self, NotifyLatencyCommand.self, LoadKitSubcommands.abuse,
         ]
     )
 
