@@ -11,7 +11,8 @@ import VPPProto
 struct NotifyLatencyCommand: LoadSubcommand {
     static let configuration = CommandConfiguration(
         commandName: "notify-latency",
-        abstract: "Time Apple's notifications end to end: a grant confirmed, an invitation accepted, a purchase served.",
+        abstract:
+            "Time Apple's notifications end to end: a grant confirmed, an invitation accepted, a purchase served.",
         discussion: """
             Against a running vppd and the Apple simulator (Deploy/run-local.sh), with the tenant's key. Each round: \
             (1) CreateAssignment for a new device until Apple's confirmation reaches the ledger (GetLicenseCounts: \
@@ -39,7 +40,9 @@ struct NotifyLatencyCommand: LoadSubcommand {
     var rounds = 5
 
     func execute() async throws {
-        let key = try String(contentsOfFile: self.apiKeyFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let key = try String(contentsOfFile: self.apiKeyFile, encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines
+        )
         let parts = self.server.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("--server is HOST:PORT.") }
         let client = VPPClient(ClientConfiguration(host: String(parts[0]), port: port, apiKey: key))
@@ -48,29 +51,40 @@ struct NotifyLatencyCommand: LoadSubcommand {
         guard let token = tokens.first(where: { $0.state == .valid || $0.state == .expiringSoon }) else {
             throw ValidationError("The tenant has no valid token.")
         }
-        print("token \(token.id) at location \(token.locationId): notifications subscribed \(token.notifications?.subscribed ?? false)")
+        Self.say(
+            "token \(token.id) at location \(token.locationId): notifications subscribed \(token.notifications?.subscribed ?? false)"
+        )
         let apps = try await client.call(VppV1.CatalogService.ListApps.self, VppV1.ListAssetsRequest(tokenId: token.id))
             .assets.filter { !($0.counts?.unlimited ?? true) && $0.deviceAssignable }
         guard let app = apps.first(where: { self.adamID == nil || $0.adamId == self.adamID }) else {
             throw ValidationError("No device-assignable app with counted licenses.")
         }
-        print("app \(app.adamId) (\(app.name))")
+        Self.say("app \(app.adamId) (\(app.name))")
         let run = "\(UInt32.random(in: 0...UInt32.max))"
         var grant: [Double] = []
         var invitation: [Double] = []
         var purchase: [Double] = []
         for round in 0..<self.rounds {
+            try await self.ensureAvailable(client, app, token.locationId, 2)
             grant.append(try await self.timeGrant(client, app.id, "LAT-\(run)-\(round)"))
             invitation.append(try await self.timeInvitation(client, app.id, token.locationId, "lat-\(run)-\(round)"))
             purchase.append(try await self.timePurchase(client, app, token.locationId, "BUY-\(run)-\(round)"))
-            print(String(format: "round %d: grant %.3f s, invitation %.3f s, purchase %.3f s", round + 1, grant.last!, invitation.last!, purchase.last!))
+            Self.say(
+                String(
+                    format: "round %d: grant %.3f s, invitation %.3f s, purchase %.3f s",
+                    round + 1,
+                    grant.last!,
+                    invitation.last!,
+                    purchase.last!
+                )
+            )
         }
         for (name, values) in [
             ("CreateAssignment -> grant confirmed", grant), ("invitation accepted -> PENDING", invitation),
             ("licenses bought -> waiters served", purchase),
         ] {
             let sorted = values.sorted()
-            print(
+            Self.say(
                 String(
                     format: "%-38@ min %.3f s  median %.3f s  max %.3f s",
                     name as NSString,
@@ -82,8 +96,16 @@ struct NotifyLatencyCommand: LoadSubcommand {
         }
     }
 
+    /// A line on standard output at once (a run watched live, or cut short, shows each round).
+    static func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
     func counts(_ client: VPPClient, _ assetID: String) async throws -> VppV1.LicenseCounts {
-        try await client.call(VppV1.CatalogService.GetLicenseCounts.self, VppV1.GetLicenseCountsRequest(assetId: assetID))
+        try await client.call(
+            VppV1.CatalogService.GetLicenseCounts.self,
+            VppV1.GetLicenseCountsRequest(assetId: assetID)
+        )
     }
 
     /// Polls until `done` holds (at most 10 minutes); returns the seconds since `start`.
@@ -127,6 +149,21 @@ struct NotifyLatencyCommand: LoadSubcommand {
             VppV1.AssignmentService.CreateAssignment.self,
             VppV1.CreateAssignmentRequest(assetId: assetID, groupId: groupID, action: .required, licenseType: type)
         )
+    }
+
+    /// Buys licenses at the simulator until the app has `count` free and nobody waits (earlier rounds, or an earlier
+    /// run cut short, may have used them all).
+    func ensureAvailable(_ client: VPPClient, _ app: VppV1.Asset, _ uId: String, _ count: Int) async throws {
+        let counts = try await self.counts(client, app.id)
+        guard counts.available < count || counts.waiting > 0 else { return }
+        try await self.control(
+            "/purchases",
+            ["uId": uId, "adamId": app.adamId, "count": Int(counts.waiting) + count]
+        )
+        _ = try await self.until(.now) {
+            let now = try await self.counts(client, app.id)
+            return now.available >= count && now.waiting == 0 && now.reserved == 0
+        }
     }
 
     /// (1) From CreateAssignment to Apple's confirmation in the ledger.
