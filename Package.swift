@@ -481,7 +481,9 @@ let package = Package(
             name: "VPPDaemonTests",
             dependencies: [
                 "VPPDaemon", "VPPServer", "VPPTesting", "VPPClient", "VPPProto", "VPPPostgres", "AppleVPP",
-                "AppleVPPSimulator",
+                "AppleVPPSimulator", "VPPJobs", "VPPNotifications", "VPPStorage",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),

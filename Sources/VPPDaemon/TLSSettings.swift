@@ -1,6 +1,6 @@
 import Foundation
 import NIOSSL
-import VPPNotifications
+public import VPPNotifications
 public import VPPServer
 import VPPWire
 
@@ -39,7 +39,7 @@ extension ResolvedSettings {
     /// The listener for Apple's notifications (issue 18), when --notification-url is set. Apple sends only to HTTPS
     /// URLs: without a certificate the listener serves plain HTTP on loopback only (behind a proxy that terminates
     /// TLS, or the local run with the simulator).
-    func notificationEndpoint() throws -> NotificationEndpointConfiguration? {
+    public func notificationEndpoint() throws -> NotificationEndpointConfiguration? {
         let url = self[.notificationURL]
         guard !url.isEmpty else { return nil }
         guard let parsed = URLComponents(string: url), ["https", "http"].contains(parsed.scheme ?? ""),

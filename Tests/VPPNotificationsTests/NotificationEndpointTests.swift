@@ -117,6 +117,20 @@ struct NotificationEndpointTests {
             #expect(shown.notifications?.lastType == "TEST_NOTIFICATION")
             #expect(try await jobCount() == baselineJobs + 1)
 
+            // The types this service does not act on yet are recorded and shown, nothing more.
+            let subscription = Self.body(
+                id: "n-sub",
+                type: "SUBSCRIPTION_COUNT",
+                uId: location.uId,
+                payload: #"{"adamId":"1","countDelta":5}"#
+            )
+            #expect(try await Self.post(url, bearer: secret, body: subscription).status == 200)
+            #expect(
+                await eventually {
+                    try await listed().first { $0.notificationId == "n-sub" }?.outcome.contains("does not act") == true
+                }
+            )
+
             // C3: another tenant cannot list this token's notifications.
             let (_, other) = try await env.tenant("Other")
             defer { Task { await other.close() } }
