@@ -156,20 +156,7 @@ public struct NotificationJobHandler: JobHandler {
         return try await self.syncStore.applyNotifiedUsers(
             tenantID: tenantID,
             tokenID: tokenID,
-            users: users.map { user in
-                var invitation = ""
-                if user.status == .registered, let template, let code = user.inviteCode {
-                    invitation = AppleVPPClient.invitationURL(template: template, inviteCode: code) ?? ""
-                }
-                return SyncedUser(
-                    clientUserID: user.clientUserId,
-                    email: user.email ?? "",
-                    status: user.status.rawValue,
-                    idHash: user.idHash ?? "",
-                    inviteCode: user.inviteCode ?? "",
-                    invitationURL: invitation
-                )
-            },
+            users: users.map { SyncedUser($0, invitationTemplate: template) },
             at: Date()
         )
     }
@@ -195,22 +182,7 @@ public struct NotificationJobHandler: JobHandler {
         let applied = try await self.syncStore.applyAssetCounts(
             tenantID: tenantID,
             tokenID: tokenID,
-            SyncedAsset(
-                adamID: asset.adamId,
-                pricingParam: asset.pricingParam.rawValue,
-                productType: asset.productType.rawValue,
-                name: "",
-                bundleID: "",
-                artworkURL: "",
-                platforms: asset.supportedPlatforms ?? [],
-                deviceAssignable: asset.deviceAssignable,
-                revocable: asset.revocable,
-                unlimited: asset.isUnlimited,
-                totalCount: asset.totalCount,
-                assignedCount: asset.assignedCount,
-                availableCount: asset.availableCount,
-                retiredCount: asset.retiredCount
-            ),
+            SyncedAsset(asset, metadata: nil),
             at: Date()
         )
         guard applied else {

@@ -241,24 +241,7 @@ public struct SyncRunner: Sendable {
                 continue
             }
             // R12: books are kept even when the lookup does not name them.
-            synced.append(
-                SyncedAsset(
-                    adamID: asset.adamId,
-                    pricingParam: asset.pricingParam.rawValue,
-                    productType: asset.productType.rawValue,
-                    name: meta?.trackName ?? "",
-                    bundleID: meta?.bundleId ?? "",
-                    artworkURL: meta?.artworkUrl512 ?? "",
-                    platforms: asset.supportedPlatforms ?? [],
-                    deviceAssignable: asset.deviceAssignable,
-                    revocable: asset.revocable,
-                    unlimited: asset.isUnlimited,
-                    totalCount: asset.totalCount,
-                    assignedCount: asset.assignedCount,
-                    availableCount: asset.availableCount,
-                    retiredCount: asset.retiredCount
-                )
-            )
+            synced.append(SyncedAsset(asset, metadata: meta))
         }
         try await self.store.applyAssets(
             tenantID: tenantID,
@@ -286,21 +269,7 @@ public struct SyncRunner: Sendable {
         let userCounts = try await self.store.applyUsers(
             tenantID: tenantID,
             tokenID: tokenID,
-            users: users.items.map { user in
-                var invitation = ""
-                if user.status == .registered, let template = invitationTemplate {
-                    invitation =
-                        AppleVPPClient.invitationURL(template: template, inviteCode: user.inviteCode ?? "") ?? ""
-                }
-                return SyncedUser(
-                    clientUserID: user.clientUserId,
-                    email: user.email ?? "",
-                    status: user.status.rawValue,
-                    idHash: user.idHash ?? "",
-                    inviteCode: user.inviteCode ?? "",
-                    invitationURL: invitation
-                )
-            },
+            users: users.items.map { SyncedUser($0, invitationTemplate: invitationTemplate) },
             at: startedAt
         )
         await progress(.users, Int64(users.items.count), Int64(users.items.count))
