@@ -344,11 +344,13 @@ public struct PushRunner: Sendable {
                 nextPoll = now + self.eventPollInterval
                 continue
             }
-            if let signals = self.signals, self.events != nil {
+            if self.events == nil {
+                try await Task.sleep(for: nextPoll - now)
+            } else if let signals = self.signals {
                 // Woken by the event's notification; a lost wake-up (a listener reconnecting) costs at most 10 s.
                 await signals.wait(for: key, since: generation, timeout: min(nextPoll - now, .seconds(10)))
             } else {
-                try await Task.sleep(for: min(nextPoll - now, self.events == nil ? nextPoll - now : .seconds(1)))
+                try await Task.sleep(for: min(nextPoll - now, .seconds(1)))
             }
             try Task.checkCancellation()
         }
