@@ -40,7 +40,7 @@ struct NotificationEndpointTests {
     }
 
     @Test(
-        "a forged or missing bearer, an unknown token, a bad or oversized body and another location are refused; a repeat changes nothing"
+        "a forged or missing bearer, an unknown token, a bad or oversized body and another location are refused; a repeat changes nothing; C3 holds"
     )
     func hostileRequests() async throws {
         try await SyncEnvironment.run(notifications: true) { env in

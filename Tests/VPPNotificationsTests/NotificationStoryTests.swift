@@ -133,7 +133,7 @@ struct NotificationStoryTests {
         }
     }
 
-    @Test("ASSET_COUNT: licenses bought at Apple serve the waiters at once; a refund shows what is over-assigned")
+    @Test("R15, ASSET_COUNT: licenses bought at Apple serve the waiters at once; a refund shows what is over-assigned")
     func purchaseServesWaiters() async throws {
         try await Self.run(licenses: 1) { fixture in
             let group = try await StoryRPC.deviceGroup(fixture.client, "lab", serials: ["W-1", "W-2", "W-3"])
