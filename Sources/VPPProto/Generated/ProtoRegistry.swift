@@ -14,6 +14,8 @@ public enum ProtoRegistry {
         VppV1.AssignmentService.methods,
         VppV1.AuditService.methods,
         VppV1.CatalogService.methods,
+        VppV1.ChangeService.methods,
+        VppV1.WebhookService.methods,
         VppV1.DirectoryService.methods,
         VppV1.LicenseService.methods,
         VppV1.OperatorService.methods,

@@ -3,6 +3,7 @@
 #include "vpp/v1/assignments.pb-c.h"
 #include "vpp/v1/audit.pb-c.h"
 #include "vpp/v1/catalog.pb-c.h"
+#include "vpp/v1/changes.pb-c.h"
 #include "vpp/v1/common.pb-c.h"
 #include "vpp/v1/directory.pb-c.h"
 #include "vpp/v1/licenses.pb-c.h"

@@ -324,6 +324,11 @@ enum TenantMigrations {
                 CREATE INDEX apple_notifications_received_idx ON apple_notifications (token_id, received_at);
                 """
         ),
+        Migration(
+            version: 7,
+            name: "the change feed: every change numbered in commit order",
+            sql: Self.changeFeed
+        ),
     ]
 
     /// v5 (R15–R17): the database refuses a change of a license's state that `LicenseStateMachine` does not allow,
