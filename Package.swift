@@ -265,6 +265,8 @@ let package = Package(
                 "VPPNotifications",
                 "AppleVPP",
                 "VPPPostgres",
+                "VPPClock",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "VPPProto",
@@ -569,6 +571,21 @@ let package = Package(
                 "VPPWire",
                 "AppleVPP",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VPPChangeFeedTests",
+            dependencies: [
+                "VPPTesting",
+                "VPPTestSupport",
+                "VPPWire",
+                "VPPStorage",
+                "VPPClient",
+                "VPPProto",
+                "AppleVPP",
+                "AppleVPPSimulator",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -120,6 +120,18 @@ struct Daemon {
             )
         }
 
+        let changeRetention = try self.settings.duration(.changeRetention)
+        let changeMaintenance = try self.settings.duration(.changeMaintenanceInterval)
+        guard changeRetention >= .seconds(60), changeMaintenance >= .seconds(1) else {
+            throw SettingsError(
+                "VPP_CHANGE_RETENTION must be at least 60s, VPP_CHANGE_MAINTENANCE_INTERVAL at least 1s."
+            )
+        }
+        let changeFeedConfiguration = ChangeFeedHub.Configuration(
+            maxBufferedPerWatcher: try self.settings.int(.changeWatchBuffer, in: 10...1_000_000),
+            maxWatchers: try self.settings.int(.changeMaxWatchers, in: 1...1_000_000)
+        )
+
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
@@ -140,6 +152,11 @@ struct Daemon {
                 logger: Logger(label: "vpp.apple", level: logger.logLevel)
             )
             let progress = JobProgressHub()
+            let changeFeed = ChangeFeedHub(
+                changeLog: storage.changeLog,
+                configuration: changeFeedConfiguration,
+                logger: Logger(label: "vpp.changes", level: logger.logLevel)
+            )
             let notificationURL = self.settings[.notificationURL]
             let sync = try await SyncSystem.make(
                 storage: storage,
@@ -164,7 +181,8 @@ struct Daemon {
                     progress: progress,
                     ledger: sync.ledger
                 ),
-                directoryObserver: LedgerDirectoryObserver(ledger: sync.ledger, syncs: sync.syncs, logger: logger)
+                directoryObserver: LedgerDirectoryObserver(ledger: sync.ledger, syncs: sync.syncs, logger: logger),
+                changeFeed: changeFeed
             )
             let rpcServer = RPCServer(
                 configuration: serverConfiguration,
@@ -180,9 +198,16 @@ struct Daemon {
                     storage: storage,
                     authenticator: authenticator,
                     jobProgress: progress,
+                    changeFeed: changeFeed,
                     logger: logger
                 ),
                 SyncScheduler(storage: storage, queue: sync.queue, interval: syncInterval, logger: logger),
+                ChangeFeedMaintenance(
+                    storage: storage,
+                    retention: changeRetention,
+                    interval: changeMaintenance,
+                    logger: logger
+                ),
             ]
             if let notificationEndpoint {
                 services.append(

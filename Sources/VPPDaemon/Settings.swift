@@ -44,6 +44,10 @@ public enum Setting: String, CaseIterable, Sendable {
     case notificationTLSKeyFile = "notification-tls-key-file"
     case eventPollInterval = "event-poll-interval"
     case notifiedPollInterval = "notified-poll-interval"
+    case changeRetention = "change-retention"
+    case changeWatchBuffer = "change-watch-buffer"
+    case changeMaxWatchers = "change-max-watchers"
+    case changeMaintenanceInterval = "change-maintenance-interval"
 
     /// The environment variable (and config-file key).
     public var environmentName: String {
@@ -90,6 +94,10 @@ public enum Setting: String, CaseIterable, Sendable {
         case .notificationTLSKeyFile: ""
         case .eventPollInterval: "30s"
         case .notifiedPollInterval: "300s"
+        case .changeRetention: "168h"
+        case .changeWatchBuffer: "1000"
+        case .changeMaxWatchers: "10000"
+        case .changeMaintenanceInterval: "5m"
         }
     }
 
@@ -153,6 +161,13 @@ public enum Setting: String, CaseIterable, Sendable {
             "Time between polls of Apple's /status for an event no notification answered (Apple asks for at least 30s)."
         case .notifiedPollInterval:
             "While a token's notifications arrive, how long an event waits for its notification before it is polled (Apple: 5 minutes)."
+        case .changeRetention:
+            "How long the change feed keeps each change; a cursor older than that gets FAILED_PRECONDITION naming the oldest one held."
+        case .changeWatchBuffer:
+            "Changes buffered for one WatchChanges stream before a client that does not read is cut (RESOURCE_EXHAUSTED)."
+        case .changeMaxWatchers: "WatchChanges streams this server serves at once."
+        case .changeMaintenanceInterval:
+            "How often the change feed is pruned and tokens expiring in 30, 14 or 7 days are announced in it."
         }
     }
 

@@ -121,6 +121,10 @@ public enum LogKey {
     public static let error = "error"
     /// How many items.
     public static let count = "count"
+    /// Changes buffered for a change-feed stream (issue 19).
+    public static let buffered = "buffered"
+    /// Tokens given an expiry warning in the change feed (issue 19).
+    public static let tokensWarned = "tokens_warned"
     /// A file system path or a URL path.
     public static let path = "path"
     /// How long something took.

@@ -1,4 +1,5 @@
 import Foundation
+import VPPLicensing
 import VPPProto
 import VPPServer
 import VPPStorage
@@ -65,8 +66,15 @@ extension VppV1.LicenseCounts {
     /// Every count of one asset, from `AssetRecord.counts` (LedgerCounts): the ledger's seats and Apple's figures,
     /// each under its own name (catalog.proto defines them).
     init(_ asset: AssetRecord) {
+        self.init(asset.counts)
+        self.appleAssigned = UInt32(clamping: asset.assignedCount)
+        self.appleAvailable = UInt32(clamping: asset.availableCount)
+        self.appleRetired = UInt32(clamping: asset.retiredCount)
+    }
+
+    /// The ledger's counts alone (the change feed's COUNTS entries carry these, without Apple's own figures).
+    init(_ counts: LedgerCounts) {
         self.init()
-        let counts = asset.counts
         self.unlimited = counts.unlimited
         // Free apps: Apple reports 2147483647; no arithmetic is done on it.
         self.total = UInt32(clamping: counts.total)
@@ -76,9 +84,6 @@ extension VppV1.LicenseCounts {
         self.waiting = UInt32(clamping: counts.waiting)
         self.heldElsewhere = UInt32(clamping: counts.heldElsewhere)
         self.overAssigned = UInt32(clamping: counts.overAssigned)
-        self.appleAssigned = UInt32(clamping: asset.assignedCount)
-        self.appleAvailable = UInt32(clamping: asset.availableCount)
-        self.appleRetired = UInt32(clamping: asset.retiredCount)
     }
 }
 

@@ -8,12 +8,14 @@ public import VPPStorage
 
 /// Listens for changes other servers announce (a key revoked, a tenant suspended or deleted) and drops what this
 /// process cached about them, so that every server sees the change on the next call. It also relays job progress
-/// (`JobQueue.progressChannel`) to the streams that watch jobs.
+/// (`JobQueue.progressChannel`) to the streams that watch jobs, and commits that wrote changes (`ChangeLog.channel`)
+/// to the change feed's streams.
 public final class ChangeListener: Service, Sendable {
     private let configuration: PostgresConfiguration
     private let storage: Storage
     private let authenticator: StorageAuthenticator
     private let jobProgress: JobProgressHub?
+    private let changeFeed: ChangeFeedHub?
     private let logger: Logger
 
     public init(
@@ -21,8 +23,10 @@ public final class ChangeListener: Service, Sendable {
         storage: Storage,
         authenticator: StorageAuthenticator,
         jobProgress: JobProgressHub? = nil,
+        changeFeed: ChangeFeedHub? = nil,
         logger: Logger
     ) {
+        self.changeFeed = changeFeed
         self.configuration = configuration
         self.storage = storage
         self.authenticator = authenticator
@@ -31,13 +35,10 @@ public final class ChangeListener: Service, Sendable {
     }
 
     public func run() async throws {
-        let listener = try PostgresListener(
-            configuration: self.configuration,
-            channels: self.jobProgress == nil
-                ? [Storage.changesChannel]
-                : [Storage.changesChannel, JobQueue.progressChannel, Storage.appleEventsChannel],
-            logger: self.logger
-        )
+        var channels = [Storage.changesChannel]
+        if self.jobProgress != nil { channels += [JobQueue.progressChannel, Storage.appleEventsChannel] }
+        if self.changeFeed != nil { channels.append(ChangeLog.channel) }
+        let listener = try PostgresListener(configuration: self.configuration, channels: channels, logger: self.logger)
         await withGracefulShutdownHandler {
             for await event in listener.events {
                 switch event {
@@ -48,8 +49,14 @@ public final class ChangeListener: Service, Sendable {
                     self.authenticator.forgetAll()
                     self.storage.forgetAllTenants()
                     self.jobProgress?.signalAll()
+                    self.changeFeed?.signalAll()
                 case .notification(let notification) where notification.channel == JobQueue.progressChannel:
                     self.jobProgress?.signal(notification.payload.lowercased())
+                case .notification(let notification) where notification.channel == ChangeLog.channel:
+                    // Issue 19: a transaction that wrote changes in this tenant committed (at any server).
+                    if let tenantID = TenantSchema.tenantID(fromSchemaName: notification.payload) {
+                        self.changeFeed?.signal(tenantID: tenantID)
+                    }
                 case .notification(let notification) where notification.channel == Storage.appleEventsChannel:
                     // Issue 18: a notification about one of Apple's events arrived (at any server).
                     self.jobProgress?.signal(EventSignalsKey.event(notification.payload))

@@ -29,6 +29,13 @@ public enum ServiceErrorMapper {
             return error
         case let error as StorageError:
             return map(error)
+        case let error as ChangeCursorExpired:
+            // Issue 19: never a silent gap; the detail names the oldest cursor still held.
+            return RPCError(
+                .failedPrecondition,
+                error.description,
+                details: [ChangeService.detail("CHANGE_CURSOR_EXPIRED", ["oldest_cursor": "\(error.oldest)"])]
+            )
         case let error as JobQueueError:
             // The queue's refusals mean what storage's do, and are answered alike.
             switch error {

@@ -40,10 +40,16 @@ public enum Services {
         storage: Storage,
         authenticator: StorageAuthenticator,
         tokens: TokenServiceDependencies? = nil,
-        directoryObserver: any DirectoryObserver = NoDirectoryObserver()
+        directoryObserver: any DirectoryObserver = NoDirectoryObserver(),
+        changeFeed: ChangeFeedHub? = nil
     ) -> RPCRouter {
         var router = RPCRouter()
         router.registerSystemService()
+        // Issue 19. Without a hub fed by a ChangeListener, the streams find new changes by polling.
+        ChangeService(
+            changeLog: storage.changeLog,
+            hub: changeFeed ?? ChangeFeedHub(changeLog: storage.changeLog, logger: storage.logger)
+        ).register(into: &router)
         OperatorService(storage: storage, authenticator: authenticator).register(into: &router)
         TenantAuditService(storage: storage).register(into: &router)
         // The directory needs no Apple: always served.

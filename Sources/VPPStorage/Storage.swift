@@ -9,7 +9,7 @@ public final class Storage: Sendable {
     public let tenants: TenantStore
     public let apiKeys: ApiKeyStore
     public let migrator: Migrator
-    let logger: Logger
+    public let logger: Logger
 
     /// How long a tenant's state read from the database is trusted before it is read again. Changes made by this
     /// process are seen at once; changes made by another server within this time (or at once, through NOTIFY, once the

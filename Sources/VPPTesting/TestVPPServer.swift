@@ -30,6 +30,8 @@ public struct TestVPPServer: Sendable {
     let httpClient: HTTPClient?
     /// Where Apple's notifications go (`<url>/<tenant>/<token>`), when `TestAppleOptions.notifications` is on.
     public let notificationURL: String?
+    /// The change feed's fan-out (issue 19): fed by the listener when the server listens for changes.
+    public let changeFeed: ChangeFeedHub
 
     public var port: Int { self.server.localPort ?? 0 }
 
@@ -43,6 +45,7 @@ public struct TestVPPServer: Sendable {
         operatorKey givenOperatorKey: String? = nil,
         apple: TestAppleOptions? = nil,
         directoryObserver: (any DirectoryObserver)? = nil,
+        changeFeedConfiguration: ChangeFeedHub.Configuration = ChangeFeedHub.Configuration(),
         configure: (inout ServerConfiguration) -> Void = { _ in }
     ) async throws -> TestVPPServer {
         var logger = Logger(label: "test.vpp")
@@ -145,12 +148,18 @@ public struct TestVPPServer: Sendable {
             }
         }
         var listener: Task<Void, any Error>?
+        let changeFeed = ChangeFeedHub(
+            changeLog: storage.changeLog,
+            configuration: changeFeedConfiguration,
+            logger: logger
+        )
         if listenForChanges || apple != nil {
             let changes = ChangeListener(
                 configuration: databaseConfiguration,
                 storage: storage,
                 authenticator: authenticator,
                 jobProgress: progress,
+                changeFeed: changeFeed,
                 logger: logger
             )
             listener = Task { try await changes.run() }
@@ -165,7 +174,8 @@ public struct TestVPPServer: Sendable {
                 tokens: tokenServices,
                 directoryObserver: directoryObserver
                     ?? sync.map { LedgerDirectoryObserver(ledger: $0.ledger, syncs: $0.syncs, logger: logger) }
-                    ?? NoDirectoryObserver()
+                    ?? NoDirectoryObserver(),
+                changeFeed: changeFeed
             ),
             authenticator: authenticator,
             logger: logger,
@@ -184,7 +194,8 @@ public struct TestVPPServer: Sendable {
             sync: sync,
             background: background,
             httpClient: httpClient,
-            notificationURL: notificationURL
+            notificationURL: notificationURL,
+            changeFeed: changeFeed
         )
     }
 

@@ -22,6 +22,7 @@ struct ErrorMappingTests {
     static let samples: [String: (error: any Error, code: RpcV1.StatusCode)] = [
         "RPCError": (RPCError.notFound("x"), .notFound),
         "StorageError": (StorageError.failedPrecondition("x", reason: "Y"), .failedPrecondition),
+        "ChangeCursorExpired": (ChangeCursorExpired(cursor: 3, oldest: 10), .failedPrecondition),
         "JobQueueError": (
             JobQueueError.invalidArgument("page_token is not a token this server issued.", field: "page.page_token"),
             .invalidArgument

@@ -367,7 +367,8 @@ extension VppV1 {
 
         public var installReason: Swift.String = ""
 
-        /// True when the target holds a license (granted, or reserved and Apple asked): the moment to install.
+        /// True when Apple confirmed the target's license (the ledger's "granted"): with state PENDING, the moment to send
+        /// InstallApplication.
         public var holdsLicense: Swift.Bool = false
 
         public init() {}
@@ -764,7 +765,8 @@ extension VppV1 {
     public struct CountsChange: ProtoMessage {
         public static let protoMessageName: Swift.String = "vpp.v1.CountsChange"
 
-        /// The same counts as GetLicenseCounts at the moment of the change.
+        /// The ledger's counts as GetLicenseCounts gives them at the moment of the change. Apple's own figures
+        /// (apple_assigned, apple_available, apple_retired) are not carried: they change only with a sync.
         public var counts: VppV1.LicenseCounts? = nil
 
         /// The asset is gone from the token at Apple.

@@ -108,6 +108,7 @@ public struct ChangeData: Sendable, Hashable, Codable {
     public var count: Int?
     // webhook_disabled
     public var webhookID: UUID?
+    public var url: String?
 
     public init() {}
 
@@ -159,6 +160,7 @@ public struct ChangeData: Sendable, Hashable, Codable {
         case removed
         case count
         case webhookID = "webhook_id"
+        case url
     }
 }
 
@@ -167,6 +169,11 @@ public struct ChangeCursorExpired: Error, Sendable, Hashable, CustomStringConver
     public var cursor: Int64
     /// The oldest cursor still valid: reading after it sees every entry still held.
     public var oldest: Int64
+
+    public init(cursor: Int64, oldest: Int64) {
+        self.cursor = cursor
+        self.oldest = oldest
+    }
 
     public var description: String {
         "Cursor \(self.cursor) is older than the change log's retention: entries up to \(self.oldest) were pruned. "
@@ -213,7 +220,10 @@ public struct ChangeLog: Sendable {
 
     static func bounds(_ transaction: PostgresTransaction) async throws -> ChangeLogBounds {
         let row = try await transaction.query("SELECT last_seq, pruned_through FROM change_counter").single()
-        return ChangeLogBounds(head: try row.decode(Int64.self, at: 0), prunedThrough: try row.decode(Int64.self, at: 1))
+        return ChangeLogBounds(
+            head: try row.decode(Int64.self, at: 0),
+            prunedThrough: try row.decode(Int64.self, at: 1)
+        )
     }
 
     /// Up to `limit` entries after `cursor` whose kind is in `kinds` (every kind when empty). Throws

@@ -56,6 +56,8 @@ extension TenantMigrations {
                 pruned_through bigint NOT NULL DEFAULT 0
             );
             INSERT INTO change_counter DEFAULT VALUES;
+            -- The entries of transactions not yet committed (each transaction sees only its own).
+            CREATE INDEX changes_unnumbered_idx ON changes (asset_id) WHERE seq IS NULL;
 
             CREATE FUNCTION changes_number() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $fn$
             DECLARE
@@ -154,13 +156,18 @@ extension TenantMigrations {
                     IF ids IS NOT NULL THEN
                         PERFORM changes_record_licenses(ids);
                     END IF;
-                    -- R15: waiters that got a license.
+                    -- R15: waiters that got a license. An entry that began waiting in this same transaction never
+                    -- waited for anyone to see (its 'waiting' entry is one of this transaction's, still unnumbered).
                     INSERT INTO changes (kind, token_id, asset_id, data)
                     SELECT 'waiters_served', a.token_id, a.id,
                            jsonb_build_object('adam_id', a.adam_id, 'pricing_param', a.pricing_param,
                                               'product_type', a.product_type, 'count', count(*))
                     FROM old_rows o JOIN new_rows n ON n.id = o.id JOIN assets a ON a.id = n.asset_id
                     WHERE o.state = 'waiting' AND n.state IN \(held)
+                      AND NOT EXISTS (
+                          SELECT 1 FROM changes c
+                          WHERE c.seq IS NULL AND c.kind = 'license' AND c.asset_id = o.asset_id
+                            AND c.data->>'license_id' = o.id::text AND c.data->>'state' = 'waiting')
                     GROUP BY a.id, a.token_id, a.adam_id, a.pricing_param, a.product_type
                     ORDER BY a.id;
                 ELSE

@@ -38,6 +38,16 @@ public struct TenantSchema: Sendable, Hashable {
         self = expected
     }
 
+    /// The tenant a well-formed schema name belongs to (a NOTIFY payload names schemas), or nil.
+    public static func tenantID(fromSchemaName name: String) -> UUID? {
+        guard Self.isWellFormed(name) else { return nil }
+        let hex = Array(name.dropFirst(6))
+        let dashed =
+            String(hex[0..<8]) + "-" + String(hex[8..<12]) + "-" + String(hex[12..<16]) + "-"
+            + String(hex[16..<20]) + "-" + String(hex[20..<32])
+        return UUID(uuidString: dashed)
+    }
+
     static func isWellFormed(_ name: String) -> Bool {
         name.count == 38 && name.hasPrefix("vpp_t_")
             && name.dropFirst(6).allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) }

@@ -130,6 +130,13 @@ public struct TenantStore: Sendable {
         return try Self.decode(row)
     }
 
+    /// Every active tenant's id (for maintenance that visits each tenant's schema).
+    public func activeIDs() async throws -> [UUID] {
+        try await self.pool.query("SELECT id FROM vpp_control.tenants WHERE state = 'active' ORDER BY id").map {
+            try $0.decode(UUID.self, at: 0)
+        }
+    }
+
     /// One page of tenants in creation order, optionally filtered.
     public func list(
         pageSize: Int,

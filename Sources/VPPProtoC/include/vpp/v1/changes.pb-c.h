@@ -200,7 +200,8 @@ struct  Vpp__V1__LicenseChange
   char *reason;
   char *install_reason;
   /*
-   * True when the target holds a license (granted, or reserved and Apple asked): the moment to install.
+   * True when Apple confirmed the target's license (the ledger's "granted"): with state PENDING, the moment to send
+   * InstallApplication.
    */
   protobuf_c_boolean holds_license;
 };
@@ -268,7 +269,8 @@ struct  Vpp__V1__CountsChange
 {
   ProtobufCMessage base;
   /*
-   * The same counts as GetLicenseCounts at the moment of the change.
+   * The ledger's counts as GetLicenseCounts gives them at the moment of the change. Apple's own figures
+   * (apple_assigned, apple_available, apple_retired) are not carried: they change only with a sync.
    */
   Vpp__V1__LicenseCounts *counts;
   /*
