@@ -167,7 +167,10 @@ struct ChangeService: Sendable {
     static func heartbeat(_ seconds: UInt32) throws -> Duration {
         if seconds == 0 { return Self.defaultHeartbeat }
         guard (1...300).contains(seconds) else {
-            throw RPCError.invalidArgument("heartbeat_seconds is between 1 and 300 (0: 30).", field: "heartbeat_seconds")
+            throw RPCError.invalidArgument(
+                "heartbeat_seconds is between 1 and 300 (0: 30).",
+                field: "heartbeat_seconds"
+            )
         }
         return .seconds(Int(seconds))
     }

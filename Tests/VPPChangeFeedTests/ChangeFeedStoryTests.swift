@@ -175,7 +175,11 @@ struct ChangeFeedStoryTests {
             // The stream saw exactly what the list holds; the filtered one exactly the license moves after its start.
             #expect(await all.waitFor(head))
             #expect(all.changes == listed)
-            #expect(await eventually { licensesOnly.changes.last?.sequence == listed.last { $0.kind == .license }?.sequence })
+            #expect(
+                await eventually {
+                    licensesOnly.changes.last?.sequence == listed.last { $0.kind == .license }?.sequence
+                }
+            )
             #expect(licensesOnly.changes == listed.filter { $0.kind == .license })
 
             // The last word on each device and on the asset is what ListLicenses and GetLicenseCounts say now.
@@ -220,12 +224,16 @@ struct ChangeFeedStoryTests {
         "issue 19: a stream that drops and resumes from its last cursor, while changes keep coming, sees every change exactly once (randomized; the seed is printed)"
     )
     func resumeFromCursor() async throws {
-        let seed = UInt64(ProcessInfo.processInfo.environment["VPP_TEST_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64.max)
+        let seed =
+            UInt64(ProcessInfo.processInfo.environment["VPP_TEST_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64.max)
         print("resumeFromCursor seed: \(seed) (VPP_TEST_SEED=\(seed) repeats it)")
         var random = SplitMix64(seed: seed)
         try await SyncEnvironment.run { env in
             let created = try env.core.createLocation(
-                .init(locationName: "Resume School", assets: [.init(adamId: Self.app, productType: .app, totalCount: 4)])
+                .init(
+                    locationName: "Resume School",
+                    assets: [.init(adamId: Self.app, productType: .app, totalCount: 4)]
+                )
             )
             let (tenant, client) = try await env.tenant("Resume")
             defer { Task { await client.close() } }
@@ -347,7 +355,10 @@ struct ChangeFeedStoryTests {
                 )
             }
             await expectStatus(.invalidArgument) {
-                _ = try await client.call(VppV1.ChangeService.ListChanges.self, VppV1.ListChangesRequest(pageSize: 5000))
+                _ = try await client.call(
+                    VppV1.ChangeService.ListChanges.self,
+                    VppV1.ListChangesRequest(pageSize: 5000)
+                )
             }
             await expectStatus(.invalidArgument) {
                 for try await _ in client.stream(
@@ -371,7 +382,10 @@ struct ChangeFeedStoryTests {
     func expiredCursor() async throws {
         try await SyncEnvironment.run { env in
             let created = try env.core.createLocation(
-                .init(locationName: "Pruned School", assets: [.init(adamId: Self.app, productType: .app, totalCount: 1)])
+                .init(
+                    locationName: "Pruned School",
+                    assets: [.init(adamId: Self.app, productType: .app, totalCount: 1)]
+                )
             )
             let (tenant, client) = try await env.tenant("Pruned")
             defer { Task { await client.close() } }

@@ -37,7 +37,10 @@ public final class ChangeFeedMaintenance: Service, Sendable {
                 } catch is CancellationError {
                     return
                 } catch {
-                    self.logger.warning("Change feed maintenance failed; will try again", metadata: [LogKey.error: "\(error)"])
+                    self.logger.warning(
+                        "Change feed maintenance failed; will try again",
+                        metadata: [LogKey.error: "\(error)"]
+                    )
                 }
                 try? await self.clock.sleep(for: self.interval)
             }
